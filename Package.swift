@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Branchy",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "branchy", targets: ["branchy"]),
+        .executable(name: "branchy-device", targets: ["branchy-device"]),
+        .executable(name: "branchy-edge", targets: ["branchy-edge"]),
+        .executable(name: "branchy-cloud", targets: ["branchy-cloud"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Layer 0: kernels, no dependencies.
+        .target(name: "BranchyTensor", swiftSettings: fast),
+        // Layer 1: data sets and model description / weights.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .target(name: "BranchyData", dependencies: ["CZlib"]),
+        .target(name: "BranchyModel", dependencies: ["BranchyTensor"], swiftSettings: fast),
+        // Layer 2: training and evaluation.
+        .target(name: "BranchyTraining", dependencies: ["BranchyModel", "BranchyData"], swiftSettings: fast),
+        // Protocol and configuration.
+        .target(name: "BranchyWire", dependencies: [
+            "BranchyTensor",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        .target(name: "BranchyTopology", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // Node runtime: sockets, TLS, the tiers.
+        .target(name: "BranchyNode", dependencies: [
+            "BranchyWire", "BranchyTopology", "BranchyModel", "BranchyData",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Thin executables.
+        .executableTarget(name: "branchy", dependencies: [
+            "BranchyTraining", "BranchyModel", "BranchyData",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "branchy-device", dependencies: [
+            "BranchyNode",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "branchy-edge", dependencies: [
+            "BranchyNode",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "branchy-cloud", dependencies: [
+            "BranchyNode",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "BranchyTensorTests", dependencies: ["BranchyTensor"]),
+        .testTarget(name: "BranchyDataTests", dependencies: ["BranchyData"]),
+        .testTarget(name: "BranchyModelTests", dependencies: ["BranchyModel"]),
+        .testTarget(name: "BranchyTrainingTests", dependencies: ["BranchyTraining"]),
+        .testTarget(name: "BranchyWireTests", dependencies: [
+            "BranchyWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOTestUtils", package: "swift-nio"),
+        ]),
+        .testTarget(name: "BranchyTopologyTests", dependencies: ["BranchyTopology"]),
+        .testTarget(name: "BranchyNodeTests", dependencies: ["BranchyNode"]),
+    ],
+    swiftLanguageModes: [.v5]
+)
