@@ -1,0 +1,108 @@
+import Foundation
+
+/// The tier a node runs in. Requests flow upstream: device → edge → cloud.
+public enum NodeRole: String, Sendable, Hashable, CaseIterable {
+    /// Holds the input; runs the first stages; never listens.
+    case device
+    /// Listens for devices (or other downstream nodes) and forwards to a cloud.
+    case edge
+    /// The root of the tree: listens, has no upstream, hosts the model's last stage.
+    case cloud
+
+    /// Roles this role may name as its upstream.
+    var allowedUpstreamRoles: [NodeRole] {
+        switch self {
+        case .device: return [.edge, .cloud]
+        case .edge: return [.cloud]
+        case .cloud: return []
+        }
+    }
+}
+
+/// What a node does when its upstream cannot answer in time.
+public enum FailurePolicy: String, Sendable, Hashable, CaseIterable {
+    /// Answer with the node's own last exit, marked as degraded.
+    case degrade
+    /// Report the request as failed.
+    case fail
+}
+
+/// The three files a node needs for mutual TLS, as absolute file URLs.
+public struct TLSFiles: Sendable, Hashable {
+    /// The CA certificate that signs every node's certificate (PEM).
+    public var ca: URL
+    /// This node's certificate (PEM).
+    public var cert: URL
+    /// This node's private key (PEM, PKCS#8).
+    public var key: URL
+
+    /// Creates a set of TLS file locations.
+    public init(ca: URL, cert: URL, key: URL) {
+        self.ca = ca
+        self.cert = cert
+        self.key = key
+    }
+}
+
+/// One process of the split network, as described by one entry of `nodes:`.
+public struct NodeConfig: Sendable, Hashable {
+    /// The feature codecs a link may use, by name.
+    public static let codecNames = ["float32", "float16", "int8"]
+    /// Default `deadlineMs`.
+    public static let defaultDeadlineMillis = 10_000
+    /// Default `maxInFlight`.
+    public static let defaultMaxInFlight = 256
+
+    /// Unique node name; also the certificate's common name and DNS name.
+    public var name: String
+    /// The tier.
+    public var role: NodeRole
+    /// The model stages this node runs, in model order.
+    public var stages: [String]
+    /// One entropy threshold per hosted exit that is not the model's last exit.
+    public var thresholds: [Float]
+    /// Where the node accepts connections from downstream nodes (edge and cloud only).
+    public var listen: Endpoint?
+    /// The name of the node this one forwards to; nil for the root.
+    public var upstream: String?
+    /// Feature codec on the link to upstream: one of `codecNames`.
+    public var codec: String
+    /// What to do when the upstream fails or misses the deadline.
+    public var onUpstreamFailure: FailurePolicy
+    /// Per-request deadline for the upstream's answer, in milliseconds.
+    public var deadlineMillis: Int
+    /// Bounded number of requests in flight on the upstream link.
+    public var maxInFlight: Int
+    /// Mutual-TLS files.
+    public var tls: TLSFiles
+
+    /// Creates a node description without validating it; `Topology.load` validates.
+    public init(
+        name: String,
+        role: NodeRole,
+        stages: [String],
+        thresholds: [Float] = [],
+        listen: Endpoint? = nil,
+        upstream: String? = nil,
+        codec: String = "float32",
+        onUpstreamFailure: FailurePolicy = .degrade,
+        deadlineMillis: Int = NodeConfig.defaultDeadlineMillis,
+        maxInFlight: Int = NodeConfig.defaultMaxInFlight,
+        tls: TLSFiles
+    ) {
+        self.name = name
+        self.role = role
+        self.stages = stages
+        self.thresholds = thresholds
+        self.listen = listen
+        self.upstream = upstream
+        self.codec = codec
+        self.onUpstreamFailure = onUpstreamFailure
+        self.deadlineMillis = deadlineMillis
+        self.maxInFlight = maxInFlight
+        self.tls = tls
+    }
+
+    /// True for the root of the tree, the node with no upstream.
+    public var isRoot: Bool { upstream == nil }
+}

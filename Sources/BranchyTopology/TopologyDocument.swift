@@ -1,0 +1,164 @@
+import Foundation
+import Yams
+
+/// One entry of `nodes:` as read from the file: the node plus where each key was
+/// found, so later checks can point at the right line.
+struct ParsedNode {
+    var config: NodeConfig
+    /// `nodes[i]`.
+    var path: String
+    /// Line of the entry.
+    var line: Int?
+    /// Keys present in the file, with the line of their value.
+    var keyLines: [String: Int?]
+
+    func keyPath(_ key: String) -> String { path + "." + key }
+    func line(of key: String) -> Int? { keyLines[key].flatMap { $0 } ?? line }
+    func has(_ key: String) -> Bool { keyLines[key] != nil }
+}
+
+/// The file's contents after syntax, key and type checks, before any cross-node check.
+struct TopologyDocument {
+    static let topKeys = ["model", "certs", "nodes"]
+    static let nodeKeys = ["name", "role", "stages", "thresholds", "listen", "upstream", "codec",
+                           "onUpstreamFailure", "deadlineMs", "maxInFlight", "tls"]
+    /// Keys that describe the link to the upstream node.
+    static let linkKeys = ["codec", "onUpstreamFailure", "deadlineMs", "maxInFlight"]
+    static let tlsKeys = ["ca", "cert", "key"]
+
+    var modelDirectory: URL
+    var certsDirectory: URL?
+    var nodes: [ParsedNode]
+
+    /// Parses `yaml`; relative paths resolve against `baseDirectory`.
+    init(yaml: String, baseDirectory: URL, context: ErrorContext) throws {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw Self.syntaxError(error, context: context)
+        }
+        guard let root else {
+            throw context.error("", "the file is empty; expected a mapping with keys \(Self.topKeys.joined(separator: ", "))")
+        }
+        let top = try MappingReader(root, path: "", allowed: Self.topKeys, context: context)
+        guard let model = try top.string("model") else { throw top.missing("model") }
+        modelDirectory = Self.resolve(model, against: baseDirectory)
+        certsDirectory = try top.string("certs").map { Self.resolve($0, against: baseDirectory) }
+        guard let entries = try top.list("nodes") else { throw top.missing("nodes") }
+        guard !entries.isEmpty else {
+            throw context.error("nodes", "the list is empty; at least one node is needed", line: top.line(of: "nodes"))
+        }
+        let tlsBase = certsDirectory ?? baseDirectory
+        nodes = try entries.enumerated().map { index, entry in
+            try Self.parseNode(entry, path: "nodes[\(index)]", tlsBase: tlsBase, context: context)
+        }
+    }
+
+    private static func parseNode(_ entry: Node, path: String, tlsBase: URL, context: ErrorContext) throws -> ParsedNode {
+        let reader = try MappingReader(entry, path: path, allowed: nodeKeys, context: context)
+        guard let name = try reader.string("name") else { throw reader.missing("name") }
+        let allowedName = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+        guard name.allSatisfy({ allowedName.contains($0) }) else {
+            throw context.error(reader.keyPath("name"), "node name '\(name)' may contain only letters, digits, '-', '_' and '.'",
+                                line: reader.line(of: "name"))
+        }
+        guard let roleName = try reader.string("role") else { throw reader.missing("role") }
+        guard let role = NodeRole(rawValue: roleName) else {
+            throw context.error(reader.keyPath("role"), "unknown role '\(roleName)' (expected device, edge or cloud)",
+                                line: reader.line(of: "role"))
+        }
+        guard let stageNodes = try reader.list("stages") else { throw reader.missing("stages") }
+        guard !stageNodes.isEmpty else {
+            throw context.error(reader.keyPath("stages"), "a node must host at least one stage", line: reader.line(of: "stages"))
+        }
+        let stages = try stageNodes.enumerated().map { i, node in
+            try MappingReader.string(node, keyPath: reader.keyPath("stages[\(i)]"), context: context)
+        }
+        let thresholds = try (reader.list("thresholds") ?? []).enumerated().map { i, node in
+            try parseThreshold(node, keyPath: reader.keyPath("thresholds[\(i)]"), context: context)
+        }
+        let listen = try reader.string("listen").map { text in
+            do { return try Endpoint(parsing: text) } catch let error as EndpointError {
+                throw context.error(reader.keyPath("listen"), error.description, line: reader.line(of: "listen"))
+            }
+        }
+        let codec = try reader.string("codec") ?? "float32"
+        guard NodeConfig.codecNames.contains(codec) else {
+            throw context.error(reader.keyPath("codec"),
+                                "unknown codec '\(codec)' (expected \(NodeConfig.codecNames.joined(separator: ", ")))",
+                                line: reader.line(of: "codec"))
+        }
+        let policyName = try reader.string("onUpstreamFailure") ?? FailurePolicy.degrade.rawValue
+        guard let policy = FailurePolicy(rawValue: policyName) else {
+            throw context.error(reader.keyPath("onUpstreamFailure"), "unknown policy '\(policyName)' (expected degrade or fail)",
+                                line: reader.line(of: "onUpstreamFailure"))
+        }
+        let deadline = try positive(reader, "deadlineMs") ?? NodeConfig.defaultDeadlineMillis
+        let maxInFlight = try positive(reader, "maxInFlight") ?? NodeConfig.defaultMaxInFlight
+        let tls = try parseTLS(reader, nodeName: name, base: tlsBase)
+
+        let config = NodeConfig(
+            name: name, role: role, stages: stages, thresholds: thresholds, listen: listen,
+            upstream: try reader.string("upstream"), codec: codec, onUpstreamFailure: policy,
+            deadlineMillis: deadline, maxInFlight: maxInFlight, tls: tls)
+        var keyLines: [String: Int?] = [:]
+        for key in nodeKeys where reader.value(key) != nil { keyLines[key] = reader.line(of: key) }
+        return ParsedNode(config: config, path: path, line: reader.line, keyLines: keyLines)
+    }
+
+    private static func parseThreshold(_ node: Node, keyPath: String, context: ErrorContext) throws -> Float {
+        guard case .scalar = node, let value = node.float else {
+            throw context.error(keyPath, "expected a number, got \(MappingReader.describe(node))", line: node.mark?.line)
+        }
+        guard value.isFinite, value >= 0 else {
+            throw context.error(keyPath, "threshold must be finite and >= 0, got \(value)", line: node.mark?.line)
+        }
+        return Float(value)
+    }
+
+    private static func positive(_ reader: MappingReader, _ key: String) throws -> Int? {
+        guard let value = try reader.int(key) else { return nil }
+        guard value > 0 else {
+            throw reader.context.error(reader.keyPath(key), "must be a positive integer, got \(value)", line: reader.line(of: key))
+        }
+        return value
+    }
+
+    private static func parseTLS(_ reader: MappingReader, nodeName: String, base: URL) throws -> TLSFiles {
+        var paths = ["ca": "ca.pem", "cert": "\(nodeName).pem", "key": "\(nodeName)-key.pem"]
+        if let node = reader.value("tls") {
+            let tls = try MappingReader(node, path: reader.keyPath("tls"), allowed: tlsKeys, context: reader.context)
+            for key in tlsKeys {
+                if let path = try tls.string(key) { paths[key] = path }
+            }
+        }
+        return TLSFiles(ca: resolve(paths["ca"]!, against: base),
+                        cert: resolve(paths["cert"]!, against: base),
+                        key: resolve(paths["key"]!, against: base))
+    }
+
+    /// An absolute, standardized file URL for `path`; relative paths resolve against `base`.
+    static func resolve(_ path: String, against base: URL) -> URL {
+        let expanded = (path as NSString).expandingTildeInPath
+        if expanded.hasPrefix("/") { return URL(fileURLWithPath: expanded).standardizedFileURL }
+        return URL(fileURLWithPath: base.path).appendingPathComponent(expanded).standardizedFileURL
+    }
+
+    private static func syntaxError(_ error: YamlError, context: ErrorContext) -> TopologyError {
+        switch error {
+        case let .scanner(yamlContext, problem, mark, _),
+             let .parser(yamlContext, problem, mark, _),
+             let .composer(yamlContext, problem, mark, _):
+            var reason = "YAML syntax error at column \(mark.column): \(problem)"
+            if let yamlContext { reason += " (\(yamlContext.text) at line \(yamlContext.mark.line))" }
+            return context.error("", reason, line: mark.line)
+        case let .duplicatedKeysInMapping(duplicates, yamlContext):
+            let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")
+            return context.error("", "YAML error: key \(keys) appears more than once in one mapping",
+                                 line: yamlContext.mark.line > 0 ? yamlContext.mark.line : nil)
+        default:
+            return context.error("", "YAML error: \(error)")
+        }
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+
+/// Cross-node checks: names, roles, the upstream tree, listen addresses,
+/// thresholds and TLS files. Stage coverage is checked by `StageValidator`.
+struct TopologyValidator {
+    let context: ErrorContext
+    let nodes: [ParsedNode]
+    let stageOrder: [String]?
+    private let indexByName: [String: Int]
+
+    init(context: ErrorContext, nodes: [ParsedNode], stageOrder: [String]?) {
+        self.context = context
+        self.nodes = nodes
+        self.stageOrder = stageOrder
+        var index: [String: Int] = [:]
+        for (i, node) in nodes.enumerated() where index[node.config.name] == nil { index[node.config.name] = i }
+        self.indexByName = index
+    }
+
+    /// Runs every check in a fixed order and throws the first problem found.
+    func validate(checkFiles: Bool) throws {
+        try checkUniqueNames()
+        try checkRoleRules()
+        try checkUpstreamTree()
+        try checkListenAddresses()
+        if let stageOrder {
+            try StageValidator(context: context, nodes: nodes, stageOrder: stageOrder, indexByName: indexByName).validate()
+        }
+        try checkThresholdCounts()
+        if checkFiles { try checkTLSFiles() }
+    }
+
+    private func error(_ node: ParsedNode, _ key: String, _ reason: String) -> TopologyError {
+        context.error(node.keyPath(key), reason, line: node.line(of: key))
+    }
+
+    private func checkUniqueNames() throws {
+        var seen: [String: ParsedNode] = [:]
+        for node in nodes {
+            if let first = seen[node.config.name] {
+                throw error(node, "name", "duplicate node name '\(node.config.name)' (first used by \(first.path))")
+            }
+            seen[node.config.name] = node
+        }
+        guard nodes.contains(where: { $0.config.role == .device }) else {
+            throw context.error("nodes", "no node has role device; at least one device is needed")
+        }
+    }
+
+    private func checkRoleRules() throws {
+        for node in nodes {
+            let config = node.config
+            let label = "\(config.role.rawValue) '\(config.name)'"
+            switch config.role {
+            case .device:
+                if config.listen != nil {
+                    throw error(node, "listen", "\(label) must not have a listen address; devices only connect upstream")
+                }
+                if config.upstream == nil, let last = stageOrder?.last, !config.stages.contains(last) {
+                    throw error(node, "upstream", "\(label) does not host the model's last stage '\(last)', so it needs an upstream")
+                }
+            case .edge:
+                if config.listen == nil { throw error(node, "listen", "\(label) needs a listen address (host:port)") }
+                if config.upstream == nil { throw error(node, "upstream", "\(label) needs an upstream (a cloud node)") }
+            case .cloud:
+                if config.listen == nil { throw error(node, "listen", "\(label) needs a listen address (host:port)") }
+                if config.upstream != nil {
+                    throw error(node, "upstream", "\(label) must not have an upstream; the cloud is the root of the tree")
+                }
+            }
+            if config.upstream == nil, let key = TopologyDocument.linkKeys.first(where: { node.has($0) }) {
+                throw error(node, key, "'\(key)' configures the link to the upstream node, but \(label) has no upstream")
+            }
+        }
+    }
+
+    private func checkUpstreamTree() throws {
+        for node in nodes {
+            guard let upstream = node.config.upstream else { continue }
+            if upstream == node.config.name {
+                throw error(node, "upstream", "node '\(upstream)' cannot be its own upstream")
+            }
+            guard indexByName[upstream] != nil else {
+                throw error(node, "upstream", "unknown node '\(upstream)'")
+            }
+        }
+        for node in nodes {
+            var chain = [node.config.name]
+            var current = node.config
+            while let next = current.upstream, let index = indexByName[next] {
+                if chain.contains(next) {
+                    let cycle = (chain + [next]).joined(separator: " -> ")
+                    throw error(node, "upstream", "upstream cycle: \(cycle)")
+                }
+                chain.append(next)
+                current = nodes[index].config
+            }
+        }
+        for node in nodes {
+            guard let upstream = node.config.upstream, let index = indexByName[upstream] else { continue }
+            let role = node.config.role
+            let upstreamRole = nodes[index].config.role
+            guard role.allowedUpstreamRoles.contains(upstreamRole) else {
+                let allowed = role.allowedUpstreamRoles.map(\.rawValue).joined(separator: " or ")
+                throw error(node, "upstream",
+                            "\(role.rawValue) '\(node.config.name)' cannot use \(upstreamRole.rawValue) '\(upstream)' as upstream; "
+                                + "a \(role.rawValue)'s upstream must be \(allowed.isEmpty ? "absent" : "a " + allowed)"
+                                + " (requests flow device -> edge -> cloud)")
+            }
+        }
+    }
+
+    private func checkListenAddresses() throws {
+        var seen: [String: ParsedNode] = [:]
+        for node in nodes {
+            guard let endpoint = node.config.listen else { continue }
+            let key = "\(endpoint.host.lowercased()):\(endpoint.port)"
+            if let first = seen[key] {
+                throw error(node, "listen", "address \(endpoint) is already used by node '\(first.config.name)'")
+            }
+            seen[key] = node
+        }
+    }
+
+    private func checkThresholdCounts() throws {
+        for node in nodes {
+            let config = node.config
+            let hostsLast = stageOrder.flatMap { $0.last.map(config.stages.contains) } ?? config.isRoot
+            let exits = hostsLast ? Array(config.stages.dropLast()) : config.stages
+            guard config.thresholds.count != exits.count else { continue }
+            let which = exits.isEmpty
+                ? "it hosts only the model's last exit, which needs none"
+                : "one per hosted exit other than the model's last: \(exits.joined(separator: ", "))"
+            throw error(node, "thresholds",
+                        "expected \(exits.count) threshold\(exits.count == 1 ? "" : "s") (\(which)), got \(config.thresholds.count)")
+        }
+    }
+
+    private func checkTLSFiles() throws {
+        let manager = FileManager.default
+        for node in nodes {
+            let files = [("ca", "CA certificate", node.config.tls.ca),
+                         ("cert", "certificate", node.config.tls.cert),
+                         ("key", "private key", node.config.tls.key)]
+            for (key, what, url) in files {
+                var isDirectory: ObjCBool = false
+                let problem: String?
+                if !manager.fileExists(atPath: url.path, isDirectory: &isDirectory) {
+                    problem = "does not exist"
+                } else if isDirectory.boolValue {
+                    problem = "is a directory"
+                } else if !manager.isReadableFile(atPath: url.path) {
+                    problem = "is not readable"
+                } else {
+                    problem = nil
+                }
+                if let problem {
+                    let keyPath = node.keyPath("tls.\(key)")
+                    throw context.error(keyPath,
+                                        "node '\(node.config.name)': TLS \(what) file '\(url.path)' \(problem) "
+                                            + "(scripts/gen-certs.sh makes the files for a topology)",
+                                        line: node.line(of: "tls"))
+                }
+            }
+        }
+    }
+}

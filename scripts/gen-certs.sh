@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Makes the mutual-TLS files for every node of a Branchy topology:
+#   ca.pem, ca-key.pem                 a private CA (EC P-256, 10 years)
+#   <name>.pem, <name>-key.pem         one certificate per node, signed by the CA
+#                                      (CN=<name>, SAN DNS:<name>, DNS:localhost,
+#                                      IP:127.0.0.1, IP:::1; serverAuth+clientAuth; 825 days)
+# Keys are PKCS#8 PEM, mode 600. Existing files are kept unless --force is given.
+#
+# Node names are read from the `name:` keys of the topology's node entries,
+# written one per line in block style (`- name: edge`), as in topology/*.yaml.
+set -euo pipefail
+
+usage() {
+    cat <<USAGE
+usage: $(basename "$0") [--force] TOPOLOGY [OUTDIR]
+
+Creates a CA and one certificate + key per node named in TOPOLOGY.
+OUTDIR defaults to the topology's 'certs:' folder, relative to the topology file.
+  --force   remake every file, the CA included, even if it exists
+USAGE
+}
+
+die() { echo "gen-certs: $*" >&2; exit 1; }
+
+force=0
+args=()
+for arg in "$@"; do
+    case "$arg" in
+        -f|--force) force=1 ;;
+        -h|--help) usage; exit 0 ;;
+        -*) usage >&2; die "unknown option '$arg'" ;;
+        *) args+=("$arg") ;;
+    esac
+done
+if [ "${#args[@]}" -lt 1 ] || [ "${#args[@]}" -gt 2 ]; then
+    usage >&2
+    exit 2
+fi
+
+topology="${args[0]}"
+[ -f "$topology" ] && [ -r "$topology" ] || die "cannot read topology file '$topology'"
+command -v openssl >/dev/null 2>&1 || die "the 'openssl' command is needed but was not found"
+topology_dir="$(cd "$(dirname "$topology")" && pwd)"
+
+# Value of a YAML scalar line: drop a trailing comment, surrounding blanks and quotes.
+clean() { sed -E 's/[[:space:]]+#.*$//; s/^[[:space:]]+//; s/[[:space:]]+$//; s/^"(.*)"$/\1/; s/^'"'"'(.*)'"'"'$/\1/'; }
+
+names="$(sed -nE 's/^[[:space:]]*(-[[:space:]]+)?name:[[:space:]]*//p' "$topology" | clean)"
+[ -n "$names" ] || die "no node names ('- name: ...') found in '$topology'"
+while IFS= read -r name; do
+    [[ "$name" =~ ^[A-Za-z0-9._-]+$ ]] || die "node name '$name' in '$topology' may contain only letters, digits, '-', '_' and '.'"
+done <<< "$names"
+duplicate="$(sort <<< "$names" | uniq -d | head -n 1)"
+[ -z "$duplicate" ] || die "node name '$duplicate' appears twice in '$topology'"
+
+if [ "${#args[@]}" -eq 2 ]; then
+    outdir="${args[1]}"
+else
+    certs="$(sed -nE 's/^certs:[[:space:]]*//p' "$topology" | clean | head -n 1)"
+    [ -n "$certs" ] || die "'$topology' has no 'certs:' folder; give OUTDIR"
+    case "$certs" in
+        /*) outdir="$certs" ;;
+        *) outdir="$topology_dir/$certs" ;;
+    esac
+fi
+mkdir -p "$outdir"
+outdir="$(cd "$outdir" && pwd)"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+cat > "$work/openssl.cnf" <<CNF
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = placeholder
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+CNF
+
+new_key() { (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null) \
+    || die "openssl could not make a key at '$1'"; chmod 600 "$1"; }
+
+ca="$outdir/ca.pem"
+ca_key="$outdir/ca-key.pem"
+made_ca=0
+if [ "$force" -eq 1 ] || [ ! -f "$ca" ] || [ ! -f "$ca_key" ]; then
+    new_key "$ca_key"
+    openssl req -config "$work/openssl.cnf" -x509 -new -key "$ca_key" -sha256 -days 3650 \
+        -subj "/CN=Branchy CA" -extensions v3_ca -out "$ca" 2>"$work/err" \
+        || die "openssl could not make the CA: $(cat "$work/err")"
+    made_ca=1
+    echo "made $ca and $ca_key (CA, EC P-256, 3650 days)"
+else
+    echo "kept $ca (exists; --force remakes it)"
+fi
+
+while IFS= read -r name; do
+    cert="$outdir/$name.pem"
+    key="$outdir/$name-key.pem"
+    if [ "$force" -eq 0 ] && [ "$made_ca" -eq 0 ] && [ -f "$cert" ] && [ -f "$key" ]; then
+        if openssl verify -CAfile "$ca" "$cert" >/dev/null 2>&1; then
+            echo "kept $cert (exists; --force remakes it)"
+            continue
+        fi
+        echo "remaking $cert: it does not verify against $ca"
+    fi
+    new_key "$key"
+    openssl req -config "$work/openssl.cnf" -new -key "$key" -subj "/CN=$name" -out "$work/$name.csr" 2>"$work/err" \
+        || die "openssl could not make a request for '$name': $(cat "$work/err")"
+    cat > "$work/$name.ext" <<EXT
+[v3_node]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = DNS:$name, DNS:localhost, IP:127.0.0.1, IP:::1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EXT
+    openssl x509 -req -in "$work/$name.csr" -CA "$ca" -CAkey "$ca_key" -set_serial "0x$(openssl rand -hex 16)" \
+        -sha256 -days 825 -extfile "$work/$name.ext" -extensions v3_node -out "$cert" 2>"$work/err" \
+        || die "openssl could not sign the certificate for '$name': $(cat "$work/err")"
+    echo "made $cert and $key (CN=$name, 825 days)"
+done <<< "$names"
