@@ -1,0 +1,142 @@
+/// One protocol data unit: a request id and a message.
+///
+/// On the wire a frame is the fixed 20-byte ``FrameHeader`` followed by the message
+/// payload. Frames are plain values; parse them with `ByteBuffer.readFrame(limits:)` and
+/// serialise them with `ByteBuffer.writeFrame(_:)`.
+public struct Frame: Hashable, Sendable {
+    /// Matches a response to its request on a multiplexed connection. `0` is reserved for
+    /// connection-level messages (hello, helloAck, goodbye, connection errors).
+    public var requestID: UInt64
+    /// The message carried by the frame.
+    public var message: Message
+
+    /// Creates a frame.
+    public init(requestID: UInt64, message: Message) {
+        self.requestID = requestID
+        self.message = message
+    }
+
+    /// The body of a frame.
+    public enum Message: Hashable, Sendable {
+        /// A client introduces itself (first frame on a connection).
+        case hello(Hello)
+        /// The server accepts the hello and introduces itself.
+        case helloAck(Hello)
+        /// Run the model from a stage onwards on the given features.
+        case infer(InferRequest)
+        /// The outcome of an `infer` with the same request id.
+        case result(InferResult)
+        /// A failure of one request, or of the whole connection when the request id is 0.
+        case error(ErrorFrame)
+        /// The server is draining: no new requests will be accepted on this connection.
+        case goodbye
+
+        /// The type byte written in the header for this message.
+        public var type: MessageType {
+            switch self {
+            case .hello: return .hello
+            case .helloAck: return .helloAck
+            case .infer: return .infer
+            case .result: return .result
+            case .error: return .error
+            case .goodbye: return .goodbye
+            }
+        }
+    }
+
+    /// Size of this frame on the wire (header plus payload), exactly what
+    /// `ByteBuffer.writeFrame(_:)` writes. Used for byte accounting without serialising.
+    public var encodedSize: Int {
+        FrameHeader.size + payloadSize
+    }
+
+    /// Size of the payload alone.
+    public var payloadSize: Int {
+        switch message {
+        case .hello(let h), .helloAck(let h):
+            return h.payloadSize
+        case .infer(let r):
+            return r.payloadSize
+        case .result(let r):
+            return r.payloadSize
+        case .error(let e):
+            return e.payloadSize
+        case .goodbye:
+            return 0
+        }
+    }
+
+    /// Checks every limit a receiver enforces, so that a frame that passes is never
+    /// rejected by a conforming peer with the same `limits`. ``FrameEncoder`` calls this
+    /// before writing.
+    ///
+    /// - Throws: ``WireError`` naming the first offending field.
+    public func validate(limits: WireLimits = .default) throws {
+        let size = payloadSize
+        if size > limits.maxPayloadBytes {
+            throw WireError.payloadTooLarge(length: UInt32(clamping: size), limit: limits.maxPayloadBytes)
+        }
+        switch message {
+        case .hello(let h):
+            try h.validate(as: .hello)
+        case .helloAck(let h):
+            try h.validate(as: .helloAck)
+        case .infer(let r):
+            try r.validate(limits: limits)
+        case .result(let r):
+            try r.validate()
+        case .error(let e):
+            try e.validate()
+        case .goodbye:
+            break
+        }
+    }
+}
+
+/// The message type byte of the frame header.
+public enum MessageType: UInt8, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    case hello = 1
+    case helloAck = 2
+    case infer = 3
+    case result = 4
+    case error = 5
+    case goodbye = 6
+
+    public var description: String {
+        switch self {
+        case .hello: return "hello"
+        case .helloAck: return "helloAck"
+        case .infer: return "infer"
+        case .result: return "result"
+        case .error: return "error"
+        case .goodbye: return "goodbye"
+        }
+    }
+}
+
+/// Receiver-side limits. Both peers should use the same values; the defaults are the
+/// protocol's recommended limits.
+public struct WireLimits: Hashable, Sendable {
+    /// Largest payload accepted, checked against the header before anything is read.
+    public var maxPayloadBytes: Int
+    /// Largest number of elements in a feature tensor.
+    public var maxTensorElements: Int
+
+    /// Creates limits.
+    public init(maxPayloadBytes: Int = 4 << 20, maxTensorElements: Int = 1 << 22) {
+        precondition(maxPayloadBytes >= 0 && maxPayloadBytes <= Int(UInt32.max), "maxPayloadBytes \(maxPayloadBytes) out of 0...\(UInt32.max)")
+        precondition(maxTensorElements >= 1, "maxTensorElements must be positive, got \(maxTensorElements)")
+        self.maxPayloadBytes = maxPayloadBytes
+        self.maxTensorElements = maxTensorElements
+    }
+
+    /// 4 MiB payloads, 2^22 tensor elements.
+    public static let `default` = WireLimits()
+
+    /// Longest node, exit or link name in UTF-8 bytes (fixed by the protocol).
+    public static let maxNameBytes = 255
+    /// Longest free-text field (reason, error message) in UTF-8 bytes (fixed by the protocol).
+    public static let maxTextBytes = Int(UInt16.max)
+    /// Allowed tensor ranks (fixed by the protocol).
+    public static let tensorRanks: ClosedRange<Int> = 1...6
+}
