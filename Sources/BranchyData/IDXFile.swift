@@ -1,0 +1,82 @@
+import Foundation
+
+/// The two IDX layouts used by MNIST-style data sets.
+enum IDXKind {
+    /// Unsigned bytes, three dimensions: count × rows × cols.
+    case images
+    /// Unsigned bytes, one dimension: count.
+    case labels
+
+    /// Expected magic number: type code 0x08 (unsigned byte) and the number of dimensions.
+    var magic: UInt32 { self == .images ? 0x0000_0803 : 0x0000_0801 }
+
+    /// Names of the header dimensions, in file order.
+    var fields: [String] { self == .images ? ["count", "rows", "cols"] : ["count"] }
+
+    /// Header size in bytes: magic plus one 32-bit big-endian word per dimension.
+    var headerSize: Int { 4 + 4 * fields.count }
+}
+
+/// A parsed IDX file: its header dimensions and the raw payload bytes.
+struct IDXFile {
+    var dimensions: [Int]
+    var payload: ArraySlice<UInt8>
+
+    /// Reads `url`, inflating it if it starts with the gzip magic, and checks the
+    /// header and payload size against `kind`.
+    static func read(_ url: URL, kind: IDXKind) throws -> IDXFile {
+        let file = url.path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            throw IDXError.fileMissing(file: file)
+        }
+        let raw: Data
+        do {
+            raw = try Data(contentsOf: url)
+        } catch {
+            throw IDXError.unreadable(file: file, reason: "\(error)")
+        }
+        let bytes = Gzip.isGzip(raw) ? try Gzip.inflate(raw, file: file) : [UInt8](raw)
+        return try parse(bytes, kind: kind, file: file)
+    }
+
+    /// Checks magic, dimensions and size of decompressed IDX bytes.
+    static func parse(_ bytes: [UInt8], kind: IDXKind, file: String) throws -> IDXFile {
+        func word(_ at: Int) -> UInt32 {
+            UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3])
+        }
+        guard bytes.count >= 4 else {
+            throw IDXError.truncated(file: file, expected: kind.headerSize, got: bytes.count)
+        }
+        let magic = word(0)
+        guard magic == kind.magic else {
+            throw IDXError.badMagic(file: file, expected: kind.magic, found: magic)
+        }
+        guard bytes.count >= kind.headerSize else {
+            throw IDXError.truncated(file: file, expected: kind.headerSize, got: bytes.count)
+        }
+        var dimensions = [Int]()
+        var payloadSize = 1
+        var overflow = false
+        for (i, field) in kind.fields.enumerated() {
+            let value = Int(word(4 + 4 * i))
+            guard value > 0 else { throw IDXError.zeroDimension(file: file, field: field) }
+            dimensions.append(value)
+            let product = payloadSize.multipliedReportingOverflow(by: value)
+            payloadSize = product.partialValue
+            overflow = overflow || product.overflow
+        }
+        let total = kind.headerSize.addingReportingOverflow(payloadSize)
+        let expected = total.partialValue
+        guard !overflow, !total.overflow else {
+            throw IDXError.dimensionsTooLarge(file: file, dimensions: dimensions)
+        }
+        guard bytes.count >= expected else {
+            throw IDXError.truncated(file: file, expected: expected, got: bytes.count)
+        }
+        guard bytes.count == expected else {
+            throw IDXError.trailingData(file: file, expected: expected, got: bytes.count)
+        }
+        return IDXFile(dimensions: dimensions, payload: bytes[kind.headerSize...])
+    }
+}
