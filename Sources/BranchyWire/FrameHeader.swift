@@ -43,33 +43,36 @@ extension ByteBuffer {
     /// - Returns: the header, or `nil` if fewer than 20 bytes are readable.
     /// - Throws: ``WireError`` for a bad magic, version, type, flags or length.
     public func peekFrameHeader(maxPayload: Int) throws -> FrameHeader? {
-        let base = self.readerIndex
-        let available = self.readableBytes
-        if available >= 4, let magic = self.getInteger(at: base, as: UInt32.self), magic != FrameHeader.magic {
-            throw WireError.badMagic(magic)
+        // One pass over the raw bytes: this runs on every read event while a frame is
+        // incomplete, so it avoids a separate bounds-checked accessor call per field.
+        try self.withUnsafeReadableBytes { raw -> FrameHeader? in
+            func be<T: FixedWidthInteger>(_ offset: Int, as: T.Type) -> T {
+                T(bigEndian: raw.loadUnaligned(fromByteOffset: offset, as: T.self))
+            }
+            let available = raw.count
+            if available >= 4 {
+                let magic = be(0, as: UInt32.self)
+                if magic != FrameHeader.magic { throw WireError.badMagic(magic) }
+            }
+            if available >= 5 && raw[4] != FrameHeader.version {
+                throw WireError.unsupportedVersion(raw[4], supported: FrameHeader.version)
+            }
+            var type: MessageType? = nil
+            if available >= 6 {
+                guard let t = MessageType(rawValue: raw[5]) else { throw WireError.unknownMessageType(raw[5]) }
+                type = t
+            }
+            if available >= 8 {
+                let flags = be(6, as: UInt16.self)
+                if flags != 0 { throw WireError.reservedFlagsSet(flags) }
+            }
+            guard available >= FrameHeader.size, let type else { return nil }
+            let length = be(16, as: UInt32.self)
+            if UInt64(length) > UInt64(maxPayload) {
+                throw WireError.payloadTooLarge(length: length, limit: maxPayload)
+            }
+            return FrameHeader(type: type, requestID: be(8, as: UInt64.self), payloadLength: length)
         }
-        if available >= 5, let version = self.getInteger(at: base + 4, as: UInt8.self), version != FrameHeader.version {
-            throw WireError.unsupportedVersion(version, supported: FrameHeader.version)
-        }
-        var type: MessageType? = nil
-        if available >= 6, let raw = self.getInteger(at: base + 5, as: UInt8.self) {
-            guard let t = MessageType(rawValue: raw) else { throw WireError.unknownMessageType(raw) }
-            type = t
-        }
-        if available >= 8, let flags = self.getInteger(at: base + 6, as: UInt16.self), flags != 0 {
-            throw WireError.reservedFlagsSet(flags)
-        }
-        guard available >= FrameHeader.size,
-              let type,
-              let requestID = self.getInteger(at: base + 8, as: UInt64.self),
-              let length = self.getInteger(at: base + 16, as: UInt32.self)
-        else {
-            return nil
-        }
-        if UInt64(length) > UInt64(maxPayload) {
-            throw WireError.payloadTooLarge(length: length, limit: maxPayload)
-        }
-        return FrameHeader(type: type, requestID: requestID, payloadLength: length)
     }
 
     /// Writes a frame header and returns the number of bytes written (always 20).

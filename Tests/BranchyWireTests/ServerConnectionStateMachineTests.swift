@@ -1,0 +1,208 @@
+import Testing
+@testable import BranchyWire
+
+private typealias Machine = ServerConnectionStateMachine
+
+private let edgeHello = Hello(role: .edge, nodeName: "edge-1", fingerprint: Fixtures.fingerprint)
+private let device = Machine.PeerIdentity(name: "device-0", role: .device)
+
+private func machine(maxInFlight: Int = 4) -> Machine {
+    Machine(configuration: .init(
+        localHello: edgeHello,
+        allowedPeers: [device, .init(name: "device-1", role: .device)],
+        maxInFlight: maxInFlight))
+}
+
+private func hello(_ name: String = "device-0", role: NodeRole = .device,
+                   fingerprint: ModelFingerprint = Fixtures.fingerprint, version: UInt16 = 1) -> Hello {
+    Hello(protocolVersion: version, role: role, nodeName: name, fingerprint: fingerprint)
+}
+
+private func ready(maxInFlight: Int = 4) -> Machine {
+    var m = machine(maxInFlight: maxInFlight)
+    _ = m.receivedHello(hello())
+    return m
+}
+
+/// The code and close flag of a `sendError` action, for compact assertions.
+private func errorInfo(_ action: Machine.Action) -> (id: UInt64, code: ErrorCode, close: Bool)? {
+    if case .sendError(let id, let frame, let close) = action { return (id, frame.code, close) }
+    return nil
+}
+
+@Suite("ServerConnectionStateMachine")
+struct ServerConnectionStateMachineTests {
+    @Test func helloIsAcknowledgedWithTheLocalHello() {
+        var m = machine()
+        #expect(m.state == .awaitingHello)
+        #expect(m.receivedHello(hello()) == .sendHelloAck(edgeHello))
+        #expect(m.state == .ready(peer: device))
+        #expect(m.peer == device)
+    }
+
+    @Test func requestBeforeHelloClosesWithHandshakeRequired() {
+        var m = machine()
+        let info = errorInfo(m.receivedInfer(requestID: 5))
+        #expect(info?.id == 0)
+        #expect(info?.code == .handshakeRequired)
+        #expect(info?.close == true)
+        #expect(m.state == .closed)
+        #expect(m.receivedHello(hello()) == .none)
+    }
+
+    @Test func secondHelloClosesWithDuplicateHello() {
+        var m = ready()
+        let info = errorInfo(m.receivedHello(hello()))
+        #expect(info?.code == .duplicateHello)
+        #expect(info?.close == true)
+        #expect(m.state == .closed)
+    }
+
+    @Test func fingerprintMismatchCloses() {
+        var m = machine()
+        let action = m.receivedHello(hello(fingerprint: Fixtures.otherFingerprint))
+        #expect(errorInfo(action)?.code == .fingerprintMismatch)
+        #expect(errorInfo(action)?.close == true)
+        if case .sendError(_, let frame, _) = action {
+            #expect(frame.message.contains(Fixtures.otherFingerprint.hex))
+        }
+        #expect(m.state == .closed)
+    }
+
+    @Test func unknownNameClosesWithUnknownNode() {
+        var m = machine()
+        #expect(errorInfo(m.receivedHello(hello("intruder")))?.code == .unknownNode)
+        #expect(m.state == .closed)
+    }
+
+    @Test func knownNameWithWrongRoleClosesWithWrongRole() {
+        var m = machine()
+        let action = m.receivedHello(hello("device-0", role: .cloud))
+        #expect(errorInfo(action)?.code == .wrongRole)
+        #expect(errorInfo(action)?.close == true)
+    }
+
+    @Test func unsupportedProtocolVersionCloses() {
+        var m = machine()
+        #expect(errorInfo(m.receivedHello(hello(version: 2)))?.code == .unsupportedVersion)
+        #expect(m.state == .closed)
+    }
+
+    @Test func requestsAreForwardedAndTracked() {
+        var m = ready()
+        #expect(m.receivedInfer(requestID: 1) == .forwardRequest(requestID: 1))
+        #expect(m.receivedInfer(requestID: 2) == .forwardRequest(requestID: 2))
+        #expect(m.inFlight == [1, 2])
+        #expect(m.sentResponse(requestID: 2) == .none)
+        #expect(m.inFlight == [1])
+        // Answers may go out in any order; an unknown id is ignored.
+        #expect(m.sentResponse(requestID: 99) == .none)
+        #expect(m.sentResponse(requestID: 1) == .none)
+        #expect(m.inFlightCount == 0)
+    }
+
+    @Test func reusedRequestIDIsRefusedWithoutClosing() {
+        var m = ready()
+        _ = m.receivedInfer(requestID: 7)
+        let info = errorInfo(m.receivedInfer(requestID: 7))
+        #expect(info?.id == 7)
+        #expect(info?.code == .duplicateRequestID)
+        #expect(info?.close == false)
+        #expect(m.inFlight == [7])
+        // Once answered, the id may be used again.
+        _ = m.sentResponse(requestID: 7)
+        #expect(m.receivedInfer(requestID: 7) == .forwardRequest(requestID: 7))
+    }
+
+    @Test func requestIDZeroIsAProtocolViolation() {
+        var m = ready()
+        let info = errorInfo(m.receivedInfer(requestID: 0))
+        #expect(info?.code == .badFrame)
+        #expect(info?.close == true)
+    }
+
+    @Test func inFlightWindowIsBounded() {
+        var m = ready(maxInFlight: 2)
+        _ = m.receivedInfer(requestID: 1)
+        #expect(!m.isAtCapacity)
+        _ = m.receivedInfer(requestID: 2)
+        #expect(m.isAtCapacity)
+        let info = errorInfo(m.receivedInfer(requestID: 3))
+        #expect(info?.code == .tooManyRequests)
+        #expect(info?.id == 3)
+        #expect(info?.close == false)
+        #expect(m.inFlightCount == 2)
+        _ = m.sentResponse(requestID: 1)
+        #expect(m.receivedInfer(requestID: 3) == .forwardRequest(requestID: 3))
+    }
+
+    @Test func drainingRefusesNewRequestsAndClosesWhenIdle() {
+        var m = ready()
+        _ = m.receivedInfer(requestID: 1)
+        #expect(m.beginDrain() == .sendGoodbye(thenClose: false))
+        #expect(m.state == .draining(peer: device))
+        let info = errorInfo(m.receivedInfer(requestID: 2))
+        #expect(info?.code == .shuttingDown)
+        #expect(info?.close == false)
+        #expect(m.beginDrain() == .none)
+        #expect(m.sentResponse(requestID: 1) == .close)
+        #expect(m.state == .closed)
+    }
+
+    @Test func drainingAnIdleConnectionClosesAtOnce() {
+        var m = ready()
+        #expect(m.beginDrain() == .sendGoodbye(thenClose: true))
+        #expect(m.state == .closed)
+        var fresh = machine()
+        #expect(fresh.beginDrain() == .sendGoodbye(thenClose: true))
+    }
+
+    @Test func peerGoodbyeWaitsForOutstandingAnswers() {
+        var m = ready()
+        _ = m.receivedInfer(requestID: 1)
+        #expect(m.receivedFrame(Frame(requestID: 0, message: .goodbye)) == .none)
+        #expect(errorInfo(m.receivedInfer(requestID: 2))?.code == .shuttingDown)
+        #expect(m.sentResponse(requestID: 1) == .close)
+    }
+
+    @Test func framesAServerNeverAcceptsClose() {
+        var m = ready()
+        let info = errorInfo(m.receivedFrame(Frame(requestID: 1, message: .result(Fixtures.result))))
+        #expect(info?.code == .unexpectedMessage)
+        #expect(info?.close == true)
+        var n = ready()
+        #expect(errorInfo(n.receivedFrame(Frame(requestID: 0, message: .helloAck(edgeHello))))?.code == .unexpectedMessage)
+    }
+
+    @Test func peerErrorClosesTheConnection() {
+        var m = ready()
+        #expect(m.receivedFrame(Frame(requestID: 0, message: .error(ErrorFrame(code: .internalError, message: "")))) == .close)
+        #expect(m.receivedFrame(Frame(requestID: 1, message: .infer(Fixtures.infer(.int8)))) == .none)
+    }
+
+    @Test func receivedFrameDispatches() {
+        var m = machine()
+        #expect(m.receivedFrame(Frame(requestID: 0, message: .hello(hello()))) == .sendHelloAck(edgeHello))
+        #expect(m.receivedFrame(Frame(requestID: 9, message: .infer(Fixtures.infer(.float16)))) == .forwardRequest(requestID: 9))
+    }
+
+    @Test func decodingFailureMapsToAConnectionError() {
+        var m = ready()
+        let wire = WireError.invalidValue(message: .infer, field: "tensor.rank", value: "0", expected: "1...6")
+        let action = m.decodingFailed(wire)
+        #expect(errorInfo(action)?.code == .badTensor)
+        #expect(errorInfo(action)?.id == 0)
+        #expect(errorInfo(action)?.close == true)
+        #expect(m.decodingFailed(.badMagic(0)) == .none)
+    }
+
+    @Test func closingAbandonsOutstandingRequests() {
+        var m = ready()
+        _ = m.receivedInfer(requestID: 3)
+        _ = m.receivedInfer(requestID: 1)
+        #expect(m.connectionClosed() == .abandonRequests([1, 3]))
+        #expect(m.state == .closed)
+        #expect(m.connectionClosed() == .none)
+        #expect(m.sentResponse(requestID: 1) == .none)
+    }
+}
