@@ -126,7 +126,7 @@ public enum Conv2D {
         dxData.withUnsafeMutableBufferPointer { dxp in
             let xb = xp.baseAddress!, wb = wp.baseAddress!, dyb = dyp.baseAddress!
             let dwb = dwp.baseAddress!, dbb = dbp.baseAddress!
-            let dxb = dxp.baseAddress
+            let dxb = needInputGradient ? dxp.baseAddress : nil
             _ = Parallel.forEachWorker(n, minimumPerThread: 2) { w, range in
                 let col = UnsafeMutablePointer<Float>.allocate(capacity: patch * hw)
                 let dcol = UnsafeMutablePointer<Float>.allocate(capacity: patch * hw)

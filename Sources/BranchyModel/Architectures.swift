@@ -1,0 +1,48 @@
+/// Built-in architectures, as written to `model.json` by `branchy train --arch NAME`.
+public enum Architectures {
+    /// Names accepted by `named(_:)`.
+    public static let names = ["b-lenet", "b-lenet3"]
+
+    /// The description of a built-in architecture, or nil.
+    public static func named(_ name: String) -> ModelSpec? {
+        switch name {
+        case "b-lenet": return bLeNet
+        case "b-lenet3": return bLeNet3
+        default: return nil
+        }
+    }
+
+    /// B-LeNet exactly as in BranchyNet's code: exit 1 after conv1, final exit after the LeNet trunk.
+    /// The pools round up (ceil mode), which gives the 640 and 720 features of the paper.
+    public static let bLeNet = ModelSpec(
+        name: "b-lenet", input: [1, 28, 28], classes: 10,
+        stages: [
+            StageSpec(name: "device", trunk: [.conv("conv1", out: 5, kernel: 5, pad: 3)],
+                      exit: ExitSpec(name: "exit1", layers: [
+                        .maxPool(2, ceil: true), .relu, .conv("conv", out: 10, kernel: 3, pad: 1),
+                        .maxPool(2, ceil: true), .relu, .flatten, .linear("fc", out: 10),
+                      ])),
+            StageSpec(name: "cloud", trunk: [
+                .maxPool(2, ceil: true), .relu, .conv("conv2", out: 10, kernel: 5, pad: 3),
+                .maxPool(2, ceil: true), .relu, .conv("conv3", out: 20, kernel: 5, pad: 3),
+                .maxPool(2, ceil: true), .relu,
+            ], exit: ExitSpec(name: "final", layers: [.flatten, .linear("fc1", out: 84), .linear("fc2", out: 10)])),
+        ])
+
+    /// Three stages for device, edge and cloud. The device stage ends in an 8×7×7 feature map
+    /// (392 values: 392 bytes with the int8 codec, half the 784-byte raw image).
+    public static let bLeNet3 = ModelSpec(
+        name: "b-lenet3", input: [1, 28, 28], classes: 10,
+        stages: [
+            StageSpec(name: "device", trunk: [
+                .conv("conv1", out: 8, kernel: 5, pad: 2), .maxPool(2), .relu,
+                .conv("conv2", out: 8, kernel: 3, pad: 1), .maxPool(2), .relu,
+            ], exit: ExitSpec(name: "device-exit", layers: [.flatten, .linear("fc", out: 10)])),
+            StageSpec(name: "edge", trunk: [
+                .conv("conv3", out: 32, kernel: 3, pad: 1), .maxPool(2, ceil: true), .relu,
+            ], exit: ExitSpec(name: "edge-exit", layers: [.flatten, .linear("fc", out: 10)])),
+            StageSpec(name: "cloud", trunk: [
+                .conv("conv4", out: 64, kernel: 3, pad: 1), .maxPool(2), .relu,
+            ], exit: ExitSpec(name: "cloud-exit", layers: [.flatten, .linear("fc1", out: 256), .relu, .linear("fc2", out: 10)])),
+        ])
+}

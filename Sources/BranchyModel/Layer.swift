@@ -1,0 +1,200 @@
+import BranchyTensor
+
+/// A layer of the network with a forward pass, a backward pass and its parameters.
+///
+/// `forward(_:training:)` with `training: false` reads no mutable state and may run on
+/// several threads at once; with `training: true` it keeps what `backward` needs.
+public class Layer: @unchecked Sendable {
+    /// Shape of one input item, e.g. `[C, H, W]`.
+    public let inputShape: [Int]
+    /// Shape of one output item.
+    public let outputShape: [Int]
+
+    init(inputShape: [Int], outputShape: [Int]) {
+        self.inputShape = inputShape
+        self.outputShape = outputShape
+    }
+
+    /// Trainable parameters, in a fixed order.
+    public var parameters: [Parameter] { [] }
+
+    /// x: (N, inputShape…) → y: (N, outputShape…).
+    public func forward(_ x: Tensor, training: Bool) -> Tensor { fatalError("abstract") }
+
+    /// dy: (N, outputShape…) → dx, accumulating parameter gradients. Needs a preceding training forward.
+    public func backward(_ dy: Tensor, needInputGradient: Bool) -> Tensor? { fatalError("abstract") }
+
+    /// Drops what the last training forward kept.
+    public func clearCache() {}
+}
+
+final class ConvLayer: Layer {
+    let geometry: Conv2DGeometry
+    let weight: Parameter
+    let bias: Parameter?
+    private var cachedInput: Tensor?
+
+    init(prefix: String, inputShape: [Int], out: Int, kernel: Int, stride: Int, pad: Int, hasBias: Bool) {
+        let g = Conv2DGeometry(inC: inputShape[0], inH: inputShape[1], inW: inputShape[2],
+                               outC: out, kH: kernel, kW: kernel, stride: stride, pad: pad)
+        geometry = g
+        weight = Parameter(name: prefix + ".weight", value: Tensor(shape: [out, g.inC, kernel, kernel]))
+        bias = hasBias ? Parameter(name: prefix + ".bias", value: Tensor(shape: [out])) : nil
+        super.init(inputShape: inputShape, outputShape: [out, g.outH, g.outW])
+    }
+
+    override var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
+
+    override func forward(_ x: Tensor, training: Bool) -> Tensor {
+        if training { cachedInput = x }
+        return Conv2D.forward(geometry, x: x, weight: weight.value, bias: bias?.value)
+    }
+
+    override func backward(_ dy: Tensor, needInputGradient: Bool) -> Tensor? {
+        var db: Tensor? = bias?.grad
+        let dx = Conv2D.backward(geometry, x: cachedInput!, weight: weight.value, dy: dy,
+                                 dWeight: &weight.grad, dBias: &db, needInputGradient: needInputGradient)
+        if let db { bias!.grad = db }
+        return dx
+    }
+
+    override func clearCache() { cachedInput = nil }
+}
+
+final class LinearLayer: Layer {
+    let weight: Parameter
+    let bias: Parameter?
+    private var cachedInput: Tensor?
+
+    init(prefix: String, inputShape: [Int], out: Int, hasBias: Bool) {
+        let inF = inputShape.reduce(1, *)
+        weight = Parameter(name: prefix + ".weight", value: Tensor(shape: [out, inF]))
+        bias = hasBias ? Parameter(name: prefix + ".bias", value: Tensor(shape: [out])) : nil
+        super.init(inputShape: inputShape, outputShape: [out])
+    }
+
+    override var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
+
+    override func forward(_ x: Tensor, training: Bool) -> Tensor {
+        if training { cachedInput = x }
+        return Linear.forward(x: x, weight: weight.value, bias: bias?.value)
+    }
+
+    override func backward(_ dy: Tensor, needInputGradient: Bool) -> Tensor? {
+        var db: Tensor? = bias?.grad
+        let dx = Linear.backward(x: cachedInput!, weight: weight.value, dy: dy, dWeight: &weight.grad, dBias: &db,
+                                 needInputGradient: needInputGradient)
+        if let db { bias!.grad = db }
+        return dx.map { $0.reshaped(cachedInput!.shape) }
+    }
+
+    override func clearCache() { cachedInput = nil }
+}
+
+final class MaxPoolLayer: Layer {
+    let geometry: Pool2DGeometry
+    private var argmax: [Int32] = []
+    private var cachedShape: [Int] = []
+
+    init(inputShape: [Int], kernel: Int, stride: Int, pad: Int, ceil: Bool) {
+        let g = Pool2DGeometry(channels: inputShape[0], inH: inputShape[1], inW: inputShape[2],
+                               kernel: kernel, stride: stride, pad: pad, ceilMode: ceil)
+        geometry = g
+        super.init(inputShape: inputShape, outputShape: [g.channels, g.outH, g.outW])
+    }
+
+    override func forward(_ x: Tensor, training: Bool) -> Tensor {
+        if training {
+            cachedShape = x.shape
+            return MaxPool2D.forward(geometry, x: x, argmax: &argmax)
+        }
+        var scratch: [Int32] = []
+        return MaxPool2D.forward(geometry, x: x, argmax: &scratch)
+    }
+
+    override func backward(_ dy: Tensor, needInputGradient: Bool) -> Tensor? {
+        MaxPool2D.backward(inputShape: cachedShape, dy: dy, argmax: argmax)
+    }
+
+    override func clearCache() { argmax = [] }
+}
+
+final class AvgPoolLayer: Layer {
+    let geometry: Pool2DGeometry
+    private var cachedShape: [Int] = []
+
+    init(inputShape: [Int], kernel: Int, stride: Int, pad: Int, ceil: Bool) {
+        let g = Pool2DGeometry(channels: inputShape[0], inH: inputShape[1], inW: inputShape[2],
+                               kernel: kernel, stride: stride, pad: pad, ceilMode: ceil)
+        geometry = g
+        super.init(inputShape: inputShape, outputShape: [g.channels, g.outH, g.outW])
+    }
+
+    override func forward(_ x: Tensor, training: Bool) -> Tensor {
+        if training { cachedShape = x.shape }
+        return AvgPool2D.forward(geometry, x: x)
+    }
+
+    override func backward(_ dy: Tensor, needInputGradient: Bool) -> Tensor? {
+        AvgPool2D.backward(geometry, inputShape: cachedShape, dy: dy)
+    }
+}
+
+final class ReLULayer: Layer {
+    private var cachedOutput: Tensor?
+
+    init(inputShape: [Int]) { super.init(inputShape: inputShape, outputShape: inputShape) }
+
+    override func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let y = ReLU.forward(x)
+        if training { cachedOutput = y }
+        return y
+    }
+
+    override func backward(_ dy: Tensor, needInputGradient: Bool) -> Tensor? {
+        ReLU.backward(output: cachedOutput!, dy: dy)
+    }
+
+    override func clearCache() { cachedOutput = nil }
+}
+
+final class FlattenLayer: Layer {
+    init(inputShape: [Int]) { super.init(inputShape: inputShape, outputShape: [inputShape.reduce(1, *)]) }
+
+    override func forward(_ x: Tensor, training: Bool) -> Tensor { x.reshaped([x.batch, outputShape[0]]) }
+
+    override func backward(_ dy: Tensor, needInputGradient: Bool) -> Tensor? { dy.reshaped([dy.batch] + inputShape) }
+}
+
+final class BatchNormLayer: Layer {
+    let gamma: Parameter, beta: Parameter
+    /// Running statistics: stored in the weights file, not trained here.
+    var mean: Tensor, variance: Tensor
+    let epsilon: Float
+    private var cachedInput: Tensor?
+    let statisticNames: (mean: String, variance: String)
+
+    init(prefix: String, inputShape: [Int], epsilon: Float) {
+        let c = inputShape[0]
+        gamma = Parameter(name: prefix + ".weight", value: Tensor(shape: [c], repeating: 1))
+        beta = Parameter(name: prefix + ".bias", value: Tensor(shape: [c]))
+        mean = Tensor(shape: [c]); variance = Tensor(shape: [c], repeating: 1)
+        statisticNames = (prefix + ".running_mean", prefix + ".running_var")
+        self.epsilon = epsilon
+        super.init(inputShape: inputShape, outputShape: inputShape)
+    }
+
+    override var parameters: [Parameter] { [gamma, beta] }
+
+    override func forward(_ x: Tensor, training: Bool) -> Tensor {
+        if training { cachedInput = x }
+        return BatchNorm.forward(x: x, mean: mean, variance: variance, gamma: gamma.value, beta: beta.value, epsilon: epsilon)
+    }
+
+    override func backward(_ dy: Tensor, needInputGradient: Bool) -> Tensor? {
+        BatchNorm.backward(x: cachedInput!, dy: dy, mean: mean, variance: variance, gamma: gamma.value, epsilon: epsilon,
+                           dGamma: &gamma.grad, dBeta: &beta.grad)
+    }
+
+    override func clearCache() { cachedInput = nil }
+}

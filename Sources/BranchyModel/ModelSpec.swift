@@ -1,0 +1,84 @@
+/// The human-readable description of an early-exit network (the `model.json` of a model directory).
+///
+/// A model is a sequence of *stages*. Each stage is a trunk segment followed by an exit
+/// branch; the trunk output of one stage is the input of the next. The device, edge and
+/// cloud tiers each host one or more consecutive stages. The last stage's exit always
+/// classifies; earlier exits classify a sample when the entropy of their softmax is below
+/// a threshold.
+public struct ModelSpec: Codable, Sendable, Equatable {
+    /// Architecture name, e.g. `b-lenet3`.
+    public var name: String
+    /// Shape of one input sample, `[C, H, W]`.
+    public var input: [Int]
+    /// Number of classes every exit predicts.
+    public var classes: Int
+    /// Stages in order from the input.
+    public var stages: [StageSpec]
+    /// Defaults shipped with trained weights.
+    public var defaults: Defaults?
+
+    public init(name: String, input: [Int], classes: Int, stages: [StageSpec], defaults: Defaults? = nil) {
+        self.name = name; self.input = input; self.classes = classes; self.stages = stages; self.defaults = defaults
+    }
+
+    /// Run-time defaults stored with a trained model.
+    public struct Defaults: Codable, Sendable, Equatable {
+        /// Entropy threshold for every exit but the last (exit when H < T).
+        public var thresholds: [Float]
+        /// Feature codec assumed between stages when evaluating (`float32`, `float16`, `int8`).
+        public var codec: String?
+        public init(thresholds: [Float], codec: String? = nil) { self.thresholds = thresholds; self.codec = codec }
+    }
+}
+
+/// One stage: a trunk segment and the exit branch at its end.
+public struct StageSpec: Codable, Sendable, Equatable {
+    public var name: String
+    public var trunk: [LayerSpec]
+    public var exit: ExitSpec
+    public init(name: String, trunk: [LayerSpec], exit: ExitSpec) { self.name = name; self.trunk = trunk; self.exit = exit }
+}
+
+/// An exit branch: layers that turn the stage's trunk output into class logits.
+public struct ExitSpec: Codable, Sendable, Equatable {
+    public var name: String
+    public var layers: [LayerSpec]
+    public init(name: String, layers: [LayerSpec]) { self.name = name; self.layers = layers }
+}
+
+/// One layer. `op` selects the kind; the other fields apply to some kinds only.
+///
+/// | op | fields |
+/// |---|---|
+/// | `conv` | `name`, `out`, `kernel`, `stride` (1), `pad` (0), `bias` (true) |
+/// | `maxpool`, `avgpool` | `kernel`, `stride` (= kernel), `pad` (0), `ceil` (false) |
+/// | `relu`, `flatten` | — |
+/// | `linear` | `name`, `out`, `bias` (true) |
+/// | `batchnorm` | `name`, `epsilon` (1e-5) |
+public struct LayerSpec: Codable, Sendable, Equatable {
+    public var op: String
+    public var name: String?
+    public var out: Int?
+    public var kernel: Int?
+    public var stride: Int?
+    public var pad: Int?
+    public var ceil: Bool?
+    public var bias: Bool?
+    public var epsilon: Float?
+
+    public init(op: String, name: String? = nil, out: Int? = nil, kernel: Int? = nil, stride: Int? = nil,
+                pad: Int? = nil, ceil: Bool? = nil, bias: Bool? = nil, epsilon: Float? = nil) {
+        self.op = op; self.name = name; self.out = out; self.kernel = kernel; self.stride = stride
+        self.pad = pad; self.ceil = ceil; self.bias = bias; self.epsilon = epsilon
+    }
+
+    public static func conv(_ name: String, out: Int, kernel: Int, stride: Int = 1, pad: Int = 0) -> LayerSpec {
+        LayerSpec(op: "conv", name: name, out: out, kernel: kernel, stride: stride == 1 ? nil : stride, pad: pad)
+    }
+    public static func maxPool(_ kernel: Int = 2, stride: Int? = nil, ceil: Bool = false) -> LayerSpec {
+        LayerSpec(op: "maxpool", kernel: kernel, stride: stride, ceil: ceil ? true : nil)
+    }
+    public static let relu = LayerSpec(op: "relu")
+    public static let flatten = LayerSpec(op: "flatten")
+    public static func linear(_ name: String, out: Int) -> LayerSpec { LayerSpec(op: "linear", name: name, out: out) }
+}

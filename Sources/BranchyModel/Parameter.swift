@@ -1,0 +1,24 @@
+import BranchyTensor
+
+/// A named trainable tensor with its gradient and optimiser state.
+public final class Parameter: @unchecked Sendable {
+    /// Name in the weights file, e.g. `device.trunk.conv1.weight`.
+    public let name: String
+    public var value: Tensor
+    public var grad: Tensor
+    /// Adam's first and second moment estimates.
+    public var m: [Float]
+    public var v: [Float]
+
+    public init(name: String, value: Tensor) {
+        self.name = name
+        self.value = value
+        self.grad = Tensor(shape: value.shape)
+        self.m = [Float](repeating: 0, count: value.count)
+        self.v = m
+    }
+
+    public func zeroGrad() {
+        grad.data.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+    }
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Branchy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "branchy",
+        abstract: "Train, evaluate and inspect early-exit networks.",
+        subcommands: [Train.self, Eval.self, Sweep.self, Info.self],
+        defaultSubcommand: Eval.self)
+}

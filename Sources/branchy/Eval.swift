@@ -1,0 +1,47 @@
+import ArgumentParser
+import BranchyModel
+import BranchyTraining
+import Foundation
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Classify a data set with early exits and print the per-exit table.")
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "Entropy thresholds, one per exit but the last, e.g. 0.3,0.5 (default: the model's).")
+    var thresholds: String?
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    @Option(help: "Write each sample's exit index and predicted class as JSON lines to this file.")
+    var predictions: String?
+
+    func run() throws {
+        let (model, data, codec) = try options.load()
+        let exits = model.network.stages.count
+        let t = try thresholds.map { try parseFloats($0, "--thresholds") } ?? model.spec.defaults?.thresholds
+            ?? [Float](repeating: 0.5, count: exits - 1)
+        guard t.count == exits - 1 else {
+            throw ValidationError("--thresholds: the model has \(exits) exits, so give \(exits - 1) thresholds, got \(t.count)")
+        }
+        let trace = Evaluator.trace(network: model.network, data: data, limit: options.limit, codec: codec, progress: !json)
+        let report = EvalReport(trace: trace, policy: ExitPolicy(thresholds: t), codec: codec.name)
+        if let predictions {
+            var lines = ""
+            for s in 0..<report.samples {
+                lines += "{\"sample\":\(s),\"exit\":\(report.takenExit[s]),\"class\":\(report.predictions[s])}\n"
+            }
+            try lines.write(toFile: predictions, atomically: true, encoding: .utf8)
+        }
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(report), as: UTF8.self))
+        } else {
+            print("model \(model.spec.name) (\(model.fingerprintHex.prefix(16))) on \(options.dataset)")
+            print(report.table, terminator: "")
+        }
+    }
+}
