@@ -3,7 +3,8 @@ import Foundation
 /// A network address a node listens on: a host (IPv4, IPv6 or a name) and a TCP port.
 ///
 /// Written in a topology as `host:port`, with IPv6 hosts in brackets:
-/// `127.0.0.1:7401`, `[::1]:7401`, `edge-a.local:7401`.
+/// `127.0.0.1:7401`, `[::1]:7401`, `edge-a.local:7401`. In YAML a bracketed
+/// address must be quoted (`listen: "[::1]:7401"`), since `[` starts a list.
 public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     /// The host: an IPv4 address, an IPv6 address without brackets, or a host name.
     public var host: String
