@@ -5,8 +5,10 @@ import NIOCore
 /// Codes this implementation does not know are kept as their raw value, so a newer
 /// peer's codes still reach logs intact.
 public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The code as sent on the wire.
     public var rawValue: UInt16
 
+    /// Wraps any code, known or not.
     public init(rawValue: UInt16) {
         self.rawValue = rawValue
     }

@@ -95,11 +95,17 @@ public struct Frame: Hashable, Sendable {
 
 /// The message type byte of the frame header.
 public enum MessageType: UInt8, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    /// Client introduction, the first frame on a connection.
     case hello = 1
+    /// Server acceptance of a hello.
     case helloAck = 2
+    /// An inference request.
     case infer = 3
+    /// The answer to an inference request.
     case result = 4
+    /// A request- or connection-level failure.
     case error = 5
+    /// The server is draining.
     case goodbye = 6
 
     public var description: String {

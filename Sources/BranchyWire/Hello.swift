@@ -2,8 +2,11 @@ import NIOCore
 
 /// The tier a node plays in the split network.
 public enum NodeRole: UInt8, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    /// Captures samples and runs the first stage.
     case device = 1
+    /// Runs middle stages close to the devices.
     case edge = 2
+    /// Runs the final stages.
     case cloud = 3
 
     /// Parses `"device"`, `"edge"` or `"cloud"`.

@@ -9,9 +9,12 @@
 public struct ServerConnectionStateMachine: Sendable {
     /// A peer as named in its hello: node name and role.
     public struct PeerIdentity: Hashable, Sendable, CustomStringConvertible {
+        /// The node name from the hello.
         public var name: String
+        /// The role from the hello.
         public var role: NodeRole
 
+        /// Creates an identity.
         public init(name: String, role: NodeRole) {
             self.name = name
             self.role = role
@@ -31,6 +34,7 @@ public struct ServerConnectionStateMachine: Sendable {
         /// ``ErrorCode/tooManyRequests``.
         public var maxInFlight: Int
 
+        /// Creates a configuration; `maxInFlight` must be at least 1.
         public init(localHello: Hello, allowedPeers: Set<PeerIdentity>, maxInFlight: Int = 64) {
             precondition(maxInFlight >= 1, "maxInFlight must be at least 1, got \(maxInFlight)")
             self.localHello = localHello
