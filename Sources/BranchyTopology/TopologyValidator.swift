@@ -20,6 +20,7 @@ struct TopologyValidator {
     /// Runs every check in a fixed order and throws the first problem found.
     func validate(checkFiles: Bool) throws {
         try checkUniqueNames()
+        try checkHasDevice()
         try checkRoleRules()
         try checkUpstreamTree()
         try checkListenAddresses()
@@ -42,6 +43,9 @@ struct TopologyValidator {
             }
             seen[node.config.name] = node
         }
+    }
+
+    private func checkHasDevice() throws {
         guard nodes.contains(where: { $0.config.role == .device }) else {
             throw context.error("nodes", "no node has role device; at least one device is needed")
         }
@@ -101,13 +105,18 @@ struct TopologyValidator {
             let role = node.config.role
             let upstreamRole = nodes[index].config.role
             guard role.allowedUpstreamRoles.contains(upstreamRole) else {
-                let allowed = role.allowedUpstreamRoles.map(\.rawValue).joined(separator: " or ")
+                let allowed = role.allowedUpstreamRoles.map(Self.withArticle).joined(separator: " or ")
                 throw error(node, "upstream",
                             "\(role.rawValue) '\(node.config.name)' cannot use \(upstreamRole.rawValue) '\(upstream)' as upstream; "
-                                + "a \(role.rawValue)'s upstream must be \(allowed.isEmpty ? "absent" : "a " + allowed)"
+                                + "\(Self.withArticle(role))'s upstream must be \(allowed)"
                                 + " (requests flow device -> edge -> cloud)")
             }
         }
+    }
+
+    /// "a device", "an edge", "a cloud".
+    private static func withArticle(_ role: NodeRole) -> String {
+        role == .edge ? "an edge" : "a \(role.rawValue)"
     }
 
     private func checkListenAddresses() throws {

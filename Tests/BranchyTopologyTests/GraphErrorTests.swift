@@ -92,7 +92,7 @@ struct GraphErrorTests {
 
             """)
         try expectError(yaml, keyPath: "nodes[1].upstream",
-                        reason: "device 'device-2' cannot use device 'device' as upstream", "must be a edge or cloud")
+                        reason: "device 'device-2' cannot use device 'device' as upstream", "a device's upstream must be an edge or a cloud")
     }
 
     @Test func edgeUpstreamMustBeACloud() throws {
@@ -105,7 +105,7 @@ struct GraphErrorTests {
               - {name: cloud, role: cloud, stages: [cloud], listen: "127.0.0.1:3"}
             """
         try expectError(yaml, keyPath: "nodes[1].upstream",
-                        reason: "edge 'edge-a' cannot use edge 'edge-b' as upstream", "must be a cloud")
+                        reason: "edge 'edge-a' cannot use edge 'edge-b' as upstream", "an edge's upstream must be a cloud")
     }
 
     @Test func deviceMayTalkToTheCloudDirectly() throws {
