@@ -41,6 +41,7 @@ let package = Package(
             "BranchyWire", "BranchyTopology", "BranchyModel", "BranchyData",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -50,7 +51,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "branchy-device", dependencies: [
-            "BranchyNode",
+            "BranchyNode", "BranchyTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "branchy-edge", dependencies: [

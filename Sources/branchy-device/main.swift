@@ -1,1 +1,69 @@
-print("not yet")
+import ArgumentParser
+import BranchyData
+import BranchyNode
+import BranchyTraining
+import Foundation
+import NIOPosix
+
+/// The device tier: classifies a data set, sending only unsure samples upstream.
+@main
+struct DeviceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "branchy-device",
+        abstract: "Run a device node of a Branchy cluster over a data set and report what each exit cost.")
+
+    @Option(help: "Topology file.") var topology: String
+    @Option(help: "Name of this node in the topology.") var node: String
+    @Option(help: "IDX data set: a directory (test split) or an images file.") var dataset = "data/fashion-mnist"
+    @Option(help: "Classify only the first N samples.") var limit: Int?
+    @Option(help: "Requests in flight at once (default: the node's maxInFlight).") var concurrency: Int?
+    @Option(help: "Write the JSON report here.") var report: String?
+    @Option(help: "Write each sample's exit and class as JSON lines here.") var predictions: String?
+    @Option(help: "Seconds to wait for the upstream handshake before starting.") var connectTimeout = 15.0
+    @Option(help: "Log level.") var logLevel = "info"
+
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if let concurrency, concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
+    }
+
+    func run() async throws {
+        let logger = NodeMain.logger(node: node, level: logLevel)
+        let ctx = try NodeMain.context(topology: topology, node: node, role: .device)
+        let data = try IDXDataset.load(path: dataset)
+        guard [1, data.rows, data.cols] == ctx.model.spec.input else {
+            throw ValidationError("\(dataset): images are 1×\(data.rows)×\(data.cols) but the model expects \(ctx.model.spec.input)")
+        }
+        let count = min(data.count, limit ?? data.count)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let device = try DeviceRunner(context: ctx, group: group, logger: logger)
+        await device.start(connectTimeout: connectTimeout)
+        let bar = ProgressReporter(total: count, label: node)
+        let started = Date()
+        let records = await device.run(data: data, count: count, concurrency: concurrency ?? ctx.config.maxInFlight) { bar.update($0) }
+        let duration = Date().timeIntervalSince(started)
+        bar.finish()
+        let stats = await device.linkStatistics()
+        await device.stop()
+        try? await group.shutdownGracefully()
+
+        let r = RunReport(records: records, exitNames: ctx.model.network.stages.map(\.exitName), inputShape: ctx.model.spec.input,
+                          duration: duration, handshakeBytes: stats.handshakeBytes, thresholds: ctx.policy.thresholds,
+                          codec: ctx.codec.name, fingerprint: ctx.fingerprint.hex, topology: topology, device: node)
+        if let report { try r.json().write(to: URL(fileURLWithPath: report)) }
+        if let predictions {
+            let lines = records.map { "{\"sample\":\($0.sample),\"exit\":\($0.exit),\"class\":\($0.predicted),\"status\":\"\($0.status.rawValue)\"}\n" }.joined()
+            try lines.write(toFile: predictions, atomically: true, encoding: .utf8)
+        }
+        print(r.table, terminator: "")
+        if r.failed > 0 { throw ExitCode(2) }
+    }
+}
+
+/// Thread-safe wrapper of the progress bar for answers arriving from many tasks.
+final class ProgressReporter: @unchecked Sendable {
+    private var bar: ProgressBar
+    private let lock = NSLock()
+    init(total: Int, label: String) { bar = ProgressBar(total: total, label: label) }
+    func update(_ done: Int) { lock.lock(); bar.update(done, fields: "answered"); lock.unlock() }
+    func finish() { lock.lock(); bar.update(bar.total, fields: "answered", force: true); bar.finish(); lock.unlock() }
+}

@@ -1,1 +1,18 @@
-print("not yet")
+import ArgumentParser
+import BranchyNode
+
+/// The edge tier: serves its children and forwards what it is unsure of to the cloud.
+@main
+struct EdgeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "branchy-edge",
+        abstract: "Run an edge node of a Branchy cluster until SIGINT/SIGTERM, then drain.")
+
+    @Option(help: "Topology file.") var topology: String
+    @Option(help: "Name of this node in the topology.") var node: String
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(help: "Seconds to let in-flight requests finish on shutdown.") var drainSeconds = 10.0
+
+    func run() throws {
+        try NodeMain.serve(topology: topology, node: node, role: .edge, logLevel: logLevel, drainSeconds: drainSeconds)
+    }
+}

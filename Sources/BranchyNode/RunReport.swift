@@ -1,0 +1,183 @@
+import BranchyWire
+import Foundation
+
+/// The device's per-exit communication report: samples, accuracy, bytes on every link and
+/// latency for each exit, totals, and the cost of sending every raw input to the cloud instead.
+public struct RunReport: Codable, Sendable {
+    /// Mean and total bytes of one link, in both directions, as frames and as TLS records on the wire.
+    public struct LinkBytes: Codable, Sendable {
+        public var link: String
+        /// Samples whose request crossed this link.
+        public var requests: Int
+        public var requestFrameBytes: UInt64
+        public var responseFrameBytes: UInt64
+        public var requestTLSBytes: UInt64
+        public var responseTLSBytes: UInt64
+        /// Means over the samples that crossed the link.
+        public var meanRequestTLSBytes: Double
+        public var meanResponseTLSBytes: Double
+        public var meanRequestFrameBytes: Double
+    }
+
+    public struct Latency: Codable, Sendable {
+        public var p50: Double
+        public var p99: Double
+        public var mean: Double
+    }
+
+    public struct Exit: Codable, Sendable {
+        public var name: String
+        public var node: String
+        public var index: Int
+        public var count: Int
+        public var fraction: Double
+        public var accuracy: Double
+        public var degraded: Int
+        /// Mean TLS bytes on all links, both directions, per sample that left here.
+        public var bytesPerSample: Double
+        public var totalBytes: UInt64
+        public var links: [LinkBytes]
+        public var latencyMs: Latency
+    }
+
+    public var samples: Int
+    public var answered: Int
+    public var degraded: Int
+    public var failed: Int
+    public var accuracy: Double
+    public var exits: [Exit]
+    public var links: [LinkBytes]
+    /// TLS bytes of all requests and answers on all links (handshakes excluded).
+    public var totalWireBytes: UInt64
+    /// The same as frame bytes (before TLS).
+    public var totalFrameBytes: UInt64
+    /// TLS handshake, hello and acknowledgement bytes on the device's link.
+    public var tlsHandshakeBytes: UInt64
+    /// Mean TLS bytes per sample over all samples.
+    public var bytesPerSample: Double
+    /// What sending each raw 8-bit input to the cloud, and its answer back, would put on the wire.
+    public var rawOffloadBytes: UInt64
+    public var rawOffloadBytesPerSample: Double
+    /// rawOffloadBytes / totalWireBytes.
+    public var savingsFactor: Double
+    public var latencyMs: Latency
+    public var durationSeconds: Double
+    public var samplesPerSecond: Double
+    public var thresholds: [Float]
+    public var codec: String
+    public var fingerprint: String
+    public var topology: String
+    public var device: String
+
+    /// Bytes of one raw-offload exchange: an infer frame carrying the input as 8-bit pixels, a typical
+    /// result frame back, each in one TLS record.
+    public static func rawOffloadExchangeBytes(inputShape: [Int], resultFrameBytes: Int) -> Int {
+        let pixels = inputShape.reduce(1, *)
+        let request = InferRequest(sampleID: 0, stageIndex: 0,
+                                   features: .init(kind: .int8, shape: inputShape, quantization: .init(scale: 1.0 / 255, zeroPoint: -128),
+                                                   bytes: [UInt8](repeating: 0, count: pixels)))
+        let frame = Frame(requestID: 1, message: .infer(request)).encodedSize
+        return TLSRecordOverhead.wireBytes(forFrame: frame) + TLSRecordOverhead.wireBytes(forFrame: resultFrameBytes)
+    }
+
+    public init(records: [SampleRecord], exitNames: [String], inputShape: [Int], duration: Double, handshakeBytes: UInt64,
+                thresholds: [Float], codec: String, fingerprint: String, topology: String, device: String) {
+        let n = records.count
+        samples = n
+        answered = records.filter { $0.status == .answered }.count
+        degraded = records.filter { $0.status == .degraded }.count
+        failed = records.filter { $0.status == .failed }.count
+        accuracy = n == 0 ? 0 : Double(records.filter(\.correct).count) / Double(n)
+        func linksOf(_ rs: [SampleRecord]) -> [LinkBytes] {
+            var order: [String] = []
+            var acc: [String: LinkBytes] = [:]
+            for r in rs { for h in r.hops {
+                if acc[h.link] == nil {
+                    order.append(h.link)
+                    acc[h.link] = LinkBytes(link: h.link, requests: 0, requestFrameBytes: 0, responseFrameBytes: 0, requestTLSBytes: 0,
+                                            responseTLSBytes: 0, meanRequestTLSBytes: 0, meanResponseTLSBytes: 0, meanRequestFrameBytes: 0)
+                }
+                acc[h.link]!.requests += 1
+                acc[h.link]!.requestFrameBytes += h.requestFrameBytes
+                acc[h.link]!.responseFrameBytes += h.responseFrameBytes
+                acc[h.link]!.requestTLSBytes += h.requestTLSBytes
+                acc[h.link]!.responseTLSBytes += h.responseTLSBytes
+            } }
+            return order.map { k in
+                var l = acc[k]!
+                let c = Double(max(1, l.requests))
+                l.meanRequestTLSBytes = Double(l.requestTLSBytes) / c
+                l.meanResponseTLSBytes = Double(l.responseTLSBytes) / c
+                l.meanRequestFrameBytes = Double(l.requestFrameBytes) / c
+                return l
+            }
+        }
+        func wire(_ r: SampleRecord) -> UInt64 { r.hops.reduce(0) { $0 + $1.requestTLSBytes + $1.responseTLSBytes } }
+        func frames(_ r: SampleRecord) -> UInt64 { r.hops.reduce(0) { $0 + $1.requestFrameBytes + $1.responseFrameBytes } }
+        func latency(_ rs: [SampleRecord]) -> Latency {
+            let ms = rs.map { $0.latencySeconds * 1000 }.sorted()
+            guard !ms.isEmpty else { return Latency(p50: 0, p99: 0, mean: 0) }
+            func q(_ p: Double) -> Double { ms[min(ms.count - 1, Int((p * Double(ms.count)).rounded(.up)) - 1)] }
+            return Latency(p50: q(0.5), p99: q(0.99), mean: ms.reduce(0, +) / Double(ms.count))
+        }
+        exits = exitNames.enumerated().map { i, name in
+            let rs = records.filter { $0.exit == i }
+            let total = rs.reduce(UInt64(0)) { $0 + wire($1) }
+            let nodes = Array(Set(rs.map(\.node))).sorted()
+            return Exit(name: name, node: nodes.joined(separator: ","), index: i, count: rs.count, fraction: n == 0 ? 0 : Double(rs.count) / Double(n),
+                        accuracy: rs.isEmpty ? 0 : Double(rs.filter(\.correct).count) / Double(rs.count),
+                        degraded: rs.filter { $0.status == .degraded }.count,
+                        bytesPerSample: rs.isEmpty ? 0 : Double(total) / Double(rs.count), totalBytes: total,
+                        links: linksOf(rs), latencyMs: latency(rs))
+        }
+        links = linksOf(records)
+        totalWireBytes = records.reduce(0) { $0 + wire($1) }
+        totalFrameBytes = records.reduce(0) { $0 + frames($1) }
+        tlsHandshakeBytes = handshakeBytes
+        bytesPerSample = n == 0 ? 0 : Double(totalWireBytes) / Double(n)
+        let resultFrames = records.compactMap { $0.hops.first?.responseFrameBytes }
+        let typicalResult = resultFrames.isEmpty ? 60 : Int(resultFrames.reduce(0, +) / UInt64(resultFrames.count))
+        let perRaw = RunReport.rawOffloadExchangeBytes(inputShape: inputShape, resultFrameBytes: typicalResult)
+        rawOffloadBytes = UInt64(perRaw * n)
+        rawOffloadBytesPerSample = Double(perRaw)
+        savingsFactor = totalWireBytes == 0 ? .infinity : Double(rawOffloadBytes) / Double(totalWireBytes)
+        latencyMs = latency(records)
+        durationSeconds = duration
+        samplesPerSecond = duration > 0 ? Double(n) / duration : 0
+        self.thresholds = thresholds
+        self.codec = codec
+        self.fingerprint = fingerprint
+        self.topology = topology
+        self.device = device
+    }
+
+    /// JSON with sorted keys.
+    public func json() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try e.encode(self)
+    }
+
+    /// The per-exit table printed by the device.
+    public var table: String {
+        func pad(_ s: String, _ w: Int) -> String { String(repeating: " ", count: max(0, w - s.count)) + s }
+        func f(_ v: Double, _ d: Int = 1) -> String { String(format: "%.\(d)f", v) }
+        var out = "exit          node       samples  fraction  accuracy  bytes/sample   p50 ms   p99 ms  degraded\n"
+        for e in exits {
+            out += e.name.padding(toLength: 12, withPad: " ", startingAt: 0) + "  " + e.node.padding(toLength: 9, withPad: " ", startingAt: 0)
+                + pad("\(e.count)", 9) + pad(f(100 * e.fraction) + "%", 10) + pad(f(100 * e.accuracy, 2) + "%", 10)
+                + pad(f(e.bytesPerSample), 14) + pad(f(e.latencyMs.p50, 3), 9) + pad(f(e.latencyMs.p99, 3), 9) + pad("\(e.degraded)", 10) + "\n"
+        }
+        out += "\nlink              requests  mean up B  mean down B  total up B  total down B   (TLS bytes on the wire)\n"
+        for l in links {
+            out += l.link.padding(toLength: 16, withPad: " ", startingAt: 0) + pad("\(l.requests)", 10) + pad(f(l.meanRequestTLSBytes), 11)
+                + pad(f(l.meanResponseTLSBytes), 13) + pad("\(l.requestTLSBytes)", 12) + pad("\(l.responseTLSBytes)", 14) + "\n"
+        }
+        out += "\n\(samples) samples: \(answered) answered, \(degraded) degraded, \(failed) failed; accuracy \(f(100 * accuracy, 2))%\n"
+        out += "wire bytes \(totalWireBytes) (\(f(bytesPerSample)) per sample; frames \(totalFrameBytes)), TLS handshakes \(tlsHandshakeBytes)\n"
+        out += "raw offload to the cloud would cost \(rawOffloadBytes) bytes (\(f(rawOffloadBytesPerSample)) per sample): \(f(savingsFactor, 2))x more\n"
+        out += "latency p50 \(f(latencyMs.p50, 3)) ms, p99 \(f(latencyMs.p99, 3)) ms; \(f(samplesPerSecond, 0)) samples/s over \(f(durationSeconds, 2)) s\n"
+        return out
+    }
+}

@@ -1,0 +1,30 @@
+import BranchyWire
+
+/// What the device learned about one sample: where it left, what it was called, what it cost.
+public struct SampleRecord: Sendable {
+    public enum Status: String, Sendable, Codable {
+        /// Answered by the exit the policy chose.
+        case answered
+        /// Upstream could not answer; a lower exit's answer was given instead.
+        case degraded
+        /// No answer could be given.
+        case failed
+    }
+
+    public var sample: Int
+    public var label: Int
+    public var status: Status
+    public var reason: String
+    /// Exit index that answered (-1 when failed).
+    public var exit: Int
+    public var exitName: String
+    /// Node that answered.
+    public var node: String
+    public var predicted: Int
+    public var entropy: Float
+    public var latencySeconds: Double
+    /// Per-link costs, nearest link first (empty when the device answered alone).
+    public var hops: [HopCost]
+
+    public var correct: Bool { status != .failed && predicted == label }
+}
