@@ -111,7 +111,10 @@ public final class InferenceServer: @unchecked Sendable {
             return loop.makeSucceededFuture(.result(result(exit: best.exit, best.output)))
         }
         let item = Tensor(shape: Array(features.shape.dropFirst()), data: features.data)
-        let up = InferRequest(sampleID: request.sampleID, stageIndex: UInt8(nextStage), features: context.codec.encode(item))
+        // Leave a fifth of the caller's remaining budget for the answer to travel back down.
+        let budget = request.deadlineMillis > 0 ? max(1, request.deadlineMillis / 5 * 4) : 0
+        let up = InferRequest(sampleID: request.sampleID, deadlineMillis: budget, stageIndex: UInt8(nextStage),
+                              features: context.codec.encode(item))
         return link.send(up).hop(to: loop).map { reply -> Frame.Message in
             var r = reply.result
             r.hops = [reply.cost] + r.hops

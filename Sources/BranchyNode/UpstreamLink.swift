@@ -141,13 +141,14 @@ public final class UpstreamLink: @unchecked Sendable {
     }
 
     private func transmit(id: UInt64, _ request: InferRequest, _ promise: EventLoopPromise<UpstreamReply>, on channel: Channel) {
+        // The tighter of this link's deadline and what the request still has left.
+        let ms = request.deadlineMillis > 0 ? min(deadlineMillis, Int(request.deadlineMillis)) : deadlineMillis
         var req = request
-        req.deadlineMillis = UInt32(deadlineMillis)
+        req.deadlineMillis = UInt32(ms)
         let frame = Frame(requestID: id, message: .infer(req))
         let before = counter?.bytesOut ?? 0
         channel.writeAndFlush(frame, promise: nil)
         let tlsBytes = Int((counter?.bytesOut ?? 0) - before)
-        let ms = deadlineMillis
         let deadline: Scheduled<Void> = loop.scheduleTask(in: .milliseconds(Int64(ms))) { [weak self] in
             guard let self else { return }
             self.complete(id, .failure(UpstreamFailure.deadline(ms)))

@@ -136,7 +136,8 @@ struct TopologyValidator {
             let config = node.config
             let hostsLast = stageOrder.flatMap { $0.last.map(config.stages.contains) } ?? config.isRoot
             let exits = hostsLast ? Array(config.stages.dropLast()) : config.stages
-            guard config.thresholds.count != exits.count else { continue }
+            // No thresholds at all means: use the model's default thresholds for these exits.
+            guard !config.thresholds.isEmpty, config.thresholds.count != exits.count else { continue }
             let which = exits.isEmpty
                 ? "it hosts only the model's last exit, which needs none"
                 : "one per hosted exit other than the model's last: \(exits.joined(separator: ", "))"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Reproduces the shipped models from the Fashion-MNIST training set:
+#   models/b-lenet3  (three exits: device, edge, cloud) — the default model
+#   models/b-lenet   (the paper's two-exit layout)      — with --paper
+# Installs Debian's dataset-fashion-mnist if the training set is missing.
+# usage: scripts/train-default.sh [--paper] [extra branchy train options]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+data=/usr/share/datasets/fashion-mnist
+if [ ! -e "$data/train-images-idx3-ubyte.gz" ] && [ ! -e "$data/train-images-idx3-ubyte" ]; then
+    echo "installing dataset-fashion-mnist (the training set) ..." >&2
+    apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null
+fi
+
+arch=b-lenet3
+epochs=20
+if [ "${1:-}" = "--paper" ]; then
+    arch=b-lenet
+    epochs=10
+    shift
+fi
+
+swift build -c release --product branchy >&2
+bin="$(swift build -c release --show-bin-path)"
+"$bin/branchy" train --arch "$arch" --data "$data" --out "models/$arch" --epochs "$epochs" --seed 1 "$@"
