@@ -95,10 +95,21 @@ public final class DeviceRunner: @unchecked Sendable {
         }
     }
 
-    /// Handshake bytes and connection count of the upstream link.
-    public func linkStatistics() async -> (handshakeBytes: UInt64, connections: Int) {
-        guard let link else { return (0, 0) }
-        return (try? await link.loop.submit { (link.handshakeBytes, link.connections) }.get()) ?? (0, 0)
+    /// What the upstream link measured below TLS.
+    public struct LinkStatistics: Sendable {
+        public var handshakeBytes: UInt64 = 0
+        public var connections = 0
+        public var bytesSent: UInt64 = 0
+        public var bytesReceived: UInt64 = 0
+    }
+
+    /// Handshake bytes, connection count and socket byte totals of the upstream link.
+    public func linkStatistics() async -> LinkStatistics {
+        guard let link else { return LinkStatistics() }
+        return (try? await link.loop.submit {
+            LinkStatistics(handshakeBytes: link.handshakeBytes, connections: link.connections,
+                           bytesSent: link.measuredBytes.sent, bytesReceived: link.measuredBytes.received)
+        }.get()) ?? LinkStatistics()
     }
 
     public func stop() async {

@@ -53,6 +53,12 @@ public struct RunReport: Codable, Sendable {
     public var totalFrameBytes: UInt64
     /// TLS handshake, hello and acknowledgement bytes on the device's link.
     public var tlsHandshakeBytes: UInt64
+    /// Bytes the device's link counted below TLS over the whole run, handshakes and reconnects included:
+    /// a cross-check of the per-request figures of the device's first link.
+    public var measuredDeviceLinkBytesSent: UInt64 = 0
+    public var measuredDeviceLinkBytesReceived: UInt64 = 0
+    /// Connections the device's link made (1 + reconnects).
+    public var deviceLinkConnections: Int = 0
     /// Mean TLS bytes per sample over all samples.
     public var bytesPerSample: Double
     /// What sending each raw 8-bit input to the cloud, and its answer back, would put on the wire.
@@ -176,6 +182,9 @@ public struct RunReport: Codable, Sendable {
         }
         out += "\n\(samples) samples: \(answered) answered, \(degraded) degraded, \(failed) failed; accuracy \(f(100 * accuracy, 2))%\n"
         out += "wire bytes \(totalWireBytes) (\(f(bytesPerSample)) per sample; frames \(totalFrameBytes)), TLS handshakes \(tlsHandshakeBytes)\n"
+        if deviceLinkConnections > 0 {
+            out += "device link measured below TLS: sent \(measuredDeviceLinkBytesSent), received \(measuredDeviceLinkBytesReceived) bytes over \(deviceLinkConnections) connection(s)\n"
+        }
         out += "raw offload to the cloud would cost \(rawOffloadBytes) bytes (\(f(rawOffloadBytesPerSample)) per sample): \(f(savingsFactor, 2))x more\n"
         out += "latency p50 \(f(latencyMs.p50, 3)) ms, p99 \(f(latencyMs.p99, 3)) ms; \(f(samplesPerSecond, 0)) samples/s over \(f(durationSeconds, 2)) s\n"
         return out

@@ -75,6 +75,14 @@ public final class UpstreamLink: @unchecked Sendable {
     public private(set) var handshakeBytes: UInt64 = 0
     /// Number of successful handshakes (1 + reconnects).
     public private(set) var connections = 0
+    private var closedBytesIn: UInt64 = 0
+    private var closedBytesOut: UInt64 = 0
+
+    /// Bytes counted below TLS on every connection of this link so far (handshakes included): sent, received.
+    /// Read on `loop`.
+    public var measuredBytes: (sent: UInt64, received: UInt64) {
+        (closedBytesOut + (counter?.bytesOut ?? 0), closedBytesIn + (counter?.bytesIn ?? 0))
+    }
 
     public init(context: NodeContext, loop: EventLoop, logger: Logger) throws {
         guard let up = context.upstream else { throw NodeError("node '\(context.config.name)' has no upstream") }
@@ -226,6 +234,8 @@ public final class UpstreamLink: @unchecked Sendable {
     private func connectionClosed(_ ch: Channel) {
         guard channel === ch else { return }
         let wasReady = ready
+        closedBytesIn += counter?.bytesIn ?? 0
+        closedBytesOut += counter?.bytesOut ?? 0
         channel = nil
         counter = nil
         ready = false

@@ -46,9 +46,12 @@ struct DeviceCommand: AsyncParsableCommand {
         await device.stop()
         try? await group.shutdownGracefully()
 
-        let r = RunReport(records: records, exitNames: ctx.model.network.stages.map(\.exitName), inputShape: ctx.model.spec.input,
+        var r = RunReport(records: records, exitNames: ctx.model.network.stages.map(\.exitName), inputShape: ctx.model.spec.input,
                           duration: duration, handshakeBytes: stats.handshakeBytes, thresholds: ctx.policy.thresholds,
                           codec: ctx.codec.name, fingerprint: ctx.fingerprint.hex, topology: topology, device: node)
+        r.measuredDeviceLinkBytesSent = stats.bytesSent
+        r.measuredDeviceLinkBytesReceived = stats.bytesReceived
+        r.deviceLinkConnections = stats.connections
         if let report { try r.json().write(to: URL(fileURLWithPath: report)) }
         if let predictions {
             let lines = records.map { "{\"sample\":\($0.sample),\"exit\":\($0.exit),\"class\":\($0.predicted),\"status\":\"\($0.status.rawValue)\"}\n" }.joined()
