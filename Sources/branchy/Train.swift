@@ -35,7 +35,7 @@ struct Train: ParsableCommand {
     @Option(help: "Train on the first N samples only.") var limit: Int?
     @Option(help: "Training samples held out to choose the thresholds.") var validation: Int = 5000
     @Option(help: "Accuracy loss allowed against the final exit alone when choosing thresholds, in points.")
-    var tolerance: Double = 0.25
+    var tolerance: Double = 0.1
     @Option(help: "Feature codec stored as the model's default.") var codec: String = "int8"
     @Option(help: "Worker threads.") var threads: Int?
 
@@ -75,15 +75,7 @@ struct Train: ParsableCommand {
         let codecKind = FeatureCodecKind(codec)!
 
         // Thresholds are chosen on the held-out training samples, never on the test set.
-        var thresholds = [Float](repeating: 0.5, count: network.stages.count - 1)
-        if valSet.count > 0 {
-            let trace = Evaluator.trace(network: network, data: valSet, codec: codecKind)
-            let finalOnly = EvalReport(trace: trace, policy: ExitPolicy(thresholds: thresholds), codec: "").finalOnlyAccuracy
-            if let pick = BranchyTraining.Sweep.choose(BranchyTraining.Sweep.run(trace: trace, grid: BranchyTraining.Sweep.fineGrid),
-                                                        finalOnly: finalOnly, tolerance: tolerance / 100) {
-                thresholds = pick.thresholds
-            }
-        }
+        let thresholds = chooseThresholds(network: network, validation: valSet, codec: codecKind, tolerance: tolerance)
         modelSpec.defaults = .init(thresholds: thresholds, codec: codec)
         let finalNetwork = try Network(spec: modelSpec, file: spec ?? arch)
         for (name, t) in network.namedTensors { finalNetwork.assign(name, t) }
@@ -100,16 +92,31 @@ struct Train: ParsableCommand {
         print(card.markdown)
     }
 
-    /// Splits off `holdOut` samples chosen by a seeded shuffle.
-    func split(_ d: IDXDataset, holdOut: Int, seed: UInt64) -> (IDXDataset, IDXDataset) {
-        var rng = SeededRandom(seed: seed ^ 0xA11CE)
-        var order = Array(0..<d.count)
-        order.shuffle(using: &rng)
-        let h = min(holdOut, d.count - 1)
-        func subset(_ idx: ArraySlice<Int>) -> IDXDataset {
-            let b = d.batch(indices: idx)
-            return IDXDataset(images: b.images, labels: b.labels, rows: d.rows, cols: d.cols)
-        }
-        return (subset(order[h...]), subset(order[..<h]))
+}
+
+/// Splits off `holdOut` samples chosen by a seeded shuffle: (training, held out).
+func split(_ d: IDXDataset, holdOut: Int, seed: UInt64) -> (IDXDataset, IDXDataset) {
+    var rng = SeededRandom(seed: seed ^ 0xA11CE)
+    var order = Array(0..<d.count)
+    order.shuffle(using: &rng)
+    let h = min(holdOut, d.count - 1)
+    func subset(_ idx: ArraySlice<Int>) -> IDXDataset {
+        let b = d.batch(indices: idx)
+        return IDXDataset(images: b.images, labels: b.labels, rows: d.rows, cols: d.cols)
     }
+    return (subset(order[h...]), subset(order[..<h]))
+}
+
+/// The thresholds that send most samples out early while the held-out accuracy stays within
+/// `tolerance` points of the last exit alone (BranchyNet's screening, on a finer grid).
+func chooseThresholds(network: Network, validation: IDXDataset, codec: FeatureCodecKind, tolerance: Double) -> [Float] {
+    var thresholds = [Float](repeating: 0, count: network.stages.count - 1)
+    guard validation.count > 0 else { return thresholds }
+    let trace = Evaluator.trace(network: network, data: validation, codec: codec)
+    let finalOnly = EvalReport(trace: trace, policy: ExitPolicy(thresholds: thresholds), codec: "").finalOnlyAccuracy
+    if let pick = BranchyTraining.Sweep.choose(BranchyTraining.Sweep.run(trace: trace, grid: BranchyTraining.Sweep.fineGrid),
+                                                finalOnly: finalOnly, tolerance: tolerance / 100) {
+        thresholds = pick.thresholds
+    }
+    return thresholds
 }

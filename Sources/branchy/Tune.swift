@@ -1,0 +1,57 @@
+import ArgumentParser
+import BranchyData
+import BranchyModel
+import BranchyTensor
+import BranchyTraining
+import Foundation
+
+struct Tune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Choose a trained model's default thresholds again on the training samples held out at training time.")
+
+    @Option(help: "Model directory.") var model: String = "models/b-lenet3"
+    @Option(help: "Directory holding the IDX training set.") var data: String = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Held-out samples (as given to train).") var validation: Int = 5000
+    @Option(help: "Seed given to train (it fixes which samples were held out).") var seed: UInt64 = 1
+    @Option(help: "Accuracy loss allowed against the final exit alone, in points, on the held-out samples.") var tolerance: Double = 0.1
+    @Option(help: "Test set for the model card.") var test: String = "data/fashion-mnist"
+    @Flag(help: "Write the thresholds into model.json and update MODEL_CARD.md.") var write = false
+
+    func run() throws {
+        let dir = URL(fileURLWithPath: model)
+        let m = try Model.load(directory: dir)
+        let codec = FeatureCodecKind(m.spec.defaults?.codec ?? "int8") ?? .int8
+        let all = try IDXDataset.load(directory: URL(fileURLWithPath: data), split: .train)
+        let (_, held) = split(all, holdOut: validation, seed: seed)
+        let t = chooseThresholds(network: m.network, validation: held, codec: codec, tolerance: tolerance)
+        print("thresholds chosen on \(held.count) held-out samples (tolerance \(tolerance) points): " + t.map { String(format: "%g", $0) }.joined(separator: ","))
+        guard write else { return }
+        var spec = m.spec
+        spec.defaults = .init(thresholds: t, codec: codec.name)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(spec).write(to: dir.appendingPathComponent(Model.specFileName))
+        let updated = try Model.load(directory: dir)
+        let testSet = try IDXDataset.load(path: test)
+        let report = EvalReport(trace: Evaluator.trace(network: updated.network, data: testSet, codec: codec),
+                                policy: ExitPolicy(thresholds: t), codec: codec.name)
+        print(report.table, terminator: "")
+        let cardURL = dir.appendingPathComponent("MODEL_CARD.md")
+        guard var card = try? String(contentsOf: cardURL, encoding: .utf8) else { return }
+        var lines = card.components(separatedBy: "\n")
+        for i in lines.indices {
+            if lines[i].hasPrefix("- fingerprint ") { lines[i] = "- fingerprint `\(updated.fingerprintHex)`" }
+            if lines[i].hasPrefix("- default thresholds ") {
+                lines[i] = "- default thresholds " + t.map { String(format: "%g", $0) }.joined(separator: ", ")
+                    + " (entropy, natural log), codec \(codec.name); chosen by `branchy tune --tolerance \(tolerance)` on the \(held.count) held-out samples"
+            }
+        }
+        card = lines.joined(separator: "\n")
+        if let start = card.range(of: "## Test set"), let end = card.range(of: "## Training log") {
+            card.replaceSubrange(start.lowerBound..<end.lowerBound, with:
+                "## Test set (`\(test)`, \(report.samples) images, default thresholds, codec \(codec.name))\n\n```\n\(report.table)```\n\n")
+        }
+        try card.write(to: cardURL, atomically: true, encoding: .utf8)
+        print("updated \(dir.path)")
+    }
+}
