@@ -15,13 +15,13 @@ struct ShippedTopologyTests {
 
         let device = try #require(topology.node(named: "device"))
         #expect(device.role == .device && device.listen == nil && device.upstream == "edge")
-        #expect(device.stages == ["device"] && device.thresholds == [0.3] && device.codec == "int8")
+        #expect(device.stages == ["device"] && device.thresholds == [0.65] && device.codec == "int8")
         #expect(device.onUpstreamFailure == .degrade)
         #expect(device.deadlineMillis == 10_000 && device.maxInFlight == 256)
 
         let edge = try #require(topology.node(named: "edge"))
         #expect(edge.listen == Endpoint(host: "127.0.0.1", port: 7401))
-        #expect(edge.upstream == "cloud" && edge.codec == "int8" && edge.thresholds == [0.4])
+        #expect(edge.upstream == "cloud" && edge.codec == "int8" && edge.thresholds == [0.55])
 
         let cloud = try #require(topology.node(named: "cloud"))
         #expect(cloud.listen == Endpoint(host: "127.0.0.1", port: 7402))

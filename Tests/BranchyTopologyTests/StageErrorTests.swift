@@ -85,9 +85,9 @@ struct StageErrorTests {
                         reason: "expected 1 threshold (one per hosted exit other than the model's last: edge), got 2")
     }
 
-    @Test func missingThresholds() throws {
-        try expectError(replacing("    thresholds: [0.3]\n", with: ""), keyPath: "nodes[0].thresholds",
-                        reason: "expected 1 threshold", "got 0")
+    @Test func omittedThresholdsMeanTheModelDefaults() throws {
+        let topology = try loadValid(replacing("    thresholds: [0.3]\n", with: ""))
+        #expect(topology.node(named: "device")?.thresholds == [])
     }
 
     @Test func lastExitTakesNoThreshold() throws {
