@@ -1,0 +1,308 @@
+#!/usr/bin/env bash
+# End-to-end checks: real processes, real TLS, on loopback.
+#
+#   local cluster (topology/local.yaml):
+#     - it starts
+#     - 10,000 samples through device -> edge -> cloud, with a complete report
+#     - the same (sample, exit, class) for every sample as `branchy eval`
+#     - fewer request bytes per forwarded sample on device->edge than a raw image (784)
+#     - the edge refuses: a client without a certificate, a certificate of
+#       another name from the same CA (a fresh `intruder` one, and the cloud's),
+#       and plain TCP
+#     - SIGTERM stops every node in time
+#   fan-in cluster (topology/fanin.yaml):
+#     - four devices at once, 2,000 samples each, all answered
+#
+# Prints `ok - NAME` or `not ok - NAME: why` per check, then `N passed, M failed`;
+# exits 1 if any check failed. Details go to run/e2e/ (e2e.log, outputs, reports).
+# Environment: DEVICE_TIMEOUT (seconds per device run, default 900); BRANCHY_BIN
+# (folder of already built executables: skips the build).
+set -euo pipefail
+. "$(dirname "$0")/lib/common.sh"
+
+usage() { echo "usage: $(basename "$0")   (builds, runs every end-to-end check, stops the clusters it started)"; }
+case "${1:-}" in
+    -h|--help) usage; exit 0 ;;
+    "") ;;
+    *) usage >&2; exit 2 ;;
+esac
+
+cd "$REPO_ROOT"
+LOCAL=topology/local.yaml
+FANIN=topology/fanin.yaml
+RAW_IMAGE_BYTES=784   # one 28x28 8-bit image
+DEVICE_TIMEOUT="${DEVICE_TIMEOUT:-900}"
+work=run/e2e
+log="$work/e2e.log"
+helper=(python3 scripts/lib/e2e.py)
+
+ensure_packages openssl:openssl python3:python3
+ensure_built
+bin="$BRANCHY_BIN"
+
+rm -rf "$work"
+mkdir -p "$work"
+
+cleanup() {
+    scripts/cluster.sh down "$LOCAL" >>"$log" 2>&1 || true
+    scripts/cluster.sh down "$FANIN" >>"$log" 2>&1 || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- Facts from the topology and the model -----------------------------------
+
+# node_field TOPOLOGY NODE COLUMN: one column of topology_nodes for one node.
+node_field() { topology_nodes "$1" | awk -F'\t' -v n="$2" -v c="$3" '$1 == n { print $c }'; }
+
+model="$(topology_path "$LOCAL" model)"
+certs="$(topology_certs_dir "$LOCAL")"
+edge_address="$(node_field "$LOCAL" edge 3)"
+device_upstream="$(node_field "$LOCAL" device 4)"
+info="$("$bin/branchy" info --model "$model" 2>&1)" || info=""
+fingerprint="$(awk '$1 == "fingerprint" { print $2 }' <<< "$info")"
+default_thresholds="$(sed -nE 's/^default thresholds \[([^]]*)\].*/\1/p' <<< "$info" | tr -d ' ')"
+
+# eval_thresholds TOPOLOGY DEVICE: the thresholds the nodes from DEVICE up to
+# the root apply, in model order and comma-separated, as `branchy eval
+# --thresholds` takes them. A node without `thresholds:` uses the model's
+# defaults for its exits. Prints nothing when no node gives any (eval then
+# uses the model's defaults itself).
+eval_thresholds() {
+    local topology="$1" node="$2" line up stages thr
+    local out="" given=0 pos=0 hops=0 n i
+    local -a defaults
+    IFS=, read -ra defaults <<< "$default_thresholds"
+    while [ "$node" != "-" ] && [ "$hops" -lt 16 ]; do
+        line="$(topology_nodes "$topology" | awk -F'\t' -v n="$node" '$1 == n')"
+        [ -n "$line" ] || { echo "no node '$node' in $topology"; return 1; }
+        IFS=$'\t' read -r _ _ _ up stages thr _ <<< "$line"
+        n="$(awk -F, '{ print NF }' <<< "$stages")"
+        [ "$up" != "-" ] || n=$((n - 1))   # the root hosts the model's last exit
+        if [ "$thr" != "-" ]; then
+            given=1
+            out+=",$thr"
+        else
+            for ((i = pos; i < pos + n; i++)); do
+                [ -n "${defaults[i]:-}" ] || { echo "no threshold for exit $i: '$node' gives none and the model has no default"; return 1; }
+                out+=",${defaults[i]}"
+            done
+        fi
+        pos=$((pos + n))
+        node="$up"
+        hops=$((hops + 1))
+    done
+    [ "$given" -eq 0 ] || echo "${out#,}"
+}
+
+# --- Runner ---------------------------------------------------------------------
+
+passed=0
+failed=0
+
+# check NAME FUNCTION: the function prints nothing on success, or why it
+# failed on its last line of standard output; its standard error goes to the log.
+check() {
+    local name="$1" why
+    printf '\n### %s\n' "$name" >> "$log"
+    if why="$("$2" 2>>"$log")"; then
+        echo "ok - $name"
+        passed=$((passed + 1))
+    else
+        why="$(printf '%s\n' "$why" | awk 'NF { last = $0 } END { print last }')"
+        echo "not ok - $name: ${why:-failed, see $log}"
+        failed=$((failed + 1))
+    fi
+}
+
+# run_device TOPOLOGY NODE PREFIX [OPTIONS]: runs one device, writing
+# PREFIX.json (report), PREFIX.jsonl (predictions), PREFIX.out and PREFIX.err.
+run_device() {
+    local topology="$1" node="$2" prefix="$3"
+    shift 3
+    timeout "$DEVICE_TIMEOUT" "$bin/branchy-device" --topology "$topology" --node "$node" \
+        --report "$prefix.json" --predictions "$prefix.jsonl" "$@" > "$prefix.out" 2> "$prefix.err"
+}
+
+# why_device STATUS PREFIX: a reason line for a failed device run.
+why_device() {
+    if [ "$1" -eq 124 ]; then
+        echo "did not finish within $DEVICE_TIMEOUT s"
+    else
+        echo "exited $1: $(tail -n 1 "$2.err" 2>/dev/null)"
+    fi
+}
+
+needs_local() {
+    [ -f "$work/local.up" ] || { echo "the local cluster is not up"; return 1; }
+}
+
+# needs_edge: the edge is up, so that a refused connection means something.
+needs_edge() {
+    needs_local || return 1
+    port_listening "$(host_of "$edge_address")" "$(port_of "$edge_address")" \
+        || { echo "the edge does not listen on $edge_address"; return 1; }
+}
+
+# --- Local cluster ----------------------------------------------------------------
+
+check_local_up() {
+    [ -f "$model/model.json" ] || { echo "no trained model in $model"; return 1; }
+    # Restart with the executables just built.
+    scripts/cluster.sh down "$LOCAL" >&2
+    scripts/cluster.sh up "$LOCAL" >&2 || { echo "the local cluster did not start (logs in run/local/)"; return 1; }
+    touch "$work/local.up"
+}
+
+# (a) every sample of the test set through the cluster, with a complete report.
+check_local_samples() {
+    needs_local || return 1
+    local status=0
+    run_device "$LOCAL" device "$work/local" || status=$?
+    [ "$status" -eq 0 ] || { echo "branchy-device $(why_device "$status" "$work/local")"; return 1; }
+    "${helper[@]}" report "$work/local.json" 10000 "$work/local.jsonl"
+}
+
+# (b) the cluster decides exactly as the offline evaluator with the same
+# thresholds and codec.
+check_matches_eval() {
+    [ -s "$work/local.jsonl" ] || { echo "no predictions from the local run"; return 1; }
+    local thresholds codec
+    thresholds="$(eval_thresholds "$LOCAL" device)" || { echo "$thresholds"; return 1; }
+    codec="$(node_field "$LOCAL" device 7)"
+    [ "$codec" != "-" ] || codec=float32   # the topology loader's default
+    local -a args=(eval --model "$model" --codec "$codec" --predictions "$work/eval.jsonl")
+    [ -z "$thresholds" ] || args+=(--thresholds "$thresholds")
+    echo "branchy ${args[*]}" >&2
+    "$bin/branchy" "${args[@]}" > "$work/eval.out" 2> "$work/eval.err" \
+        || { echo "branchy eval failed: $(tail -n 1 "$work/eval.err")"; return 1; }
+    "${helper[@]}" same-predictions "$work/local.jsonl" "$work/eval.jsonl" "$work/local.json"
+}
+
+# (c) the device sends less than a raw image per forwarded sample.
+check_device_edge_bytes() {
+    [ -s "$work/local.json" ] || { echo "no report from the local run"; return 1; }
+    "${helper[@]}" link-bytes "$work/local.json" "device->$device_upstream" "$RAW_IMAGE_BYTES"
+}
+
+# (e) TLS refusals against the running edge.
+
+# tls_probe INPUT OUTPUT [CERT KEY]: sends INPUT to the edge over TLS 1.3 and
+# writes the application data that comes back to OUTPUT. Exit status 124 means
+# the connection was still open after 10 s.
+tls_probe() {
+    local -a args=(s_client -connect "$edge_address" -tls1_3 -quiet -CAfile "$certs/ca.pem")
+    [ "$#" -lt 4 ] || args+=(-cert "$3" -key "$4")
+    echo "openssl ${args[*]} < $1" >&2
+    timeout 10 openssl "${args[@]}" < "$1" > "$2" 2> "$2.err"
+}
+
+# refused_with_cert CERT KEY OUTPUT: a client with this certificate, claiming in
+# its hello to be the device, gets no helloAck and is disconnected. An error
+# frame before the close is allowed.
+refused_with_cert() {
+    [ -n "$fingerprint" ] || { echo "no model fingerprint from 'branchy info'"; return 1; }
+    "${helper[@]}" hello "$work/hello-device.bin" device device "$fingerprint" || return 1
+    local status=0
+    tls_probe "$work/hello-device.bin" "$3" "$1" "$2" || status=$?
+    [ "$status" -ne 124 ] || { echo "the connection was still open after 10 s"; return 1; }
+    "${helper[@]}" only-error-frames "$3"
+}
+
+check_tls_no_client_cert() {
+    needs_edge || return 1
+    "${helper[@]}" hello-header "$work/hello-header.bin" || return 1
+    local status=0
+    tls_probe "$work/hello-header.bin" "$work/no-cert.out" || status=$?
+    [ "$status" -ne 124 ] || { echo "the connection was still open after 10 s"; return 1; }
+    [ ! -s "$work/no-cert.out" ] || { echo "got $(wc -c < "$work/no-cert.out") bytes of application data"; return 1; }
+}
+
+check_tls_intruder_cert() {
+    needs_edge || return 1
+    # A certificate for the name `intruder`, signed by the cluster's own CA.
+    local dir="$work/intruder"
+    mkdir -p "$dir"
+    cp "$certs/ca.pem" "$certs/ca-key.pem" "$dir/"
+    printf 'nodes:\n  - name: intruder\n' > "$dir/intruder.yaml"
+    scripts/gen-certs.sh "$dir/intruder.yaml" "$dir" >&2 || { echo "could not make the intruder certificate"; return 1; }
+    openssl verify -CAfile "$certs/ca.pem" "$dir/intruder.pem" >&2 || { echo "the intruder certificate does not verify"; return 1; }
+    refused_with_cert "$dir/intruder.pem" "$dir/intruder-key.pem" "$work/intruder.out"
+}
+
+check_tls_other_node_cert() {
+    needs_edge || return 1
+    refused_with_cert "$certs/cloud.pem" "$certs/cloud-key.pem" "$work/cloud-cert.out"
+}
+
+# Plain TCP: the bytes of a frame header instead of a TLS ClientHello. The edge
+# must close without a Branchy frame; a TLS alert record is all it may send.
+check_plaintext_refused() {
+    needs_edge || return 1
+    "${helper[@]}" hello-header "$work/hello-header.bin" || return 1
+    local status=0
+    timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/$1" || exit 99; cat "$2" >&3; cat <&3' \
+        "$(host_of "$edge_address")" "$(port_of "$edge_address")" "$work/hello-header.bin" \
+        > "$work/plaintext.out" || status=$?
+    case "$status" in
+        124) echo "the connection was still open after 5 s"; return 1 ;;
+        99) echo "could not connect to $edge_address"; return 1 ;;
+    esac
+    "${helper[@]}" only-tls-alerts "$work/plaintext.out"
+}
+
+check_local_down() {
+    needs_local || return 1
+    rm -f "$work/local.up"
+    local out
+    out="$(scripts/cluster.sh down "$LOCAL" 2>&1)"
+    echo "$out" >&2
+    if grep -q '^killed' <<< "$out"; then
+        grep '^killed' <<< "$out" | head -n 1
+        return 1
+    fi
+}
+
+# --- Fan-in cluster ------------------------------------------------------------------
+
+# (d) four devices at once through two edges into one cloud.
+check_fanin() {
+    scripts/cluster.sh down "$FANIN" >&2
+    scripts/cluster.sh up "$FANIN" >&2 || { echo "the fan-in cluster did not start (logs in run/fanin/)"; return 1; }
+    local devices device status problems=""
+    local -a pids=()
+    devices="$(topology_nodes "$FANIN" | awk -F'\t' '$2 == "device" { print $1 }')"
+    [ -n "$devices" ] || { echo "no devices in $FANIN"; return 1; }
+    for device in $devices; do
+        run_device "$FANIN" "$device" "$work/fanin-$device" --limit 2000 &
+        pids+=("$!")
+    done
+    local i=0 why
+    for device in $devices; do
+        status=0
+        wait "${pids[i]}" || status=$?
+        i=$((i + 1))
+        if [ "$status" -ne 0 ]; then
+            problems+="; $device $(why_device "$status" "$work/fanin-$device")"
+        elif ! why="$("${helper[@]}" report "$work/fanin-$device.json" 2000 "$work/fanin-$device.jsonl")"; then
+            problems+="; $device: $why"
+        fi
+    done
+    scripts/cluster.sh down "$FANIN" >&2
+    [ -z "$problems" ] || { echo "${problems#; }"; return 1; }
+}
+
+check "local cluster starts" check_local_up
+check "10,000 samples through device, edge and cloud" check_local_samples
+check "predictions identical to branchy eval" check_matches_eval
+check "device->edge request bytes below a raw image" check_device_edge_bytes
+check "edge refuses a client without a certificate" check_tls_no_client_cert
+check "edge refuses a certificate for another name (intruder)" check_tls_intruder_cert
+check "edge refuses the cloud's certificate" check_tls_other_node_cert
+check "edge refuses plain TCP" check_plaintext_refused
+check "local cluster stops on SIGTERM" check_local_down
+check "fan-in: four devices at once" check_fanin
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,148 @@
+# shellcheck shell=bash
+# Shared helpers for the scripts in scripts/. Source it; do not run it.
+#   . "$(dirname "$0")/lib/common.sh"
+# Sets REPO_ROOT. The caller decides when to cd there (after resolving its own
+# path arguments against the directory it was started from).
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+say() { printf '%s\n' "$*" >&2; }
+die() { printf '%s: %s\n' "$(basename "$0" .sh)" "$*" >&2; exit 1; }
+
+# Absolute path of a file given relative to the current directory.
+abs_path() { realpath -m "$1"; }
+
+# --- Debian packages -------------------------------------------------------
+
+# ensure_packages COMMAND:PACKAGE ...
+# Installs the Debian package of each command that is missing; runs
+# `apt-get update` once, and only when something has to be installed.
+ensure_packages() {
+    local pair missing=()
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get to install them"
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    say "installing ${missing[*]}"
+    "${sudo[@]}" apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# --- Build -----------------------------------------------------------------
+
+# ensure_built: sets and exports BRANCHY_BIN, the folder of the release
+# executables. Keeps a BRANCHY_BIN that is already set (a calling script has
+# built); otherwise builds once with scripts/build.sh, so that child scripts
+# do not build again.
+ensure_built() {
+    if [ -z "${BRANCHY_BIN:-}" ]; then
+        BRANCHY_BIN="$("$REPO_ROOT/scripts/build.sh")" || die "the build failed"
+    fi
+    export BRANCHY_BIN
+}
+
+# --- Topology files ----------------------------------------------------------
+# A small reader for the block-style YAML of topology/*.yaml: top-level
+# `key: value` lines and a `nodes:` list whose entries start with `- name:`.
+# The Swift loader (BranchyTopology) is the real parser and validator; this one
+# reads just what the scripts need.
+
+# topology_value FILE KEY: a top-level scalar (`model`, `certs`), or nothing.
+topology_value() {
+    awk -v key="$2" '
+        $0 ~ "^" key ":" {
+            v = substr($0, length(key) + 2)
+            sub(/[ \t]+#.*$/, "", v); gsub(/^[ \t]+|[ \t]+$/, "", v)
+            gsub(/^["\047]|["\047]$/, "", v)
+            print v; exit
+        }' "$1"
+}
+
+# topology_path FILE KEY: a top-level path made absolute against the file's
+# folder, or nothing when the key is absent.
+topology_path() {
+    local v
+    v="$(topology_value "$1" "$2")"
+    [ -n "$v" ] || return 0
+    case "$v" in
+        /*) printf '%s\n' "$v" ;;
+        *) realpath -m "$(dirname "$1")/$v" ;;
+    esac
+}
+
+# topology_certs_dir FILE: where the node certificates are (`certs:`, else the
+# topology's own folder, as the loader does).
+topology_certs_dir() {
+    local d
+    d="$(topology_path "$1" certs)"
+    [ -n "$d" ] || d="$(cd "$(dirname "$1")" && pwd)"
+    printf '%s\n' "$d"
+}
+
+# topology_nodes FILE: one line per node, tab-separated:
+#   name role listen upstream stages thresholds codec
+# Lists are comma-separated without blanks; a missing value is `-`.
+topology_nodes() {
+    awk '
+        function clean(v) {
+            sub(/[ \t]+#.*$/, "", v); gsub(/^[ \t]+|[ \t]+$/, "", v)
+            gsub(/^["\047]|["\047]$/, "", v)
+            if (v ~ /^\[.*\]$/) { v = substr(v, 2, length(v) - 2); gsub(/[ \t"\047]/, "", v) }
+            return v
+        }
+        function value(line) { sub(/^[^:]*:/, "", line); return clean(line) }
+        function orDash(v) { return v == "" ? "-" : v }
+        function flush() {
+            if (name != "")
+                print name "\t" orDash(f["role"]) "\t" orDash(f["listen"]) "\t" orDash(f["upstream"]) "\t" \
+                      orDash(f["stages"]) "\t" orDash(f["thresholds"]) "\t" orDash(f["codec"])
+            name = ""; split("", f)
+        }
+        /^nodes:/ { innodes = 1; next }
+        /^[^ \t#-]/ { flush(); innodes = 0; next }   # another top-level key ends the list
+        !innodes { next }
+        /^[ \t]*-[ \t]+name:/ { flush(); line = $0; sub(/^[ \t]*-[ \t]+/, "", line); name = value(line); next }
+        name != "" && /^[ \t]+(role|listen|upstream|stages|thresholds|codec):/ {
+            key = $0; sub(/^[ \t]+/, "", key); sub(/:.*/, "", key)
+            f[key] = value($0)
+        }
+        END { flush() }
+    ' "$1"
+}
+
+# host_of / port_of ADDRESS: the parts of `host:port` or `[ipv6]:port`.
+host_of() { local h="${1%:*}"; h="${h#[}"; printf '%s\n' "${h%]}"; }
+port_of() { printf '%s\n' "${1##*:}"; }
+
+# --- Processes and ports -------------------------------------------------------
+
+# port_listening HOST PORT: true when something listens on PORT.
+port_listening() {
+    if command -v ss >/dev/null 2>&1; then
+        [ -n "$(ss -Hltn "sport = :$2" 2>/dev/null)" ]
+    else
+        # Opens and closes a TCP connection; the node sees an aborted handshake.
+        timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
+    fi
+}
+
+# proc_running PID: true when PID exists and has not exited (a zombie has).
+proc_running() {
+    [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+    [ -r "/proc/$1/stat" ] || return 0
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    stat="${stat##*) }"
+    [ "${stat%% *}" != Z ]
+}
+
+# pid_alive PID: true when PID runs one of the Branchy executables (a stale pid
+# file whose number was reused by another program does not count).
+pid_alive() {
+    proc_running "$1" || return 1
+    [ -r "/proc/$1/cmdline" ] || return 0
+    tr '\0' ' ' < "/proc/$1/cmdline" | grep -q 'branchy-'
+}

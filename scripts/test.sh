@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test: the unit tests (`swift test`, debug build), then the
+# end-to-end checks (scripts/e2e.sh, release build, real processes over TLS).
+# Installs the Debian packages the checks need when they are missing. Both
+# suites run even if the first fails; exits non-zero if either failed.
+set -euo pipefail
+. "$(dirname "$0")/lib/common.sh"
+
+usage() { echo "usage: $(basename "$0")   (unit tests, then end-to-end checks, then a summary)"; }
+case "${1:-}" in
+    -h|--help) usage; exit 0 ;;
+    "") ;;
+    *) usage >&2; exit 2 ;;
+esac
+
+cd "$REPO_ROOT"
+command -v swift >/dev/null 2>&1 || die "the 'swift' command is needed but was not found"
+ensure_packages openssl:openssl python3:python3
+mkdir -p run
+
+echo "== unit tests (swift test)"
+unit=0
+swift test || unit=$?
+
+echo "== end-to-end checks (scripts/e2e.sh)"
+e2e=0
+scripts/e2e.sh | tee run/test-e2e.out || e2e=$?
+e2e_counts="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' run/test-e2e.out | tail -n 1 || true)"
+
+verdict() { if [ "$1" -eq 0 ]; then echo "ok"; else echo "FAILED (exit $1)"; fi; }
+suites_failed=$(( (unit != 0) + (e2e != 0) ))
+echo "== summary"
+echo "unit tests (swift test): $(verdict "$unit")"
+echo "end-to-end (scripts/e2e.sh): $(verdict "$e2e")${e2e_counts:+, $e2e_counts}"
+echo "suites: $((2 - suites_failed)) passed, $suites_failed failed"
+[ "$suites_failed" -eq 0 ]
