@@ -10,8 +10,11 @@ public struct Conv2DGeometry: Sendable, Equatable {
         self.stride = stride; self.pad = pad
     }
 
-    public var outH: Int { (inH + 2 * pad - kH) / stride + 1 }
-    public var outW: Int { (inW + 2 * pad - kW) / stride + 1 }
+    /// Output extents; 0 when the kernel is larger than the padded input (`/` truncates toward
+    /// zero, so a negative span must not be divided).
+    public var outH: Int { Self.outSize(inH + 2 * pad - kH, stride) }
+    public var outW: Int { Self.outSize(inW + 2 * pad - kW, stride) }
+    private static func outSize(_ span: Int, _ stride: Int) -> Int { span < 0 ? 0 : span / stride + 1 }
     /// Rows of the im2col matrix: C·kH·kW.
     public var patch: Int { inC * kH * kW }
     /// Columns of the im2col matrix: outH·outW.

@@ -16,8 +16,11 @@ public struct Pool2DGeometry: Sendable, Equatable {
     /// Output extent along one axis of input extent `size`.
     public func outSize(_ size: Int) -> Int {
         let span = size + 2 * pad - kernel
-        if !ceilMode { return span / stride + 1 }
-        var out = (span + stride - 1) / stride + 1
+        // `/` truncates toward zero: a negative numerator means no window fits, not one.
+        let numerator = ceilMode ? span + stride - 1 : span
+        guard numerator >= 0 else { return 0 }
+        var out = numerator / stride + 1
+        if !ceilMode { return out }
         if (out - 1) * stride >= size + pad { out -= 1 }
         return out
     }
