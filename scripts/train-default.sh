@@ -17,7 +17,7 @@ arch=b-lenet3
 epochs=20
 if [ "${1:-}" = "--paper" ]; then
     arch=b-lenet
-    epochs=10
+    epochs=8
     shift
 fi
 
