@@ -12,6 +12,29 @@ public enum Architectures {
         }
     }
 
+    /// Why a built-in architecture is laid out the way it is (for its model card).
+    public static func rationale(_ name: String) -> String? {
+        switch name {
+        case "b-lenet":
+            return """
+            The paper's B-LeNet as in BranchyNet's released code: exit 1 after conv1 (5 channels), the final exit after \
+            the LeNet trunk. Split between two tiers after conv1, it forwards a 5×30×30 map: 4,500 values, more than \
+            the 784-pixel input, which is DDNN's point: an early split only pays off when the forwarded features are small.
+            """
+        case "b-lenet3":
+            return """
+            Three stages for device, edge and cloud. Compared with the paper's layout: conv1 has 8 channels instead \
+            of 5 (with 5, every later stage is limited and the final exit stays near 90%); the device adds a second \
+            3×3 convolution and pools twice, so it forwards an 8×7×7 map, 392 values (392 bytes as int8, half the raw \
+            image) instead of the paper's 5×30×30; its exit is a single linear layer, cheap enough for a camera. The \
+            edge adds one 3×3 convolution to 32 channels with its own linear exit; the cloud widens to 64 channels \
+            with a 256-unit hidden layer, for the final accuracy.
+            """
+        default:
+            return nil
+        }
+    }
+
     /// B-LeNet exactly as in BranchyNet's code: exit 1 after conv1, final exit after the LeNet trunk.
     /// The pools round up (ceil mode), which gives the 640 and 720 features of the paper.
     public static let bLeNet = ModelSpec(

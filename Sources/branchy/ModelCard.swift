@@ -25,6 +25,7 @@ struct ModelCard {
         if let d = spec.defaults {
             s += "- default thresholds \(d.thresholds.map { String(format: "%g", $0) }.joined(separator: ", ")) (entropy, natural log), codec \(d.codec ?? "float32")\n"
         }
+        if let why = Architectures.rationale(spec.name) { s += "\n## Layout\n\n\(why)\n" }
         s += "\n## Stages\n\n| stage | input | forwarded features | exit | parameters |\n|---|---|---|---|---|\n"
         for st in model.network.stages {
             let params = (st.trunk + st.exit).flatMap(\.parameters).reduce(0) { $0 + $1.value.count }
