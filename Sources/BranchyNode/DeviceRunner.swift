@@ -81,6 +81,10 @@ public final class DeviceRunner: @unchecked Sendable {
             do {
                 let reply = try await link.send(request).get()
                 let r = reply.result
+                let exits = context.model.network.stages.count
+                guard Int(r.exitIndex) < exits else {
+                    return fallback("upstream answered with exit \(r.exitIndex), but the model has \(exits) exits")
+                }
                 let out = ExitOutput(predicted: Int(r.predictedClass), confidence: r.confidence, entropy: r.entropy)
                 var rec = record(r.status == .degraded ? .degraded : .answered, r.reason, exit: Int(r.exitIndex), node: r.nodeName, out,
                                  hops: [reply.cost] + r.hops)
