@@ -62,7 +62,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
 
     private func respond(_ id: UInt64, _ message: Frame.Message) {
         guard let context else { return }  // connection gone: the request is abandoned
-        context.writeAndFlush(wrapOutboundOut(Frame(requestID: id, message: message)), promise: nil)
+        var frame = Frame(requestID: id, message: message)
+        do {
+            try frame.validate()
+        } catch {
+            // An answer the encoder refuses (e.g. a non-finite confidence from features that overflow the
+            // stage) would fail the encoder for good and silently end the connection: answer with an error.
+            frame = Frame(requestID: id, message: .error(ErrorFrame(code: .internalError, message: "the answer cannot be sent: \(error)")))
+        }
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
         perform(machine.sentResponse(requestID: id), context: context)
     }
 
