@@ -54,12 +54,14 @@ public final class UpstreamLink: @unchecked Sendable {
         var promise: EventLoopPromise<UpstreamReply>
         var requestFrameBytes: Int
         var requestTLSBytes: Int
-        var deadline: Scheduled<Void>?
+        var timer: Scheduled<Void>
     }
+    /// A request waiting behind a full window; its deadline runs while it waits.
     private struct Queued {
-        var id: UInt64
         var request: InferRequest
         var promise: EventLoopPromise<UpstreamReply>
+        var due: NIODeadline
+        var timer: Scheduled<Void>
     }
 
     private var channel: Channel?
@@ -67,7 +69,9 @@ public final class UpstreamLink: @unchecked Sendable {
     private var ready = false
     private var stopped = false
     private var pending: [UInt64: Pending] = [:]
-    private var queue = CircularBuffer<Queued>()
+    private var waiting: [UInt64: Queued] = [:]
+    /// Ids of `waiting` requests in arrival order (ids already expired are skipped).
+    private var queue = CircularBuffer<UInt64>()
     private var nextID: UInt64 = 1
     private var backoff = Backoff()
     private var readyWaiters: [EventLoopPromise<Void>] = []
@@ -138,35 +142,52 @@ public final class UpstreamLink: @unchecked Sendable {
             promise.fail(UpstreamFailure.unavailable(stopped ? "link stopped" : "not connected to \(upstream.name)"))
             return
         }
-        let id = nextID
-        nextID += 1
-        if pending.count >= maxInFlight {
-            guard queue.count < maxQueued else { promise.fail(UpstreamFailure.overloaded(queue.count)); return }
-            queue.append(Queued(id: id, request: request, promise: promise))
+        guard pending.count < maxInFlight || waiting.count < maxQueued else {
+            promise.fail(UpstreamFailure.overloaded(waiting.count))
             return
         }
-        transmit(id: id, request, promise, on: channel)
+        let id = nextID
+        nextID += 1
+        // The tighter of this link's deadline and what the request still has left; it runs from now,
+        // queueing included.
+        let ms = request.deadlineMillis > 0 ? min(deadlineMillis, Int(request.deadlineMillis)) : deadlineMillis
+        let due = NIODeadline.now() + .milliseconds(Int64(ms))
+        let timer: Scheduled<Void> = loop.scheduleTask(deadline: due) { [weak self] in self?.expire(id, ms) }
+        if pending.count >= maxInFlight {
+            waiting[id] = Queued(request: request, promise: promise, due: due, timer: timer)
+            queue.append(id)
+            if queue.count > 2 * maxQueued {  // drop ids that expired while queued
+                queue = CircularBuffer(queue.filter { waiting[$0] != nil })
+            }
+            return
+        }
+        transmit(id: id, request, promise, due: due, timer: timer, on: channel)
     }
 
-    private func transmit(id: UInt64, _ request: InferRequest, _ promise: EventLoopPromise<UpstreamReply>, on channel: Channel) {
-        // The tighter of this link's deadline and what the request still has left.
-        let ms = request.deadlineMillis > 0 ? min(deadlineMillis, Int(request.deadlineMillis)) : deadlineMillis
+    private func transmit(id: UInt64, _ request: InferRequest, _ promise: EventLoopPromise<UpstreamReply>,
+                          due: NIODeadline, timer: Scheduled<Void>, on channel: Channel) {
         var req = request
-        req.deadlineMillis = UInt32(ms)
+        // What is left of the deadline travels with the request, so the next hop gives up in time.
+        req.deadlineMillis = UInt32(max(1, (due - NIODeadline.now()).nanoseconds / 1_000_000))
         let frame = Frame(requestID: id, message: .infer(req))
         let before = counter?.bytesOut ?? 0
         channel.writeAndFlush(frame, promise: nil)
         let tlsBytes = Int((counter?.bytesOut ?? 0) - before)
-        let deadline: Scheduled<Void> = loop.scheduleTask(in: .milliseconds(Int64(ms))) { [weak self] in
-            guard let self else { return }
-            self.complete(id, .failure(UpstreamFailure.deadline(ms)))
+        pending[id] = Pending(promise: promise, requestFrameBytes: frame.encodedSize, requestTLSBytes: tlsBytes, timer: timer)
+    }
+
+    /// The deadline of request `id` passed, in flight or still queued.
+    private func expire(_ id: UInt64, _ ms: Int) {
+        if let q = waiting.removeValue(forKey: id) {
+            q.promise.fail(UpstreamFailure.deadline(ms))
+            return
         }
-        pending[id] = Pending(promise: promise, requestFrameBytes: frame.encodedSize, requestTLSBytes: tlsBytes, deadline: deadline)
+        complete(id, .failure(.deadline(ms)))
     }
 
     private func complete(_ id: UInt64, _ outcome: Result<(InferResult, Int), UpstreamFailure>) {
         guard let p = pending.removeValue(forKey: id) else { return }  // late or unknown: already answered
-        p.deadline?.cancel()
+        p.timer.cancel()
         switch outcome {
         case .success(let (result, responseFrameBytes)):
             let cost = HopCost(link: linkName, requestFrameBytes: UInt64(p.requestFrameBytes), responseFrameBytes: UInt64(responseFrameBytes),
@@ -181,16 +202,20 @@ public final class UpstreamLink: @unchecked Sendable {
 
     private func drainQueue() {
         guard let channel, ready else { return }
-        while pending.count < maxInFlight, let q = queue.popFirst() {
-            transmit(id: q.id, q.request, q.promise, on: channel)
+        while pending.count < maxInFlight, let id = queue.popFirst() {
+            guard let q = waiting.removeValue(forKey: id) else { continue }  // expired while queued
+            transmit(id: id, q.request, q.promise, due: q.due, timer: q.timer, on: channel)
         }
     }
 
     private func failAll(_ f: UpstreamFailure) {
         let ps = pending
         pending = [:]
-        for (_, p) in ps { p.deadline?.cancel(); p.promise.fail(f) }
-        while let q = queue.popFirst() { q.promise.fail(f) }
+        for (_, p) in ps { p.timer.cancel(); p.promise.fail(f) }
+        let ws = waiting
+        waiting = [:]
+        queue.removeAll()
+        for (_, q) in ws { q.timer.cancel(); q.promise.fail(f) }
     }
 
     private func connect() {
