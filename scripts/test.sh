@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the unit tests (`swift test`, debug build), then the
-# end-to-end checks (scripts/e2e.sh, release build, real processes over TLS).
+# end-to-end checks (scripts/e2e.sh, release build, real processes over TLS),
+# the fault checks (scripts/e2e-faults.sh) and the load check (scripts/load.sh).
 # Installs the Debian packages the checks need when they are missing. Both
 # suites run even if the first fails; exits non-zero if either failed.
 set -euo pipefail
@@ -22,15 +23,29 @@ echo "== unit tests (swift test)"
 unit=0
 swift test || unit=$?
 
+ensure_built   # once (release), so the end-to-end scripts share BRANCHY_BIN
+
 echo "== end-to-end checks (scripts/e2e.sh)"
 e2e=0
 scripts/e2e.sh | tee run/test-e2e.out || e2e=$?
 e2e_counts="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' run/test-e2e.out | tail -n 1 || true)"
 
+echo "== fault checks (scripts/e2e-faults.sh)"
+faults=0
+scripts/e2e-faults.sh | tee run/test-faults.out || faults=$?
+faults_counts="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' run/test-faults.out | tail -n 1 || true)"
+
+echo "== load check (scripts/load.sh)"
+load=0
+scripts/load.sh | tee run/test-load.out || load=$?
+load_counts="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' run/test-load.out | tail -n 1 || true)"
+
 verdict() { if [ "$1" -eq 0 ]; then echo "ok"; else echo "FAILED (exit $1)"; fi; }
-suites_failed=$(( (unit != 0) + (e2e != 0) ))
+suites_failed=$(( (unit != 0) + (e2e != 0) + (faults != 0) + (load != 0) ))
 echo "== summary"
 echo "unit tests (swift test): $(verdict "$unit")"
 echo "end-to-end (scripts/e2e.sh): $(verdict "$e2e")${e2e_counts:+, $e2e_counts}"
-echo "suites: $((2 - suites_failed)) passed, $suites_failed failed"
+echo "fault checks (scripts/e2e-faults.sh): $(verdict "$faults")${faults_counts:+, $faults_counts}"
+echo "load check (scripts/load.sh): $(verdict "$load")${load_counts:+, $load_counts}"
+echo "suites: $((4 - suites_failed)) passed, $suites_failed failed"
 [ "$suites_failed" -eq 0 ]
