@@ -2,8 +2,8 @@
 # Runs every test: the unit tests (`swift test`, debug build), then the
 # end-to-end checks (scripts/e2e.sh, release build, real processes over TLS),
 # the fault checks (scripts/e2e-faults.sh) and the load check (scripts/load.sh).
-# Installs the Debian packages the checks need when they are missing. Both
-# suites run even if the first fails; exits non-zero if either failed.
+# Installs the Debian packages the checks need when they are missing. Every
+# suite runs even if an earlier one fails; exits non-zero if any failed.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
