@@ -1,0 +1,496 @@
+import BranchyModel
+import BranchyTensor
+import BranchyWire
+import Foundation
+import NIOCore
+import Testing
+@testable import BranchyNode
+
+extension Sockets {
+    /// A live edge server (threshold 1000, so it answers every sample itself; no cloud runs) fed
+    /// malformed frames, protocol violations and bad TLS peers. Each case checks the answer the
+    /// code gives, and then that the same server still serves a well-behaved device.
+    @Suite struct HostileInputTests {
+        /// What a test needs to talk to the edge.
+        struct Edge {
+            var cluster: Cluster
+            var server: InferenceServer
+            var fixture: Fixture
+            var network: Network
+            var port: Int { cluster.edgePort }
+            var fingerprint: ModelFingerprint { server.context.fingerprint }
+            var deviceHello: Hello { Hello(role: .device, nodeName: "device", fingerprint: fingerprint) }
+
+            func connect(_ identity: WireClient.Identity?) async throws -> WireClient {
+                try await WireClient.connect(port: port, group: cluster.group, identity: identity)
+            }
+
+            /// A TLS connection with `name`'s certificate from the cluster CA.
+            func connect(as name: String = "device") async throws -> WireClient {
+                try await connect(.node(name, in: fixture.certs))
+            }
+
+            /// A device connection that has completed its hello.
+            func ready() async throws -> WireClient {
+                let client = try await connect()
+                let ack = await client.hello(deviceHello)
+                guard case .helloAck(let hello) = ack?.message else {
+                    throw TestFailure("expected helloAck, got \(String(describing: ack))")
+                }
+                #expect(hello.nodeName == "edge" && hello.role == .edge && hello.fingerprint == fingerprint)
+                return client
+            }
+
+            /// A valid request for sample `sample`.
+            func request(_ sample: Int) -> InferRequest { deviceRequest(network: network, fixture: fixture, sample: sample) }
+        }
+
+        func withEdge(_ body: (Edge) async throws -> Void) async throws {
+            try await Cluster.with(ClusterOptions(edgeThreshold: 1000)) { cluster in
+                let fixture = try Fixture.shared()
+                let server = try await cluster.startServer("edge")
+                let edge = Edge(cluster: cluster, server: server, fixture: fixture, network: try fixture.network())
+                try await body(edge)
+                try await expectServesWellBehavedDevice(edge)
+            }
+        }
+
+        func expectServesWellBehavedDevice(_ edge: Edge, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+            let client = try await edge.ready()
+            await client.send(Frame(requestID: 77, message: .infer(edge.request(0))))
+            let answer = await client.nextFrame()
+            guard case .result(let r) = answer?.message, answer?.requestID == 77 else {
+                Issue.record("afterwards a good request got \(String(describing: answer))", sourceLocation: sourceLocation)
+                return
+            }
+            let want = inProcessAnswer(network: edge.network, policy: ExitPolicy(thresholds: [0, 1000]), codec: .int8,
+                                       input: edge.fixture.input(0))
+            #expect(r.status == .ok && r.nodeName == "edge" && Int(r.exitIndex) == want.exit, sourceLocation: sourceLocation)
+            #expect(Int(r.predictedClass) == want.output.predicted && r.entropy == want.output.entropy, sourceLocation: sourceLocation)
+            await client.close()
+        }
+
+        /// Expects an error frame with request id 0 and `code`, then the server closing the connection.
+        func expectConnectionError(_ client: WireClient, _ code: ErrorCode, mentioning text: String? = nil,
+                                   sourceLocation: SourceLocation = #_sourceLocation) async {
+            let frame = await client.nextFrame()
+            guard case .error(let e) = frame?.message else {
+                Issue.record("expected error \(code), got \(String(describing: frame))", sourceLocation: sourceLocation)
+                return
+            }
+            #expect(frame?.requestID == 0, sourceLocation: sourceLocation)
+            #expect(e.code == code, "\(e)", sourceLocation: sourceLocation)
+            if let text { #expect(e.message.contains(text), "\(e)", sourceLocation: sourceLocation) }
+            #expect(await client.closed(), "the server left the connection open", sourceLocation: sourceLocation)
+            #expect(await client.nextFrame(within: 0) == nil, "frames after the error", sourceLocation: sourceLocation)
+        }
+
+        /// Expects one answer for `id` on an open connection, and returns it.
+        func expectAnswer(_ client: WireClient, id: UInt64, sourceLocation: SourceLocation = #_sourceLocation) async -> Frame.Message? {
+            let frame = await client.nextFrame()
+            #expect(frame?.requestID == id, "\(String(describing: frame))", sourceLocation: sourceLocation)
+            return frame?.message
+        }
+
+        // MARK: - Raw bytes
+
+        static func header(magic: UInt32 = FrameHeader.magic, version: UInt8 = FrameHeader.version, type: UInt8,
+                           flags: UInt16 = 0, requestID: UInt64, length: UInt32) -> ByteBuffer {
+            var b = ByteBuffer()
+            b.writeInteger(magic)
+            b.writeInteger(version)
+            b.writeInteger(type)
+            b.writeInteger(flags)
+            b.writeInteger(requestID)
+            b.writeInteger(length)
+            return b
+        }
+
+        /// An infer frame with a hand-made tensor (big-endian fields, element bytes as given).
+        static func infer(requestID: UInt64 = 1, stage: UInt8 = 1, codec: UInt8, dims: [UInt32], scale: Float? = nil,
+                          zeroPoint: Int8 = 0, byteCount: UInt32, data: [UInt8]) -> ByteBuffer {
+            var p = ByteBuffer()
+            p.writeInteger(UInt64(9))  // sampleID
+            p.writeInteger(UInt32(0))  // deadline
+            p.writeInteger(stage)
+            p.writeInteger(codec)
+            p.writeInteger(UInt8(dims.count))
+            for d in dims { p.writeInteger(d) }
+            if let scale {
+                p.writeInteger(scale.bitPattern)
+                p.writeInteger(zeroPoint)
+            }
+            p.writeInteger(byteCount)
+            p.writeBytes(data)
+            var frame = header(type: 3, requestID: requestID, length: UInt32(p.readableBytes))
+            frame.writeBuffer(&p)
+            return frame
+        }
+
+        static func float32Bytes(_ values: [Float]) -> [UInt8] {
+            values.flatMap { v -> [UInt8] in withUnsafeBytes(of: v.bitPattern.littleEndian) { Array($0) } }
+        }
+
+        @Test func badMagic() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                await client.send(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: edge\r\n\r\n"))
+                await expectConnectionError(client, .badFrame, mentioning: "magic")
+            }
+        }
+
+        @Test func badMagicBeforeHello() async throws {
+            try await withEdge { edge in
+                let client = try await edge.connect()
+                await client.send(Self.header(magic: 0xDEAD_BEEF, type: 1, requestID: 0, length: 0))
+                await expectConnectionError(client, .badFrame, mentioning: "magic")
+            }
+        }
+
+        @Test func unknownFrameVersion() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                await client.send(Self.header(version: 2, type: 3, requestID: 1, length: 0))
+                await expectConnectionError(client, .unsupportedVersion)
+            }
+        }
+
+        @Test func unknownMessageType() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                await client.send(Self.header(type: 9, requestID: 1, length: 0))
+                await expectConnectionError(client, .badFrame, mentioning: "type")
+            }
+        }
+
+        @Test func reservedFlagsSet() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                await client.send(Self.header(type: 3, flags: 1, requestID: 1, length: 0))
+                await expectConnectionError(client, .badFrame, mentioning: "flags")
+            }
+        }
+
+        /// Rejected from the header alone: no payload is ever sent.
+        @Test(arguments: [UInt32(4 << 20) + 1, UInt32.max])
+        func payloadLengthOverTheLimit(length: UInt32) async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                await client.send(Self.header(type: 3, requestID: 1, length: length))
+                await expectConnectionError(client, .badFrame, mentioning: "exceeds")
+            }
+        }
+
+        @Test func payloadLengthThatLies() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                var frame = ByteBuffer()
+                frame.writeFrame(Frame(requestID: 1, message: .infer(edge.request(1))))
+                frame.writeInteger(UInt8(0))  // one byte more than the fields need...
+                frame.setInteger(UInt32(frame.readableBytes - FrameHeader.size), at: FrameHeader.size - 4)  // ...and announced
+                await client.send(frame)
+                await expectConnectionError(client, .badFrame, mentioning: "trailing")
+            }
+        }
+
+        @Test func truncatedFrameThenClose() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                var bytes = Self.header(type: 3, requestID: 1, length: 500)
+                bytes.writeBytes([UInt8](repeating: 7, count: 100))
+                await client.send(bytes)
+                await client.close()
+                #expect(await client.closed())
+                // The server sees EOF inside a frame; the good client below shows it survived.
+            }
+        }
+
+        @Test func zeroSizedTensorDimension() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                await client.send(Self.infer(codec: 2, dims: [8, 0, 7], scale: 0.1, byteCount: 0, data: []))
+                await expectConnectionError(client, .badTensor, mentioning: "dims[1]")
+            }
+        }
+
+        @Test func byteCountDisagreesWithTheShape() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                await client.send(Self.infer(codec: 2, dims: [8, 7, 7], scale: 0.1, byteCount: 391, data: [UInt8](repeating: 1, count: 391)))
+                await expectConnectionError(client, .badTensor, mentioning: "byteCount")
+            }
+        }
+
+        @Test func int8ScaleThatIsNotPositive() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                await client.send(Self.infer(codec: 2, dims: [8, 7, 7], scale: -1, byteCount: 392, data: [UInt8](repeating: 1, count: 392)))
+                await expectConnectionError(client, .badTensor, mentioning: "scale")
+            }
+        }
+
+        @Test(arguments: [Float.nan, .infinity, -.infinity])
+        func nonFiniteFloat32Element(value: Float) async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                var values = [Float](repeating: 0.25, count: 392)
+                values[17] = value
+                await client.send(Self.infer(codec: 0, dims: [8, 7, 7], byteCount: 392 * 4, data: Self.float32Bytes(values)))
+                await expectConnectionError(client, .badTensor, mentioning: "data[17]")
+            }
+        }
+
+        @Test func requestBeforeHello() async throws {
+            try await withEdge { edge in
+                let client = try await edge.connect()
+                await client.send(Frame(requestID: 1, message: .infer(edge.request(1))))
+                await expectConnectionError(client, .handshakeRequired)
+            }
+        }
+
+        @Test func secondHello() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                await client.send(Frame(requestID: 0, message: .hello(edge.deviceHello)))
+                await expectConnectionError(client, .duplicateHello)
+            }
+        }
+
+        @Test func requestIDZero() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                await client.send(Frame(requestID: 0, message: .infer(edge.request(1))))
+                await expectConnectionError(client, .badFrame, mentioning: "request id 0")
+            }
+        }
+
+        /// Both frames arrive in one TLS record, so the second is read before the first can be answered.
+        @Test func duplicateInFlightRequestID() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                await client.send(Frame(requestID: 5, message: .infer(edge.request(1))),
+                                  Frame(requestID: 5, message: .infer(edge.request(2))))
+                let first = await client.nextFrame(), second = await client.nextFrame()
+                let answers = [first, second].compactMap { $0 }
+                #expect(answers.count == 2 && answers.allSatisfy { $0.requestID == 5 })
+                let errors = answers.compactMap { if case .error(let e) = $0.message { return e } else { return nil } }
+                let results = answers.compactMap { if case .result(let r) = $0.message { return r } else { return nil } }
+                #expect(errors.map(\.code) == [.duplicateRequestID])
+                #expect(results.count == 1, "the original request still gets its answer")
+                // The connection stays open, and the id may be used again once answered.
+                await client.send(Frame(requestID: 5, message: .infer(edge.request(3))))
+                guard case .result = await expectAnswer(client, id: 5) else { Issue.record("no answer to the reused id"); return }
+                #expect(!(await client.closed(within: 0)))
+            }
+        }
+
+        @Test func wrongFingerprint() async throws {
+            try await withEdge { edge in
+                let client = try await edge.connect()
+                await client.send(Frame(requestID: 0, message: .hello(Hello(role: .device, nodeName: "device", fingerprint: .zero))))
+                await expectConnectionError(client, .fingerprintMismatch)
+            }
+        }
+
+        @Test func unsupportedProtocolVersionInHello() async throws {
+            try await withEdge { edge in
+                let client = try await edge.connect()
+                var hello = edge.deviceHello
+                hello.protocolVersion = 2
+                await client.send(Frame(requestID: 0, message: .hello(hello)))
+                await expectConnectionError(client, .unsupportedVersion)
+            }
+        }
+
+        @Test func wrongRole() async throws {
+            try await withEdge { edge in
+                let client = try await edge.connect()
+                await client.send(Frame(requestID: 0, message: .hello(Hello(role: .edge, nodeName: "device", fingerprint: edge.fingerprint))))
+                await expectConnectionError(client, .wrongRole)
+            }
+        }
+
+        /// The cloud's own certificate is valid, but the cloud is not a child of the edge.
+        @Test func nodeNotExpectedOnThisPort() async throws {
+            try await withEdge { edge in
+                let client = try await edge.connect(as: "cloud")
+                await client.send(Frame(requestID: 0, message: .hello(Hello(role: .cloud, nodeName: "cloud", fingerprint: edge.fingerprint))))
+                await expectConnectionError(client, .unknownNode, mentioning: "not allowed")
+            }
+        }
+
+        /// `device2` may connect, but only with its own certificate.
+        @Test func certificateDoesNotNameTheHellosNode() async throws {
+            try await withEdge { edge in
+                let impostor = try await edge.connect(as: "device")
+                await impostor.send(Frame(requestID: 0, message: .hello(Hello(role: .device, nodeName: "device2", fingerprint: edge.fingerprint))))
+                await expectConnectionError(impostor, .unknownNode, mentioning: "certificate")
+
+                let genuine = try await edge.connect(as: "device2")
+                let ack = await genuine.hello(Hello(role: .device, nodeName: "device2", fingerprint: edge.fingerprint))
+                guard case .helloAck = ack?.message else { Issue.record("device2 refused: \(String(describing: ack))"); return }
+                await genuine.close()
+            }
+        }
+
+        @Test func requestForAStageTheEdgeDoesNotRun() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                for stage in [UInt8(0), 2, 200] {
+                    var request = edge.request(1)
+                    request.stageIndex = stage
+                    await client.send(Frame(requestID: 10 + UInt64(stage), message: .infer(request)))
+                    guard case .error(let e) = await expectAnswer(client, id: 10 + UInt64(stage)) else {
+                        Issue.record("stage \(stage): no error"); continue
+                    }
+                    #expect(e.code == .badStage, "\(e)")
+                }
+                #expect(!(await client.closed(within: 0)), "a request-level error keeps the connection")
+            }
+        }
+
+        @Test func wellFormedTensorOfTheWrongShape() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                for shape in [[4, 7, 7], [392], [1, 8, 7, 7]] {
+                    let tensor = Tensor(shape: shape, data: [Float](repeating: 0.5, count: shape.reduce(1, *)))
+                    await client.send(Frame(requestID: 3, message: .infer(InferRequest(sampleID: 1, stageIndex: 1, tensor: tensor, codec: .int8))))
+                    guard case .error(let e) = await expectAnswer(client, id: 3) else { Issue.record("shape \(shape): no error"); continue }
+                    #expect(e.code == .badTensor, "\(e)")
+                }
+                #expect(!(await client.closed(within: 0)))
+            }
+        }
+
+        /// Finite float32 features so large that the edge's own arithmetic overflows: the request
+        /// must still get exactly one answer (a result or an error), never silence, and a good request
+        /// sent right behind it on the same connection must be answered too.
+        @Test func featuresThatOverflowTheStageStillGetAnAnswer() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                let huge = [Float](repeating: .greatestFiniteMagnitude, count: 392)
+                var bytes = Self.infer(requestID: 4, codec: 0, dims: [8, 7, 7], byteCount: 392 * 4, data: Self.float32Bytes(huge))
+                bytes.writeFrame(Frame(requestID: 6, message: .infer(edge.request(2))))
+                await client.send(bytes)
+                var answers: [UInt64: Frame.Message] = [:]
+                for _ in 0..<2 {
+                    guard let f = await client.nextFrame() else { break }
+                    #expect(answers[f.requestID] == nil, "two answers to \(f.requestID)")
+                    answers[f.requestID] = f.message
+                }
+                #expect(Set(answers.keys) == [4, 6], "\(answers)")
+                switch answers[4] {
+                case .result(let r): #expect(r.confidence.isFinite && r.entropy.isFinite)
+                case .error(let e): #expect(e.code == .internalError || e.code == .badTensor, "\(e)")
+                default: Issue.record("no answer to the overflowing request")
+                }
+                guard case .result(let good) = answers[6] else { Issue.record("no result for the good request"); return }
+                #expect(good.status == .ok)
+                #expect(!(await client.closed(within: 0)))
+            }
+        }
+
+        @Test func resultFrameFromAClient() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                let result = InferResult(exitIndex: 0, exitName: "x", nodeName: "device", predictedClass: 1, confidence: 1, entropy: 0, hops: [])
+                await client.send(Frame(requestID: 1, message: .result(result)))
+                await expectConnectionError(client, .unexpectedMessage)
+            }
+        }
+
+        @Test func errorFrameFromAClientEndsTheConnectionSilently() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                await client.send(Frame(requestID: 0, message: .error(ErrorFrame(code: .internalError, message: "going away"))))
+                #expect(await client.closed())
+                #expect(client.frames.count == 1)  // the helloAck only
+            }
+        }
+
+        // MARK: - TLS
+
+        @Test func plaintextClientGetsNoFrame() async throws {
+            try await withEdge { edge in
+                let client = try await edge.connect(nil)
+                var hello = ByteBuffer()
+                hello.writeFrame(Frame(requestID: 0, message: .hello(edge.deviceHello)))
+                await client.send(hello)
+                #expect(await client.closed())
+                #expect(client.frames.isEmpty)
+                let magic: [UInt8] = [0x42, 0x52, 0x4E, 0x59]
+                #expect(!client.rawBytes.starts(with: magic), "a frame reached a plaintext client")
+                // Whatever came back was TLS (an alert record), never Branchy data.
+                if let first = client.rawBytes.first { #expect(first == 0x15, "first byte \(first)") }
+            }
+        }
+
+        /// Expects the server to refuse the TLS peer with an alert whose name contains `alert`.
+        func expectTLSRefused(_ edge: Edge, _ identity: WireClient.Identity, alert: String,
+                              sourceLocation: SourceLocation = #_sourceLocation) async throws {
+            let client = try await edge.connect(identity)
+            // In TLS 1.3 the client may think the handshake done before the server checks its
+            // certificate; either way the hello must get no answer and the connection must close.
+            await client.send(Frame(requestID: 0, message: .hello(edge.deviceHello)))
+            #expect(await client.closed(), "the server kept the connection", sourceLocation: sourceLocation)
+            #expect(client.frames.isEmpty, "\(client.frames)", sourceLocation: sourceLocation)
+            #expect(client.errors.contains { "\($0)".contains(alert) }, "\(client.errors)", sourceLocation: sourceLocation)
+        }
+
+        @Test func clientWithoutACertificate() async throws {
+            try await withEdge { edge in
+                let anonymous = WireClient.Identity(ca: edge.fixture.certs.appendingPathComponent("ca.pem"), cert: nil, key: nil)
+                try await expectTLSRefused(edge, anonymous, alert: "CERTIFICATE_REQUIRED")
+            }
+        }
+
+        @Test func certificateFromAnotherCA() async throws {
+            try await withEdge { edge in
+                try await expectTLSRefused(edge, .node("device", in: edge.fixture.otherCA, ca: edge.fixture.certs.appendingPathComponent("ca.pem")),
+                                           alert: "UNKNOWN_CA")
+            }
+        }
+
+        @Test func expiredCertificate() async throws {
+            try await withEdge { edge in
+                try await expectTLSRefused(edge, .node("device", in: edge.fixture.expired, ca: edge.fixture.certs.appendingPathComponent("ca.pem")),
+                                           alert: "CERTIFICATE_EXPIRED")
+            }
+        }
+
+        /// The client side checks the server too: an edge whose certificate is from another CA is refused.
+        @Test func serverFromAnotherCAIsRefusedByTheClient() async throws {
+            try await withEdge { edge in
+                let client = try await edge.connect(.node("device", in: edge.fixture.otherCA))
+                await client.send(Frame(requestID: 0, message: .hello(edge.deviceHello)))
+                #expect(await client.closed())
+                #expect(client.frames.isEmpty)
+                #expect(client.errors.contains { "\($0)".contains("CERTIFICATE_VERIFY_FAILED") }, "\(client.errors)")
+            }
+        }
+
+        // MARK: - Hostile upstream
+
+        /// An upstream that answers with an exit index the model does not have must not bring the device down.
+        @Test func deviceSurvivesAResultForAnExitTheModelLacks() async throws {
+            let fixture = try Fixture.shared()
+            try await Cluster.with(ClusterOptions()) { cluster in
+                let ack = try cluster.context("edge").hello
+                try await cluster.startFake(as: "edge") { frame in
+                    switch frame.message {
+                    case .hello: return [Frame(requestID: 0, message: .helloAck(ack))]
+                    case .infer: return [Frame(requestID: frame.requestID, message: .result(InferResult(
+                        exitIndex: 200, exitName: "nowhere", nodeName: "edge", predictedClass: 3, confidence: 0.9, entropy: 0.1, hops: [])))]
+                    default: return []
+                    }
+                }
+                let device = try await cluster.startDevice()
+                let records = await device.run(data: fixture.data, count: 3, concurrency: 3) { _ in }
+                for r in records {
+                    #expect(r.status == .degraded && r.node == "device" && r.exit == 0, "\(r.status) exit \(r.exit) from \(r.node)")
+                    #expect(r.reason.contains("200"), "\(r.reason)")
+                }
+            }
+        }
+    }
+}

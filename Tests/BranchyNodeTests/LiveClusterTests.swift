@@ -1,0 +1,280 @@
+import BranchyModel
+import BranchyTopology
+import BranchyWire
+import Foundation
+import NIOCore
+import Testing
+@testable import BranchyNode
+
+extension Sockets {
+    /// Edge and cloud servers and a device runner in this process, on 127.0.0.1 with real mutual TLS.
+    @Suite(.serialized) struct LiveClusterTests {
+        static let samples = 50
+        static let nodes = ["device", "edge", "cloud"]
+
+        @Test func answersMatchTheNetworkRunInOneProcess() async throws {
+            let fixture = try Fixture.shared()
+            let network = try fixture.network()
+            let (t0, t1) = splittingThresholds(network: network, fixture: fixture, count: Self.samples)
+            try await Cluster.with(ClusterOptions(deviceThreshold: t0, edgeThreshold: t1)) { cluster in
+                try await cluster.startServer("cloud")
+                let edge = try await cluster.startServer("edge")
+                try await cluster.waitUntilLinked(edge)
+                let device = try await cluster.startDevice()
+                let policy = ExitPolicy(thresholds: [device.context.policy.thresholds[0], edge.context.policy.thresholds[1]])
+                #expect(policy.thresholds == [t0, t1])
+
+                let records = await device.run(data: fixture.data, count: Self.samples, concurrency: 8) { _ in }
+
+                #expect(records.map(\.sample) == Array(0..<Self.samples))
+                let links = [[], ["device->edge"], ["device->edge", "edge->cloud"]]
+                var perExit = [0, 0, 0]
+                for r in records {
+                    let want = inProcessAnswer(network: network, policy: policy, codec: .int8, input: fixture.input(r.sample))
+                    perExit[want.exit] += 1
+                    #expect(r.status == .answered, "sample \(r.sample): \(r.status) \(r.reason)")
+                    #expect(r.label == Int(fixture.data.labels[r.sample]))
+                    #expect(r.exit == want.exit, "sample \(r.sample)")
+                    #expect(r.predicted == want.output.predicted, "sample \(r.sample)")
+                    #expect(r.entropy == want.output.entropy, "sample \(r.sample)")
+                    #expect(r.node == Self.nodes[want.exit])
+                    #expect(r.exitName == network.stages[want.exit].exitName)
+                    #expect(r.hops.map(\.link) == links[want.exit], "sample \(r.sample)")
+                    for h in r.hops {
+                        #expect(h.responseFrameBytes > 20)
+                        // One flushed frame is one TLS 1.3 record: 22 bytes more on the wire.
+                        #expect(h.requestTLSBytes == UInt64(TLSRecordOverhead.wireBytes(forFrame: Int(h.requestFrameBytes))), "\(h)")
+                        #expect(h.responseTLSBytes == UInt64(TLSRecordOverhead.wireBytes(forFrame: Int(h.responseFrameBytes))), "\(h)")
+                    }
+                    if let first = r.hops.first {
+                        // 392 int8 features: 20 header + 13 request fields + 23 tensor header + 392 = 448 bytes.
+                        #expect(first.requestFrameBytes == 448)
+                        #expect(first.requestTLSBytes < 784, "the device sends less than the raw image")
+                    }
+                    if r.hops.count == 2 {
+                        #expect(r.hops[1].requestFrameBytes == 20 + 13 + 23 + 512)
+                    }
+                }
+                #expect(perExit.allSatisfy { $0 > 0 }, "the thresholds should give every exit samples: \(perExit)")
+
+                let stats = await device.linkStatistics()
+                #expect(stats.connections == 1)
+                #expect(stats.handshakeBytes > 0)
+                // The socket totals are the handshake plus the per-request figures of the device's link.
+                let firstHops = records.compactMap(\.hops.first).reduce(UInt64(0)) { $0 + $1.requestTLSBytes + $1.responseTLSBytes }
+                #expect(stats.bytesSent + stats.bytesReceived == stats.handshakeBytes + firstHops)
+                let report = RunReport(records: records, exitNames: network.stages.map(\.exitName), inputShape: [1, 28, 28],
+                                       duration: 1, handshakeBytes: stats.handshakeBytes, thresholds: policy.thresholds,
+                                       codec: "int8", fingerprint: device.context.fingerprint.hex,
+                                       topology: cluster.topologyURL.path, device: "device")
+                #expect(report.answered == Self.samples)
+                #expect(report.exits.map(\.count) == perExit)
+                #expect(report.exits.map(\.node) == Self.nodes)
+                #expect(report.links.map(\.link) == ["device->edge", "edge->cloud"])
+                #expect(report.links[0].requests == perExit[1] + perExit[2])
+                #expect(report.links[1].requests == perExit[2])
+                #expect(report.totalWireBytes > 0)
+                #expect(report.rawOffloadBytes > report.totalWireBytes)
+            }
+        }
+
+        @Test func edgeDegradesWhenTheCloudIsDrainedMidRun() async throws {
+            let fixture = try Fixture.shared()
+            let network = try fixture.network()
+            // Thresholds 0: every sample needs the cloud.
+            try await Cluster.with(ClusterOptions(edgePolicy: .degrade)) { cluster in
+                let cloud = try await cluster.startServer("cloud")
+                let edge = try await cluster.startServer("edge")
+                try await cluster.waitUntilLinked(edge)
+                let device = try await cluster.startDevice()
+                let count = 40, stopAfter = 12, concurrency = 4
+                let records = await device.run(data: fixture.data, count: count, concurrency: concurrency) { done in
+                    // Blocks the run loop (not the requests in flight) until the cloud has gone.
+                    if done == stopAfter { cloud.drain(graceSeconds: 2) }
+                }
+
+                #expect(records.map(\.sample) == Array(0..<count))
+                let answered = records.filter { $0.status == .answered }
+                let degraded = records.filter { $0.status == .degraded }
+                #expect(answered.count + degraded.count == count, "\(records.filter { $0.status == .failed }.map(\.reason))")
+                // Requests in flight when the drain began were still answered by the cloud.
+                #expect(answered.count >= stopAfter && answered.count < stopAfter + concurrency, "\(answered.count) answered")
+                let never = ExitPolicy(thresholds: [0, 0])
+                for r in answered {
+                    #expect(r.node == "cloud" && r.exit == 2 && r.reason.isEmpty)
+                    #expect(r.hops.count == 2)
+                }
+                for r in degraded {
+                    #expect(r.node == "edge" && r.exit == 1, "sample \(r.sample): \(r.node) exit \(r.exit)")
+                    // Not connected any more, or sent just before the cloud's goodbye arrived and refused by it.
+                    #expect(r.reason.contains("upstream unavailable") || r.reason.contains("shuttingDown"), "\(r.reason)")
+                    // The edge's own exit answered; only the device->edge hop was crossed.
+                    #expect(r.hops.map(\.link) == ["device->edge"])
+                    let edgeExit = inProcessAnswer(network: network, policy: never, codec: .int8, input: fixture.input(r.sample)).outputs[1]
+                    #expect(r.predicted == edgeExit.predicted && r.entropy == edgeExit.entropy)
+                }
+            }
+        }
+
+        /// Requests pipelined on one connection while the cloud's connections are cut: each gets
+        /// exactly one answer, and the connection to the edge stays up.
+        @Test(arguments: [FailurePolicy.degrade, .fail])
+        func everyRequestIsAnsweredOnceWhenTheCloudDropsMidFlight(edgePolicy: FailurePolicy) async throws {
+            let fixture = try Fixture.shared()
+            let network = try fixture.network()
+            try await Cluster.with(ClusterOptions(edgePolicy: edgePolicy)) { cluster in
+                let cloud = try await cluster.startServer("cloud")
+                let edge = try await cluster.startServer("edge")
+                try await cluster.waitUntilLinked(edge)
+                let client = try await WireClient.connect(port: cluster.edgePort, group: cluster.group,
+                                                          identity: .node("device", in: fixture.certs))
+                let ack = await client.hello(Hello(role: .device, nodeName: "device", fingerprint: edge.context.fingerprint))
+                guard case .helloAck = ack?.message else { Issue.record("no helloAck: \(String(describing: ack))"); return }
+
+                func send(_ ids: ClosedRange<Int>) async {
+                    var buffer = ByteBuffer()
+                    for id in ids {
+                        buffer.writeFrame(Frame(requestID: UInt64(id), message: .infer(deviceRequest(network: network, fixture: fixture, sample: id))))
+                    }
+                    await client.send(buffer)
+                }
+                await send(1...40)
+                try await cluster.stop(cloud, graceSeconds: 0)  // cut the cloud's connections at once
+                await send(41...50)  // sent after the cloud is gone: these cannot reach it
+
+                #expect(await eventually(within: 10) { client.frames.count >= 51 }, "\(client.frames.count - 1) answers")
+                try await Task.sleep(nanoseconds: 300_000_000)  // room for a second answer to any request
+                let frames = Array(client.frames.dropFirst())  // after the helloAck
+                #expect(frames.map(\.requestID).sorted() == (1...50).map(UInt64.init), "each request answered exactly once")
+                #expect(!(await client.closed(within: 0)), "the edge closed the device's connection")
+                var fromCloud = 0, notFromCloud = 0
+                for f in frames {
+                    switch f.message {
+                    case .result(let r) where r.status == .ok:
+                        #expect(r.nodeName == "cloud" && r.exitIndex == 2 && f.requestID <= 40)
+                        #expect(r.hops.map(\.link) == ["edge->cloud"])
+                        fromCloud += 1
+                    case .result(let r):
+                        #expect(edgePolicy == .degrade, "degraded answer under policy fail")
+                        #expect(r.nodeName == "edge" && r.exitIndex == 1 && !r.reason.isEmpty)
+                        notFromCloud += 1
+                    case .error(let e):
+                        #expect(edgePolicy == .fail, "error frame under policy degrade: \(e)")
+                        // Unreachable, or refused by the cloud between its goodbye and the cut.
+                        #expect(e.code == .upstreamUnavailable || e.code == .shuttingDown, "\(e)")
+                        notFromCloud += 1
+                    default:
+                        Issue.record("unexpected \(f)")
+                    }
+                }
+                #expect(notFromCloud >= 10)
+                #expect(fromCloud + notFromCloud == 50)
+            }
+        }
+
+        @Test(arguments: [FailurePolicy.degrade, .fail])
+        func edgeWithPolicyFailSendsErrorFramesToTheDevice(devicePolicy: FailurePolicy) async throws {
+            let fixture = try Fixture.shared()
+            let network = try fixture.network()
+            try await Cluster.with(ClusterOptions(devicePolicy: devicePolicy, edgePolicy: .fail)) { cluster in
+                let cloud = try await cluster.startServer("cloud")
+                let edge = try await cluster.startServer("edge")
+                try await cluster.waitUntilLinked(edge)
+                let device = try await cluster.startDevice()
+                let before = await device.run(data: fixture.data, count: 6, concurrency: 3) { _ in }
+                #expect(before.allSatisfy { $0.status == .answered && $0.node == "cloud" })
+
+                try await cluster.stop(cloud, graceSeconds: 2)
+                let after = await device.run(data: fixture.data, count: 10, concurrency: 5) { _ in }
+                let never = ExitPolicy(thresholds: [0, 0])
+                for r in after {
+                    // The edge's error frame reaches the device, which applies its own policy.
+                    #expect(r.reason.contains("upstreamUnavailable"), "\(r.reason)")
+                    #expect(r.hops.isEmpty)
+                    switch devicePolicy {
+                    case .degrade:
+                        let own = inProcessAnswer(network: network, policy: never, codec: .int8, input: fixture.input(r.sample)).outputs[0]
+                        #expect(r.status == .degraded && r.node == "device" && r.exit == 0)
+                        #expect(r.predicted == own.predicted)
+                    case .fail:
+                        #expect(r.status == .failed && r.exit == -1 && r.predicted == -1)
+                        #expect(!r.correct)
+                    }
+                }
+                let report = RunReport(records: after, exitNames: network.stages.map(\.exitName), inputShape: [1, 28, 28],
+                                       duration: 1, handshakeBytes: 0, thresholds: [0, 0], codec: "int8", fingerprint: "",
+                                       topology: "", device: "device")
+                #expect(report.answered == 0)
+                #expect(report.degraded + report.failed == 10)
+                #expect(report.totalWireBytes == 0)
+            }
+        }
+
+        /// A cloud that completes the handshake and then never answers: the edge's deadline answers instead.
+        @Test(arguments: [FailurePolicy.degrade, .fail])
+        func silentCloudIsCutOffByTheEdgeDeadline(edgePolicy: FailurePolicy) async throws {
+            let fixture = try Fixture.shared()
+            try await Cluster.with(ClusterOptions(edgePolicy: edgePolicy, edgeDeadlineMs: 200)) { cluster in
+                let silent = try await cluster.startFake(as: "cloud", respond: acceptAndIgnore(ack: try cluster.context("cloud").hello))
+                let edge = try await cluster.startServer("edge")
+                try await cluster.waitUntilLinked(edge)
+                let device = try await cluster.startDevice()
+                let started = Date()
+                let records = await device.run(data: fixture.data, count: 6, concurrency: 6) { _ in }
+                let elapsed = Date().timeIntervalSince(started)
+
+                #expect(elapsed < 3, "took \(elapsed) s for a 200 ms deadline")
+                for r in records {
+                    #expect(r.latencySeconds >= 0.19 && r.latencySeconds < 3, "latency \(r.latencySeconds)")
+                    switch edgePolicy {
+                    case .degrade:
+                        #expect(r.status == .degraded && r.node == "edge" && r.exit == 1)
+                        #expect(r.reason.contains("deadline of 200 ms"), "\(r.reason)")
+                    case .fail:
+                        // deadlineExceeded reaches the device, which degrades to its own exit.
+                        #expect(r.status == .degraded && r.node == "device" && r.exit == 0)
+                        #expect(r.reason.contains("deadlineExceeded"), "\(r.reason)")
+                    }
+                }
+                let infers = silent.received.withLockedValue { $0.filter { if case .infer = $0.message { return true } else { return false } } }
+                #expect(infers.count == 6)
+                // Each carries what is left of the edge's 200 ms budget when it was sent.
+                #expect(infers.allSatisfy { if case .infer(let r) = $0.message { return (1...200).contains(r.deadlineMillis) && r.stageIndex == 2 } else { return false } })
+            }
+        }
+
+        @Test func edgeReconnectsToACloudRestartedOnTheSamePort() async throws {
+            let fixture = try Fixture.shared()
+            try await Cluster.with(ClusterOptions()) { cluster in
+                let cloud = try await cluster.startServer("cloud")
+                let edge = try await cluster.startServer("edge")
+                try await cluster.waitUntilLinked(edge)
+                let device = try await cluster.startDevice()
+                func classify(_ i: Int) async -> SampleRecord {
+                    await device.classify(sample: i, label: Int(fixture.data.labels[i]), input: fixture.input(i))
+                }
+                for i in 0..<3 {
+                    let r = await classify(i)
+                    #expect(r.status == .answered && r.node == "cloud")
+                }
+
+                try await cluster.stop(cloud, graceSeconds: 2)
+                for i in 3..<6 {
+                    let r = await classify(i)
+                    #expect(r.status == .degraded && r.node == "edge", "\(r.status) from \(r.node): \(r.reason)")
+                }
+
+                try await cluster.startServer("cloud")  // same port; the edge is left alone
+                let back = await eventually(within: 15) { await classify(6).node == "cloud" }
+                #expect(back, "the edge did not reconnect to the new cloud")
+                for i in 7..<12 {
+                    let r = await classify(i)
+                    #expect(r.status == .answered && r.node == "cloud", "\(r.status) from \(r.node): \(r.reason)")
+                    #expect(r.hops.map(\.link) == ["device->edge", "edge->cloud"])
+                }
+                #expect(try await cluster.upstreamConnections(of: edge) == 2)
+                #expect(await device.linkStatistics().connections == 1)
+            }
+        }
+    }
+}
