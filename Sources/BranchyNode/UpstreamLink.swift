@@ -170,6 +170,15 @@ public final class UpstreamLink: @unchecked Sendable {
         // What is left of the deadline travels with the request, so the next hop gives up in time.
         req.deadlineMillis = UInt32(max(1, (due - NIODeadline.now()).nanoseconds / 1_000_000))
         let frame = Frame(requestID: id, message: .infer(req))
+        do {
+            // A frame the encoder would refuse (say, features that overflowed to infinity) must fail
+            // this request alone, not the encoder and with it every request on the connection.
+            try frame.validate()
+        } catch {
+            timer.cancel()
+            promise.fail(UpstreamFailure.remote(ErrorFrame(code: .badTensor, message: "features not sendable: \(error)")))
+            return
+        }
         let before = counter?.bytesOut ?? 0
         channel.writeAndFlush(frame, promise: nil)
         let tlsBytes = Int((counter?.bytesOut ?? 0) - before)
