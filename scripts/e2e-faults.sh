@@ -68,47 +68,13 @@ starts=0
 dev_pid=""
 dev_status=0
 
-# is_child PID: PID is still a child of this shell (a number reused by another
-# program after the child was reaped is not).
-is_child() {
-    local stat
-    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-    stat="${stat##*) }"
-    set -- $stat
-    [ "${2:-}" = "$$" ]
-}
-
 cleanup() {
-    local pid waited=0 left
-    local -a mine=()
-    for pid in "${started[@]}"; do is_child "$pid" && mine+=("$pid"); done
-    for pid in "${mine[@]}"; do
-        if proc_running "$pid"; then
-            kill -CONT "$pid" 2>/dev/null || true   # a stopped process cannot act on SIGTERM
-            kill -TERM "$pid" 2>/dev/null || true
-        fi
-    done
-    while :; do
-        left=0
-        for pid in "${mine[@]}"; do proc_running "$pid" && left=1; done
-        [ "$left" -eq 1 ] && [ "$waited" -lt 100 ] || break
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    for pid in "${mine[@]}"; do
-        if proc_running "$pid"; then
-            echo "cleanup: killing pid $pid, still running 10 s after SIGTERM" >> "$log"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_children "$log" "${started[@]}"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# node_field TOPOLOGY NODE COLUMN: one column of topology_nodes for one node.
-node_field() { topology_nodes "$1" | awk -F'\t' -v n="$2" '$1 == n { print $'"$3"' }'; }
 
 # node_key TOPOLOGY NODE KEY: a scalar key of one node entry (block style), or nothing.
 node_key() {

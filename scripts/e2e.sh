@@ -53,9 +53,6 @@ trap 'exit 143' TERM
 
 # --- Facts from the topology and the model -----------------------------------
 
-# node_field TOPOLOGY NODE COLUMN: one column of topology_nodes for one node.
-node_field() { topology_nodes "$1" | awk -F'\t' -v n="$2" -v c="$3" '$1 == n { print $c }'; }
-
 model="$(topology_path "$LOCAL" model)"
 certs="$(topology_certs_dir "$LOCAL")"
 edge_address="$(node_field "$LOCAL" edge 3)"

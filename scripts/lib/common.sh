@@ -146,3 +146,46 @@ pid_alive() {
     [ -r "/proc/$1/cmdline" ] || return 0
     tr '\0' ' ' < "/proc/$1/cmdline" | grep -q 'branchy-'
 }
+
+# is_child PID: PID is still a child of this shell (a number reused by another
+# program after the child was reaped is not).
+is_child() {
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    stat="${stat##*) }"
+    set -- $stat
+    [ "${2:-}" = "$$" ]
+}
+
+# stop_children LOG PID...: SIGTERM (after SIGCONT, since a stopped process
+# cannot act on SIGTERM) to those PIDs still children of this shell, up to 10 s
+# for them to exit, then SIGKILL, noting each kill in LOG; reaps them all.
+stop_children() {
+    local log="$1" pid waited=0 left
+    shift
+    local -a mine=()
+    for pid in "$@"; do is_child "$pid" && mine+=("$pid"); done
+    for pid in "${mine[@]}"; do
+        if proc_running "$pid"; then
+            kill -CONT "$pid" 2>/dev/null || true
+            kill -TERM "$pid" 2>/dev/null || true
+        fi
+    done
+    while :; do
+        left=0
+        for pid in "${mine[@]}"; do proc_running "$pid" && left=1; done
+        [ "$left" -eq 1 ] && [ "$waited" -lt 100 ] || break
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    for pid in "${mine[@]}"; do
+        if proc_running "$pid"; then
+            echo "cleanup: killing pid $pid, still running 10 s after SIGTERM" >> "$log"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+}
+
+# node_field TOPOLOGY NODE COLUMN: one column of topology_nodes for one node.
+node_field() { topology_nodes "$1" | awk -F'\t' -v n="$2" '$1 == n { print $'"$3"' }'; }
