@@ -90,7 +90,7 @@ public final class Trainer {
                 seen += idx.count
                 for i in 0..<correct.count { correct[i] += r.correct[i] }
                 let accs = correct.map { String(format: "%.1f", 100 * Float($0) / Float(seen)) }.joined(separator: "/")
-                bar.update(seen, fields: String(format: "loss %.4f", lossSum / Float(seen)) + " acc \(accs)% " + String(format: "lr %.5f", lr), force: b == batches - 1)
+                bar.update(seen, fields: "batch \(b + 1)/\(batches) " + String(format: "loss %.4f", lossSum / Float(seen)) + " acc \(accs)% " + String(format: "lr %.5f", lr), force: b == batches - 1)
             }
             bar.finish()
             onEpoch(EpochSummary(epoch: epoch + 1, loss: lossSum / Float(max(1, seen)),
