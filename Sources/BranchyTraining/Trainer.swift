@@ -34,37 +34,9 @@ public final class Trainer {
 
     /// One joint forward/backward/update step on a batch; returns the joint loss and correct counts per exit.
     public func step(images: Tensor, labels: [Int], lr: Float) -> (loss: Float, correct: [Int]) {
-        let exits = network.stages.count
-        var features = images
-        var dLogits: [Tensor] = []
-        var loss: Float = 0
-        var correct = [Int](repeating: 0, count: exits)
-        for i in 0..<exits {
-            features = network.trunk(i, features, training: true)
-            let logits = network.exitLogits(i, features, training: true)
-            let (l, d) = Softmax.crossEntropy(logits: logits, labels: labels, weight: config.exitWeights[i])
-            loss += config.exitWeights[i] * l
-            dLogits.append(d)
-            for (s, p) in Softmax.argmax(logits).enumerated() where p == labels[s] { correct[i] += 1 }
-        }
-        var dNext: Tensor? = nil
-        for i in stride(from: exits - 1, through: 0, by: -1) {
-            let stage = network.stages[i]
-            var d = dLogits[i]
-            for layer in stage.exit.reversed() { d = layer.backward(d, needInputGradient: true)! }
-            if let dn = dNext {
-                d.data.withUnsafeMutableBufferPointer { a in dn.data.withUnsafeBufferPointer { b in
-                    for j in 0..<a.count { a[j] += b[j] }
-                } }
-            }
-            for (li, layer) in stage.trunk.enumerated().reversed() {
-                let needInput = i > 0 || li > 0
-                if let g = layer.backward(d, needInputGradient: needInput) { d = g }
-            }
-            dNext = d
-        }
+        let r = network.jointLossGradients(images: images, labels: labels, exitWeights: config.exitWeights)
         optimizer.update(network.parameters, lr: lr)
-        return (loss, correct)
+        return r
     }
 
     /// Trains `config.epochs` epochs on `data`, calling `onEpoch` after each.

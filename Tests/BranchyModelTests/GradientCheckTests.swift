@@ -27,37 +27,12 @@ import Testing
         return loss
     }
 
-    /// One training forward and backward pass as `Trainer.step` does it, without the update:
+    /// One training forward and backward pass, as `Trainer.step` does it, without the update:
     /// leaves the gradient of the joint loss in every `Parameter.grad` and returns the loss.
     @discardableResult
     static func forwardBackward(_ network: Network, _ x: Tensor, _ labels: [Int], _ weights: [Float]) -> Float {
         for p in network.parameters { p.zeroGrad() }
-        let exits = network.stages.count
-        var features = x
-        var dLogits: [Tensor] = []
-        var loss: Float = 0
-        for i in 0..<exits {
-            features = network.trunk(i, features, training: true)
-            let logits = network.exitLogits(i, features, training: true)
-            let (l, d) = Softmax.crossEntropy(logits: logits, labels: labels, weight: weights[i])
-            loss += weights[i] * l
-            dLogits.append(d)
-        }
-        var dNext: Tensor? = nil
-        for i in stride(from: exits - 1, through: 0, by: -1) {
-            let stage = network.stages[i]
-            var d = dLogits[i]
-            for layer in stage.exit.reversed() { d = layer.backward(d, needInputGradient: true)! }
-            if let dn = dNext {
-                #expect(dn.shape == d.shape)
-                for j in 0..<d.count { d.data[j] += dn.data[j] }
-            }
-            for (li, layer) in stage.trunk.enumerated().reversed() {
-                if let g = layer.backward(d, needInputGradient: i > 0 || li > 0) { d = g }
-            }
-            dNext = d
-        }
-        return loss
+        return network.jointLossGradients(images: x, labels: labels, exitWeights: weights).loss
     }
 
     struct Mismatch: CustomStringConvertible {
