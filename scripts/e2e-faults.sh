@@ -338,23 +338,6 @@ check_report() { python3 -c "$checker" "$@"; }
 passed=0
 failed=0
 
-# check NAME FUNCTION: the function runs in this shell (so that the processes it
-# starts stay known); it prints nothing on success, or why it failed on its last
-# line of standard output; its standard error goes to the log.
-check() {
-    local name="$1" why status=0
-    printf '\n### %s\n' "$name" >> "$log"
-    "$2" > "$work/why" 2>>"$log" || status=$?
-    if [ "$status" -eq 0 ]; then
-        echo "ok - $name"
-        passed=$((passed + 1))
-    else
-        why="$(awk 'NF { last = $0 } END { print last }' "$work/why")"
-        echo "not ok - $name: ${why:-failed, see $log}"
-        failed=$((failed + 1))
-    fi
-}
-
 # --- Checks -----------------------------------------------------------------------
 
 check_up() {
@@ -496,13 +479,13 @@ check_fail_policy() {
     check_report fail-policy "$prefix.json" "$prefix.jsonl" "$SAMPLES"
 }
 
-check "faults cluster starts ($(basename "$TOPO"))" check_up
-check "edge killed mid-run and restarted: all 10,000 accounted for, cloud reached again" check_edge_kill
-check "edge gets SIGTERM mid-run: exits 0, all accounted for" check_edge_sigterm
-check "cloud stalled mid-run: degraded within the deadline, p99 bounded" check_cloud_stall
-check "cloud stalled mid-run, requests queued behind a full window: p99 bounded" check_cloud_stall_queued
-check "cloud down from the start: all answered or degraded, exit 0" check_cloud_down
-check "onUpstreamFailure fail with the edge down: failures counted, exit 2" check_fail_policy
+run_check "faults cluster starts ($(basename "$TOPO"))" check_up
+run_check "edge killed mid-run and restarted: all 10,000 accounted for, cloud reached again" check_edge_kill
+run_check "edge gets SIGTERM mid-run: exits 0, all accounted for" check_edge_sigterm
+run_check "cloud stalled mid-run: degraded within the deadline, p99 bounded" check_cloud_stall
+run_check "cloud stalled mid-run, requests queued behind a full window: p99 bounded" check_cloud_stall_queued
+run_check "cloud down from the start: all answered or degraded, exit 0" check_cloud_down
+run_check "onUpstreamFailure fail with the edge down: failures counted, exit 2" check_fail_policy
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

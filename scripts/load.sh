@@ -133,20 +133,6 @@ sample_rss() {
 passed=0
 failed=0
 
-check() {
-    local name="$1" why status=0
-    printf '\n### %s\n' "$name" >> "$log"
-    "$2" > "$work/why" 2>>"$log" || status=$?
-    if [ "$status" -eq 0 ]; then
-        echo "ok - $name"
-        passed=$((passed + 1))
-    else
-        why="$(awk 'NF { last = $0 } END { print last }' "$work/why")"
-        echo "not ok - $name: ${why:-failed, see $log}"
-        failed=$((failed + 1))
-    fi
-}
-
 devices="$(topology_nodes "$TOPO" | awk -F'\t' '$2 == "device" { print $1 }')"
 device_count="$(grep -c . <<< "$devices" || true)"
 declare -A facts=()   # figures for the summary
@@ -351,11 +337,11 @@ else:
 PY
 )
 
-check "load cluster starts ($(basename "$TOPO"))" check_up
-check "$device_count devices at once, $LIMIT samples each: every sample answered" check_devices
-check "edge peak RSS below $RSS_LIMIT_MB MB" check_edge_rss
-check "cloud peak RSS below $RSS_LIMIT_MB MB" check_cloud_rss
-check "edge and cloud stop on SIGTERM with status 0" check_down
+run_check "load cluster starts ($(basename "$TOPO"))" check_up
+run_check "$device_count devices at once, $LIMIT samples each: every sample answered" check_devices
+run_check "edge peak RSS below $RSS_LIMIT_MB MB" check_edge_rss
+run_check "cloud peak RSS below $RSS_LIMIT_MB MB" check_cloud_rss
+run_check "edge and cloud stop on SIGTERM with status 0" check_down
 
 # Highest sampled VmRSS of each node.
 if [ -s "$work/rss.txt" ]; then

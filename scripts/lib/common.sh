@@ -189,3 +189,21 @@ stop_children() {
 
 # node_field TOPOLOGY NODE COLUMN: one column of topology_nodes for one node.
 node_field() { topology_nodes "$1" | awk -F'\t' -v n="$2" '$1 == n { print $'"$3"' }'; }
+
+# run_check NAME FUNCTION: runs FUNCTION in this shell (so that the processes it
+# starts stay known to it); the function prints nothing on success, or why it
+# failed on its last line of standard output; its standard error goes to $log.
+# Prints `ok - NAME` or `not ok - NAME: why` and counts into $passed / $failed.
+run_check() {
+    local name="$1" why status=0
+    printf '\n### %s\n' "$name" >> "$log"
+    "$2" > "$work/why" 2>>"$log" || status=$?
+    if [ "$status" -eq 0 ]; then
+        echo "ok - $name"
+        passed=$((passed + 1))
+    else
+        why="$(awk 'NF { last = $0 } END { print last }' "$work/why")"
+        echo "not ok - $name: ${why:-failed, see $log}"
+        failed=$((failed + 1))
+    fi
+}
