@@ -34,13 +34,11 @@ final class ConvLayer: Layer {
     let bias: Parameter?
     private var cachedInput: Tensor?
 
-    init(prefix: String, inputShape: [Int], out: Int, kernel: Int, stride: Int, pad: Int, hasBias: Bool) {
-        let g = Conv2DGeometry(inC: inputShape[0], inH: inputShape[1], inW: inputShape[2],
-                               outC: out, kH: kernel, kW: kernel, stride: stride, pad: pad)
+    init(prefix: String, geometry g: Conv2DGeometry, hasBias: Bool) {
         geometry = g
-        weight = Parameter(name: prefix + ".weight", value: Tensor(shape: [out, g.inC, kernel, kernel]))
-        bias = hasBias ? Parameter(name: prefix + ".bias", value: Tensor(shape: [out])) : nil
-        super.init(inputShape: inputShape, outputShape: [out, g.outH, g.outW])
+        weight = Parameter(name: prefix + ".weight", value: Tensor(shape: [g.outC, g.inC, g.kH, g.kW]))
+        bias = hasBias ? Parameter(name: prefix + ".bias", value: Tensor(shape: [g.outC])) : nil
+        super.init(inputShape: [g.inC, g.inH, g.inW], outputShape: [g.outC, g.outH, g.outW])
     }
 
     override var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
@@ -96,11 +94,9 @@ final class MaxPoolLayer: Layer {
     private var argmax: [Int32] = []
     private var cachedShape: [Int] = []
 
-    init(inputShape: [Int], kernel: Int, stride: Int, pad: Int, ceil: Bool) {
-        let g = Pool2DGeometry(channels: inputShape[0], inH: inputShape[1], inW: inputShape[2],
-                               kernel: kernel, stride: stride, pad: pad, ceilMode: ceil)
+    init(geometry g: Pool2DGeometry) {
         geometry = g
-        super.init(inputShape: inputShape, outputShape: [g.channels, g.outH, g.outW])
+        super.init(inputShape: [g.channels, g.inH, g.inW], outputShape: [g.channels, g.outH, g.outW])
     }
 
     override func forward(_ x: Tensor, training: Bool) -> Tensor {
@@ -123,11 +119,9 @@ final class AvgPoolLayer: Layer {
     let geometry: Pool2DGeometry
     private var cachedShape: [Int] = []
 
-    init(inputShape: [Int], kernel: Int, stride: Int, pad: Int, ceil: Bool) {
-        let g = Pool2DGeometry(channels: inputShape[0], inH: inputShape[1], inW: inputShape[2],
-                               kernel: kernel, stride: stride, pad: pad, ceilMode: ceil)
+    init(geometry g: Pool2DGeometry) {
         geometry = g
-        super.init(inputShape: inputShape, outputShape: [g.channels, g.outH, g.outW])
+        super.init(inputShape: [g.channels, g.inH, g.inW], outputShape: [g.channels, g.outH, g.outW])
     }
 
     override func forward(_ x: Tensor, training: Bool) -> Tensor {

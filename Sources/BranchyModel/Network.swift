@@ -81,7 +81,7 @@ public final class Network: @unchecked Sendable {
                 let k = try need(l.kernel, "kernel"), s = try need(l.stride ?? 1, "stride"), p = try need(l.pad ?? 0, "pad", min: 0)
                 let g = Conv2DGeometry(inC: shape[0], inH: shape[1], inW: shape[2], outC: try need(l.out, "out"), kH: k, kW: k, stride: s, pad: p)
                 guard g.outH >= 1, g.outW >= 1 else { throw fail(here, "kernel \(k) does not fit input \(shape) with pad \(p)") }
-                layer = ConvLayer(prefix: try named(), inputShape: shape, out: g.outC, kernel: k, stride: s, pad: p, hasBias: l.bias ?? true)
+                layer = ConvLayer(prefix: try named(), geometry: g, hasBias: l.bias ?? true)
             case "maxpool", "avgpool":
                 try needImage()
                 let k = try need(l.kernel, "kernel"), s = try need(l.stride ?? k, "stride"), p = try need(l.pad ?? 0, "pad", min: 0)
@@ -89,8 +89,8 @@ public final class Network: @unchecked Sendable {
                 let g = Pool2DGeometry(channels: shape[0], inH: shape[1], inW: shape[2], kernel: k, stride: s, pad: p, ceilMode: l.ceil ?? false)
                 guard g.outH >= 1, g.outW >= 1 else { throw fail(here, "window \(k) does not fit input \(shape)") }
                 layer = l.op == "maxpool"
-                    ? MaxPoolLayer(inputShape: shape, kernel: k, stride: s, pad: p, ceil: l.ceil ?? false)
-                    : AvgPoolLayer(inputShape: shape, kernel: k, stride: s, pad: p, ceil: l.ceil ?? false)
+                    ? MaxPoolLayer(geometry: g)
+                    : AvgPoolLayer(geometry: g)
             case "relu":
                 layer = ReLULayer(inputShape: shape)
             case "flatten":
