@@ -2,10 +2,12 @@
 import PackageDescription
 
 let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+/// Targets not yet moved to Swift 6 language mode.
+let v5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
 let package = Package(
     name: "Branchy",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "branchy", targets: ["branchy"]),
         .executable(name: "branchy-device", targets: ["branchy-device"]),
@@ -18,16 +20,17 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Layer 0: kernels, no dependencies.
-        .target(name: "BranchyTensor", swiftSettings: fast),
+        .target(name: "BranchyTensor", swiftSettings: fast + v5),
         // Layer 1: data sets and model description / weights.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        .target(name: "BranchyData", dependencies: ["CZlib"]),
-        .target(name: "BranchyModel", dependencies: ["BranchyTensor"], swiftSettings: fast),
+        .target(name: "BranchyData", dependencies: ["CZlib"], swiftSettings: v5),
+        .target(name: "BranchyModel", dependencies: ["BranchyTensor"], swiftSettings: fast + v5),
         // Layer 2: training and evaluation.
-        .target(name: "BranchyTraining", dependencies: ["BranchyModel", "BranchyData"], swiftSettings: fast),
+        .target(name: "BranchyTraining", dependencies: ["BranchyModel", "BranchyData"], swiftSettings: fast + v5),
         // Protocol and configuration.
         .target(name: "BranchyWire", dependencies: [
             "BranchyTensor",
@@ -42,14 +45,17 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOTLS", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // Thin executables.
         .executableTarget(name: "branchy", dependencies: [
             "BranchyTraining", "BranchyModel", "BranchyData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], swiftSettings: v5),
         .executableTarget(name: "branchy-device", dependencies: [
             "BranchyNode", "BranchyTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -62,10 +68,10 @@ let package = Package(
             "BranchyNode",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "BranchyTensorTests", dependencies: ["BranchyTensor"]),
-        .testTarget(name: "BranchyDataTests", dependencies: ["BranchyData"]),
-        .testTarget(name: "BranchyModelTests", dependencies: ["BranchyModel"]),
-        .testTarget(name: "BranchyTrainingTests", dependencies: ["BranchyTraining"]),
+        .testTarget(name: "BranchyTensorTests", dependencies: ["BranchyTensor"], swiftSettings: v5),
+        .testTarget(name: "BranchyDataTests", dependencies: ["BranchyData"], swiftSettings: v5),
+        .testTarget(name: "BranchyModelTests", dependencies: ["BranchyModel"], swiftSettings: v5),
+        .testTarget(name: "BranchyTrainingTests", dependencies: ["BranchyTraining"], swiftSettings: v5),
         .testTarget(name: "BranchyWireTests", dependencies: [
             "BranchyWire",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -82,5 +88,5 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

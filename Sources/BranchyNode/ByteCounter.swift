@@ -2,7 +2,7 @@ import NIOCore
 
 /// Counts the bytes that actually cross the socket. It sits first in the pipeline, below
 /// TLS, so it sees ciphertext: records, handshakes and all.
-public final class ByteCounter: ChannelDuplexHandler, @unchecked Sendable {
+public final class ByteCounter: ChannelDuplexHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = ByteBuffer
     public typealias OutboundIn = ByteBuffer

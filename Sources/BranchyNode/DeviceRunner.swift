@@ -9,13 +9,14 @@ import NIOPosix
 
 /// The device: runs its stage on each sample, answers when its exit is sure, and otherwise
 /// sends the feature map upstream, keeping up to `concurrency` requests in flight.
-public final class DeviceRunner: @unchecked Sendable {
+public final class DeviceRunner: Sendable {
     public let context: NodeContext
     let runner: StageRunner
     let link: UpstreamLink?
     let logger: Logger
 
-    public init(context: NodeContext, group: EventLoopGroup, logger: Logger) throws {
+    public init(context: NodeContext, group: any EventLoopGroup, logger: Logger) throws {
+        if context.upstream != nil { try TLSLayer.selfCheck(context.config.tls, node: context.config.name) }
         self.context = context
         self.runner = StageRunner(context: context)
         self.logger = logger

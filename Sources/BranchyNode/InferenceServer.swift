@@ -1,85 +1,164 @@
 import BranchyModel
 import BranchyTensor
+import BranchyTopology
 import BranchyWire
-import Foundation
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+import ServiceLifecycle
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An edge or cloud node: accepts its children over mutual TLS, runs its stages on each
 /// request, answers when an exit is sure, and otherwise forwards upstream.
-public final class InferenceServer: @unchecked Sendable {
+///
+/// As a swift-service-lifecycle `Service`, it serves until graceful shutdown, then drains.
+public final class InferenceServer: Sendable {
     public let context: NodeContext
-    let group: EventLoopGroup
+    let group: any EventLoopGroup
     let pool: NIOThreadPool
     let runner: StageRunner
     let link: UpstreamLink?
     let logger: Logger
+    let limits: ServerLimits
+    let connections: ConnectionRegistry
+    let budget: InputBudget
+    let warnings = WarningLimiter()
+    /// Seconds `run()` gives connections to finish what is in flight after graceful shutdown begins.
+    let drainSeconds: Double
     private let tls: NIOSSLContext
-    private var serverChannel: Channel?
-    private let connections = NIOLockedValueBox<[ObjectIdentifier: ServerConnectionHandler]>([:])
+    private let serverChannel = Mutex<(any Channel)?>(nil)
 
-    public init(context: NodeContext, group: EventLoopGroup, pool: NIOThreadPool, logger: Logger) throws {
+    public init(context: NodeContext, group: any EventLoopGroup, pool: NIOThreadPool, logger: Logger, drainSeconds: Double = 10) throws {
         guard context.config.listen != nil else { throw NodeError("node '\(context.config.name)' has no listen address") }
+        try TLSLayer.selfCheck(context.config.tls, node: context.config.name)
         self.context = context
         self.group = group
         self.pool = pool
         self.logger = logger
+        self.drainSeconds = drainSeconds
+        self.limits = context.config.limits
         self.runner = StageRunner(context: context)
         self.tls = try TLSLayer.serverContext(context.config.tls, node: context.config.name)
         self.link = context.upstream == nil ? nil : try UpstreamLink(context: context, loop: group.next(), logger: logger)
+        // Keep some descriptors for the upstream link, the listening socket and files.
+        let descriptors = FileDescriptorLimit.raiseSoftToHard() ?? Int.max
+        let cap = min(limits.maxConnections, max(1, descriptors.subtractingReportingOverflow(64).partialValue))
+        self.connections = ConnectionRegistry(maxConnections: cap, maxPerPeer: limits.maxConnectionsPerPeer)
+        self.budget = InputBudget(total: limits.inputBudgetBytes, perPeer: limits.peerInputBudgetBytes)
+    }
+
+    /// Logs `message` at `level` unless `source` has logged too much lately.
+    func log(_ level: Logger.Level, from source: String, _ message: @autoclosure () -> String) {
+        let verdict = warnings.admit(source)
+        guard verdict.log else { return }
+        let note = verdict.suppressed > 0 ? " (\(verdict.suppressed) similar lines from this source left out)" : ""
+        logger.log(level: level, "\(message())\(note)")
     }
 
     /// Binds the listen address and starts the upstream link. Returns the bound address.
     @discardableResult
-    public func start() throws -> SocketAddress {
+    public func start() async throws -> SocketAddress {
         link?.start()
         let endpoint = context.config.listen!
         let peers = Set(context.children.map { ServerConnectionStateMachine.PeerIdentity(name: $0.name, role: $0.role.wireRole) })
+        var known: [String: BranchyWire.NodeRole] = [:]
+        for node in context.topology.nodes { known[node.name] = node.role.wireRole }
         let machineConfig = ServerConnectionStateMachine.Configuration(
-            localHello: context.hello, allowedPeers: peers, maxInFlight: context.config.maxInFlight)
+            localHello: context.hello, allowedPeers: peers, knownNodes: known, maxInFlight: context.config.maxInFlight)
         let tls = self.tls
-        let channel = try ServerBootstrap(group: group)
+        let idle = TimeAmount.milliseconds(Int64(limits.idleTimeoutMillis))
+        let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        AcceptBackoffHandler(shouldForwardIOErrorCaught: false) { error in self.acceptFailed(error) })
+                }
+            }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let handler = ServerConnectionHandler(server: self, machine: ServerConnectionStateMachine(configuration: machineConfig))
+                    let id: UInt64
+                    switch self.connections.admit(channel) {
+                    case .failure(let refusal):
+                        self.log(.warning, from: "admit", "refusing a connection from \(channel.remoteAddress.map { "\($0)" } ?? "?"): \(refusal)")
+                        throw refusal
+                    case .success(let admitted):
+                        id = admitted.id
+                        if let shed = admitted.shed {
+                            self.log(.info, from: "shed", "\(self.connections.maxConnections) connections open; closing the oldest idle one, "
+                                         + "from \(shed.remoteAddress.map { "\($0)" } ?? "?")")
+                            shed.close(promise: nil)
+                        }
+                    }
+                    let reservation = InputReservation(budget: self.budget)
+                    let handler = ServerConnectionHandler(server: self, id: id, reservation: reservation,
+                                                          machine: ServerConnectionStateMachine(configuration: machineConfig))
                     try channel.pipeline.syncOperations.addHandlers([
                         NIOSSLServerHandler(context: tls),
-                        ByteToMessageHandler(FrameDecoder()), MessageToByteHandler(FrameEncoder()),
+                        ByteToMessageHandler(BudgetedFrameDecoder(reservation: reservation)), MessageToByteHandler(FrameEncoder()),
+                        IdleStateHandler(readTimeout: idle),
                         handler,
                     ])
                 }
             }
-            .bind(host: endpoint.host, port: endpoint.port).wait()
-        serverChannel = channel
-        logger.info("\(context.config.role) '\(context.config.name)' hosting stages \(context.config.stages) listening on \(endpoint) (model \(context.model.spec.name) \(context.fingerprint.hex.prefix(16)))")
+            .bind(host: endpoint.host, port: endpoint.port).get()
+        serverChannel.withLock { $0 = channel }
+        logger.info("\(context.config.role) '\(context.config.name)' hosting stages \(context.config.stages) listening on \(endpoint) (model \(context.model.spec.name) \(context.fingerprint.hex.prefix(16)); at most \(connections.maxConnections) connections, \(limits.maxConnectionsPerPeer) per peer; handshake timeout \(limits.handshakeTimeoutMillis) ms, idle timeout \(limits.idleTimeoutMillis) ms; input budget \(limits.inputBudgetBytes) bytes, \(limits.peerInputBudgetBytes) per peer)")
         return channel.localAddress!
     }
 
-    func register(_ h: ServerConnectionHandler) { connections.withLockedValue { $0[ObjectIdentifier(h)] = h } }
-    func unregister(_ h: ServerConnectionHandler) { connections.withLockedValue { $0[ObjectIdentifier(h)] = nil } }
+    /// Called on the listening channel's loop when `accept` fails: with the descriptor table full,
+    /// sheds unauthenticated and idle connections so that valid peers get in, and pauses accepting.
+    private func acceptFailed(_ error: IOError) -> TimeAmount {
+        var shed = 0
+        if error.errnoCode == EMFILE || error.errnoCode == ENFILE {
+            let victims = connections.shed(max(1, connections.count / 16))
+            for victim in victims { victim.close(promise: nil) }
+            shed = victims.count
+        }
+        let pause: TimeAmount = shed > 0 ? .milliseconds(5) : .milliseconds(250)
+        log(.warning, from: "accept",
+            "accept failed: \(error); closed \(shed) unauthenticated or idle connections; pausing accept for \(pause.nanoseconds / 1_000_000) ms")
+        return pause
+    }
 
     /// Stops accepting, lets every connection finish what is in flight (up to `graceSeconds`), then stops the link.
-    public func drain(graceSeconds: Double = 10) {
+    public func drain(graceSeconds: Double = 10) async {
         logger.info("draining: no new connections or requests; answering those in flight")
-        try? serverChannel?.close().wait()
-        for h in connections.withLockedValue({ Array($0.values) }) { h.beginDrain() }
-        let until = Date().addingTimeInterval(graceSeconds)
-        while Date() < until, !connections.withLockedValue({ $0.isEmpty }) { usleep(20_000) }
-        let left = connections.withLockedValue { Array($0.values) }
-        if !left.isEmpty { logger.warning("\(left.count) connections still open after \(graceSeconds) s; closing them") }
-        for h in left { h.forceClose() }
-        _ = try? link?.stop().wait()
+        let listener = serverChannel.withLock { channel -> (any Channel)? in
+            defer { channel = nil }
+            return channel
+        }
+        try? await listener?.close()
+        let open = connections.beginDrain()
+        for channel in open { channel.pipeline.fireUserInboundEventTriggered(ServerConnectionHandler.Drain()) }
+        if !(await Self.waitForClose(open, seconds: graceSeconds, on: group.next())) {
+            let left = connections.all()
+            logger.warning("\(left.count) connections still open after \(graceSeconds) s; closing them")
+            for channel in left { try? await channel.close() }
+        }
+        _ = try? await link?.stop().get()
         logger.info("drained")
     }
 
+    /// True when every channel closed within `seconds`.
+    private static func waitForClose(_ channels: [any Channel], seconds: Double, on loop: any EventLoop) async -> Bool {
+        let done = loop.makePromise(of: Bool.self)
+        EventLoopFuture.andAllComplete(channels.map(\.closeFuture), on: loop).whenComplete { _ in done.succeed(true) }
+        let timer = loop.scheduleTask(in: .milliseconds(Int64(seconds * 1000))) { done.succeed(false) }
+        let closed = (try? await done.futureResult.get()) ?? false
+        timer.cancel()
+        return closed
+    }
+
     /// Runs the hosted stages on a request and produces the answer frame (result or error).
-    func process(_ request: InferRequest, on loop: EventLoop) -> EventLoopFuture<Frame.Message> {
+    func process(_ request: InferRequest, on loop: any EventLoop) -> EventLoopFuture<Frame.Message> {
         let first = runner.stageIndices[0]
         guard Int(request.stageIndex) == first else {
             return loop.makeSucceededFuture(.error(ErrorFrame(code: .badStage,
@@ -106,7 +185,7 @@ public final class InferenceServer: @unchecked Sendable {
     }
 
     private func forward(_ request: InferRequest, features: Tensor, nextStage: Int, best: (exit: Int, output: ExitOutput),
-                         on loop: EventLoop) -> EventLoopFuture<Frame.Message> {
+                         on loop: any EventLoop) -> EventLoopFuture<Frame.Message> {
         guard let link else {
             return loop.makeSucceededFuture(.result(result(exit: best.exit, best.output)))
         }
@@ -115,6 +194,7 @@ public final class InferenceServer: @unchecked Sendable {
         let budget = request.deadlineMillis > 0 ? max(1, request.deadlineMillis / 5 * 4) : 0
         let up = InferRequest(sampleID: request.sampleID, deadlineMillis: budget, stageIndex: UInt8(nextStage),
                               features: context.codec.encode(item))
+        let fallback = self.result(exit: best.exit, best.output)
         return link.send(up).hop(to: loop).map { reply -> Frame.Message in
             var r = reply.result
             r.hops = [reply.cost] + r.hops
@@ -122,7 +202,7 @@ public final class InferenceServer: @unchecked Sendable {
         }.flatMapErrorThrowing { error -> Frame.Message in
             let failure = (error as? UpstreamFailure) ?? .unavailable("\(error)")
             if self.context.config.onUpstreamFailure == .degrade {
-                var r = self.result(exit: best.exit, best.output)
+                var r = fallback
                 r.status = .degraded
                 r.reason = failure.description
                 return .result(r)
@@ -134,6 +214,15 @@ public final class InferenceServer: @unchecked Sendable {
     func result(exit: Int, _ out: ExitOutput) -> InferResult {
         InferResult(exitIndex: UInt8(exit), exitName: context.model.network.stages[exit].exitName, nodeName: context.config.name,
                     predictedClass: UInt16(out.predicted), confidence: out.confidence, entropy: out.entropy, hops: [])
+    }
+}
+
+extension InferenceServer: Service {
+    /// Serves until graceful shutdown (SIGTERM or SIGINT under a `ServiceGroup`), then drains.
+    public func run() async throws {
+        if serverChannel.withLock({ $0 == nil }) { try await start() }
+        try? await gracefulShutdown()
+        await drain(graceSeconds: drainSeconds)
     }
 }
 

@@ -6,7 +6,7 @@ import Foundation
 
 /// Everything a node needs, built once at start-up from the topology file and the model:
 /// the runtime never reads raw strings from configuration again.
-public final class NodeContext: @unchecked Sendable {
+public final class NodeContext: Sendable {
     public let topology: Topology
     public let config: NodeConfig
     public let model: Model

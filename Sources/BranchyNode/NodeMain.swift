@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 
 /// The bodies of the node executables, kept here so that the executables stay thin.
 public enum NodeMain {
@@ -27,28 +28,37 @@ public enum NodeMain {
         return ctx
     }
 
+    /// The data set a device classifies: `explicit` if given (relative to the working directory),
+    /// else the topology's `dataset:` (relative to the topology file).
+    public static func datasetPath(explicit: String?, context: NodeContext) throws -> String {
+        if let explicit { return explicit }
+        guard let url = context.topology.dataset else {
+            throw NodeError("\(context.topology.fileURL.path): no 'dataset:' key and no --dataset given; name the IDX data set to classify")
+        }
+        return url.path
+    }
+
     /// Serves an edge or cloud node until SIGINT or SIGTERM, then drains and returns.
-    public static func serve(topology: String, node: String, role: BranchyTopology.NodeRole, logLevel: String, drainSeconds: Double) throws {
+    public static func serve(topology: String, node: String, role: BranchyTopology.NodeRole, logLevel: String, drainSeconds: Double) async throws {
         let logger = logger(node: node, level: logLevel)
         let ctx = try context(topology: topology, node: node, role: role)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
-        let server = try InferenceServer(context: ctx, group: group, pool: pool, logger: logger)
-        try server.start()
-        let stop = DispatchSemaphore(value: 0)
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { stop.signal() }
-            s.resume()
-            sources.append(s)
+        do {
+            let server = try InferenceServer(context: ctx, group: group, pool: pool, logger: logger, drainSeconds: drainSeconds)
+            try await server.start()
+            let services = ServiceGroup(configuration: .init(
+                services: [.init(service: server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+            try await services.run()
+        } catch {
+            try? await pool.shutdownGracefully()
+            try? await group.shutdownGracefully()
+            throw error
         }
-        stop.wait()
-        server.drain(graceSeconds: drainSeconds)
-        try? pool.syncShutdownGracefully()
-        try? group.syncShutdownGracefully()
-        _ = sources
+        try? await pool.shutdownGracefully()
+        try? await group.shutdownGracefully()
     }
 }

@@ -2,76 +2,114 @@ import BranchyWire
 import Logging
 import NIOCore
 import NIOSSL
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One accepted connection: drives a `ServerConnectionStateMachine` with the frames that
-/// arrive and carries out its actions. A peer's certificate must name the node its hello claims.
-final class ServerConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
+/// arrive and carries out its actions. A peer's certificate must name the node its hello
+/// claims; the connection must finish TLS and hello within the handshake timeout, and is
+/// closed after the idle timeout with nothing in flight. Lives on its channel's event loop.
+final class ServerConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = Frame
     typealias OutboundOut = Frame
 
+    /// Sent through the pipeline (from any thread) to make the connection drain.
+    struct Drain: Sendable {}
+
     private let server: InferenceServer
+    private let id: UInt64
+    private let reservation: InputReservation
     private var machine: ServerConnectionStateMachine
     private var context: ChannelHandlerContext?
-    private var peerDescription = "unknown peer"
+    private var handshakeTimer: Scheduled<Void>?
+    /// The peer's address ("ip:port"); the key for rate-limited warnings until the hello.
+    private var address = "unknown peer"
+    /// How logs name the peer: its address, then its identity.
+    private var label = "unknown peer"
 
-    init(server: InferenceServer, machine: ServerConnectionStateMachine) {
+    init(server: InferenceServer, id: UInt64, reservation: InputReservation, machine: ServerConnectionStateMachine) {
         self.server = server
+        self.id = id
+        self.reservation = reservation
         self.machine = machine
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        peerDescription = context.channel.remoteAddress.map { "\($0)" } ?? "unknown peer"
-        server.register(self)
+        address = context.channel.remoteAddress.map { "\($0)" } ?? "unknown peer"
+        label = address
+        let timeout = server.limits.handshakeTimeoutMillis
+        handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(timeout))) { [self] in
+            guard case .close = machine.handshakeTimeoutPassed() else { return }
+            server.log(.info, from: sourceKey, "\(label): no TLS handshake and hello within \(timeout) ms; closing")
+            self.context?.close(promise: nil)
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
+        reservation.release()
         self.context = nil
-        server.unregister(self)
+        server.connections.remove(id)
+    }
+
+    /// Rate-limiting key: the peer's host, so one misbehaving machine is limited as a whole.
+    private var sourceKey: String {
+        if let peer = machine.peer { return "peer:\(peer.name)" }
+        return "addr:" + (context?.channel.remoteAddress?.ipAddress ?? address)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         if case .hello(let hello) = frame.message, case .awaitingHello = machine.state,
            !TLSLayer.peer(of: context.pipeline, isNamed: hello.nodeName) {
-            server.logger.warning("\(peerDescription): certificate does not name '\(hello.nodeName)'; refusing")
-            perform(.sendError(requestID: 0, ErrorFrame(code: .unknownNode,
-                message: "the TLS certificate does not belong to node '\(hello.nodeName)'"), close: true), context: context)
-            _ = machine.connectionClosed()
+            let name = hello.nodeName.escapedForLog(limit: 64)
+            server.log(.warning, from: sourceKey, "\(label): certificate does not name '\(name)'; refusing")
+            perform(machine.refuse(.unknownNode, "the TLS certificate does not belong to node '\(name)'"), context: context)
             return
         }
-        let action = machine.receivedFrame(frame)
+        var action = machine.receivedFrame(frame)
         if case .sendHelloAck = action, let peer = machine.peer {
-            peerDescription = "\(peer)"
-            server.logger.info("\(peer) connected")
+            if server.connections.authenticate(id, as: peer.name) {
+                handshakeTimer?.cancel()
+                handshakeTimer = nil
+                reservation.peer = peer.name
+                label = "\(peer)"
+                server.logger.info("\(peer) connected from \(address)")
+            } else {
+                action = machine.refuse(.limitReached,
+                    "node '\(peer.name)' already holds \(server.connections.maxPerPeer) connections, the most allowed per peer")
+            }
         }
-        if case .forwardRequest(let id) = action, case .infer(let request) = frame.message {
-            let loop = context.eventLoop
-            server.process(request, on: loop).whenComplete { result in
+        if case .forwardRequest(let requestID) = action, case .infer(let request) = frame.message {
+            server.connections.setInFlight(id, machine.inFlightCount)
+            server.process(request, on: context.eventLoop).assumeIsolated().whenComplete { result in
                 let message: Frame.Message
                 switch result {
                 case .success(let m): message = m
                 case .failure(let e): message = .error(ErrorFrame(code: .internalError, message: "\(e)"))
                 }
-                self.respond(id, message)
+                self.respond(requestID, message)
             }
             return
         }
         perform(action, context: context)
     }
 
-    private func respond(_ id: UInt64, _ message: Frame.Message) {
+    private func respond(_ requestID: UInt64, _ message: Frame.Message) {
         guard let context else { return }  // connection gone: the request is abandoned
-        var frame = Frame(requestID: id, message: message)
+        var frame = Frame(requestID: requestID, message: message)
         do {
             try frame.validate()
         } catch {
-            // An answer the encoder refuses (e.g. a non-finite confidence from features that overflow the
-            // stage) would fail the encoder for good and silently end the connection: answer with an error.
-            frame = Frame(requestID: id, message: .error(ErrorFrame(code: .internalError, message: "the answer cannot be sent: \(error)")))
+            // An answer the encoder refuses (e.g. a non-finite confidence) would fail the encoder for
+            // good and silently end the connection: answer with an error instead.
+            frame = Frame(requestID: requestID, message: .error(ErrorFrame(code: .internalError, message: "the answer cannot be sent: \(error)")))
         }
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
-        perform(machine.sentResponse(requestID: id), context: context)
+        perform(machine.sentResponse(requestID: requestID), context: context)
+        server.connections.setInFlight(id, machine.inFlightCount)
     }
 
     private func perform(_ action: ServerConnectionStateMachine.Action, context: ChannelHandlerContext) {
@@ -80,47 +118,59 @@ final class ServerConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
             break
         case .sendHelloAck(let hello):
             context.writeAndFlush(wrapOutboundOut(Frame(requestID: 0, message: .helloAck(hello))), promise: nil)
-        case .sendError(let id, let error, let close):
-            if id == 0 || close { server.logger.warning("\(peerDescription): \(error)") }
-            let done = context.writeAndFlush(wrapOutboundOut(Frame(requestID: id, message: .error(error))))
-            if close { done.whenComplete { _ in context.close(promise: nil) } }
+        case .sendError(let requestID, let error, let close):
+            if requestID == 0 || close { server.log(.warning, from: sourceKey, "\(label): \(error)") }
+            let done = context.writeAndFlush(wrapOutboundOut(Frame(requestID: requestID, message: .error(error))))
+            if close { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
         case .sendGoodbye(let thenClose):
             let done = context.writeAndFlush(wrapOutboundOut(Frame(requestID: 0, message: .goodbye)))
-            if thenClose { done.whenComplete { _ in context.close(promise: nil) } }
+            if thenClose { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
         case .close:
             context.close(promise: nil)
         }
     }
 
-    func beginDrain() {
-        guard let context else { return }
-        context.eventLoop.execute {
-            self.perform(self.machine.beginDrain(), context: context)
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case is Drain:
+            perform(machine.beginDrain(), context: context)
+        case let idle as IdleStateHandler.IdleStateEvent where idle == .read:
+            let action = machine.idleTimeoutPassed()
+            if action != .none {
+                server.logger.debug("\(label): idle for \(server.limits.idleTimeoutMillis) ms; closing")
+            }
+            perform(action, context: context)
+        default:
+            context.fireUserInboundEventTriggered(event)
         }
-    }
-
-    func forceClose() {
-        context?.eventLoop.execute { self.context?.close(promise: nil) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         if case .abandonRequests(let ids) = machine.connectionClosed() {
-            server.logger.warning("\(peerDescription) went away with \(ids.count) requests unanswered")
+            server.log(.warning, from: sourceKey, "\(label) went away with \(ids.count) requests unanswered")
         }
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let wire = error as? WireError {
+        switch error {
+        case let wire as WireError:
             perform(machine.decodingFailed(wire), context: context)
             return
-        }
-        if let decoder = error as? ByteToMessageDecoderError, case .leftoverDataWhenDone = decoder {
-            server.logger.warning("\(peerDescription): connection closed in the middle of a frame")
-        } else if error is NIOSSLError || error is BoringSSLError {
-            server.logger.warning("\(peerDescription): TLS failure: \(error)")
-        } else {
-            server.logger.warning("\(peerDescription): \(error)")
+        case let budget as InputBudget.Exceeded:
+            perform(machine.refuse(.limitReached, budget.description), context: context)
+            return
+        case ByteToMessageDecoderError.leftoverDataWhenDone:
+            server.log(.warning, from: sourceKey, "\(label): connection closed in the middle of a frame")
+        case NIOSSLError.uncleanShutdown:
+            // A peer that closes without close_notify: routine, not worth a warning.
+            server.logger.debug("\(label): closed without TLS close_notify")
+        case is NIOSSLError, is BoringSSLError:
+            server.log(.warning, from: sourceKey, "\(label): TLS failure: \(error)")
+        case let io as IOError where io.errnoCode == ECONNRESET || io.errnoCode == EPIPE:
+            server.logger.debug("\(label): \(error)")
+        default:
+            server.log(.warning, from: sourceKey, "\(label): \(error)")
         }
         context.close(promise: nil)
     }

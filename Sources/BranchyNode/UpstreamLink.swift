@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 
 /// Why an upstream request got no result.
 public enum UpstreamFailure: Error, CustomStringConvertible, Sendable {
@@ -38,9 +39,9 @@ public struct UpstreamReply: Sendable {
 /// with a bounded in-flight window, a bounded queue behind it and a deadline per request.
 /// Every request sent gets exactly one completion: a reply or an `UpstreamFailure`.
 ///
-/// All state lives on `loop`; public methods may be called from any thread.
-public final class UpstreamLink: @unchecked Sendable {
-    public let loop: EventLoop
+/// All mutable state lives in a box bound to `loop`; public methods may be called from any thread.
+public final class UpstreamLink: Sendable {
+    public let loop: any EventLoop
     let local: Hello
     let upstream: NodeConfig
     let linkName: String
@@ -64,31 +65,42 @@ public final class UpstreamLink: @unchecked Sendable {
         var timer: Scheduled<Void>
     }
 
-    private var channel: Channel?
-    private var counter: ByteCounter?
-    private var ready = false
-    private var stopped = false
-    private var pending: [UInt64: Pending] = [:]
-    private var waiting: [UInt64: Queued] = [:]
-    /// Ids of `waiting` requests in arrival order (ids already expired are skipped).
-    private var queue = CircularBuffer<UInt64>()
-    private var nextID: UInt64 = 1
-    private var backoff = Backoff()
-    private var readyWaiters: [EventLoopPromise<Void>] = []
-    /// TLS handshake plus hello/ack bytes of every connection made, both directions.
-    public private(set) var handshakeBytes: UInt64 = 0
-    /// Number of successful handshakes (1 + reconnects).
-    public private(set) var connections = 0
-    private var closedBytesIn: UInt64 = 0
-    private var closedBytesOut: UInt64 = 0
+    private struct State {
+        var channel: (any Channel)?
+        var counter: ByteCounter?
+        var ready = false
+        var stopped = false
+        var pending: [UInt64: Pending] = [:]
+        var waiting: [UInt64: Queued] = [:]
+        /// Ids of `waiting` requests in arrival order (ids already expired are skipped).
+        var queue = CircularBuffer<UInt64>()
+        var nextID: UInt64 = 1
+        var backoff = Backoff()
+        var readyWaiters: [EventLoopPromise<Void>] = []
+        var handshakeBytes: UInt64 = 0
+        var connections = 0
+        var closedBytesIn: UInt64 = 0
+        var closedBytesOut: UInt64 = 0
+    }
+
+    private let box: NIOLoopBoundBox<State>
+    private var state: State {
+        _read { yield box.value }
+        _modify { yield &box.value }
+    }
+
+    /// TLS handshake plus hello/ack bytes of every connection made, both directions. Read on `loop`.
+    public var handshakeBytes: UInt64 { state.handshakeBytes }
+    /// Number of successful handshakes (1 + reconnects). Read on `loop`.
+    public var connections: Int { state.connections }
 
     /// Bytes counted below TLS on every connection of this link so far (handshakes included): sent, received.
     /// Read on `loop`.
     public var measuredBytes: (sent: UInt64, received: UInt64) {
-        (closedBytesOut + (counter?.bytesOut ?? 0), closedBytesIn + (counter?.bytesIn ?? 0))
+        (state.closedBytesOut + (state.counter?.bytesOut ?? 0), state.closedBytesIn + (state.counter?.bytesIn ?? 0))
     }
 
-    public init(context: NodeContext, loop: EventLoop, logger: Logger) throws {
+    public init(context: NodeContext, loop: any EventLoop, logger: Logger) throws {
         guard let up = context.upstream else { throw NodeError("node '\(context.config.name)' has no upstream") }
         self.loop = loop
         self.local = context.hello
@@ -99,6 +111,7 @@ public final class UpstreamLink: @unchecked Sendable {
         self.maxQueued = context.config.maxInFlight * 16
         self.deadlineMillis = context.config.deadlineMillis
         self.logger = logger
+        self.box = NIOLoopBoundBox.makeBoxSendingValue(State(), eventLoop: loop)
     }
 
     /// Starts connecting (and reconnecting whenever the connection drops).
@@ -109,11 +122,12 @@ public final class UpstreamLink: @unchecked Sendable {
     /// Completes once the handshake with upstream has succeeded, or fails after `timeoutMillis`.
     public func waitUntilReady(timeoutMillis: Int64) -> EventLoopFuture<Void> {
         loop.flatSubmit {
-            if self.ready { return self.loop.makeSucceededVoidFuture() }
+            if self.state.ready { return self.loop.makeSucceededVoidFuture() }
             let p = self.loop.makePromise(of: Void.self)
-            self.readyWaiters.append(p)
+            self.state.readyWaiters.append(p)
+            let name = self.upstream.name
             self.loop.scheduleTask(in: .milliseconds(timeoutMillis)) {
-                p.fail(UpstreamFailure.unavailable("no handshake with \(self.upstream.name) within \(timeoutMillis) ms"))
+                p.fail(UpstreamFailure.unavailable("no handshake with \(name) within \(timeoutMillis) ms"))
             }
             return p.futureResult
         }
@@ -129,35 +143,36 @@ public final class UpstreamLink: @unchecked Sendable {
     /// Stops reconnecting, fails what is pending and closes the connection.
     public func stop() -> EventLoopFuture<Void> {
         loop.flatSubmit {
-            self.stopped = true
+            self.state.stopped = true
             self.failAll(.unavailable("link stopped"))
-            return self.channel?.close() ?? self.loop.makeSucceededVoidFuture()
+            return self.state.channel?.close() ?? self.loop.makeSucceededVoidFuture()
         }.recover { _ in }
     }
 
     // MARK: - On the loop
 
     private func enqueue(_ request: InferRequest, _ promise: EventLoopPromise<UpstreamReply>) {
-        guard ready, let channel, !stopped else {
-            promise.fail(UpstreamFailure.unavailable(stopped ? "link stopped" : "not connected to \(upstream.name)"))
+        guard state.ready, let channel = state.channel, !state.stopped else {
+            promise.fail(UpstreamFailure.unavailable(state.stopped ? "link stopped" : "not connected to \(upstream.name)"))
             return
         }
-        guard pending.count < maxInFlight || waiting.count < maxQueued else {
-            promise.fail(UpstreamFailure.overloaded(waiting.count))
+        guard state.pending.count < maxInFlight || state.waiting.count < maxQueued else {
+            promise.fail(UpstreamFailure.overloaded(state.waiting.count))
             return
         }
-        let id = nextID
-        nextID += 1
+        let id = state.nextID
+        state.nextID += 1
         // The tighter of this link's deadline and what the request still has left; it runs from now,
         // queueing included.
         let ms = request.deadlineMillis > 0 ? min(deadlineMillis, Int(request.deadlineMillis)) : deadlineMillis
         let due = NIODeadline.now() + .milliseconds(Int64(ms))
         let timer: Scheduled<Void> = loop.scheduleTask(deadline: due) { [weak self] in self?.expire(id, ms) }
-        if pending.count >= maxInFlight {
-            waiting[id] = Queued(request: request, promise: promise, due: due, timer: timer)
-            queue.append(id)
-            if queue.count > 2 * maxQueued {  // drop ids that expired while queued
-                queue = CircularBuffer(queue.filter { waiting[$0] != nil })
+        if state.pending.count >= maxInFlight {
+            state.waiting[id] = Queued(request: request, promise: promise, due: due, timer: timer)
+            state.queue.append(id)
+            if state.queue.count > 2 * maxQueued {  // drop ids that expired while queued
+                let waiting = state.waiting
+                state.queue = CircularBuffer(state.queue.filter { waiting[$0] != nil })
             }
             return
         }
@@ -165,7 +180,7 @@ public final class UpstreamLink: @unchecked Sendable {
     }
 
     private func transmit(id: UInt64, _ request: InferRequest, _ promise: EventLoopPromise<UpstreamReply>,
-                          due: NIODeadline, timer: Scheduled<Void>, on channel: Channel) {
+                          due: NIODeadline, timer: Scheduled<Void>, on channel: any Channel) {
         var req = request
         // What is left of the deadline travels with the request, so the next hop gives up in time.
         req.deadlineMillis = UInt32(max(1, (due - NIODeadline.now()).nanoseconds / 1_000_000))
@@ -179,15 +194,15 @@ public final class UpstreamLink: @unchecked Sendable {
             promise.fail(UpstreamFailure.remote(ErrorFrame(code: .badTensor, message: "features not sendable: \(error)")))
             return
         }
-        let before = counter?.bytesOut ?? 0
+        let before = state.counter?.bytesOut ?? 0
         channel.writeAndFlush(frame, promise: nil)
-        let tlsBytes = Int((counter?.bytesOut ?? 0) - before)
-        pending[id] = Pending(promise: promise, requestFrameBytes: frame.encodedSize, requestTLSBytes: tlsBytes, timer: timer)
+        let tlsBytes = Int((state.counter?.bytesOut ?? 0) - before)
+        state.pending[id] = Pending(promise: promise, requestFrameBytes: frame.encodedSize, requestTLSBytes: tlsBytes, timer: timer)
     }
 
     /// The deadline of request `id` passed, in flight or still queued.
     private func expire(_ id: UInt64, _ ms: Int) {
-        if let q = waiting.removeValue(forKey: id) {
+        if let q = state.waiting.removeValue(forKey: id) {
             q.promise.fail(UpstreamFailure.deadline(ms))
             return
         }
@@ -195,7 +210,7 @@ public final class UpstreamLink: @unchecked Sendable {
     }
 
     private func complete(_ id: UInt64, _ outcome: Result<(InferResult, Int), UpstreamFailure>) {
-        guard let p = pending.removeValue(forKey: id) else { return }  // late or unknown: already answered
+        guard let p = state.pending.removeValue(forKey: id) else { return }  // late or unknown: already answered
         p.timer.cancel()
         switch outcome {
         case .success(let (result, responseFrameBytes)):
@@ -210,38 +225,37 @@ public final class UpstreamLink: @unchecked Sendable {
     }
 
     private func drainQueue() {
-        guard let channel, ready else { return }
-        while pending.count < maxInFlight, let id = queue.popFirst() {
-            guard let q = waiting.removeValue(forKey: id) else { continue }  // expired while queued
+        guard let channel = state.channel, state.ready else { return }
+        while state.pending.count < maxInFlight, let id = state.queue.popFirst() {
+            guard let q = state.waiting.removeValue(forKey: id) else { continue }  // expired while queued
             transmit(id: id, q.request, q.promise, due: q.due, timer: q.timer, on: channel)
         }
     }
 
     private func failAll(_ f: UpstreamFailure) {
-        let ps = pending
-        pending = [:]
+        let ps = state.pending
+        state.pending = [:]
         for (_, p) in ps { p.timer.cancel(); p.promise.fail(f) }
-        let ws = waiting
-        waiting = [:]
-        queue.removeAll()
+        let ws = state.waiting
+        state.waiting = [:]
+        state.queue.removeAll()
         for (_, q) in ws { q.timer.cancel(); q.promise.fail(f) }
     }
 
     private func connect() {
-        guard !stopped, let endpoint = upstream.listen else { return }
-        let counter = ByteCounter()
-        let handler = UpstreamHandler(link: self)
-        let tls = self.tls, serverName = upstream.name
+        guard !state.stopped, let endpoint = upstream.listen else { return }
+        let tls = self.tls
         ClientBootstrap(group: loop)
             .connectTimeout(.seconds(3))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let ssl = try NIOSSLClientHandler(context: tls, serverHostname: serverName)
+                    // No hostname: the server's identity is its node name, checked after the handshake.
+                    let ssl = try NIOSSLClientHandler(context: tls, serverHostname: nil)
                     try channel.pipeline.syncOperations.addHandlers([
-                        counter, ssl,
+                        ByteCounter(), ssl,
                         ByteToMessageHandler(FrameDecoder()), MessageToByteHandler(FrameEncoder()),
-                        handler,
+                        UpstreamHandler(link: self),
                     ])
                 }
             }
@@ -249,8 +263,8 @@ public final class UpstreamLink: @unchecked Sendable {
             .whenComplete { result in
                 switch result {
                 case .success(let ch):
-                    self.channel = ch
-                    self.counter = counter
+                    self.state.channel = ch
+                    self.state.counter = try? ch.pipeline.syncOperations.handler(type: ByteCounter.self)
                     ch.closeFuture.whenComplete { _ in self.connectionClosed(ch) }
                 case .failure(let error):
                     self.scheduleReconnect(reason: "connect to \(self.upstream.name) at \(endpoint) failed: \(error)")
@@ -259,41 +273,51 @@ public final class UpstreamLink: @unchecked Sendable {
     }
 
     private func scheduleReconnect(reason: String) {
-        guard !stopped else { return }
-        let delay = backoff.next(random: Double.random(in: 0...1))
+        guard !state.stopped else { return }
+        let delay = state.backoff.next(random: Double.random(in: 0...1))
         logger.warning("\(reason); retrying in \(delay) ms")
         loop.scheduleTask(in: .milliseconds(Int64(delay))) { self.connect() }
     }
 
-    private func connectionClosed(_ ch: Channel) {
-        guard channel === ch else { return }
-        let wasReady = ready
-        closedBytesIn += counter?.bytesIn ?? 0
-        closedBytesOut += counter?.bytesOut ?? 0
-        channel = nil
-        counter = nil
-        ready = false
+    private func connectionClosed(_ ch: any Channel) {
+        guard state.channel === ch else { return }
+        let wasReady = state.ready
+        state.closedBytesIn += state.counter?.bytesIn ?? 0
+        state.closedBytesOut += state.counter?.bytesOut ?? 0
+        state.channel = nil
+        state.counter = nil
+        state.ready = false
         failAll(.unavailable("connection to \(upstream.name) lost"))
-        if wasReady && !stopped { logger.warning("connection to \(upstream.name) closed") }
+        if wasReady && !state.stopped { logger.warning("connection to \(upstream.name) closed") }
         scheduleReconnect(reason: "no connection to \(upstream.name)")
     }
 
     // MARK: - Called by UpstreamHandler on the loop
 
+    /// The TLS handshake finished: the certificate must name the upstream node, whatever address was dialled.
+    func tlsHandshakeCompleted(peerNames: [String]) -> String? {
+        guard peerNames.contains(upstream.name) else {
+            let shown = peerNames.isEmpty ? "no DNS name" : peerNames.map { $0.escapedForLog(limit: 64) }.joined(separator: ", ")
+            return "upstream at \(upstream.listen.map { "\($0)" } ?? "?") presented a certificate for \(shown), not for '\(upstream.name)'"
+        }
+        return nil
+    }
+
     func handshakeSucceeded(_ ack: Hello) -> String? {
         guard ack.nodeName == upstream.name, ack.role == upstream.role.wireRole else {
-            return "upstream answered as \(ack.role) '\(ack.nodeName)', expected \(upstream.role) '\(upstream.name)'"
+            return "upstream answered as \(ack.role) '\(ack.nodeName.escapedForLog(limit: 64))', expected \(upstream.role) '\(upstream.name)'"
         }
         guard ack.fingerprint == local.fingerprint else {
-            return "upstream '\(ack.nodeName)' runs model \(ack.fingerprint.hex.prefix(16)), this node \(local.fingerprint.hex.prefix(16))"
+            return "upstream '\(upstream.name)' runs model \(ack.fingerprint.hex.prefix(16)), this node \(local.fingerprint.hex.prefix(16))"
         }
-        ready = true
-        connections += 1
-        handshakeBytes += (counter?.bytesIn ?? 0) + (counter?.bytesOut ?? 0)
-        backoff.reset()
+        state.ready = true
+        state.connections += 1
+        state.handshakeBytes += (state.counter?.bytesIn ?? 0) + (state.counter?.bytesOut ?? 0)
+        state.backoff.reset()
         logger.info("connected to \(upstream.role) '\(upstream.name)' at \(upstream.listen.map { "\($0)" } ?? "?")")
-        for w in readyWaiters { w.succeed(()) }
-        readyWaiters = []
+        let waiters = state.readyWaiters
+        state.readyWaiters = []
+        for w in waiters { w.succeed(()) }
         drainQueue()
         return nil
     }
@@ -305,29 +329,37 @@ public final class UpstreamLink: @unchecked Sendable {
         case .error(let e) where frame.requestID != 0:
             complete(frame.requestID, .failure(.remote(e)))
         case .error(let e):
-            logger.error("upstream \(upstream.name) refused the connection: \(e)")
+            logger.error("upstream \(upstream.name) refused the connection: \(String(describing: e).escapedForLog(limit: 512))")
         case .goodbye:
-            logger.info("upstream \(upstream.name) is draining")
-            ready = false
+            logger.info("upstream \(upstream.name) is draining or closing an idle connection")
+            state.ready = false
         default:
-            logger.warning("unexpected \(frame.message) from upstream \(upstream.name)")
+            logger.warning("unexpected \(frame.message.type) frame from upstream \(upstream.name)")
         }
     }
 
     var helloFrame: Frame { Frame(requestID: 0, message: .hello(local)) }
 }
 
-/// The link's handler at the top of its pipeline: sends the hello, hands frames to the link.
-final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
+/// The link's handler at the top of its pipeline: checks the server's certificate name once
+/// TLS is up, then sends the hello and hands frames to the link. Lives on the link's loop.
+final class UpstreamHandler: ChannelInboundHandler {
     typealias InboundIn = Frame
     typealias OutboundOut = Frame
     let link: UpstreamLink
 
     init(link: UpstreamLink) { self.link = link }
 
-    func channelActive(context: ChannelHandlerContext) {
-        context.writeAndFlush(wrapOutboundOut(link.helloFrame), promise: nil)
-        context.fireChannelActive()
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            if let problem = link.tlsHandshakeCompleted(peerNames: TLSLayer.peerNames(of: context.pipeline)) {
+                link.logger.error("\(problem); closing")
+                context.close(promise: nil)
+                return
+            }
+            context.writeAndFlush(wrapOutboundOut(link.helloFrame), promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -343,7 +375,11 @@ final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        link.logger.warning("upstream connection error: \(error)")
+        if case NIOSSLError.uncleanShutdown = error {
+            link.logger.debug("upstream closed without TLS close_notify")
+        } else {
+            link.logger.warning("upstream connection error: \(error)")
+        }
         context.close(promise: nil)
     }
 }

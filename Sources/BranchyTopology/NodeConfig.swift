@@ -52,6 +52,10 @@ public struct NodeConfig: Sendable, Hashable {
     public static let defaultDeadlineMillis = 10_000
     /// Default `maxInFlight`.
     public static let defaultMaxInFlight = 256
+    /// Largest accepted `maxInFlight`.
+    public static let maxInFlightLimit = 65_536
+    /// Largest accepted `deadlineMs`: one hour.
+    public static let deadlineMillisLimit = 3_600_000
 
     /// Unique node name; also the certificate's common name and DNS name.
     public var name: String
@@ -75,6 +79,8 @@ public struct NodeConfig: Sendable, Hashable {
     public var maxInFlight: Int
     /// Mutual-TLS files.
     public var tls: TLSFiles
+    /// Timeouts, connection caps and memory budgets of a listening node.
+    public var limits: ServerLimits
 
     /// Creates a node description without validating it; `Topology.load` validates.
     public init(
@@ -88,7 +94,8 @@ public struct NodeConfig: Sendable, Hashable {
         onUpstreamFailure: FailurePolicy = .degrade,
         deadlineMillis: Int = NodeConfig.defaultDeadlineMillis,
         maxInFlight: Int = NodeConfig.defaultMaxInFlight,
-        tls: TLSFiles
+        tls: TLSFiles,
+        limits: ServerLimits = ServerLimits()
     ) {
         self.name = name
         self.role = role
@@ -101,6 +108,7 @@ public struct NodeConfig: Sendable, Hashable {
         self.deadlineMillis = deadlineMillis
         self.maxInFlight = maxInFlight
         self.tls = tls
+        self.limits = limits
     }
 
     /// True for the root of the tree, the node with no upstream.

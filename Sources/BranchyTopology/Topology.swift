@@ -12,6 +12,8 @@ public struct Topology: Sendable {
     public let fileURL: URL
     /// The model directory, resolved against the topology file's folder.
     public let modelDirectory: URL
+    /// The data set a device classifies when given none (`dataset:`), resolved against the file's folder.
+    public let dataset: URL?
     /// The default folder for TLS files (`certs:`), resolved against the file's folder; nil when not given.
     public let certsDirectory: URL?
     /// The nodes, in file order.
@@ -19,9 +21,10 @@ public struct Topology: Sendable {
     private let indexByName: [String: Int]
 
     /// Creates a topology from parts without validating it. Prefer `load`, which validates.
-    public init(fileURL: URL, modelDirectory: URL, certsDirectory: URL? = nil, nodes: [NodeConfig]) {
+    public init(fileURL: URL, modelDirectory: URL, dataset: URL? = nil, certsDirectory: URL? = nil, nodes: [NodeConfig]) {
         self.fileURL = fileURL
         self.modelDirectory = modelDirectory
+        self.dataset = dataset
         self.certsDirectory = certsDirectory
         self.nodes = nodes
         var index: [String: Int] = [:]
@@ -60,7 +63,7 @@ public struct Topology: Sendable {
         let document = try TopologyDocument(yaml: yaml, baseDirectory: base, context: context)
         try TopologyValidator(context: context, nodes: document.nodes, stageOrder: stageOrder)
             .validate(checkFiles: checkFiles)
-        return Topology(fileURL: fileURL, modelDirectory: document.modelDirectory,
+        return Topology(fileURL: fileURL, modelDirectory: document.modelDirectory, dataset: document.dataset,
                         certsDirectory: document.certsDirectory, nodes: document.nodes.map(\.config))
     }
 

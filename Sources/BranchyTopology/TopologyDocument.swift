@@ -19,14 +19,15 @@ struct ParsedNode {
 
 /// The file's contents after syntax, key and type checks, before any cross-node check.
 struct TopologyDocument {
-    static let topKeys = ["model", "certs", "nodes"]
+    static let topKeys = ["model", "dataset", "certs", "nodes"]
     static let nodeKeys = ["name", "role", "stages", "thresholds", "listen", "upstream", "codec",
-                           "onUpstreamFailure", "deadlineMs", "maxInFlight", "tls"]
+                           "onUpstreamFailure", "deadlineMs", "maxInFlight", "tls", "limits"]
     /// Keys that describe the link to the upstream node.
     static let linkKeys = ["codec", "onUpstreamFailure", "deadlineMs", "maxInFlight"]
     static let tlsKeys = ["ca", "cert", "key"]
 
     var modelDirectory: URL
+    var dataset: URL?
     var certsDirectory: URL?
     var nodes: [ParsedNode]
 
@@ -44,6 +45,7 @@ struct TopologyDocument {
         let top = try MappingReader(root, path: "", allowed: Self.topKeys, context: context)
         guard let model = try top.string("model") else { throw top.missing("model") }
         modelDirectory = Self.resolve(model, against: baseDirectory)
+        dataset = try top.string("dataset").map { Self.resolve($0, against: baseDirectory) }
         certsDirectory = try top.string("certs").map { Self.resolve($0, against: baseDirectory) }
         guard let entries = try top.list("nodes") else { throw top.missing("nodes") }
         guard !entries.isEmpty else {
@@ -94,14 +96,15 @@ struct TopologyDocument {
             throw context.error(reader.keyPath("onUpstreamFailure"), "unknown policy '\(policyName)' (expected degrade or fail)",
                                 line: reader.line(of: "onUpstreamFailure"))
         }
-        let deadline = try positive(reader, "deadlineMs") ?? NodeConfig.defaultDeadlineMillis
-        let maxInFlight = try positive(reader, "maxInFlight") ?? NodeConfig.defaultMaxInFlight
+        let deadline = try bounded(reader, "deadlineMs", 1...NodeConfig.deadlineMillisLimit) ?? NodeConfig.defaultDeadlineMillis
+        let maxInFlight = try bounded(reader, "maxInFlight", 1...NodeConfig.maxInFlightLimit) ?? NodeConfig.defaultMaxInFlight
         let tls = try parseTLS(reader, nodeName: name, base: tlsBase)
+        let limits = try parseLimits(reader)
 
         let config = NodeConfig(
             name: name, role: role, stages: stages, thresholds: thresholds, listen: listen,
             upstream: try reader.string("upstream"), codec: codec, onUpstreamFailure: policy,
-            deadlineMillis: deadline, maxInFlight: maxInFlight, tls: tls)
+            deadlineMillis: deadline, maxInFlight: maxInFlight, tls: tls, limits: limits)
         var keyLines: [String: Int?] = [:]
         for key in nodeKeys where reader.value(key) != nil { keyLines[key] = reader.line(of: key) }
         return ParsedNode(config: config, path: path, line: reader.line, keyLines: keyLines)
@@ -117,12 +120,39 @@ struct TopologyDocument {
         return Float(value)
     }
 
-    private static func positive(_ reader: MappingReader, _ key: String) throws -> Int? {
+    private static func bounded(_ reader: MappingReader, _ key: String, _ range: ClosedRange<Int>) throws -> Int? {
         guard let value = try reader.int(key) else { return nil }
-        guard value > 0 else {
-            throw reader.context.error(reader.keyPath(key), "must be a positive integer, got \(value)", line: reader.line(of: key))
+        guard range.contains(value) else {
+            let what = range.lowerBound == 1 ? "a positive integer" : "an integer"
+            throw reader.context.error(reader.keyPath(key),
+                                       "must be \(what) from \(range.lowerBound) to \(range.upperBound), got \(value)",
+                                       line: reader.line(of: key))
         }
         return value
+    }
+
+    private static func parseLimits(_ reader: MappingReader) throws -> ServerLimits {
+        var limits = ServerLimits()
+        guard let node = reader.value("limits") else { return limits }
+        let mapping = try MappingReader(node, path: reader.keyPath("limits"), allowed: ServerLimits.keys.map(\.key),
+                                        context: reader.context)
+        for (key, range) in ServerLimits.keys {
+            guard let value = try bounded(mapping, key, range) else { continue }
+            switch key {
+            case "handshakeTimeoutMs": limits.handshakeTimeoutMillis = value
+            case "idleTimeoutMs": limits.idleTimeoutMillis = value
+            case "maxConnections": limits.maxConnections = value
+            case "maxConnectionsPerPeer": limits.maxConnectionsPerPeer = value
+            case "inputBudgetBytes": limits.inputBudgetBytes = value
+            default: limits.peerInputBudgetBytes = value
+            }
+        }
+        guard limits.peerInputBudgetBytes <= limits.inputBudgetBytes else {
+            throw reader.context.error(mapping.keyPath("peerInputBudgetBytes"),
+                                       "must not exceed inputBudgetBytes (\(limits.inputBudgetBytes)), got \(limits.peerInputBudgetBytes)",
+                                       line: mapping.line(of: "peerInputBudgetBytes"))
+        }
+        return limits
     }
 
     private static func parseTLS(_ reader: MappingReader, nodeName: String, base: URL) throws -> TLSFiles {

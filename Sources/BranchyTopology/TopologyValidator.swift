@@ -60,6 +60,9 @@ struct TopologyValidator {
                 if config.listen != nil {
                     throw error(node, "listen", "\(label) must not have a listen address; devices only connect upstream")
                 }
+                if node.has("limits") {
+                    throw error(node, "limits", "\(label) accepts no connections, so 'limits' (for listening nodes) does not apply")
+                }
                 if config.upstream == nil, let last = stageOrder?.last, !config.stages.contains(last) {
                     throw error(node, "upstream", "\(label) does not host the model's last stage '\(last)', so it needs an upstream")
                 }

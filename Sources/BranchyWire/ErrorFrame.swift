@@ -45,13 +45,16 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let badStage = ErrorCode(rawValue: 15)
     /// A well-formed message that this side never accepts (e.g. a result sent to a server). Closes.
     public static let unexpectedMessage = ErrorCode(rawValue: 16)
+    /// A node-wide limit is reached: connections (per node or per peer identity) or buffered
+    /// input. Closes; the peer may reconnect later.
+    public static let limitReached = ErrorCode(rawValue: 17)
 
     /// Every code defined by protocol version 1.
     public static let allKnown: [ErrorCode] = [
         .badFrame, .unsupportedVersion, .handshakeRequired, .duplicateHello, .fingerprintMismatch,
         .wrongRole, .unknownNode, .duplicateRequestID, .badTensor, .upstreamUnavailable,
         .deadlineExceeded, .shuttingDown, .internalError, .tooManyRequests, .badStage,
-        .unexpectedMessage,
+        .unexpectedMessage, .limitReached,
     ]
 
     /// The code's name, or `code<N>` for a code this implementation does not know.
@@ -73,6 +76,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         case 14: return "tooManyRequests"
         case 15: return "badStage"
         case 16: return "unexpectedMessage"
+        case 17: return "limitReached"
         default: return "code\(rawValue)"
         }
     }

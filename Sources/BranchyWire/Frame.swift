@@ -145,4 +145,8 @@ public struct WireLimits: Hashable, Sendable {
     public static let maxTextBytes = Int(UInt16.max)
     /// Allowed tensor ranks (fixed by the protocol).
     public static let tensorRanks: ClosedRange<Int> = 1...6
+    /// Largest magnitude of a feature value (fixed by the protocol): 2^20. Float features beyond it,
+    /// and int8 scales that could reconstruct values beyond it (scale > 2^20 / 255), are refused as
+    /// `badTensor`, so a peer cannot make a stage overflow to infinity.
+    public static let maxFeatureMagnitude: Float = 1_048_576
 }

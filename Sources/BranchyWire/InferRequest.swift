@@ -97,8 +97,9 @@ enum TensorCheck {
     }
 
     static func scale(_ scale: Float) throws {
-        guard scale.isFinite, scale > 0 else {
-            throw invalid("tensor.scale", "\(scale)", "a finite positive number")
+        let largest = WireLimits.maxFeatureMagnitude / 255
+        guard scale.isFinite, scale > 0, scale <= largest else {
+            throw invalid("tensor.scale", "\(scale)", "a positive number of at most \(largest) (2^20 / 255)")
         }
     }
 
@@ -110,14 +111,17 @@ enum TensorCheck {
         }
     }
 
-    /// Rejects NaN and ±infinity in float32 and float16 data.
+    /// Rejects NaN, ±infinity and magnitudes above ``WireLimits/maxFeatureMagnitude`` in float32
+    /// data, and NaN and ±infinity in float16 data (whose finite values are all below the bound).
     static func finite(_ bytes: [UInt8], kind: FeatureCodecKind) throws {
         let bad: Int? = bytes.withUnsafeBytes { raw -> Int? in
             switch kind {
             case .float32:
+                let bound = WireLimits.maxFeatureMagnitude.bitPattern
                 for i in 0..<(raw.count / 4) {
                     let bits = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self))
-                    if bits & 0x7F80_0000 == 0x7F80_0000 { return i }
+                    // Magnitude bits above the bound's: larger than 2^20, infinite or NaN.
+                    if bits & 0x7FFF_FFFF > bound { return i }
                 }
             case .float16:
                 for i in 0..<(raw.count / 2) {
@@ -132,7 +136,7 @@ enum TensorCheck {
         if let i = bad {
             let value = EncodedTensor(kind: kind, shape: [1], bytes: Array(bytes[(i * kind.bytesPerElement)..<((i + 1) * kind.bytesPerElement)]))
                 .decoded().data[0]
-            throw invalid("tensor.data[\(i)]", "\(value)", "a finite \(kind)")
+            throw invalid("tensor.data[\(i)]", "\(value)", "a finite \(kind) of magnitude at most 2^20")
         }
     }
 }

@@ -20,7 +20,8 @@ public struct ServerConnectionStateMachine: Sendable {
             self.role = role
         }
 
-        public var description: String { "\(role) '\(name)'" }
+        /// Role and name, the name escaped for logs (it comes from the peer).
+        public var description: String { "\(role) '\(name.escapedForLog(limit: 64))'" }
     }
 
     /// What the server accepts on this port.
@@ -30,15 +31,20 @@ public struct ServerConnectionStateMachine: Sendable {
         public var localHello: Hello
         /// The peers allowed to connect to this port.
         public var allowedPeers: Set<PeerIdentity>
+        /// Every other node of the cluster with its role. A peer named after one of them that
+        /// is not allowed on this port gets ``ErrorCode/wrongRole`` rather than ``ErrorCode/unknownNode``.
+        public var knownNodes: [String: NodeRole]
         /// Most requests in flight on one connection; one more is answered with
         /// ``ErrorCode/tooManyRequests``.
         public var maxInFlight: Int
 
         /// Creates a configuration; `maxInFlight` must be at least 1.
-        public init(localHello: Hello, allowedPeers: Set<PeerIdentity>, maxInFlight: Int = 64) {
+        public init(localHello: Hello, allowedPeers: Set<PeerIdentity>, knownNodes: [String: NodeRole] = [:],
+                    maxInFlight: Int = 64) {
             precondition(maxInFlight >= 1, "maxInFlight must be at least 1, got \(maxInFlight)")
             self.localHello = localHello
             self.allowedPeers = allowedPeers
+            self.knownNodes = knownNodes
             self.maxInFlight = maxInFlight
         }
     }
@@ -105,11 +111,15 @@ public struct ServerConnectionStateMachine: Sendable {
     public mutating func receivedFrame(_ frame: Frame) -> Action {
         switch frame.message {
         case .hello(let hello):
+            guard frame.requestID == 0 else {
+                return fail(.badFrame, "hello must carry request id 0, got \(frame.requestID)")
+            }
             return receivedHello(hello)
         case .infer:
             return receivedInfer(requestID: frame.requestID)
         case .goodbye:
-            return receivedGoodbye()
+            // Only a server says goodbye; a client that is done just closes.
+            return fail(.unexpectedMessage, "a server does not accept goodbye frames; a client closes the connection instead")
         case .error:
             // A client has nothing to report to a server but its own failure: it is going away.
             if case .closed = state { return .none }
@@ -135,18 +145,21 @@ public struct ServerConnectionStateMachine: Sendable {
             return fail(.unsupportedVersion,
                         "protocol version \(hello.protocolVersion) not supported, this node speaks \(local.protocolVersion)")
         }
+        let name = hello.nodeName.escapedForLog(limit: 64)
         guard hello.fingerprint == local.fingerprint else {
             return fail(.fingerprintMismatch,
-                        "peer '\(hello.nodeName)' runs model \(hello.fingerprint), this node runs \(local.fingerprint)")
+                        "peer '\(name)' runs model \(hello.fingerprint), this node runs \(local.fingerprint)")
         }
         let identity = PeerIdentity(name: hello.nodeName, role: hello.role)
         guard configuration.allowedPeers.contains(identity) else {
             let roles = configuration.allowedPeers.filter { $0.name == hello.nodeName }.map(\.role.description).sorted()
-            if roles.isEmpty {
-                return fail(.unknownNode, "node '\(hello.nodeName)' is not allowed on this port")
+            if !roles.isEmpty {
+                return fail(.wrongRole, "node '\(name)' claims role \(hello.role), allowed here as \(roles.joined(separator: ", "))")
             }
-            return fail(.wrongRole,
-                        "node '\(hello.nodeName)' claims role \(hello.role), allowed here as \(roles.joined(separator: ", "))")
+            if let role = configuration.knownNodes[hello.nodeName] {
+                return fail(.wrongRole, "node '\(name)' is the cluster's \(role) and does not connect to this port as \(hello.role)")
+            }
+            return fail(.unknownNode, "node '\(name)' is not allowed on this port")
         }
         state = .ready(peer: identity)
         return .sendHelloAck(local)
@@ -184,19 +197,33 @@ public struct ServerConnectionStateMachine: Sendable {
         return .forwardRequest(requestID: requestID)
     }
 
-    /// The peer sent `goodbye`: it will send no more requests. Outstanding answers are
-    /// still delivered, then the connection closes.
-    public mutating func receivedGoodbye() -> Action {
+    /// The connection sent nothing for the idle timeout. With nothing in flight, the server
+    /// says goodbye and closes; with requests in flight it waits for them.
+    public mutating func idleTimeoutPassed() -> Action {
         switch state {
+        case .ready:
+            guard inFlight.isEmpty else { return .none }
+            state = .closed
+            return .sendGoodbye(thenClose: true)
         case .awaitingHello:
             state = .closed
             return .close
-        case .ready(let peer):
-            state = .draining(peer: peer)
-            return closeIfIdle()
         case .draining, .closed:
             return .none
         }
+    }
+
+    /// The handshake timeout passed: a connection still without a successful hello is closed.
+    public mutating func handshakeTimeoutPassed() -> Action {
+        guard case .awaitingHello = state else { return .none }
+        state = .closed
+        return .close
+    }
+
+    /// The node refuses the peer after its hello was accepted (say, too many connections for its
+    /// identity): send the error and close.
+    public mutating func refuse(_ code: ErrorCode, _ message: String) -> Action {
+        fail(code, message)
     }
 
     /// The answer (result or error) to a forwarded request was written.

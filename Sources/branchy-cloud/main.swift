@@ -3,7 +3,7 @@ import BranchyNode
 
 /// The cloud tier: hosts the last stage and always answers.
 @main
-struct CloudCommand: ParsableCommand {
+struct CloudCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "branchy-cloud",
         abstract: "Run a cloud node of a Branchy cluster until SIGINT/SIGTERM, then drain.")
 
@@ -12,7 +12,7 @@ struct CloudCommand: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
     @Option(help: "Seconds to let in-flight requests finish on shutdown.") var drainSeconds = 10.0
 
-    func run() throws {
-        try NodeMain.serve(topology: topology, node: node, role: .cloud, logLevel: logLevel, drainSeconds: drainSeconds)
+    func run() async throws {
+        try await NodeMain.serve(topology: topology, node: node, role: .cloud, logLevel: logLevel, drainSeconds: drainSeconds)
     }
 }

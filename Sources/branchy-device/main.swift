@@ -4,6 +4,7 @@ import BranchyNode
 import BranchyTraining
 import Foundation
 import NIOPosix
+import Synchronization
 
 /// The device tier: classifies a data set, sending only unsure samples upstream.
 @main
@@ -13,7 +14,7 @@ struct DeviceCommand: AsyncParsableCommand {
 
     @Option(help: "Topology file.") var topology: String
     @Option(help: "Name of this node in the topology.") var node: String
-    @Option(help: "IDX data set: a directory (test split) or an images file.") var dataset = "data/fashion-mnist"
+    @Option(help: "IDX data set: a directory (test split) or an images file (default: the topology's 'dataset:').") var dataset: String?
     @Option(help: "Classify only the first N samples.") var limit: Int?
     @Option(help: "Requests in flight at once (default: the node's maxInFlight).") var concurrency: Int?
     @Option(help: "Write the JSON report here.") var report: String?
@@ -29,6 +30,7 @@ struct DeviceCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = NodeMain.logger(node: node, level: logLevel)
         let ctx = try NodeMain.context(topology: topology, node: node, role: .device)
+        let dataset = try NodeMain.datasetPath(explicit: self.dataset, context: ctx)
         let data = try IDXDataset.load(path: dataset)
         guard [1, data.rows, data.cols] == ctx.model.spec.input else {
             throw ValidationError("\(dataset): images are 1×\(data.rows)×\(data.cols) but the model expects \(ctx.model.spec.input)")
@@ -63,10 +65,9 @@ struct DeviceCommand: AsyncParsableCommand {
 }
 
 /// Thread-safe wrapper of the progress bar for answers arriving from many tasks.
-final class ProgressReporter: @unchecked Sendable {
-    private var bar: ProgressBar
-    private let lock = NSLock()
-    init(total: Int, label: String) { bar = ProgressBar(total: total, label: label) }
-    func update(_ done: Int) { lock.lock(); bar.update(done, fields: "answered"); lock.unlock() }
-    func finish() { lock.lock(); bar.update(bar.total, fields: "answered", force: true); bar.finish(); lock.unlock() }
+final class ProgressReporter: Sendable {
+    private let bar: Mutex<ProgressBar>
+    init(total: Int, label: String) { bar = Mutex(ProgressBar(total: total, label: label)) }
+    func update(_ done: Int) { bar.withLock { $0.update(done, fields: "answered") } }
+    func finish() { bar.withLock { $0.update($0.total, fields: "answered", force: true); $0.finish() } }
 }

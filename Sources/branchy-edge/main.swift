@@ -3,7 +3,7 @@ import BranchyNode
 
 /// The edge tier: serves its children and forwards what it is unsure of to the cloud.
 @main
-struct EdgeCommand: ParsableCommand {
+struct EdgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "branchy-edge",
         abstract: "Run an edge node of a Branchy cluster until SIGINT/SIGTERM, then drain.")
 
@@ -12,7 +12,7 @@ struct EdgeCommand: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
     @Option(help: "Seconds to let in-flight requests finish on shutdown.") var drainSeconds = 10.0
 
-    func run() throws {
-        try NodeMain.serve(topology: topology, node: node, role: .edge, logLevel: logLevel, drainSeconds: drainSeconds)
+    func run() async throws {
+        try await NodeMain.serve(topology: topology, node: node, role: .edge, logLevel: logLevel, drainSeconds: drainSeconds)
     }
 }

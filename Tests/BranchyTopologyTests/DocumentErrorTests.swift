@@ -140,12 +140,13 @@ struct DocumentErrorTests {
                         keyPath: "nodes[1].onUpstreamFailure", reason: "unknown policy 'retry' (expected degrade or fail)")
     }
 
-    @Test(arguments: ["deadlineMs: 0", "deadlineMs: -5", "maxInFlight: 0", "maxInFlight: -1"])
-    func limitsMustBePositive(setting: String) throws {
+    @Test(arguments: ["deadlineMs: 0", "deadlineMs: -5", "maxInFlight: 0", "maxInFlight: -1",
+                      "maxInFlight: 1000000000000", "deadlineMs: 3600001"])
+    func linkSettingsMustBeInRange(setting: String) throws {
         let key = String(setting.split(separator: ":")[0])
         let value = setting.split(separator: " ")[1]
         try expectError(replacing("upstream: edge", with: "upstream: edge\n    \(setting)"), keyPath: "nodes[0].\(key)",
-                        reason: "must be a positive integer, got \(value)")
+                        reason: "must be a positive integer from 1 to", "got \(value)")
     }
 
     @Test(arguments: ["-0.1", ".nan", ".inf", "-.inf"])

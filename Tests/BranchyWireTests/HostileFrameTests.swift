@@ -188,11 +188,19 @@ struct HostileFrameTests {
         expectRejected(p.frame(), .truncatedPayload(message: .infer, field: "tensor.data", needed: 16, remaining: 4))
     }
 
-    @Test("NaN and infinity are rejected in float32 data", arguments: [Float.nan, .infinity, -.infinity])
+    @Test("NaN, infinity and magnitudes above 2^20 are rejected in float32 data",
+          arguments: [Float.nan, .infinity, -.infinity, 3e38, -3e38, 1_048_577])
     func nonFiniteFloat32(bad: Float) {
         var p = InferPayload()
         p.data = le([1, 2, bad, 4])
-        expectRejected(p.frame(), invalidInfer("tensor.data[2]", "\(bad)", "a finite float32"))
+        expectRejected(p.frame(), invalidInfer("tensor.data[2]", "\(bad)", "a finite float32 of magnitude at most 2^20"))
+    }
+
+    @Test func float32AtTheMagnitudeBoundIsAccepted() throws {
+        var p = InferPayload()
+        p.data = le([1_048_576, -1_048_576, 0, 4])
+        var b = p.frame()
+        #expect(try b.readFrame() != nil)
     }
 
     @Test("NaN and infinity are rejected in float16 data", arguments: [UInt16(0x7E00), 0x7C00, 0xFC00])
@@ -201,15 +209,16 @@ struct HostileFrameTests {
         p.codec = 1
         p.data = le16([0x3C00, bits, 0, 0])
         let value = Float(Float16(bitPattern: bits))
-        expectRejected(p.frame(), invalidInfer("tensor.data[1]", "\(value)", "a finite float16"))
+        expectRejected(p.frame(), invalidInfer("tensor.data[1]", "\(value)", "a finite float16 of magnitude at most 2^20"))
     }
 
-    @Test("int8 scale must be finite and positive", arguments: [Float(0), -1, .nan, .infinity, -0.0])
+    @Test("int8 scale must be positive and at most 2^20 / 255",
+          arguments: [Float(0), -1, .nan, .infinity, -0.0, 3.4e38, 4113])
     func badScale(scale: Float) {
         var p = InferPayload()
         p.codec = 2
         p.scale = scale
-        expectRejected(p.frame(), invalidInfer("tensor.scale", "\(scale)", "a finite positive number"))
+        expectRejected(p.frame(), invalidInfer("tensor.scale", "\(scale)", "a positive number of at most \(Float(1_048_576) / 255) (2^20 / 255)"))
     }
 
     @Test func validTensorPayloadIsAccepted() throws {
@@ -267,7 +276,7 @@ struct HostileFrameTests {
         let encoder = FrameEncoder()
         var out = ByteBuffer()
         var nan = EncodedTensor(kind: .float32, shape: [1], bytes: le([.nan]))
-        #expect(throws: invalidInfer("tensor.data[0]", "nan", "a finite float32")) {
+        #expect(throws: invalidInfer("tensor.data[0]", "nan", "a finite float32 of magnitude at most 2^20")) {
             try encoder.encode(data: Frame(requestID: 1, message: .infer(InferRequest(sampleID: 1, stageIndex: 0, features: nan))), out: &out)
         }
         nan.kind = .int8

@@ -24,6 +24,12 @@ private func ready(maxInFlight: Int = 4) -> Machine {
     return m
 }
 
+/// The message of a `sendError` action.
+private func errorMessage(_ action: Machine.Action) -> String? {
+    if case .sendError(_, let frame, _) = action { return frame.message }
+    return nil
+}
+
 /// The code and close flag of a `sendError` action, for compact assertions.
 private func errorInfo(_ action: Machine.Action) -> (id: UInt64, code: ErrorCode, close: Bool)? {
     if case .sendError(let id, let frame, let close) = action { return (id, frame.code, close) }
@@ -157,12 +163,48 @@ struct ServerConnectionStateMachineTests {
         #expect(fresh.beginDrain() == .sendGoodbye(thenClose: true))
     }
 
-    @Test func peerGoodbyeWaitsForOutstandingAnswers() {
+    @Test func aClientGoodbyeIsAnUnexpectedMessage() {
         var m = ready()
         _ = m.receivedInfer(requestID: 1)
-        #expect(m.receivedFrame(Frame(requestID: 0, message: .goodbye)) == .none)
-        #expect(errorInfo(m.receivedInfer(requestID: 2))?.code == .shuttingDown)
-        #expect(m.sentResponse(requestID: 1) == .close)
+        let info = errorInfo(m.receivedFrame(Frame(requestID: 0, message: .goodbye)))
+        #expect(info?.code == .unexpectedMessage)
+        #expect(info?.close == true)
+        #expect(m.state == .closed)
+    }
+
+    @Test func helloWithANonZeroRequestIDIsABadFrame() {
+        var m = machine()
+        let action = m.receivedFrame(Frame(requestID: 7, message: .hello(hello())))
+        #expect(errorInfo(action)?.code == .badFrame)
+        #expect(errorMessage(action)?.contains("request id 0") == true)
+    }
+
+    @Test func anotherKnownNodeGetsWrongRole() {
+        var config = machine().configuration
+        config.knownNodes = ["cloud": .cloud, "device-0": .device]
+        var m = Machine(configuration: config)
+        #expect(errorInfo(m.receivedHello(hello("cloud", role: .cloud)))?.code == .wrongRole)
+        var n = Machine(configuration: config)
+        #expect(errorInfo(n.receivedHello(hello("stranger")))?.code == .unknownNode)
+    }
+
+    @Test func controlCharactersInANodeNameAreEscapedInErrors() {
+        var m = machine()
+        let message = errorMessage(m.receivedHello(hello("x\n2026-01-01 critical: forged\u{1B}[31m\u{0}"))) ?? ""
+        #expect(!message.contains("\n") && !message.contains("\u{1B}") && !message.contains("\u{0}"))
+        #expect(message.contains("x\\n2026-01-01 critical: forged\\u{1B}[31m\\u{0}"))
+    }
+
+    @Test func idleTimeoutClosesOnlyWithNothingInFlight() {
+        var m = ready()
+        _ = m.receivedInfer(requestID: 1)
+        #expect(m.idleTimeoutPassed() == .none)
+        _ = m.sentResponse(requestID: 1)
+        #expect(m.idleTimeoutPassed() == .sendGoodbye(thenClose: true))
+        var fresh = machine()
+        #expect(fresh.handshakeTimeoutPassed() == .close)
+        var done = ready()
+        #expect(done.handshakeTimeoutPassed() == .none)
     }
 
     @Test func framesAServerNeverAcceptsClose() {

@@ -1,0 +1,71 @@
+import BranchyWire
+import NIOCore
+
+/// What one connection holds of the node's ``InputBudget``. Lives on the connection's event loop.
+final class InputReservation {
+    let budget: InputBudget
+    /// The authenticated peer identity; nil before a successful hello.
+    var peer: String?
+    /// Bytes reserved for the frame being received.
+    private(set) var reserved = 0
+
+    init(budget: InputBudget) {
+        self.budget = budget
+    }
+
+    func reserve(_ bytes: Int) throws {
+        guard let peer else { return }
+        try budget.reserve(bytes, peer: peer)
+        reserved = bytes
+    }
+
+    func release() {
+        guard reserved > 0, let peer else { return }
+        budget.release(reserved, peer: peer)
+        reserved = 0
+    }
+}
+
+/// The server side's frame decoder: ``FrameDecoder``'s checks, plus
+/// - before a successful hello, payloads of at most ``maxPayloadBeforeHello`` bytes;
+/// - a frame that is not complete yet reserves its whole size in the node's input budget
+///   first, and fails the connection when the budget is used up.
+struct BudgetedFrameDecoder: NIOSingleStepByteToMessageDecoder {
+    typealias InboundOut = Frame
+
+    /// Largest payload accepted before the peer's hello was accepted (a hello is under 300 bytes).
+    static let maxPayloadBeforeHello = 4_096
+
+    let reservation: InputReservation
+    let limits: WireLimits
+
+    init(reservation: InputReservation, limits: WireLimits = .default) {
+        self.reservation = reservation
+        self.limits = limits
+    }
+
+    mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
+        let maxPayload = reservation.peer == nil ? min(Self.maxPayloadBeforeHello, limits.maxPayloadBytes) : limits.maxPayloadBytes
+        guard let header = try buffer.peekFrameHeader(maxPayload: maxPayload) else { return nil }
+        let size = FrameHeader.size + Int(header.payloadLength)
+        if buffer.readableBytes < size {
+            if reservation.reserved == 0 {
+                try reservation.reserve(size)
+                // Room for exactly this frame, so the buffer does not grow by doubling.
+                buffer.reserveCapacity(minimumWritableBytes: size - buffer.readableBytes)
+            }
+            return nil
+        }
+        reservation.release()
+        return try buffer.readFrame(limits: limits)
+    }
+
+    mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> Frame? {
+        if let frame = try decode(buffer: &buffer) { return frame }
+        if seenEOF && buffer.readableBytes > 0 {
+            let needed = try buffer.peekFrameHeader(maxPayload: limits.maxPayloadBytes).map { FrameHeader.size + Int($0.payloadLength) }
+            throw WireError.truncatedFrame(buffered: buffer.readableBytes, needed: needed)
+        }
+        return nil
+    }
+}

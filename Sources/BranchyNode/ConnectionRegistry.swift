@@ -1,0 +1,128 @@
+import NIOCore
+import Synchronization
+
+/// The open connections of a server: how many there are, which peer identity each one
+/// authenticated as, and which to give up when the node is full.
+///
+/// Shared by every event loop of the server, so its state sits behind a `Mutex`; channels are
+/// closed by the caller, outside the lock.
+final class ConnectionRegistry: Sendable {
+    /// Why a connection was not admitted.
+    enum Refusal: Error, CustomStringConvertible {
+        case draining
+        case full(Int)
+
+        var description: String {
+            switch self {
+            case .draining: return "the node is draining"
+            case .full(let n): return "\(n) connections are open, all authenticated and busy"
+            }
+        }
+    }
+
+    private struct Entry {
+        let channel: any Channel
+        let opened: NIODeadline
+        var peer: String?
+        var inFlight = 0
+    }
+
+    private struct State {
+        var entries: [UInt64: Entry] = [:]
+        var perPeer: [String: Int] = [:]
+        var nextID: UInt64 = 1
+        var draining = false
+    }
+
+    /// Most open connections.
+    let maxConnections: Int
+    /// Most connections per peer identity.
+    let maxPerPeer: Int
+    private let state = Mutex(State())
+
+    init(maxConnections: Int, maxPerPeer: Int) {
+        self.maxConnections = max(1, maxConnections)
+        self.maxPerPeer = max(1, maxPerPeer)
+    }
+
+    /// Number of open connections.
+    var count: Int { state.withLock { $0.entries.count } }
+
+    /// Number of connections that authenticated as `peer`.
+    func count(of peer: String) -> Int { state.withLock { $0.perPeer[peer] ?? 0 } }
+
+    /// Admits a new connection. When the node is full, the oldest connection without a
+    /// successful hello, else the oldest authenticated one with nothing in flight, is removed
+    /// and returned in `shed` for the caller to close.
+    func admit(_ channel: any Channel) -> Result<(id: UInt64, shed: (any Channel)?), Refusal> {
+        state.withLock { s in
+            if s.draining { return .failure(.draining) }
+            var shed: (any Channel)? = nil
+            if s.entries.count >= maxConnections {
+                guard let victim = Self.victims(in: s, count: 1).first else { return .failure(.full(s.entries.count)) }
+                shed = Self.remove(victim, from: &s)
+            }
+            let id = s.nextID
+            s.nextID += 1
+            s.entries[id] = Entry(channel: channel, opened: .now())
+            return .success((id, shed))
+        }
+    }
+
+    /// Records that connection `id` said hello as `peer`. False when `peer` already holds
+    /// `maxPerPeer` connections.
+    func authenticate(_ id: UInt64, as peer: String) -> Bool {
+        state.withLock { s in
+            guard s.entries[id] != nil else { return false }
+            let held = s.perPeer[peer] ?? 0
+            guard held < maxPerPeer else { return false }
+            s.perPeer[peer] = held + 1
+            s.entries[id]?.peer = peer
+            return true
+        }
+    }
+
+    /// Connection `id` has `inFlight` requests outstanding now.
+    func setInFlight(_ id: UInt64, _ inFlight: Int) {
+        state.withLock { $0.entries[id]?.inFlight = inFlight }
+    }
+
+    /// Forgets connection `id` (it closed).
+    func remove(_ id: UInt64) {
+        state.withLock { s in _ = Self.remove(id, from: &s) }
+    }
+
+    /// Removes and returns up to `count` connections to close so that others can be accepted:
+    /// unauthenticated ones first, then authenticated ones with nothing in flight, oldest first.
+    func shed(_ count: Int) -> [any Channel] {
+        state.withLock { s in
+            Self.victims(in: s, count: count).compactMap { Self.remove($0, from: &s) }
+        }
+    }
+
+    /// Stops admitting and returns every open connection.
+    func beginDrain() -> [any Channel] {
+        state.withLock { s in
+            s.draining = true
+            return s.entries.values.map(\.channel)
+        }
+    }
+
+    /// Every open connection.
+    func all() -> [any Channel] { state.withLock { $0.entries.values.map(\.channel) } }
+
+    private static func victims(in s: State, count: Int) -> [UInt64] {
+        let unauthenticated = s.entries.filter { $0.value.peer == nil }.sorted { $0.value.opened < $1.value.opened }
+        let idle = s.entries.filter { $0.value.peer != nil && $0.value.inFlight == 0 }.sorted { $0.value.opened < $1.value.opened }
+        return Array((unauthenticated + idle).prefix(count).map(\.key))
+    }
+
+    private static func remove(_ id: UInt64, from s: inout State) -> (any Channel)? {
+        guard let entry = s.entries.removeValue(forKey: id) else { return nil }
+        if let peer = entry.peer {
+            let left = (s.perPeer[peer] ?? 1) - 1
+            s.perPeer[peer] = left > 0 ? left : nil
+        }
+        return entry.channel
+    }
+}

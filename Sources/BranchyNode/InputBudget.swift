@@ -1,0 +1,53 @@
+import Synchronization
+
+/// The node-wide and per-peer bounds on bytes of incomplete frames held in memory.
+///
+/// A connection reserves the whole size of a frame as soon as its header shows the frame is
+/// incomplete, and releases it when the frame is complete or the connection closes. So the
+/// memory peers can pin with partial frames is bounded by `total`, whatever their number.
+final class InputBudget: Sendable {
+    /// Why a reservation failed.
+    struct Exceeded: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Node-wide bound in bytes.
+    let total: Int
+    /// Bound per peer identity in bytes.
+    let perPeer: Int
+    private let state = Mutex<(used: Int, byPeer: [String: Int])>((0, [:]))
+
+    init(total: Int, perPeer: Int) {
+        self.total = total
+        self.perPeer = perPeer
+    }
+
+    /// Bytes reserved now, node-wide.
+    var used: Int { state.withLock { $0.used } }
+
+    /// Reserves `bytes` for `peer`, or throws naming the bound that would be exceeded.
+    func reserve(_ bytes: Int, peer: String) throws {
+        try state.withLock { s in
+            let mine = s.byPeer[peer] ?? 0
+            if mine + bytes > perPeer {
+                throw Exceeded(description: "peer '\(peer)' would buffer \(mine + bytes) bytes of incomplete frames, "
+                                   + "over its budget of \(perPeer) bytes")
+            }
+            if s.used + bytes > total {
+                throw Exceeded(description: "the node's budget of \(total) bytes for incomplete frames is in use "
+                                   + "(\(s.used) bytes)")
+            }
+            s.used += bytes
+            s.byPeer[peer] = mine + bytes
+        }
+    }
+
+    /// Returns `bytes` reserved for `peer`.
+    func release(_ bytes: Int, peer: String) {
+        state.withLock { s in
+            s.used -= bytes
+            let left = (s.byPeer[peer] ?? bytes) - bytes
+            s.byPeer[peer] = left > 0 ? left : nil
+        }
+    }
+}
