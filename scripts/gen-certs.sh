@@ -2,8 +2,8 @@
 # Makes the mutual-TLS files for every node of a Branchy topology:
 #   ca.pem, ca-key.pem                 a private CA (EC P-256, 10 years)
 #   <name>.pem, <name>-key.pem         one certificate per node, signed by the CA
-#                                      (CN=<name>, SAN DNS:<name>, DNS:localhost,
-#                                      IP:127.0.0.1, IP:::1; serverAuth+clientAuth; 825 days)
+#                                      (CN=<name>, SAN DNS:<name> only: a node's identity
+#                                      is its name, never an address; serverAuth+clientAuth; 825 days)
 # Keys are PKCS#8 PEM, mode 600. Existing files are kept unless --force is given.
 #
 # Node names are read from the `name:` keys of the topology's node entries,
@@ -104,10 +104,15 @@ while IFS= read -r name; do
     key="$outdir/$name-key.pem"
     if [ "$force" -eq 0 ] && [ "$made_ca" -eq 0 ] && [ -f "$cert" ] && [ -f "$key" ]; then
         if openssl verify -CAfile "$ca" "$cert" >/dev/null 2>&1; then
-            echo "kept $cert (exists; --force remakes it)"
-            continue
+            sans="$(openssl x509 -in "$cert" -noout -ext subjectAltName 2>/dev/null | tail -n +2 | tr -d ' ')"
+            if [ "$sans" = "DNS:$name" ]; then
+                echo "kept $cert (exists; --force remakes it)"
+                continue
+            fi
+            echo "remaking $cert: it names $sans, not only DNS:$name"
+        else
+            echo "remaking $cert: it does not verify against $ca"
         fi
-        echo "remaking $cert: it does not verify against $ca"
     fi
     new_key "$key"
     openssl req -config "$work/openssl.cnf" -new -key "$key" -subj "/CN=$name" -out "$work/$name.csr" 2>"$work/err" \
@@ -117,7 +122,7 @@ while IFS= read -r name; do
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth, clientAuth
-subjectAltName = DNS:$name, DNS:localhost, IP:127.0.0.1, IP:::1
+subjectAltName = DNS:$name
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 EXT

@@ -43,15 +43,8 @@ public enum TLSLayer {
         }
         let client = EmbeddedChannel()
         let server = EmbeddedChannel()
-        defer {
-            _ = try? client.finish()
-            _ = try? server.finish()
-        }
-        do {
-            try client.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: clientContext(files, node: node), serverHostname: nil))
-            try server.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverContext(files, node: node)))
-            client.pipeline.fireChannelActive()
-            server.pipeline.fireChannelActive()
+        /// Moves bytes between the two ends until neither has anything to send.
+        func pump() throws {
             var moved = true
             while moved {
                 moved = false
@@ -64,12 +57,26 @@ public enum TLSLayer {
                     moved = true
                 }
             }
+        }
+        do {
+            try client.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: clientContext(files, node: node), serverHostname: nil))
+            try server.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverContext(files, node: node)))
+            client.pipeline.fireChannelActive()
+            server.pipeline.fireChannelActive()
+            try pump()
         } catch let error as NodeError {
             throw error
         } catch {
             throw NodeError("node '\(node)': certificate \(files.cert.path) is not accepted by the CA in \(files.ca.path) "
                                 + "(is it signed by that CA?): \(error)")
         }
+        // Close both ends with close_notify exchanged, so neither waits for the other.
+        client.close(promise: nil)
+        try? pump()
+        server.close(promise: nil)
+        try? pump()
+        _ = try? client.finish(acceptAlreadyClosed: true)
+        _ = try? server.finish(acceptAlreadyClosed: true)
     }
 
     private static func load(_ files: TLSFiles, node: String) throws -> ([NIOSSLCertificate], NIOSSLPrivateKey, [NIOSSLCertificate]) {

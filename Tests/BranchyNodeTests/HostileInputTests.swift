@@ -310,12 +310,13 @@ extension Sockets {
             }
         }
 
-        /// The cloud's own certificate is valid, but the cloud is not a child of the edge.
+        /// The cloud's own certificate is valid, but the cloud is not a child of the edge: a known
+        /// node in the wrong place gets `wrongRole`.
         @Test func nodeNotExpectedOnThisPort() async throws {
             try await withEdge { edge in
                 let client = try await edge.connect(as: "cloud")
                 await client.send(Frame(requestID: 0, message: .hello(Hello(role: .cloud, nodeName: "cloud", fingerprint: edge.fingerprint))))
-                await expectConnectionError(client, .unknownNode, mentioning: "not allowed")
+                await expectConnectionError(client, .wrongRole, mentioning: "does not connect to this port")
             }
         }
 
@@ -362,13 +363,24 @@ extension Sockets {
             }
         }
 
-        /// Finite float32 features so large that the edge's own arithmetic overflows: the request
-        /// must still get exactly one answer (a result or an error), never silence, and a good request
-        /// sent right behind it on the same connection must be answered too.
-        @Test func featuresThatOverflowTheStageStillGetAnAnswer() async throws {
+        /// Finite float32 features beyond the protocol's magnitude bound (2^20), which would make the
+        /// stage overflow, are refused as `badTensor`.
+        @Test func featuresBeyondTheMagnitudeBoundAreRefused() async throws {
             try await withEdge { edge in
                 let client = try await edge.ready()
-                let huge = [Float](repeating: .greatestFiniteMagnitude, count: 392)
+                let huge = [Float](repeating: 3e38, count: 392)
+                await client.send(Self.infer(requestID: 4, codec: 0, dims: [8, 7, 7], byteCount: 392 * 4, data: Self.float32Bytes(huge)))
+                await expectConnectionError(client, .badTensor, mentioning: "magnitude at most 2^20")
+            }
+        }
+
+        /// Features at the magnitude bound: the request must still get exactly one answer (a result
+        /// or an error), never silence, and a good request sent right behind it on the same
+        /// connection must be answered too.
+        @Test func featuresAtTheMagnitudeBoundStillGetAnAnswer() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()
+                let huge = [Float](repeating: 1_048_576, count: 392)
                 var bytes = Self.infer(requestID: 4, codec: 0, dims: [8, 7, 7], byteCount: 392 * 4, data: Self.float32Bytes(huge))
                 bytes.writeFrame(Frame(requestID: 6, message: .infer(edge.request(2))))
                 await client.send(bytes)

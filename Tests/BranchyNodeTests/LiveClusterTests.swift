@@ -90,7 +90,7 @@ extension Sockets {
                 let count = 40, stopAfter = 12, concurrency = 4
                 let records = await device.run(data: fixture.data, count: count, concurrency: concurrency) { done in
                     // Blocks the run loop (not the requests in flight) until the cloud has gone.
-                    if done == stopAfter { cloud.drain(graceSeconds: 2) }
+                    if done == stopAfter { blockingAwait { await cloud.drain(graceSeconds: 2) } }
                 }
 
                 #expect(records.map(\.sample) == Array(0..<count))

@@ -110,7 +110,7 @@ final class Fixture: @unchecked Sendable {
             basicConstraints = critical, CA:FALSE
             keyUsage = critical, digitalSignature
             extendedKeyUsage = serverAuth, clientAuth
-            subjectAltName = DNS:device, DNS:localhost, IP:127.0.0.1
+            subjectAltName = DNS:device
             """.write(to: dir.appendingPathComponent("ca.cnf"), atomically: true, encoding: .utf8)
         try "".write(to: dir.appendingPathComponent("index.txt"), atomically: true, encoding: .utf8)
         try "01\n".write(to: dir.appendingPathComponent("serial"), atomically: true, encoding: .utf8)
@@ -136,11 +136,14 @@ func testLogger(_ label: String) -> Logger {
     return logger
 }
 
-/// Runs blocking work (`InferenceServer.start`, `drain`) on its own thread, off the cooperative pool.
-func offThread<T>(_ body: @escaping () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try body() }) }.start()
+/// Runs async work from synchronous code and blocks the calling thread until it is done.
+func blockingAwait(_ body: @escaping @Sendable () async -> Void) {
+    let done = DispatchSemaphore(value: 0)
+    Task.detached {
+        await body()
+        done.signal()
     }
+    done.wait()
 }
 
 /// Polls `condition` every 10 ms until it holds or `seconds` pass; returns whether it held.
@@ -178,6 +181,10 @@ struct ClusterOptions {
     var edgePolicy: FailurePolicy = .degrade
     var deviceDeadlineMs = 10_000
     var edgeDeadlineMs = 10_000
+    /// The edge's `limits:` entries, e.g. `["handshakeTimeoutMs": 500]`.
+    var edgeLimits: [String: Int] = [:]
+    /// The edge's certificate files, when not the edge's own (`tls:` entries `ca`, `cert`, `key`).
+    var edgeTLS: [String: String] = [:]
 }
 
 /// A topology file in the fixture folder with fresh ports, plus an event loop group and thread pool
@@ -223,6 +230,8 @@ final class Cluster: @unchecked Sendable {
                 codec: int8
                 onUpstreamFailure: \(options.edgePolicy.rawValue)
                 deadlineMs: \(options.edgeDeadlineMs)
+            \(Self.mapping("limits", options.edgeLimits.mapValues { "\($0)" }))
+            \(Self.mapping("tls", options.edgeTLS))
               - name: cloud
                 role: cloud
                 stages: [cloud]
@@ -231,6 +240,12 @@ final class Cluster: @unchecked Sendable {
             """
         topologyURL = fixture.root.appendingPathComponent("topologies/\(UUID().uuidString).yaml")
         try yaml.write(to: topologyURL, atomically: true, encoding: .utf8)
+    }
+
+    /// `    key:\n      k: v` lines for a node entry, or an empty line when `entries` is empty.
+    private static func mapping(_ key: String, _ entries: [String: String]) -> String {
+        guard !entries.isEmpty else { return "" }
+        return "    \(key):\n" + entries.sorted { $0.key < $1.key }.map { "      \($0.key): \($0.value)" }.joined(separator: "\n")
     }
 
     /// Runs `body` with a fresh cluster and always shuts it down afterwards.
@@ -276,14 +291,14 @@ final class Cluster: @unchecked Sendable {
     @discardableResult
     func startServer(_ name: String) async throws -> InferenceServer {
         let server = try InferenceServer(context: try context(name), group: group, pool: pool, logger: testLogger(name))
-        _ = try await offThread { try server.start() }
+        try await server.start()
         started.withLockedValue { $0.servers.append(server) }
         return server
     }
 
-    /// Drains a server (stops listening, answers what is in flight, closes) on another thread.
+    /// Drains a server (stops listening, answers what is in flight, closes).
     func stop(_ server: InferenceServer, graceSeconds: Double) async throws {
-        try await offThread { server.drain(graceSeconds: graceSeconds) }
+        await server.drain(graceSeconds: graceSeconds)
     }
 
     /// A device runner, connected to the edge (or not, when nothing listens there).
@@ -296,9 +311,9 @@ final class Cluster: @unchecked Sendable {
 
     /// Starts a hand-written TLS server in place of the node `name`, with that node's certificate.
     @discardableResult
-    func startFake(as name: String, respond: @escaping @Sendable (Frame) -> [Frame]) async throws -> FakeServer {
+    func startFake(as name: String, at listen: Endpoint? = nil, respond: @escaping @Sendable (Frame) -> [Frame]) async throws -> FakeServer {
         let ctx = try context(name)
-        let fake = try await FakeServer.start(context: ctx, group: group, respond: respond)
+        let fake = try await FakeServer.start(context: ctx, group: group, listen: listen, respond: respond)
         started.withLockedValue { $0.fakes.append(fake) }
         return fake
     }
@@ -306,7 +321,7 @@ final class Cluster: @unchecked Sendable {
     func shutdown() async {
         let (servers, devices, fakes) = started.withLockedValue { ($0.servers, $0.devices, $0.fakes) }
         for d in devices { await d.stop() }
-        for s in servers { _ = try? await offThread { s.drain(graceSeconds: 1) } }
+        for s in servers { await s.drain(graceSeconds: 1) }
         for f in fakes { try? await f.channel.close().get() }
         try? await pool.shutdownGracefully()
         try? await group.shutdownGracefully()

@@ -1,3 +1,4 @@
+import BranchyTopology
 import BranchyWire
 import Foundation
 import NIOConcurrencyHelpers
@@ -152,10 +153,12 @@ final class FakeServer: @unchecked Sendable {
     /// Every frame received, from all connections.
     let received: NIOLockedValueBox<[Frame]>
 
-    static func start(context: NodeContext, group: EventLoopGroup, respond: @escaping @Sendable (Frame) -> [Frame]) async throws -> FakeServer {
+    /// Serves at `listen` (default: the node's own address) with the node's certificate.
+    static func start(context: NodeContext, group: EventLoopGroup, listen: Endpoint? = nil,
+                      respond: @escaping @Sendable (Frame) -> [Frame]) async throws -> FakeServer {
         let tls = try TLSLayer.serverContext(context.config.tls, node: context.config.name)
         let box = NIOLockedValueBox<[Frame]>([])
-        let endpoint = context.config.listen!
+        let endpoint = listen ?? context.config.listen!
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in

@@ -117,7 +117,7 @@ struct DocumentErrorTests {
     }
 
     @Test func rootMustBeAMapping() throws {
-        try expectError("- a\n- b\n", keyPath: "", reason: "expected a mapping with keys model, certs, nodes, got a list")
+        try expectError("- a\n- b\n", keyPath: "", reason: "expected a mapping with keys model, dataset, certs, nodes, got a list")
     }
 
     @Test func nodeNameCharactersAreChecked() throws {

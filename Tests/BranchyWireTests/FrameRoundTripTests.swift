@@ -105,7 +105,7 @@ struct FrameRoundTripTests {
     }
 
     @Test func errorCodesHaveStableValuesAndNames() {
-        #expect(ErrorCode.allKnown.map(\.rawValue) == Array(1...16))
+        #expect(ErrorCode.allKnown.map(\.rawValue) == Array(1...17))
         #expect(Set(ErrorCode.allKnown.map(\.name)).count == ErrorCode.allKnown.count)
         #expect(ErrorCode.badFrame.name == "badFrame")
         #expect(ErrorCode(rawValue: 4242).name == "code4242")

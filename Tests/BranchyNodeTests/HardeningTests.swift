@@ -1,0 +1,158 @@
+import BranchyModel
+import BranchyTopology
+import BranchyWire
+import Foundation
+import NIOCore
+import Testing
+@testable import BranchyNode
+
+extension Sockets {
+    /// The findings of a security review, each against a live edge: impersonation, missing
+    /// timeouts, connection caps, the input budget and a CA that did not sign the node.
+    @Suite struct HardeningTests {
+        /// An edge only (threshold 1000: it answers everything), with `limits`.
+        func withEdge(limits: [String: Int], _ body: (Cluster, InferenceServer) async throws -> Void) async throws {
+            try await Cluster.with(ClusterOptions(edgeThreshold: 1000, edgeLimits: limits)) { cluster in
+                let server = try await cluster.startServer("edge")
+                try await body(cluster, server)
+            }
+        }
+
+        func hello(_ server: InferenceServer, name: String = "device") -> Hello {
+            Hello(role: .device, nodeName: name, fingerprint: server.context.fingerprint)
+        }
+
+        @Test func aDeviceRefusesAnUpstreamPresentingAnotherNodesCertificate() async throws {
+            try await Cluster.with(ClusterOptions(deviceThreshold: 0)) { cluster in
+                // device2's certificate is signed by the cluster CA and (from old certificate scripts)
+                // might name 127.0.0.1: it must still not pass for the edge.
+                let edge = Endpoint(host: "127.0.0.1", port: cluster.edgePort)
+                let fingerprint = try cluster.context("edge").fingerprint
+                let forgedAck = Hello(role: .edge, nodeName: "edge", fingerprint: fingerprint)
+                let fake = try await cluster.startFake(as: "device2", at: edge) { frame in
+                    switch frame.message {
+                    case .hello: return [Frame(requestID: 0, message: .helloAck(forgedAck))]
+                    case .infer: return [Frame(requestID: frame.requestID, message: .result(InferResult(
+                        exitIndex: 2, exitName: "cloud-exit", nodeName: "edge", predictedClass: 0, confidence: 1, entropy: 0, hops: [])))]
+                    default: return []
+                    }
+                }
+                let device = try await cluster.startDevice(connectTimeout: 1.5)
+                let records = await device.run(data: try Fixture.shared().data, count: 8, concurrency: 2) { _ in }
+                #expect(records.allSatisfy { $0.node == "device" && $0.status == .degraded }, "\(records.map(\.node))")
+                // The device closed before saying hello: the impostor learnt nothing and got nothing.
+                #expect(fake.received.withLockedValue { $0.isEmpty })
+            }
+        }
+
+        @Test func rawTCPAndSilentTLSConnectionsAreClosedByTheHandshakeTimeout() async throws {
+            try await withEdge(limits: ["handshakeTimeoutMs": 400]) { cluster, server in
+                let fixture = try Fixture.shared()
+                let raw = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: nil)
+                let silent = try await WireClient.connect(port: cluster.edgePort, group: cluster.group,
+                                                          identity: .node("device", in: fixture.certs))
+                #expect(!(await raw.closed(within: 0.2)))
+                #expect(await raw.closed(within: 3))
+                #expect(await silent.closed(within: 3))
+                #expect(await eventually { server.connections.count == 0 })
+            }
+        }
+
+        @Test func anIdleConnectionGetsGoodbyeAndIsClosed() async throws {
+            try await withEdge(limits: ["idleTimeoutMs": 500]) { cluster, server in
+                let fixture = try Fixture.shared()
+                let client = try await WireClient.connect(port: cluster.edgePort, group: cluster.group,
+                                                          identity: .node("device", in: fixture.certs))
+                guard case .helloAck = await client.hello(hello(server))?.message else {
+                    Issue.record("no helloAck")
+                    return
+                }
+                #expect(await client.closed(within: 4))
+                #expect(client.frames.last?.message == .goodbye)
+            }
+        }
+
+        @Test func onePeerMayHoldOnlyItsShareOfConnections() async throws {
+            try await withEdge(limits: ["maxConnectionsPerPeer": 2]) { cluster, server in
+                let fixture = try Fixture.shared()
+                var clients: [WireClient] = []
+                for _ in 0..<2 {
+                    let c = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: .node("device", in: fixture.certs))
+                    guard case .helloAck = await c.hello(hello(server))?.message else { Issue.record("no helloAck"); return }
+                    clients.append(c)
+                }
+                let third = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: .node("device", in: fixture.certs))
+                guard case .error(let e) = await third.hello(hello(server))?.message else { Issue.record("third connection accepted"); return }
+                #expect(e.code == .limitReached)
+                #expect(await third.closed())
+                // Another identity is not affected.
+                let other = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: .node("device2", in: fixture.certs))
+                guard case .helloAck = await other.hello(hello(server, name: "device2"))?.message else { Issue.record("device2 refused"); return }
+                for c in clients + [other] { await c.close() }
+            }
+        }
+
+        @Test func partialFramesBeyondTheInputBudgetAreRefused() async throws {
+            try await withEdge(limits: ["inputBudgetBytes": 1 << 20, "peerInputBudgetBytes": 600_000]) { cluster, server in
+                let fixture = try Fixture.shared()
+                func holder(_ name: String) async throws -> WireClient {
+                    let c = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: .node(name, in: fixture.certs))
+                    guard case .helloAck = await c.hello(hello(server, name: name))?.message else { throw TestFailure("no helloAck") }
+                    // A header announcing 500,000 payload bytes, then only 1,000 of them.
+                    var b = ByteBuffer()
+                    b.writeFrameHeader(FrameHeader(type: .infer, requestID: 1, payloadLength: 500_000))
+                    b.writeRepeatingByte(0, count: 1_000)
+                    await c.send(b)
+                    return c
+                }
+                let first = try await holder("device")
+                #expect(await eventually { server.budget.used == 500_020 })
+                // device's second partial frame would exceed its own budget of 600,000 bytes.
+                let second = try await holder("device")
+                guard case .error(let e) = await second.nextFrame()?.message else { Issue.record("no error"); return }
+                #expect(e.code == .limitReached && e.message.contains("budget"))
+                #expect(await second.closed())
+                // device2 fits in the node budget (1 MiB) once, not twice.
+                let third = try await holder("device2")
+                #expect(await eventually { server.budget.used == 1_000_040 })
+                #expect(!(await third.closed(within: 0.3)))
+                await first.close()
+                #expect(await eventually { server.budget.used == 500_020 })
+                await third.close()
+                #expect(await eventually { server.budget.used == 0 })
+            }
+        }
+
+        @Test func aFullNodeShedsUnauthenticatedConnectionsForAValidDevice() async throws {
+            try await withEdge(limits: ["maxConnections": 4]) { cluster, server in
+                let fixture = try Fixture.shared()
+                var idle: [WireClient] = []
+                for _ in 0..<6 { idle.append(try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: nil)) }
+                #expect(await eventually { server.connections.count == 4 })
+                let device = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: .node("device", in: fixture.certs))
+                guard case .helloAck = await device.hello(hello(server))?.message else { Issue.record("device refused"); return }
+                #expect(server.connections.count <= 4)
+                let closedIdle = await idle.asyncFilter { await $0.closed(within: 0.5) }
+                #expect(closedIdle.count >= 3)
+                for c in idle + [device] { await c.close() }
+            }
+        }
+
+        @Test func aServerWhoseCertificateTheCADidNotSignDoesNotStart() async throws {
+            let fixture = try Fixture.shared()
+            let options = ClusterOptions(edgeTLS: ["ca": fixture.otherCA.appendingPathComponent("ca.pem").path])
+            try await Cluster.with(options) { cluster in
+                let error = await #expect(throws: NodeError.self) { try await cluster.startServer("edge") }
+                #expect(error?.description.contains("is not accepted by the CA") == true, "\(String(describing: error))")
+            }
+        }
+    }
+}
+
+extension Array {
+    func asyncFilter(_ keep: (Element) async -> Bool) async -> [Element] {
+        var out: [Element] = []
+        for e in self where await keep(e) { out.append(e) }
+        return out
+    }
+}
