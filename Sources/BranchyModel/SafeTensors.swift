@@ -14,6 +14,9 @@ public enum SafeTensors {
     /// Largest header accepted by `read`, in bytes.
     public static let maxHeaderLength = 100_000_000
 
+    /// Most elements `read` accepts in one tensor: no model has a larger one (see ``ModelLimits``).
+    public static let maxTensorElements = ModelLimits.maxTensorElements
+
     /// Reads all tensors and the `__metadata__` strings of a safetensors file.
     public static func read(contentsOf url: URL) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         let file = url.path

@@ -88,6 +88,9 @@ struct SafeTensorsHeader {
             guard !product.overflow else { throw SafeTensorsError.shapeTooLarge(file: file, tensor: name, shape: shape) }
             elements = product.partialValue
         }
+        guard elements <= SafeTensors.maxTensorElements else {
+            throw SafeTensorsError.tensorTooLarge(file: file, tensor: name, shape: shape, limit: SafeTensors.maxTensorElements)
+        }
         let bytes = elements.multipliedReportingOverflow(by: dtype.size)
         guard !bytes.overflow else { throw SafeTensorsError.shapeTooLarge(file: file, tensor: name, shape: shape) }
         return Entry(name: name, dtype: dtype, shape: shape, begin: offsets[0], end: offsets[1],

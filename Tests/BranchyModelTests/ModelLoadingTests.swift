@@ -223,6 +223,13 @@ import Testing
         try expectJSONError("", at: nil, "not valid JSON")
     }
 
+    @Test func hugeSizesFailBeforeAnythingIsAllocated() throws {
+        try expectJSONError(tinyJSON(trunk: #"[{"op": "conv", "name": "c1", "out": 1099511627776, "kernel": 3}]"#),
+                            at: "stages[0].trunk[0].out", "1099511627776 exceeds the limit of 16777216")
+        try expectJSONError(tinyJSON(trunk: "[]", input: "[2147483648, 2147483648, 2147483648]"),
+                            at: "input[0]", "2147483648 exceeds the limit of 16777216")
+    }
+
     @Test func invalidDescriptionNamesTheModelFile() throws {
         // Valid JSON describing an invalid network: the Network error names model.json's path.
         try expectJSONError(tinyJSON(trunk: #"[{"op": "relu"}, {"op": "softmax"}]"#),

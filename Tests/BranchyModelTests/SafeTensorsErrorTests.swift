@@ -174,8 +174,17 @@ import Testing
     @Test func shapeTooLarge() {
         let error = F.error(single(#"{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}"#))
         #expect(error == .shapeTooLarge(file: file, tensor: "w", shape: [1 << 62, 4]))
+        // Elements that fit Int but whose bytes would not are already over the element limit.
         let bytesOverflow = F.error(single(#"{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,8]}"#))
-        #expect(bytesOverflow == .shapeTooLarge(file: file, tensor: "w", shape: [1 << 62]))
+        #expect(bytesOverflow == .tensorTooLarge(file: file, tensor: "w", shape: [1 << 62], limit: SafeTensors.maxTensorElements))
+    }
+
+    @Test func tensorAboveTheElementLimit() {
+        // 2^24 + 1 BF16 elements: the bytes are there, but no model has a tensor this large.
+        let count = (1 << 24) + 1
+        let error = F.error(single(#"{"dtype":"BF16","shape":[\#(count)],"data_offsets":[0,\#(2 * count)]}"#,
+                                   data: [UInt8](repeating: 0, count: 2 * count)))
+        #expect(error?.description == "\(file): tensor 'w': shape [16777217] has more than the limit of 16777216 elements")
     }
 
     @Test func offsetsReversed() {
