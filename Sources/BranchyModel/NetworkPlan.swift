@@ -109,6 +109,10 @@ private struct Checker {
         if let bad = d.thresholds.firstIndex(where: { !$0.isFinite || $0 < 0 }) {
             throw fail("defaults.thresholds[\(bad)]", "threshold must be finite and >= 0")
         }
+        if let codec = d.codec, FeatureCodecKind(codec) == nil {
+            let names = FeatureCodecKind.allCases.map(\.name)
+            throw fail("defaults.codec", "unknown codec '\(codec)' (expected \(names.dropLast().joined(separator: ", ")) or \(names.last!))")
+        }
     }
 
     /// Plans `specs` in order on input `shape`, leaving the last output shape in `shape`.
