@@ -2,6 +2,7 @@
 import PackageDescription
 
 let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 let package = Package(
     name: "Branchy",
@@ -21,13 +22,13 @@ let package = Package(
     ],
     targets: [
         // Layer 0: kernels, no dependencies.
-        .target(name: "BranchyTensor", swiftSettings: fast),
+        .target(name: "BranchyTensor", swiftSettings: fast + swift6),
         // Layer 1: data sets and model description / weights.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        .target(name: "BranchyData", dependencies: ["CZlib"]),
-        .target(name: "BranchyModel", dependencies: ["BranchyTensor"], swiftSettings: fast),
+        .target(name: "BranchyData", dependencies: ["CZlib"], swiftSettings: swift6),
+        .target(name: "BranchyModel", dependencies: ["BranchyTensor"], swiftSettings: fast + swift6),
         // Layer 2: training and evaluation.
-        .target(name: "BranchyTraining", dependencies: ["BranchyModel", "BranchyData"], swiftSettings: fast),
+        .target(name: "BranchyTraining", dependencies: ["BranchyModel", "BranchyData"], swiftSettings: fast + swift6),
         // Protocol and configuration.
         .target(name: "BranchyWire", dependencies: [
             "BranchyTensor",
@@ -49,7 +50,7 @@ let package = Package(
         .executableTarget(name: "branchy", dependencies: [
             "BranchyTraining", "BranchyModel", "BranchyData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], swiftSettings: swift6),
         .executableTarget(name: "branchy-device", dependencies: [
             "BranchyNode", "BranchyTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -62,10 +63,10 @@ let package = Package(
             "BranchyNode",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "BranchyTensorTests", dependencies: ["BranchyTensor"]),
-        .testTarget(name: "BranchyDataTests", dependencies: ["BranchyData"]),
-        .testTarget(name: "BranchyModelTests", dependencies: ["BranchyModel"]),
-        .testTarget(name: "BranchyTrainingTests", dependencies: ["BranchyTraining"]),
+        .testTarget(name: "BranchyTensorTests", dependencies: ["BranchyTensor"], swiftSettings: swift6),
+        .testTarget(name: "BranchyDataTests", dependencies: ["BranchyData"], swiftSettings: swift6),
+        .testTarget(name: "BranchyModelTests", dependencies: ["BranchyModel"], swiftSettings: swift6),
+        .testTarget(name: "BranchyTrainingTests", dependencies: ["BranchyTraining"], swiftSettings: swift6),
         .testTarget(name: "BranchyWireTests", dependencies: [
             "BranchyWire",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -5,7 +5,7 @@ import Foundation
 ///
 /// The fingerprint, a SHA-256 over the bytes of both files, identifies the exact model;
 /// the tiers of a cluster compare fingerprints before exchanging features.
-public final class Model: @unchecked Sendable {
+public final class Model: Sendable {
     public static let specFileName = "model.json"
     public static let weightsFileName = "weights.safetensors"
 

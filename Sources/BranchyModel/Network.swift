@@ -1,9 +1,21 @@
 import BranchyTensor
 
 /// A built early-exit network: for each stage, trunk layers and exit layers with their shapes.
+///
+/// A network is written in place in two ways only: by whoever builds or loads it (``assign(_:_:)``,
+/// ``initialize(seed:)``) and by training (training forward passes cache inputs in the layers;
+/// backward passes and the optimiser write gradients and parameters). Both happen while one
+/// owner holds the network exclusively: `Model.load` fills it before returning it, and the
+/// trainer (`Trainer`, `jointLossGradients`) runs on the network it was given, on one thread.
+/// A network shared between threads — a loaded model served by the tiers, or one evaluated on
+/// several tasks — is only read: inference passes (`trunk`, `exitLogits`, `classify` with
+/// `training: false`) read parameters and statistics and write nothing in the network.
+// That discipline, not the compiler, is what makes sharing it safe: its layers and parameters
+// are classes with mutable state, so the conformance has to be unchecked.
 public final class Network: @unchecked Sendable {
-    /// One stage at run time.
-    public struct Stage: @unchecked Sendable {
+    /// One stage at run time. Not `Sendable` on its own: its layers are shared only as part of
+    /// the network.
+    public struct Stage {
         public let name: String
         public let exitName: String
         public let trunk: [Layer]
