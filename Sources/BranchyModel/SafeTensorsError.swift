@@ -42,6 +42,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
     case sizeMismatch(file: String, tensor: String, dtype: String, shape: [Int], expectedBytes: Int, actualBytes: Int)
     /// Two tensors' byte ranges overlap.
     case overlap(file: String, tensor: String, other: String)
+    /// Bytes `begin..<end` of the data section belong to no tensor.
+    case unusedBytes(file: String, begin: Int, end: Int, dataSize: Int)
     /// Writing the file failed.
     case writeFailed(file: String, reason: String)
 
@@ -87,6 +89,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
             return "\(file): tensor '\(tensor)': \(dtype) shape \(shape) needs \(expected) bytes, data_offsets span \(actual)"
         case .overlap(let file, let tensor, let other):
             return "\(file): tensor '\(tensor)' overlaps tensor '\(other)'"
+        case .unusedBytes(let file, let begin, let end, let dataSize):
+            return "\(file): bytes \(begin)..<\(end) of the \(dataSize)-byte data section belong to no tensor"
         case .writeFailed(let file, let reason):
             return "\(file): cannot write: \(reason)"
         }

@@ -187,6 +187,19 @@ import Testing
         #expect(error?.description == "\(file): tensor 'w': shape [16777217] has more than the limit of 16777216 elements")
     }
 
+    @Test func bytesThatBelongToNoTensor() {
+        // Tensors lie back to back from the start of the data section, as the reference
+        // implementation requires: a gap or a tail is an error, so a weights file cannot carry
+        // bytes no tensor uses (which loading would still read, for the fingerprint).
+        let header = #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#
+        let gap = F.error(F.file(header: header, data: [UInt8](repeating: 0, count: 12)))
+        #expect(gap?.description == "\(file): bytes 4..<8 of the 12-byte data section belong to no tensor")
+        let tail = F.error(valid + Data([0, 0, 0, 0]))
+        #expect(tail?.description == "\(file): bytes 20..<24 of the 24-byte data section belong to no tensor")
+        let leading = F.error(single(#"{"dtype":"F32","shape":[2],"data_offsets":[8,16]}"#))
+        #expect(leading?.description == "\(file): bytes 0..<8 of the 16-byte data section belong to no tensor")
+    }
+
     @Test func offsetsReversed() {
         let error = F.error(single(#"{"dtype":"F32","shape":[1],"data_offsets":[8,4]}"#))
         #expect(error == .offsetsReversed(file: file, tensor: "w", begin: 8, end: 4))
