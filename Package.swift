@@ -2,8 +2,6 @@
 import PackageDescription
 
 let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
-/// Targets not yet moved to Swift 6 language mode.
-let v5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
 let package = Package(
     name: "Branchy",
@@ -24,13 +22,13 @@ let package = Package(
     ],
     targets: [
         // Layer 0: kernels, no dependencies.
-        .target(name: "BranchyTensor", swiftSettings: fast + v5),
+        .target(name: "BranchyTensor", swiftSettings: fast),
         // Layer 1: data sets and model description / weights.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        .target(name: "BranchyData", dependencies: ["CZlib"], swiftSettings: v5),
-        .target(name: "BranchyModel", dependencies: ["BranchyTensor"], swiftSettings: fast + v5),
+        .target(name: "BranchyData", dependencies: ["CZlib"]),
+        .target(name: "BranchyModel", dependencies: ["BranchyTensor"], swiftSettings: fast),
         // Layer 2: training and evaluation.
-        .target(name: "BranchyTraining", dependencies: ["BranchyModel", "BranchyData"], swiftSettings: fast + v5),
+        .target(name: "BranchyTraining", dependencies: ["BranchyModel", "BranchyData"], swiftSettings: fast),
         // Protocol and configuration.
         .target(name: "BranchyWire", dependencies: [
             "BranchyTensor",
@@ -55,7 +53,7 @@ let package = Package(
         .executableTarget(name: "branchy", dependencies: [
             "BranchyTraining", "BranchyModel", "BranchyData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], swiftSettings: v5),
+        ]),
         .executableTarget(name: "branchy-device", dependencies: [
             "BranchyNode", "BranchyTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -68,10 +66,10 @@ let package = Package(
             "BranchyNode",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "BranchyTensorTests", dependencies: ["BranchyTensor"], swiftSettings: v5),
-        .testTarget(name: "BranchyDataTests", dependencies: ["BranchyData"], swiftSettings: v5),
-        .testTarget(name: "BranchyModelTests", dependencies: ["BranchyModel"], swiftSettings: v5),
-        .testTarget(name: "BranchyTrainingTests", dependencies: ["BranchyTraining"], swiftSettings: v5),
+        .testTarget(name: "BranchyTensorTests", dependencies: ["BranchyTensor"]),
+        .testTarget(name: "BranchyDataTests", dependencies: ["BranchyData"]),
+        .testTarget(name: "BranchyModelTests", dependencies: ["BranchyModel"]),
+        .testTarget(name: "BranchyTrainingTests", dependencies: ["BranchyTraining"]),
         .testTarget(name: "BranchyWireTests", dependencies: [
             "BranchyWire",
             .product(name: "NIOCore", package: "swift-nio"),

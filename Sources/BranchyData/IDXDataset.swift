@@ -14,6 +14,11 @@ public struct IDXDataset: Sendable {
         public var filePrefix: String { self == .train ? "train" : "t10k" }
     }
 
+    /// Most payload bytes (pixels or labels) an IDX file may announce in its header: 2^30, a
+    /// thousand times Fashion-MNIST's training set. The pixels take four times as much memory
+    /// once loaded as `Float`.
+    public static let maxPayloadBytes = 1 << 30
+
     /// All pixels, `count * rows * cols` values in `[0, 1]`.
     public let images: [Float]
     /// One class label per image.

@@ -17,6 +17,10 @@ public enum IDXError: Error, CustomStringConvertible, Equatable, Sendable {
     case zeroDimension(file: String, field: String)
     /// The header dimensions multiply to more bytes than can be addressed.
     case dimensionsTooLarge(file: String, dimensions: [Int])
+    /// The header dimensions announce more payload bytes than ``IDXDataset/maxPayloadBytes``.
+    case payloadTooLarge(file: String, dimensions: [Int], bytes: Int, limit: Int)
+    /// A gzip-compressed file inflates to more bytes than its header promises (the rest is not inflated).
+    case inflatesBeyondHeader(file: String, expected: Int)
     /// The (decompressed) file holds fewer bytes than its header promises.
     case truncated(file: String, expected: Int, got: Int)
     /// The (decompressed) file holds more bytes than its header promises.
@@ -47,6 +51,10 @@ public enum IDXError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(file): header field '\(field)' is zero"
         case .dimensionsTooLarge(let file, let dimensions):
             return "\(file): header dimensions \(dimensions) are too large"
+        case .payloadTooLarge(let file, let dimensions, let bytes, let limit):
+            return "\(file): header dimensions \(dimensions) announce \(bytes) bytes of data, more than the limit of \(limit)"
+        case .inflatesBeyondHeader(let file, let expected):
+            return "\(file): inflates to more than the \(expected) bytes its header announces"
         case .truncated(let file, let expected, let got):
             return "\(file): truncated: expected \(expected) bytes, got \(got)"
         case .trailingData(let file, let expected, let got):

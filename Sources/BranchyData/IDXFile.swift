@@ -36,12 +36,37 @@ struct IDXFile {
         } catch {
             throw IDXError.unreadable(file: file, reason: "\(error)")
         }
-        let bytes = Gzip.isGzip(raw) ? try Gzip.inflate(raw, file: file) : [UInt8](raw)
-        return try parse(bytes, kind: kind, file: file)
+        if Gzip.isGzip(raw) { return try inflate(raw, kind: kind, file: file) }
+        return try parse([UInt8](raw), kind: kind, file: file)
+    }
+
+    /// Inflates a gzip-compressed IDX file: first its header, then exactly the payload the
+    /// header announces. Inflated data beyond that is an error, found without inflating it.
+    static func inflate(_ compressed: Data, kind: IDXKind, file: String) throws -> IDXFile {
+        let reader = try Gzip(compressed, file: file)
+        var bytes = try reader.read(kind.headerSize)
+        let (dimensions, expected) = try header(bytes, kind: kind, file: file)
+        bytes += try reader.read(expected - bytes.count)
+        guard bytes.count == expected else { throw IDXError.truncated(file: file, expected: expected, got: bytes.count) }
+        guard try reader.isAtEnd() else { throw IDXError.inflatesBeyondHeader(file: file, expected: expected) }
+        return IDXFile(dimensions: dimensions, payload: bytes[kind.headerSize...])
     }
 
     /// Checks magic, dimensions and size of decompressed IDX bytes.
     static func parse(_ bytes: [UInt8], kind: IDXKind, file: String) throws -> IDXFile {
+        let (dimensions, expected) = try header(bytes, kind: kind, file: file)
+        guard bytes.count >= expected else {
+            throw IDXError.truncated(file: file, expected: expected, got: bytes.count)
+        }
+        guard bytes.count == expected else {
+            throw IDXError.trailingData(file: file, expected: expected, got: bytes.count)
+        }
+        return IDXFile(dimensions: dimensions, payload: bytes[kind.headerSize...])
+    }
+
+    /// Checks the header at the start of `bytes` (which may hold only the header) and returns
+    /// its dimensions and the size of the whole file it announces, header included.
+    static func header(_ bytes: [UInt8], kind: IDXKind, file: String) throws -> (dimensions: [Int], fileSize: Int) {
         func word(_ at: Int) -> UInt32 {
             UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3])
         }
@@ -66,17 +91,10 @@ struct IDXFile {
             payloadSize = product.partialValue
             overflow = overflow || product.overflow
         }
-        let total = kind.headerSize.addingReportingOverflow(payloadSize)
-        let expected = total.partialValue
-        guard !overflow, !total.overflow else {
-            throw IDXError.dimensionsTooLarge(file: file, dimensions: dimensions)
+        guard !overflow else { throw IDXError.dimensionsTooLarge(file: file, dimensions: dimensions) }
+        guard payloadSize <= IDXDataset.maxPayloadBytes else {
+            throw IDXError.payloadTooLarge(file: file, dimensions: dimensions, bytes: payloadSize, limit: IDXDataset.maxPayloadBytes)
         }
-        guard bytes.count >= expected else {
-            throw IDXError.truncated(file: file, expected: expected, got: bytes.count)
-        }
-        guard bytes.count == expected else {
-            throw IDXError.trailingData(file: file, expected: expected, got: bytes.count)
-        }
-        return IDXFile(dimensions: dimensions, payload: bytes[kind.headerSize...])
+        return (dimensions, kind.headerSize + payloadSize)
     }
 }

@@ -4,7 +4,10 @@ import BranchyTensor
 ///
 /// `forward(_:training:)` with `training: false` reads no mutable state and may run on
 /// several threads at once; with `training: true` it keeps what `backward` needs.
-public class Layer: @unchecked Sendable {
+///
+/// Not `Sendable`: training writes the caches and the parameters. Layers are shared between
+/// threads only as part of a ``Network``, on the terms stated there.
+public class Layer {
     /// Shape of one input item, e.g. `[C, H, W]`.
     public let inputShape: [Int]
     /// Shape of one output item.

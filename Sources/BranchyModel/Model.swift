@@ -5,7 +5,7 @@ import Foundation
 ///
 /// The fingerprint, a SHA-256 over the bytes of both files, identifies the exact model;
 /// the tiers of a cluster compare fingerprints before exchanging features.
-public final class Model: @unchecked Sendable {
+public final class Model: Sendable {
     public static let specFileName = "model.json"
     public static let weightsFileName = "weights.safetensors"
 
@@ -29,8 +29,8 @@ public final class Model: @unchecked Sendable {
         do { data = try Data(contentsOf: url) } catch {
             throw ModelError(file: url.path, reason: "cannot read model file (\(error.localizedDescription))")
         }
-        do { return try JSONDecoder().decode(ModelSpec.self, from: data) } catch let e as DecodingError {
-            throw ModelError(file: url.path, location: Model.path(of: e), reason: Model.reason(of: e))
+        do { return try StrictJSONDecoder.decode(ModelSpec.self, from: data) } catch let e as DecodingError {
+            throw ModelError(file: url.path, decoding: e)
         }
     }
 
@@ -82,32 +82,5 @@ public final class Model: @unchecked Sendable {
         try encoder.encode(network.spec).write(to: directory.appendingPathComponent(specFileName))
         try SafeTensors.write(network.namedTensors, metadata: metadata, to: directory.appendingPathComponent(weightsFileName))
         return try load(directory: directory)
-    }
-
-    private static func path(of e: DecodingError) -> String? {
-        let ctx: DecodingError.Context
-        switch e {
-        case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c): ctx = c
-        case .keyNotFound(let k, let c): return render(c.codingPath + [k])
-        @unknown default: return nil
-        }
-        return ctx.codingPath.isEmpty ? nil : render(ctx.codingPath)
-    }
-
-    private static func render(_ path: [CodingKey]) -> String {
-        path.reduce("") { acc, k in
-            if let i = k.intValue { return acc + "[\(i)]" }
-            return acc.isEmpty ? k.stringValue : acc + "." + k.stringValue
-        }
-    }
-
-    private static func reason(of e: DecodingError) -> String {
-        switch e {
-        case .keyNotFound(let k, _): return "missing key '\(k.stringValue)'"
-        case .typeMismatch(let t, let c): return "expected \(t): \(c.debugDescription)"
-        case .valueNotFound(let t, _): return "missing value of type \(t)"
-        case .dataCorrupted(let c): return "not valid JSON: \(c.underlyingError.map { "\($0)" } ?? c.debugDescription)"
-        @unknown default: return "\(e)"
-        }
     }
 }

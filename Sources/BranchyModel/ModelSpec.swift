@@ -25,7 +25,8 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public struct Defaults: Codable, Sendable, Equatable {
         /// Entropy threshold for every exit but the last (exit when H < T).
         public var thresholds: [Float]
-        /// Feature codec assumed between stages when evaluating (`float32`, `float16`, `int8`).
+        /// Feature codec assumed between stages when evaluating: a name `FeatureCodecKind` accepts
+        /// (`float32`, `float16`, `int8`); building a ``Network`` rejects any other.
         public var codec: String?
         public init(thresholds: [Float], codec: String? = nil) { self.thresholds = thresholds; self.codec = codec }
     }

@@ -1,9 +1,21 @@
 import BranchyTensor
 
 /// A built early-exit network: for each stage, trunk layers and exit layers with their shapes.
+///
+/// A network is written in place in two ways only: by whoever builds or loads it (``assign(_:_:)``,
+/// ``initialize(seed:)``) and by training (training forward passes cache inputs in the layers;
+/// backward passes and the optimiser write gradients and parameters). Both happen while one
+/// owner holds the network exclusively: `Model.load` fills it before returning it, and the
+/// trainer (`Trainer`, `jointLossGradients`) runs on the network it was given, on one thread.
+/// A network shared between threads — a loaded model served by the tiers, or one evaluated on
+/// several tasks — is only read: inference passes (`trunk`, `exitLogits`, `classify` with
+/// `training: false`) read parameters and statistics and write nothing in the network.
+// That discipline, not the compiler, is what makes sharing it safe: its layers and parameters
+// are classes with mutable state, so the conformance has to be unchecked.
 public final class Network: @unchecked Sendable {
-    /// One stage at run time.
-    public struct Stage: @unchecked Sendable {
+    /// One stage at run time. Not `Sendable` on its own: its layers are shared only as part of
+    /// the network.
+    public struct Stage {
         public let name: String
         public let exitName: String
         public let trunk: [Layer]
@@ -18,96 +30,16 @@ public final class Network: @unchecked Sendable {
     public let stages: [Stage]
 
     /// Builds the layers described by `spec`, inferring every shape; `file` names the source in errors.
+    ///
+    /// The whole description is checked first, every size against ``ModelLimits``; nothing is
+    /// allocated for a description that fails.
     public init(spec: ModelSpec, file: String = "model.json") throws {
-        func fail(_ at: String, _ reason: String) -> ModelError { ModelError(file: file, location: at, reason: reason) }
-        guard spec.input.count == 3, spec.input.allSatisfy({ $0 > 0 }) else {
-            throw fail("input", "expected [channels, height, width] with positive sizes, got \(spec.input)")
-        }
-        guard spec.classes >= 2 else { throw fail("classes", "need at least 2 classes, got \(spec.classes)") }
-        guard !spec.stages.isEmpty else { throw fail("stages", "a model needs at least one stage") }
-        var names = Set<String>()
-        var shape = spec.input
-        var built: [Stage] = []
-        for (si, stage) in spec.stages.enumerated() {
-            let at = "stages[\(si)]"
-            guard !stage.name.isEmpty, names.insert(stage.name).inserted else {
-                throw fail("\(at).name", "stage name '\(stage.name)' is empty or used twice")
-            }
-            let input = shape
-            let trunk = try Network.build(stage.trunk, prefix: "\(stage.name).trunk", at: "\(at).trunk", shape: &shape, fail: fail)
-            var exitShape = shape
-            let exit = try Network.build(stage.exit.layers, prefix: "\(stage.name).exit", at: "\(at).exit.layers", shape: &exitShape, fail: fail)
-            guard exitShape == [spec.classes] else {
-                throw fail("\(at).exit", "exit '\(stage.exit.name)' must end in \(spec.classes) logits, but produces shape \(exitShape)")
-            }
-            built.append(Stage(name: stage.name, exitName: stage.exit.name, trunk: trunk, exit: exit,
-                               inputShape: input, outputShape: shape))
-        }
-        if let d = spec.defaults {
-            guard d.thresholds.count == spec.stages.count - 1 else {
-                throw fail("defaults.thresholds", "need \(spec.stages.count - 1) thresholds (one per exit but the last), got \(d.thresholds.count)")
-            }
-            if let bad = d.thresholds.firstIndex(where: { !$0.isFinite || $0 < 0 }) {
-                throw fail("defaults.thresholds[\(bad)]", "threshold must be finite and >= 0")
-            }
-        }
+        let plan = try NetworkPlan(spec: spec, file: file)
         self.spec = spec
-        self.stages = built
-    }
-
-    private static func build(_ specs: [LayerSpec], prefix: String, at: String, shape: inout [Int],
-                              fail: (String, String) -> ModelError) throws -> [Layer] {
-        var layers: [Layer] = []
-        var seen = Set<String>()
-        for (i, l) in specs.enumerated() {
-            let here = "\(at)[\(i)]"
-            func need(_ v: Int?, _ key: String, min: Int = 1) throws -> Int {
-                guard let v else { throw fail("\(here).\(key)", "'\(l.op)' needs '\(key)'") }
-                guard v >= min else { throw fail("\(here).\(key)", "must be >= \(min), got \(v)") }
-                return v
-            }
-            func named() throws -> String {
-                guard let n = l.name, !n.isEmpty else { throw fail("\(here).name", "'\(l.op)' needs a 'name' (it has weights)") }
-                guard seen.insert(n).inserted else { throw fail("\(here).name", "layer name '\(n)' used twice in \(at)") }
-                return "\(prefix).\(n)"
-            }
-            func needImage() throws {
-                guard shape.count == 3 else { throw fail(here, "'\(l.op)' needs a (C, H, W) input, got \(shape)") }
-            }
-            let layer: Layer
-            switch l.op {
-            case "conv":
-                try needImage()
-                let k = try need(l.kernel, "kernel"), s = try need(l.stride ?? 1, "stride"), p = try need(l.pad ?? 0, "pad", min: 0)
-                let g = Conv2DGeometry(inC: shape[0], inH: shape[1], inW: shape[2], outC: try need(l.out, "out"), kH: k, kW: k, stride: s, pad: p)
-                guard g.outH >= 1, g.outW >= 1 else { throw fail(here, "kernel \(k) does not fit input \(shape) with pad \(p)") }
-                layer = ConvLayer(prefix: try named(), geometry: g, hasBias: l.bias ?? true)
-            case "maxpool", "avgpool":
-                try needImage()
-                let k = try need(l.kernel, "kernel"), s = try need(l.stride ?? k, "stride"), p = try need(l.pad ?? 0, "pad", min: 0)
-                guard p * 2 <= k else { throw fail("\(here).pad", "pad \(p) must be at most half the kernel \(k)") }
-                let g = Pool2DGeometry(channels: shape[0], inH: shape[1], inW: shape[2], kernel: k, stride: s, pad: p, ceilMode: l.ceil ?? false)
-                guard g.outH >= 1, g.outW >= 1 else { throw fail(here, "window \(k) does not fit input \(shape)") }
-                layer = l.op == "maxpool"
-                    ? MaxPoolLayer(geometry: g)
-                    : AvgPoolLayer(geometry: g)
-            case "relu":
-                layer = ReLULayer(inputShape: shape)
-            case "flatten":
-                layer = FlattenLayer(inputShape: shape)
-            case "linear":
-                guard shape.count == 1 else { throw fail(here, "'linear' needs a flat input; add {\"op\": \"flatten\"} before it (input is \(shape))") }
-                layer = LinearLayer(prefix: try named(), inputShape: shape, out: try need(l.out, "out"), hasBias: l.bias ?? true)
-            case "batchnorm":
-                guard shape.count == 3 || shape.count == 1 else { throw fail(here, "'batchnorm' needs (C, H, W) or (C) input, got \(shape)") }
-                layer = BatchNormLayer(prefix: try named(), inputShape: shape, epsilon: l.epsilon ?? 1e-5)
-            default:
-                throw fail("\(here).op", "unknown op '\(l.op)' (expected conv, maxpool, avgpool, relu, flatten, linear or batchnorm)")
-            }
-            layers.append(layer)
-            shape = layer.outputShape
+        self.stages = plan.stages.map { s in
+            Stage(name: s.name, exitName: s.exitName, trunk: s.trunk.map { $0.makeLayer() }, exit: s.exit.map { $0.makeLayer() },
+                  inputShape: s.inputShape, outputShape: s.outputShape)
         }
-        return layers
     }
 
     /// Every trainable parameter, stage by stage, trunk before exit.

@@ -1,7 +1,10 @@
 import BranchyTensor
 
 /// A named trainable tensor with its gradient and optimiser state.
-public final class Parameter: @unchecked Sendable {
+///
+/// Not `Sendable`: the optimiser and ``Network/assign(_:_:)`` write it in place. Parameters
+/// are shared between threads only as part of a ``Network``, on the terms stated there.
+public final class Parameter {
     /// Name in the weights file, e.g. `device.trunk.conv1.weight`.
     public let name: String
     public var value: Tensor

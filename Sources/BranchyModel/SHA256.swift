@@ -5,6 +5,10 @@ import Foundation
 /// Feed bytes with `update` in pieces of any size and read the 32-byte digest with
 /// `finalize()`. Whole 64-byte blocks are compressed straight from the caller's buffer;
 /// only a partial block is copied into the hasher, so hashing allocates nothing per byte.
+///
+/// Written here rather than taken from swift-crypto: on this project's 2-core build machines
+/// swift-crypto 3.12.3 added about 2 minutes to a clean debug build (7 s → 113 s) and 2.5
+/// minutes to a clean release build (3 s → 144 s) of a one-file package, for one digest.
 public struct SHA256: Sendable {
     /// Digest size in bytes.
     public static let digestCount = 32

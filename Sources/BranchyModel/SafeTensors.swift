@@ -8,11 +8,15 @@ import Foundation
 /// "__metadata__": {"key": "value"}}`, with offsets relative to the start of the data
 /// section; then the raw little-endian tensor data.
 ///
-/// Reading accepts `F32`, `F16`, `BF16` and `F64` tensors and converts them to `Float`.
+/// Reading accepts `F32`, `F16`, `BF16` and `F64` tensors and converts them to `Float`, and
+/// requires the tensors to fill the data section exactly, in any order.
 /// Writing produces `F32` only, byte-for-byte as the reference implementation does.
 public enum SafeTensors {
     /// Largest header accepted by `read`, in bytes.
     public static let maxHeaderLength = 100_000_000
+
+    /// Most elements `read` accepts in one tensor: no model has a larger one (see ``ModelLimits``).
+    public static let maxTensorElements = ModelLimits.maxTensorElements
 
     /// Reads all tensors and the `__metadata__` strings of a safetensors file.
     public static func read(contentsOf url: URL) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
@@ -68,6 +72,15 @@ public enum SafeTensors {
         spans.sort { ($0.range.lowerBound, $0.name) < ($1.range.lowerBound, $1.name) }
         for (previous, next) in zip(spans, spans.dropFirst()) where next.range.lowerBound < previous.range.upperBound {
             throw SafeTensorsError.overlap(file: file, tensor: next.name, other: previous.name)
+        }
+        // Tensors lie back to back from the start of the data section (as the reference
+        // implementation requires): no byte belongs to no tensor.
+        var covered = 0
+        for span in spans + [("", dataSize..<dataSize)] {
+            guard span.range.lowerBound == covered else {
+                throw SafeTensorsError.unusedBytes(file: file, begin: covered, end: span.range.lowerBound, dataSize: dataSize)
+            }
+            covered = span.range.upperBound
         }
 
         var tensors: [String: Tensor] = [:]

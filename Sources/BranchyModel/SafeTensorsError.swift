@@ -32,6 +32,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
     case negativeDimension(file: String, tensor: String, shape: [Int])
     /// The shape's element count (or its byte size) overflows.
     case shapeTooLarge(file: String, tensor: String, shape: [Int])
+    /// The shape has more elements than ``SafeTensors/maxTensorElements``.
+    case tensorTooLarge(file: String, tensor: String, shape: [Int], limit: Int)
     /// `data_offsets` has `begin > end`.
     case offsetsReversed(file: String, tensor: String, begin: Int, end: Int)
     /// `data_offsets` lies (partly) outside the data section.
@@ -40,6 +42,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
     case sizeMismatch(file: String, tensor: String, dtype: String, shape: [Int], expectedBytes: Int, actualBytes: Int)
     /// Two tensors' byte ranges overlap.
     case overlap(file: String, tensor: String, other: String)
+    /// Bytes `begin..<end` of the data section belong to no tensor.
+    case unusedBytes(file: String, begin: Int, end: Int, dataSize: Int)
     /// Writing the file failed.
     case writeFailed(file: String, reason: String)
 
@@ -75,6 +79,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
             return "\(file): tensor '\(tensor)': negative dimension in shape \(shape)"
         case .shapeTooLarge(let file, let tensor, let shape):
             return "\(file): tensor '\(tensor)': shape \(shape) is too large"
+        case .tensorTooLarge(let file, let tensor, let shape, let limit):
+            return "\(file): tensor '\(tensor)': shape \(shape) has more than the limit of \(limit) elements"
         case .offsetsReversed(let file, let tensor, let begin, let end):
             return "\(file): tensor '\(tensor)': data_offsets [\(begin), \(end)] begin after end"
         case .offsetsOutOfRange(let file, let tensor, let begin, let end, let dataSize):
@@ -83,6 +89,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
             return "\(file): tensor '\(tensor)': \(dtype) shape \(shape) needs \(expected) bytes, data_offsets span \(actual)"
         case .overlap(let file, let tensor, let other):
             return "\(file): tensor '\(tensor)' overlaps tensor '\(other)'"
+        case .unusedBytes(let file, let begin, let end, let dataSize):
+            return "\(file): bytes \(begin)..<\(end) of the \(dataSize)-byte data section belong to no tensor"
         case .writeFailed(let file, let reason):
             return "\(file): cannot write: \(reason)"
         }

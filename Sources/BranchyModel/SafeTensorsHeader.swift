@@ -20,9 +20,9 @@ struct SafeTensorsHeader {
     static func parse(_ bytes: UnsafeRawBufferPointer, file: String) throws -> SafeTensorsHeader {
         let invalidUTF8 = transcode(bytes.makeIterator(), from: UTF8.self, to: UTF32.self, stoppingOnError: true) { _ in }
         guard !invalidUTF8 else { throw SafeTensorsError.headerNotUTF8(file: file) }
-        let json: SafeTensorsJSON
+        let json: StrictJSON
         do {
-            json = try SafeTensorsJSON.parse(bytes)
+            json = try StrictJSON.parse(bytes)
         } catch {
             throw SafeTensorsError.headerNotJSON(file: file, reason: "\(error)")
         }
@@ -48,11 +48,11 @@ struct SafeTensorsHeader {
         return SafeTensorsHeader(entries: entries, metadata: metadata)
     }
 
-    private static func entry(_ name: String, _ raw: SafeTensorsJSON, file: String) throws -> Entry {
+    private static func entry(_ name: String, _ raw: StrictJSON, file: String) throws -> Entry {
         guard case .object(let fields) = raw else {
             throw SafeTensorsError.entryNotObject(file: file, tensor: name)
         }
-        func field(_ key: String) throws -> SafeTensorsJSON {
+        func field(_ key: String) throws -> StrictJSON {
             guard let value = fields[key] else { throw SafeTensorsError.missingField(file: file, tensor: name, field: key) }
             return value
         }
@@ -87,6 +87,9 @@ struct SafeTensorsHeader {
             let product = elements.multipliedReportingOverflow(by: dimension)
             guard !product.overflow else { throw SafeTensorsError.shapeTooLarge(file: file, tensor: name, shape: shape) }
             elements = product.partialValue
+        }
+        guard elements <= SafeTensors.maxTensorElements else {
+            throw SafeTensorsError.tensorTooLarge(file: file, tensor: name, shape: shape, limit: SafeTensors.maxTensorElements)
         }
         let bytes = elements.multipliedReportingOverflow(by: dtype.size)
         guard !bytes.overflow else { throw SafeTensorsError.shapeTooLarge(file: file, tensor: name, shape: shape) }

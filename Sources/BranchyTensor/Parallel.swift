@@ -3,6 +3,11 @@ import Dispatch
 /// Work splitting over the machine's cores.
 public enum Parallel {
     /// Number of worker threads kernels may use (defaults to the active processor count).
+    ///
+    /// Set it before any kernel runs (the command-line tools do so once, from `--threads`);
+    /// kernels only read it.
+    // Unchecked because of that rule: nothing sets it while kernels run. An atomic would need
+    // Synchronization, which the package's macOS 14 deployment target does not have.
     nonisolated(unsafe) public static var threads: Int = max(1, sysconfThreads())
 
     private static func sysconfThreads() -> Int {
@@ -22,6 +27,10 @@ public enum Parallel {
             if count > 0 { body(0..<count) }
             return
         }
+        // `body` runs on several threads at once, each call on its own range; the callers'
+        // contract is that a call writes only memory that belongs to its range (or to its
+        // worker), which is what makes sharing the non-Sendable closure safe.
+        nonisolated(unsafe) let body = body
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             let lo = count * w / workers
             let hi = count * (w + 1) / workers
@@ -37,6 +46,8 @@ public enum Parallel {
             if count > 0 { body(0, 0..<count) }
             return 1
         }
+        // As in `forEachChunk`: each call writes only memory of its own range or worker.
+        nonisolated(unsafe) let body = body
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             let lo = count * w / workers
             let hi = count * (w + 1) / workers

@@ -20,9 +20,11 @@ public struct ExitTrace: Sendable {
 /// Runs a network over a data set the way the tiers do, in one process.
 public enum Evaluator {
     /// Computes every exit on `count` samples of `data`. Features crossing from one stage to the next
-    /// go through `codec` per sample, as they do on the wire between tiers.
+    /// go through `codec` per sample, as they do on the wire between tiers. Throws when the
+    /// images are not the network's input.
     public static func trace(network: Network, data: IDXDataset, limit: Int? = nil, codec: FeatureCodecKind = .float32,
-                             batchSize: Int = 256, progress: Bool = false) -> ExitTrace {
+                             batchSize: Int = 256, progress: Bool = false) throws -> ExitTrace {
+        try network.checkInput(of: data)
         let n = min(data.count, limit ?? data.count)
         let exits = network.stages.count
         var outputs = [[ExitOutput]](repeating: [], count: exits)

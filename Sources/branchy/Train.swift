@@ -65,7 +65,7 @@ struct Train: ParsableCommand {
         let trainer = try Trainer(network: network, config: config)
         var log: [String] = []
         let started = Date()
-        trainer.train(on: trainSet) { e in
+        try trainer.train(on: trainSet) { e in
             let accs = e.exitAccuracy.map { String(format: "%.2f%%", 100 * $0) }.joined(separator: " / ")
             let line = "epoch \(e.epoch): " + String(format: "loss %.4f", e.loss) + ", train accuracy per exit \(accs), " + String(format: "%.1f s", e.seconds)
             printError(line)
@@ -75,7 +75,7 @@ struct Train: ParsableCommand {
         let codecKind = FeatureCodecKind(codec)!
 
         // Thresholds are chosen on the held-out training samples, never on the test set.
-        let thresholds = chooseThresholds(network: network, validation: valSet, codec: codecKind, tolerance: tolerance)
+        let thresholds = try chooseThresholds(network: network, validation: valSet, codec: codecKind, tolerance: tolerance)
         modelSpec.defaults = .init(thresholds: thresholds, codec: codec)
         let finalNetwork = try Network(spec: modelSpec, file: spec ?? arch)
         for (name, t) in network.namedTensors { finalNetwork.assign(name, t) }
@@ -84,8 +84,9 @@ struct Train: ParsableCommand {
 
         var card = ModelCard(model: model, config: config, trainSamples: trainSet.count, validationSamples: valSet.count,
                              dataPath: data, seconds: seconds, epochLog: log)
-        if let testSet = try? IDXDataset.load(path: test) {
-            let trace = Evaluator.trace(network: model.network, data: testSet, codec: codecKind)
+        // The card's test section is optional: left out when the test set is missing or of other images.
+        if let testSet = try? IDXDataset.load(path: test),
+           let trace = try? Evaluator.trace(network: model.network, data: testSet, codec: codecKind) {
             card.test = (test, EvalReport(trace: trace, policy: ExitPolicy(thresholds: thresholds), codec: codec))
         }
         try card.markdown.write(to: outURL.appendingPathComponent("MODEL_CARD.md"), atomically: true, encoding: .utf8)
@@ -109,10 +110,10 @@ func split(_ d: IDXDataset, holdOut: Int, seed: UInt64) -> (IDXDataset, IDXDatas
 
 /// The thresholds that send most samples out early while the held-out accuracy stays within
 /// `tolerance` points of the last exit alone (BranchyNet's screening, on a finer grid).
-func chooseThresholds(network: Network, validation: IDXDataset, codec: FeatureCodecKind, tolerance: Double) -> [Float] {
+func chooseThresholds(network: Network, validation: IDXDataset, codec: FeatureCodecKind, tolerance: Double) throws -> [Float] {
     var thresholds = [Float](repeating: 0, count: network.stages.count - 1)
     guard validation.count > 0 else { return thresholds }
-    let trace = Evaluator.trace(network: network, data: validation, codec: codec)
+    let trace = try Evaluator.trace(network: network, data: validation, codec: codec)
     let finalOnly = EvalReport(trace: trace, policy: ExitPolicy(thresholds: thresholds), codec: "").finalOnlyAccuracy
     if let pick = BranchyTraining.Sweep.choose(BranchyTraining.Sweep.run(trace: trace, grid: BranchyTraining.Sweep.fineGrid),
                                                 finalOnly: finalOnly, tolerance: tolerance / 100) {

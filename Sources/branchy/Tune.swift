@@ -23,7 +23,7 @@ struct Tune: ParsableCommand {
         let codec = FeatureCodecKind(m.spec.defaults?.codec ?? "int8") ?? .int8
         let all = try IDXDataset.load(directory: URL(fileURLWithPath: data), split: .train)
         let (_, held) = split(all, holdOut: validation, seed: seed)
-        let t = chooseThresholds(network: m.network, validation: held, codec: codec, tolerance: tolerance)
+        let t = try chooseThresholds(network: m.network, validation: held, codec: codec, tolerance: tolerance)
         print("thresholds chosen on \(held.count) held-out samples (tolerance \(tolerance) points): " + t.map { String(format: "%g", $0) }.joined(separator: ","))
         guard write else { return }
         var spec = m.spec
@@ -33,7 +33,7 @@ struct Tune: ParsableCommand {
         try enc.encode(spec).write(to: dir.appendingPathComponent(Model.specFileName))
         let updated = try Model.load(directory: dir)
         let testSet = try IDXDataset.load(path: test)
-        let report = EvalReport(trace: Evaluator.trace(network: updated.network, data: testSet, codec: codec),
+        let report = EvalReport(trace: try Evaluator.trace(network: updated.network, data: testSet, codec: codec),
                                 policy: ExitPolicy(thresholds: t), codec: codec.name)
         print(report.table, terminator: "")
         let cardURL = dir.appendingPathComponent("MODEL_CARD.md")

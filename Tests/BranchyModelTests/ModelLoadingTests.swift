@@ -212,15 +212,22 @@ import Testing
 
     @Test func malformedJSONNamesTheKeyPath() throws {
         try expectJSONError(tinyJSON(trunk: #"[{"op": "relu"}, {"op": "conv", "name": "c1", "out": "three", "kernel": 3}]"#),
-                            at: "stages[0].trunk[1].out", "expected Int")
+                            at: "stages[0].trunk[1].out", "expected an integer, got \"three\"")
         try expectJSONError(tinyJSON(trunk: #"[{"op": "relu"}, {"name": "c1", "out": 3, "kernel": 3}]"#),
                             at: "stages[0].trunk[1].op", "missing key 'op'")
         try expectJSONError(tinyJSON(trunk: #"[{"op": "relu"}, 7]"#),
                             at: "stages[0].trunk[1]", "expected")
-        try expectJSONError(tinyJSON(trunk: "[]", input: #""28x28""#), at: "input", "expected Array")
+        try expectJSONError(tinyJSON(trunk: "[]", input: #""28x28""#), at: "input", "expected an array, got \"28x28\"")
         try expectJSONError(#"{"name": "x", "input": [1, 6, 6], "stages": []}"#, at: "classes", "missing key 'classes'")
         try expectJSONError(#"{"name": "x", "input": [1, 6, 6], "classes": 3, "stages": ["#, at: nil, "not valid JSON")
         try expectJSONError("", at: nil, "not valid JSON")
+    }
+
+    @Test func hugeSizesFailBeforeAnythingIsAllocated() throws {
+        try expectJSONError(tinyJSON(trunk: #"[{"op": "conv", "name": "c1", "out": 1099511627776, "kernel": 3}]"#),
+                            at: "stages[0].trunk[0].out", "1099511627776 exceeds the limit of 16777216")
+        try expectJSONError(tinyJSON(trunk: "[]", input: "[2147483648, 2147483648, 2147483648]"),
+                            at: "input[0]", "2147483648 exceeds the limit of 16777216")
     }
 
     @Test func invalidDescriptionNamesTheModelFile() throws {

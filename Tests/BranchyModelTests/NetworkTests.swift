@@ -104,6 +104,23 @@ import Testing
         #expect(again.namedTensors == network.namedTensors.merging(["a.trunk.bn1.running_mean": Tensor(shape: [3])]) { $1 })
     }
 
+    @Test func sharedNetworkAnswersAlikeOnConcurrentTasks() async throws {
+        // A loaded network is shared read-only by the tiers: inference passes on many tasks at
+        // once write nothing in it and give the answers a single caller gets.
+        let network = try ModelFixture.randomNetwork(ModelFixture.tinyBatchNorm, seed: 9)
+        let x = ModelFixture.randomInput([1, 6, 6], count: 4, seed: 2)
+        let infer: @Sendable () -> [Tensor] = {
+            (0..<2).map { i in network.exitLogits(i, (0...i).reduce(x) { network.trunk($1, $0) }) }
+        }
+        let expected = infer()
+        let answers = await withTaskGroup(of: [Tensor].self) { group in
+            for _ in 0..<8 { group.addTask(operation: infer) }
+            return await group.reduce(into: [[Tensor]]()) { $0.append($1) }
+        }
+        #expect(answers.count == 8)
+        #expect(answers.allSatisfy { $0 == expected })
+    }
+
     // MARK: Errors
 
     /// Checks that building `spec` fails at `location` with a reason containing `reason`,

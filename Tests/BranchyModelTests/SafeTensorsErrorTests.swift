@@ -174,8 +174,30 @@ import Testing
     @Test func shapeTooLarge() {
         let error = F.error(single(#"{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}"#))
         #expect(error == .shapeTooLarge(file: file, tensor: "w", shape: [1 << 62, 4]))
+        // Elements that fit Int but whose bytes would not are already over the element limit.
         let bytesOverflow = F.error(single(#"{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,8]}"#))
-        #expect(bytesOverflow == .shapeTooLarge(file: file, tensor: "w", shape: [1 << 62]))
+        #expect(bytesOverflow == .tensorTooLarge(file: file, tensor: "w", shape: [1 << 62], limit: SafeTensors.maxTensorElements))
+    }
+
+    @Test func tensorAboveTheElementLimit() {
+        // 2^24 + 1 BF16 elements: the bytes are there, but no model has a tensor this large.
+        let count = (1 << 24) + 1
+        let error = F.error(single(#"{"dtype":"BF16","shape":[\#(count)],"data_offsets":[0,\#(2 * count)]}"#,
+                                   data: [UInt8](repeating: 0, count: 2 * count)))
+        #expect(error?.description == "\(file): tensor 'w': shape [16777217] has more than the limit of 16777216 elements")
+    }
+
+    @Test func bytesThatBelongToNoTensor() {
+        // Tensors lie back to back from the start of the data section, as the reference
+        // implementation requires: a gap or a tail is an error, so a weights file cannot carry
+        // bytes no tensor uses (which loading would still read, for the fingerprint).
+        let header = #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#
+        let gap = F.error(F.file(header: header, data: [UInt8](repeating: 0, count: 12)))
+        #expect(gap?.description == "\(file): bytes 4..<8 of the 12-byte data section belong to no tensor")
+        let tail = F.error(valid + Data([0, 0, 0, 0]))
+        #expect(tail?.description == "\(file): bytes 20..<24 of the 24-byte data section belong to no tensor")
+        let leading = F.error(single(#"{"dtype":"F32","shape":[2],"data_offsets":[8,16]}"#))
+        #expect(leading?.description == "\(file): bytes 0..<8 of the 16-byte data section belong to no tensor")
     }
 
     @Test func offsetsReversed() {

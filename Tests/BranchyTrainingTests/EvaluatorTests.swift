@@ -38,7 +38,7 @@ import Testing
 
     @Test func traceRunsEveryExitOnEverySample() throws {
         let network = try network()
-        let trace = Evaluator.trace(network: network, data: Self.data, batchSize: 7)
+        let trace = try Evaluator.trace(network: network, data: Self.data, batchSize: 7)
         #expect(trace.exitNames == ["exit-a", "exit-b"])
         #expect(trace.samples == 20)
         #expect(trace.labels == (0..<20).map { $0 % 3 })
@@ -51,17 +51,24 @@ import Testing
         #expect(trace.outputs[1] == network.classify(exit: 1, features: network.trunk(1, f0)))
 
         // Batch size does not matter; limit takes a prefix.
-        let whole = Evaluator.trace(network: network, data: Self.data)
+        let whole = try Evaluator.trace(network: network, data: Self.data)
         #expect(whole.outputs == trace.outputs)
-        let limited = Evaluator.trace(network: network, data: Self.data, limit: 5, batchSize: 2)
+        let limited = try Evaluator.trace(network: network, data: Self.data, limit: 5, batchSize: 2)
         #expect(limited.samples == 5)
         #expect(limited.outputs.map { Array($0) } == trace.outputs.map { Array($0.prefix(5)) })
     }
 
+    @Test func imagesOfAnotherSizeAreAnError() throws {
+        // 5×5 images for a model on 1×6×6 inputs used to fail a precondition deep in the batch.
+        let other = IDXDataset(images: [Float](repeating: 0, count: 4 * 25), labels: [0, 1, 2, 0], rows: 5, cols: 5)
+        let error = #expect(throws: TrainingError.self) { try Evaluator.trace(network: try network(), data: other) }
+        #expect(error?.description == "the data set's images are 1×5×5, but model tiny expects [1, 6, 6]")
+    }
+
     @Test func traceSendsFeaturesThroughTheCodec() throws {
         let network = try network()
-        let plain = Evaluator.trace(network: network, data: Self.data, batchSize: 8)
-        let int8 = Evaluator.trace(network: network, data: Self.data, codec: .int8, batchSize: 8)
+        let plain = try Evaluator.trace(network: network, data: Self.data, batchSize: 8)
+        let int8 = try Evaluator.trace(network: network, data: Self.data, codec: .int8, batchSize: 8)
         // The first exit sees the trunk output directly; later stages see the decoded features.
         #expect(int8.outputs[0] == plain.outputs[0])
         let x = Tensor(shape: [20, 1, 6, 6], data: Self.data.images)

@@ -1,3 +1,4 @@
+import BranchyData
 import BranchyModel
 import BranchyTensor
 import Testing
@@ -25,6 +26,15 @@ import Testing
     /// `Trainer.step` takes one Adam step, which on the first update moves every weight by
     /// lr against the sign of its gradient. Compare that sign with central finite differences
     /// of the joint loss, and the returned loss with the loss computed independently.
+    @Test func imagesOfAnotherSizeAreAnError() throws {
+        let network = try Network(spec: TrainingFixture.tinySpec)
+        let config = TrainingFixture.config(epochs: 1, batchSize: 2, learningRate: 0.01, exitWeights: [1, 1], seed: 1)
+        let trainer = try Trainer(network: network, config: config)
+        let other = IDXDataset(images: [Float](repeating: 0, count: 4 * 49), labels: [0, 1, 2, 0], rows: 7, cols: 7)
+        let error = #expect(throws: TrainingError.self) { try trainer.train(on: other) { _ in } }
+        #expect(error?.description == "the data set's images are 1×7×7, but model tiny expects [1, 6, 6]")
+    }
+
     @Test func stepDescendsTheJointLoss() throws {
         let weights: [Float] = [0.6, 1.4]
         let network = try Network(spec: TrainingFixture.tinySpec)

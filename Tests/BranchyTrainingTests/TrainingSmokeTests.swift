@@ -15,7 +15,7 @@ import Testing
                                             seed: seed, limit: samples)
         let trainer = try Trainer(network: network, config: config)
         var summaries: [Trainer.EpochSummary] = []
-        trainer.train(on: data) { summaries.append($0) }
+        try trainer.train(on: data) { summaries.append($0) }
         return (network, summaries)
     }
 

@@ -1,16 +1,17 @@
-/// A strict, minimal JSON reader for safetensors headers (RFC 8259).
+/// A strict, minimal JSON reader (RFC 8259) for safetensors headers and model descriptions.
 ///
 /// Unlike `JSONSerialization` it keeps integers apart from fractions and booleans, which the
-/// header's `shape` and `data_offsets` need, behaves the same on every platform, limits
-/// nesting depth, and reports the byte offset of a syntax error.
-enum SafeTensorsJSON: Equatable {
-    case object([String: SafeTensorsJSON])
-    case array([SafeTensorsJSON])
+/// header's `shape` and `data_offsets` need, keeps the text of every other number for error
+/// messages, behaves the same on every platform, rejects duplicate keys, limits nesting
+/// depth, and reports the byte offset of a syntax error.
+enum StrictJSON: Equatable {
+    case object([String: StrictJSON])
+    case array([StrictJSON])
     case string(String)
     /// A number written without fraction or exponent that fits in `Int`.
     case integer(Int)
-    /// Any other number.
-    case number(Double)
+    /// Any other number, with its text as written.
+    case number(Double, text: String)
     case bool(Bool)
     case null
 
@@ -33,8 +34,22 @@ enum SafeTensorsJSON: Equatable {
         }
     }
 
+    /// The value as an error message shows it: scalars as written (long strings shortened),
+    /// containers by their kind.
+    var shown: String {
+        switch self {
+        case .object: return "an object"
+        case .array: return "an array"
+        case .string(let s): return SafeTensors.jsonString(s.count > 40 ? String(s.prefix(40)) + "…" : s)
+        case .integer(let v): return "\(v)"
+        case .number(_, let text): return text
+        case .bool(let b): return b ? "true" : "false"
+        case .null: return "null"
+        }
+    }
+
     /// Parses one JSON value surrounded by optional whitespace.
-    static func parse(_ bytes: UnsafeRawBufferPointer) throws -> SafeTensorsJSON {
+    static func parse(_ bytes: UnsafeRawBufferPointer) throws -> StrictJSON {
         var parser = Parser(bytes: bytes)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
@@ -58,15 +73,15 @@ enum SafeTensorsJSON: Equatable {
 
         mutating func expect(_ c: UInt8) throws {
             guard peek == c else {
-                throw error(peek == nil ? "unexpected end of header, expected '\(Character(Unicode.Scalar(c)))'"
+                throw error(peek == nil ? "unexpected end of input, expected '\(Character(Unicode.Scalar(c)))'"
                                         : "expected '\(Character(Unicode.Scalar(c)))'")
             }
             position += 1
         }
 
-        mutating func value(depth: Int) throws -> SafeTensorsJSON {
+        mutating func value(depth: Int) throws -> StrictJSON {
             guard depth <= Parser.maxDepth else { throw error("nesting deeper than \(Parser.maxDepth) levels") }
-            guard let c = peek else { throw error("unexpected end of header, expected a value") }
+            guard let c = peek else { throw error("unexpected end of input, expected a value") }
             switch c {
             case UInt8(ascii: "{"): return try object(depth: depth)
             case UInt8(ascii: "["): return try array(depth: depth)
@@ -86,9 +101,9 @@ enum SafeTensorsJSON: Equatable {
             }
         }
 
-        mutating func object(depth: Int) throws -> SafeTensorsJSON {
+        mutating func object(depth: Int) throws -> StrictJSON {
             try expect(UInt8(ascii: "{"))
-            var members: [String: SafeTensorsJSON] = [:]
+            var members: [String: StrictJSON] = [:]
             skipWhitespace()
             if peek == UInt8(ascii: "}") { position += 1; return .object(members) }
             while true {
@@ -110,9 +125,9 @@ enum SafeTensorsJSON: Equatable {
             }
         }
 
-        mutating func array(depth: Int) throws -> SafeTensorsJSON {
+        mutating func array(depth: Int) throws -> StrictJSON {
             try expect(UInt8(ascii: "["))
-            var elements: [SafeTensorsJSON] = []
+            var elements: [StrictJSON] = []
             skipWhitespace()
             if peek == UInt8(ascii: "]") { position += 1; return .array(elements) }
             while true {
@@ -125,7 +140,7 @@ enum SafeTensorsJSON: Equatable {
             }
         }
 
-        mutating func number() throws -> SafeTensorsJSON {
+        mutating func number() throws -> StrictJSON {
             let start = position
             var integral = true
             if peek == UInt8(ascii: "-") { position += 1 }
@@ -148,7 +163,7 @@ enum SafeTensorsJSON: Equatable {
             let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
             if integral, let value = Int(text) { return .integer(value) }
             guard let value = Double(text) else { throw SyntaxError(offset: start, message: "invalid number '\(text)'") }
-            return .number(value)
+            return .number(value, text: text)
         }
 
         mutating func digits() {
