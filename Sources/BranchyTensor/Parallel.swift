@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 
 /// Work splitting over the machine's cores.
 public enum Parallel {
@@ -6,9 +7,12 @@ public enum Parallel {
     ///
     /// Set it before any kernel runs (the command-line tools do so once, from `--threads`);
     /// kernels only read it.
-    // Unchecked because of that rule: nothing sets it while kernels run. An atomic would need
-    // Synchronization, which the package's macOS 14 deployment target does not have.
-    nonisolated(unsafe) public static var threads: Int = max(1, sysconfThreads())
+    public static var threads: Int {
+        get { configuredThreads.load(ordering: .relaxed) }
+        set { configuredThreads.store(max(1, newValue), ordering: .relaxed) }
+    }
+
+    private static let configuredThreads = Atomic<Int>(max(1, sysconfThreads()))
 
     private static func sysconfThreads() -> Int {
         #if os(Linux) || os(macOS)

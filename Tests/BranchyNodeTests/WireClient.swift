@@ -44,7 +44,7 @@ final class WireClient: @unchecked Sendable {
     /// Connects to 127.0.0.1:`port`, over TLS as `identity` (expecting the server to be `serverName`),
     /// or in plain TCP when `identity` is nil.
     static func connect(port: Int, group: EventLoopGroup, identity: Identity?, serverName: String = "edge") async throws -> WireClient {
-        var tls: NIOSSLContext?
+        let tls: NIOSSLContext?
         if let identity {
             var config = TLSConfiguration.makeClientConfiguration()
             config.minimumTLSVersion = .tlsv13
@@ -55,6 +55,8 @@ final class WireClient: @unchecked Sendable {
                 config.privateKey = .privateKey(try NIOSSLPrivateKey(file: key.path, format: .pem))
             }
             tls = try NIOSSLContext(configuration: config)
+        } else {
+            tls = nil
         }
         let state = NIOLockedValueBox(State())
         let channel = try await ClientBootstrap(group: group)
