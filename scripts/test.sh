@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: the unit tests (`swift test`, debug build), then the
-# end-to-end checks (scripts/e2e.sh, release build, real processes over TLS),
-# the fault checks (scripts/e2e-faults.sh) and the load check (scripts/load.sh).
+# Runs every test: the unit tests (`swift test`, debug build under
+# ThreadSanitizer, live clusters included), then the end-to-end checks
+# (scripts/e2e.sh, release build, real processes over TLS), the fault checks
+# (scripts/e2e-faults.sh) and the load check (scripts/load.sh).
 # Installs the Debian packages the checks need when they are missing. Every
 # suite runs even if an earlier one fails; exits non-zero if any failed.
 set -euo pipefail
@@ -19,9 +20,11 @@ command -v swift >/dev/null 2>&1 || die "the 'swift' command is needed but was n
 ensure_packages openssl:openssl python3:python3
 mkdir -p run
 
-echo "== unit tests (swift test)"
+echo "== unit tests under ThreadSanitizer (swift test --sanitize=thread)"
+# One debug build, instrumented: every test, the live clusters included, runs under TSan,
+# and a data race fails the run. Its own build folder keeps the plain debug build intact.
 unit=0
-swift test || unit=$?
+TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" swift test --sanitize=thread --scratch-path .build-tsan || unit=$?
 
 ensure_built   # once (release), so the end-to-end scripts share BRANCHY_BIN
 
@@ -43,7 +46,7 @@ load_counts="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' run/test-load.out | tail
 verdict() { if [ "$1" -eq 0 ]; then echo "ok"; else echo "FAILED (exit $1)"; fi; }
 suites_failed=$(( (unit != 0) + (e2e != 0) + (faults != 0) + (load != 0) ))
 echo "== summary"
-echo "unit tests (swift test): $(verdict "$unit")"
+echo "unit tests (swift test --sanitize=thread): $(verdict "$unit")"
 echo "end-to-end (scripts/e2e.sh): $(verdict "$e2e")${e2e_counts:+, $e2e_counts}"
 echo "fault checks (scripts/e2e-faults.sh): $(verdict "$faults")${faults_counts:+, $faults_counts}"
 echo "load check (scripts/load.sh): $(verdict "$load")${load_counts:+, $load_counts}"
