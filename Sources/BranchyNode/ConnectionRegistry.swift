@@ -54,13 +54,14 @@ final class ConnectionRegistry: Sendable {
     /// Admits a new connection. When the node is full, the oldest connection without a
     /// successful hello, else the oldest authenticated one with nothing in flight, is removed
     /// and returned in `shed` for the caller to close.
-    func admit(_ channel: any Channel) -> Result<(id: UInt64, shed: (any Channel)?), Refusal> {
+    func admit(_ channel: any Channel) -> Result<(id: UInt64, shed: (channel: any Channel, peer: String?)?), Refusal> {
         state.withLock { s in
             if s.draining { return .failure(.draining) }
-            var shed: (any Channel)? = nil
+            var shed: (channel: any Channel, peer: String?)? = nil
             if s.entries.count >= maxConnections {
                 guard let victim = Self.victims(in: s, count: 1).first else { return .failure(.full(s.entries.count)) }
-                shed = Self.remove(victim, from: &s)
+                let peer = s.entries[victim]?.peer
+                shed = Self.remove(victim, from: &s).map { ($0, peer) }
             }
             let id = s.nextID
             s.nextID += 1

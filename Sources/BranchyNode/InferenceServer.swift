@@ -91,18 +91,21 @@ public final class InferenceServer: Sendable {
                     case .success(let admitted):
                         id = admitted.id
                         if let shed = admitted.shed {
-                            self.log(.info, from: "shed", "\(self.connections.maxConnections) connections open; closing the oldest idle one, "
-                                         + "from \(shed.remoteAddress.map { "\($0)" } ?? "?")")
-                            shed.close(promise: nil)
+                            self.log(.info, from: "shed", "\(self.connections.maxConnections) connections open; closing "
+                                         + "\(shed.peer.map { "the oldest idle one, of \($0)" } ?? "the oldest one without a hello"), "
+                                         + "from \(shed.channel.remoteAddress.map { "\($0)" } ?? "?")")
+                            shed.channel.close(promise: nil)
                         }
                     }
                     let reservation = InputReservation(budget: self.budget)
                     let handler = ServerConnectionHandler(server: self, id: id, reservation: reservation,
                                                           machine: ServerConnectionStateMachine(configuration: machineConfig))
+                    // The idle timer sits below TLS: any bytes received count as activity, so a large
+                    // frame arriving slowly is not cut off.
                     try channel.pipeline.syncOperations.addHandlers([
+                        IdleStateHandler(readTimeout: idle),
                         NIOSSLServerHandler(context: tls),
                         ByteToMessageHandler(BudgetedFrameDecoder(reservation: reservation)), MessageToByteHandler(FrameEncoder()),
-                        IdleStateHandler(readTimeout: idle),
                         handler,
                     ])
                 }

@@ -5,7 +5,7 @@
 public struct ServerLimits: Sendable, Hashable {
     /// Default ``handshakeTimeoutMillis``: 10 s for TCP accept to a successful hello.
     public static let defaultHandshakeTimeoutMillis = 10_000
-    /// Default ``idleTimeoutMillis``: 5 minutes without a frame and with nothing in flight.
+    /// Default ``idleTimeoutMillis``: 5 minutes without a byte received and with nothing in flight.
     public static let defaultIdleTimeoutMillis = 300_000
     /// Default ``maxConnections``.
     public static let defaultMaxConnections = 1_024
@@ -18,7 +18,7 @@ public struct ServerLimits: Sendable, Hashable {
 
     /// Time from accepting a TCP connection until its TLS handshake and `hello` must be done.
     public var handshakeTimeoutMillis: Int
-    /// A connection that sends no frame for this long while none of its requests is in flight is closed.
+    /// A connection that sends no byte for this long while none of its requests is in flight is closed.
     public var idleTimeoutMillis: Int
     /// Most open connections, in any state. When full, the oldest unauthenticated (then idle)
     /// connection makes room for a new one. Also capped below the process's file-descriptor limit.

@@ -72,6 +72,27 @@ extension Sockets {
             }
         }
 
+        @Test func aSlowFrameIsNotCutOffByTheIdleTimeout() async throws {
+            try await withEdge(limits: ["idleTimeoutMs": 500]) { cluster, server in
+                let fixture = try Fixture.shared()
+                let client = try await WireClient.connect(port: cluster.edgePort, group: cluster.group,
+                                                          identity: .node("device", in: fixture.certs))
+                guard case .helloAck = await client.hello(hello(server))?.message else {
+                    Issue.record("no helloAck")
+                    return
+                }
+                var header = ByteBuffer()
+                header.writeFrameHeader(FrameHeader(type: .infer, requestID: 1, payloadLength: 100_000))
+                await client.send(header)
+                for _ in 0..<8 {
+                    try await Task.sleep(for: .milliseconds(200))
+                    await client.send(ByteBuffer(repeating: 0, count: 1_000))
+                }
+                #expect(!(await client.closed(within: 0)), "closed while bytes were still arriving")
+                #expect(await client.closed(within: 4))
+            }
+        }
+
         @Test func onePeerMayHoldOnlyItsShareOfConnections() async throws {
             try await withEdge(limits: ["maxConnectionsPerPeer": 2]) { cluster, server in
                 let fixture = try Fixture.shared()
