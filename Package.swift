@@ -11,6 +11,13 @@ let package = Package(
         .executable(name: "branchy-device", targets: ["branchy-device"]),
         .executable(name: "branchy-edge", targets: ["branchy-edge"]),
         .executable(name: "branchy-cloud", targets: ["branchy-cloud"]),
+        // Libraries for the fuzz targets and their seed generator in Fuzz/ (a separate
+        // package that depends on this one).
+        .library(name: "BranchyTensor", targets: ["BranchyTensor"]),
+        .library(name: "BranchyWire", targets: ["BranchyWire"]),
+        .library(name: "BranchyModel", targets: ["BranchyModel"]),
+        .library(name: "BranchyTopology", targets: ["BranchyTopology"]),
+        .library(name: "BranchyData", targets: ["BranchyData"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of Fuzz/ (debug, -sanitize=fuzzer,address) and runs
+# each one, bounded, on a scratch copy of its seed corpus (Fuzz/Corpus/<target>/).
+# Prints per target the executions, libFuzzer's final `cov:` and `ft:`, and pass or
+# fail; exits non-zero if any target crashed, hung, ran out of memory or leaked.
+# Everything a run writes (scratch corpora, logs, crash reproducers) goes to
+# run/fuzz/<target>/, which each run of that target starts afresh.
+set -euo pipefail
+. "$(dirname "$0")/lib/common.sh"
+
+all_targets=(frame hello infer-request infer-result safetensors model-spec topology idx)
+
+usage() {
+    cat <<EOF
+usage: $(basename "$0") [--seconds N] [--runs N] [--timeout S] [--rss-mb M] [--jobs J] [--no-build] [TARGET...]
+  --seconds N   stop each target after N seconds (-max_total_time; default 30 unless --runs is given)
+  --runs N      stop each target after N executions (-runs)
+  --timeout S   an input that takes longer than S seconds counts as a hang (default 10)
+  --rss-mb M    memory limit per target in MB (-rss_limit_mb, also the largest single malloc; default 2048)
+  --jobs J      run J targets at the same time (default: 2, or 1 on a single core)
+  --no-build    use the executables of an earlier build
+targets: ${all_targets[*]} (default: all)
+EOF
+}
+
+cores="$(nproc 2>/dev/null || echo 1)"
+seconds="" runs="" timeout=10 rss_mb=2048 jobs=$((cores >= 2 ? 2 : 1)) build=1 targets=()
+number() { [[ "${2:-}" =~ ^[0-9]+$ ]] || die "$1 needs a whole number, got '${2:-}'"; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --seconds) number "$1" "${2:-}"; seconds="$2"; shift 2 ;;
+        --runs) number "$1" "${2:-}"; runs="$2"; shift 2 ;;
+        --timeout) number "$1" "${2:-}"; timeout="$2"; shift 2 ;;
+        --rss-mb) number "$1" "${2:-}"; rss_mb="$2"; shift 2 ;;
+        --jobs) number "$1" "${2:-}"; jobs="$2"; shift 2 ;;
+        --no-build) build=0; shift ;;
+        -*) usage >&2; exit 2 ;;
+        *)
+            [[ " ${all_targets[*]} " == *" $1 "* ]] || die "unknown target '$1' (targets: ${all_targets[*]})"
+            targets+=("$1"); shift ;;
+    esac
+done
+[ "${#targets[@]}" -gt 0 ] || targets=("${all_targets[@]}")
+[ -n "$seconds$runs" ] || seconds=30
+[ "$jobs" -ge 1 ] || die "--jobs must be at least 1"
+
+cd "$REPO_ROOT"
+command -v swift >/dev/null 2>&1 || die "the 'swift' command is needed but was not found"
+out="$REPO_ROOT/run/fuzz"
+mkdir -p "$out"
+
+# --- Build -------------------------------------------------------------------
+# One product at a time: `swift build` without --product would also build the seed
+# generator (make-corpus), which has a main of its own and is built without these flags.
+flags=(-c debug --package-path Fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
+if [ "$build" -eq 1 ]; then
+    say "building ${#targets[@]} fuzz target(s) (debug, -sanitize=fuzzer,address); log: run/fuzz/build.log"
+    start=$SECONDS
+    : > "$out/build.log"
+    for t in "${targets[@]}"; do
+        if ! swift build "${flags[@]}" --product "fuzz-$t" >> "$out/build.log" 2>&1; then
+            grep -v 'Cannot export local symbol' "$out/build.log" | tail -n 30 >&2
+            die "building fuzz-$t failed (see run/fuzz/build.log)"
+        fi
+    done
+    say "built in $((SECONDS - start)) s"
+fi
+bin="$(swift build "${flags[@]}" --show-bin-path)"
+
+# --- Run ---------------------------------------------------------------------
+
+# fuzz_one TARGET: runs one target; its summary line goes to run/fuzz/TARGET/summary.
+fuzz_one() {
+    local t="$1" dir="$out/$1" exe="$bin/fuzz-$1" status=0
+    rm -rf "$dir"
+    mkdir -p "$dir/corpus"
+    if [ ! -x "$exe" ]; then
+        printf '%s\tFAIL\t?\t?\t?\t0\tno executable %s (build first)\n' "$t" "$exe" > "$dir/summary"
+        return
+    fi
+    cp -R "Fuzz/Corpus/$t/." "$dir/corpus/"
+    local args=(-timeout="$timeout" -rss_limit_mb="$rss_mb" -print_final_stats=1
+                -artifact_prefix="$dir/" -close_fd_mask=1)
+    [ -n "$seconds" ] && args+=(-max_total_time="$seconds")
+    [ -n "$runs" ] && args+=(-runs="$runs")
+    [ -f "Fuzz/Dictionaries/$t.dict" ] && args+=(-dict="Fuzz/Dictionaries/$t.dict")
+    local start=$SECONDS
+    # Swift's own crash backtracer reads the stack of the crashed thread, which ASan
+    # reports as a bad access instead of the real failure: leave crashes to libFuzzer.
+    # Known leaks outside Branchy's code are listed in Fuzz/lsan.supp.
+    SWIFT_BACKTRACE="${SWIFT_BACKTRACE:-enable=no}" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
+        LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$REPO_ROOT/Fuzz/lsan.supp}" "$exe" "${args[@]}" "$dir/corpus" > "$dir/fuzz.log" 2>&1 || status=$?
+    local elapsed=$((SECONDS - start))
+    # The last status line (`#N ... cov: C ft: F ...`) and the final statistics.
+    local stats execs cov ft
+    stats="$(grep -E '^#[0-9]+' "$dir/fuzz.log" | tail -n 1 || true)"
+    execs="$(awk -F': *' '/^stat::number_of_executed_units:/ { print $2 }' "$dir/fuzz.log" | tail -n 1)"
+    [ -n "$execs" ] || execs="$(sed -nE 's/^#([0-9]+).*/\1/p' <<<"$stats")"
+    cov="$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$stats")"
+    ft="$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$stats")"
+    local verdict="ok" note=""
+    if [ "$status" -ne 0 ]; then
+        verdict="FAIL"
+        local artifact
+        artifact="$(ls -t "$dir" | grep -E '^(crash|leak|timeout|oom|slow-unit)-' | head -n 1 || true)"
+        note="exit $status"
+        [ -n "$artifact" ] && note+=", reproducer run/fuzz/$t/$artifact"
+        note+=", log run/fuzz/$t/fuzz.log"
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$verdict" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$elapsed" "$note" > "$dir/summary"
+}
+
+limit="${seconds:+${seconds} s}${seconds:+${runs:+ or }}${runs:+${runs} runs}"
+say "fuzzing ${#targets[@]} target(s), each for $limit, $jobs at a time; output in run/fuzz/<target>/"
+running=0
+for t in "${targets[@]}"; do
+    if [ "$running" -ge "$jobs" ]; then wait -n || true; running=$((running - 1)); fi
+    fuzz_one "$t" &
+    running=$((running + 1))
+done
+wait
+
+passed=0 failed=0
+printf '%-14s %-6s %12s %7s %8s %6s  %s\n' target result executions cov ft time notes
+for t in "${targets[@]}"; do
+    IFS=$'\t' read -r name verdict execs cov ft elapsed note < "$out/$t/summary"
+    printf '%-14s %-6s %12s %7s %8s %5ss  %s\n' "$name" "$verdict" "$execs" "$cov" "$ft" "$elapsed" "$note"
+    if [ "$verdict" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+done
+echo "fuzz: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
