@@ -31,7 +31,7 @@ let package = Package(
         .executableTarget(name: "fuzz-\(target.name)", dependencies: target.dependencies, path: "Sources/fuzz-\(target.name)")
     } + [
         // Writes the seed corpora in Corpus/ with the project's own encoders (built without
-        // the fuzzer flags: swift run --package-path Fuzz --scratch-path Fuzz/.build-seeds make-corpus).
+        // the fuzzer flags; see docs/FUZZING.md).
         .executableTarget(name: "make-corpus", dependencies: [
             .product(name: "BranchyWire", package: "Branchy"),
             .product(name: "BranchyModel", package: "Branchy"),

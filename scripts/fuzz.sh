@@ -92,6 +92,12 @@ fuzz_one() {
     SWIFT_BACKTRACE="${SWIFT_BACKTRACE:-enable=no}" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
         LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$REPO_ROOT/Fuzz/lsan.supp}" "$exe" "${args[@]}" "$dir/corpus" > "$dir/fuzz.log" 2>&1 || status=$?
     local elapsed=$((SECONDS - start))
+    # Scratch files of targets that read from paths (/dev/shm/branchy-fuzz-TARGET-PID); a
+    # crashed process leaves its folder behind.
+    local scratch
+    for scratch in /dev/shm/branchy-fuzz-"$t"-* "${TMPDIR:-/tmp}"/branchy-fuzz-"$t"-*; do
+        [ -d "$scratch" ] && ! kill -0 "${scratch##*-}" 2>/dev/null && rm -rf "$scratch"
+    done
     # The last status line (`#N ... cov: C ft: F ...`) and the final statistics.
     local stats execs cov ft
     stats="$(grep -E '^#[0-9]+' "$dir/fuzz.log" | tail -n 1 || true)"
@@ -124,7 +130,11 @@ wait
 passed=0 failed=0
 printf '%-14s %-6s %12s %7s %8s %6s  %s\n' target result executions cov ft time notes
 for t in "${targets[@]}"; do
-    IFS=$'\t' read -r name verdict execs cov ft elapsed note < "$out/$t/summary"
+    if [ -f "$out/$t/summary" ]; then
+        IFS=$'\t' read -r name verdict execs cov ft elapsed note < "$out/$t/summary"
+    else
+        name="$t" verdict=FAIL execs="?" cov="?" ft="?" elapsed="?" note="the run did not finish (see run/fuzz/$t/)"
+    fi
     printf '%-14s %-6s %12s %7s %8s %5ss  %s\n' "$name" "$verdict" "$execs" "$cov" "$ft" "$elapsed" "$note"
     if [ "$verdict" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 done
