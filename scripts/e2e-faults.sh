@@ -246,12 +246,12 @@ why_device() {
     fi
 }
 
-# throttle PID FLAG: while the file FLAG exists, lets PID run 10 ms in every 100 ms.
+# throttle PID FLAG: while the file FLAG exists, lets PID run 10 ms in every 200 ms.
 throttle() {
     trap 'kill -CONT "$1" 2>/dev/null; exit 0' EXIT TERM
     while [ -e "$2" ] && proc_running "$1"; do
         kill -STOP "$1" 2>/dev/null || break
-        sleep 0.09
+        sleep 0.19
         kill -CONT "$1" 2>/dev/null || break
         sleep 0.01
     done
