@@ -8,6 +8,10 @@ final class InputReservation {
     var peer: String?
     /// Bytes reserved for the frame being received.
     private(set) var reserved = 0
+    /// Counts reservations, so a deadline set for one frame can tell whether it is still the same frame.
+    private(set) var generation = 0
+    /// Called after each reservation with its size (the connection sets a completion deadline).
+    var onReserve: ((Int) -> Void)?
 
     init(budget: InputBudget) {
         self.budget = budget
@@ -17,6 +21,8 @@ final class InputReservation {
         guard let peer else { return }
         try budget.reserve(bytes, peer: peer)
         reserved = bytes
+        generation += 1
+        onReserve?(bytes)
     }
 
     func release() {

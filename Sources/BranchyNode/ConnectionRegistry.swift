@@ -15,7 +15,7 @@ final class ConnectionRegistry: Sendable {
         var description: String {
             switch self {
             case .draining: return "the node is draining"
-            case .full(let n): return "\(n) connections are open, all authenticated and busy"
+            case .full(let n): return "\(n) connections are open, all authenticated"
             }
         }
     }
@@ -52,14 +52,16 @@ final class ConnectionRegistry: Sendable {
     func count(of peer: String) -> Int { state.withLock { $0.perPeer[peer] ?? 0 } }
 
     /// Admits a new connection. When the node is full, the oldest connection without a
-    /// successful hello, else the oldest authenticated one with nothing in flight, is removed
-    /// and returned in `shed` for the caller to close.
+    /// successful hello is removed and returned in `shed` for the caller to close; authenticated
+    /// connections are never given up for a newcomer, so when all are authenticated it is refused.
     func admit(_ channel: any Channel) -> Result<(id: UInt64, shed: (channel: any Channel, peer: String?)?), Refusal> {
         state.withLock { s in
             if s.draining { return .failure(.draining) }
             var shed: (channel: any Channel, peer: String?)? = nil
             if s.entries.count >= maxConnections {
-                guard let victim = Self.victims(in: s, count: 1).first else { return .failure(.full(s.entries.count)) }
+                guard let victim = s.entries.filter({ $0.value.peer == nil }).min(by: { $0.value.opened < $1.value.opened })?.key else {
+                    return .failure(.full(s.entries.count))
+                }
                 let peer = s.entries[victim]?.peer
                 shed = Self.remove(victim, from: &s).map { ($0, peer) }
             }

@@ -17,12 +17,24 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// Sent through the pipeline (from any thread) to make the connection drain.
     struct Drain: Sendable {}
 
+    /// How long a connection that is being closed after a last frame may wait for that frame to
+    /// be written (a peer that reads nothing would otherwise keep it open).
+    static let closeGrace: TimeAmount = .seconds(2)
+    /// Bytes per second a frame that arrives in pieces must at least average. It must be complete
+    /// within the handshake timeout or `size / minimumFrameRate` seconds, whichever is longer, so
+    /// a peer cannot pin the input budget by trickling bytes.
+    static let minimumFrameRate = 32 * 1024
+
     private let server: InferenceServer
     private let id: UInt64
     private let reservation: InputReservation
     private var machine: ServerConnectionStateMachine
     private var context: ChannelHandlerContext?
     private var handshakeTimer: Scheduled<Void>?
+    private var forcedClose: Scheduled<Void>?
+    private var frameTimer: Scheduled<Void>?
+    /// True once the hello was accepted (the handshake timer no longer applies).
+    private var authenticated = false
     /// The peer's address ("ip:port"); the key for rate-limited warnings until the hello.
     private var address = "unknown peer"
     /// How logs name the peer: its address, then its identity.
@@ -41,14 +53,48 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         label = address
         let timeout = server.limits.handshakeTimeoutMillis
         handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(timeout))) { [self] in
-            guard case .close = machine.handshakeTimeoutPassed() else { return }
+            guard !authenticated else { return }
+            _ = machine.handshakeTimeoutPassed()
             server.log(.info, from: sourceKey, "\(label): no TLS handshake and hello within \(timeout) ms; closing")
+            self.context?.close(promise: nil)
+        }
+        reservation.onReserve = { [weak self] bytes in self?.frameStarted(bytes: bytes) }
+    }
+
+    /// A frame of `bytes` began to arrive in pieces: it must be complete in time.
+    private func frameStarted(bytes: Int) {
+        guard let context else { return }
+        frameTimer?.cancel()
+        let generation = reservation.generation
+        let byRate = TimeAmount.milliseconds(Int64(bytes) * 1000 / Int64(Self.minimumFrameRate))
+        let allowed = max(TimeAmount.milliseconds(Int64(server.limits.handshakeTimeoutMillis)), byRate)
+        frameTimer = context.eventLoop.assumeIsolated().scheduleTask(in: allowed) { [self] in
+            guard let context = self.context, reservation.reserved > 0, reservation.generation == generation else { return }
+            perform(machine.refuse(.limitReached,
+                "a frame of \(bytes) bytes was not complete within \(allowed.nanoseconds / 1_000_000) ms"), context: context)
+        }
+    }
+
+    /// After a frame that ends the connection: close once it is written, or after a grace period at most.
+    private func closeSoon(_ context: ChannelHandlerContext, after write: EventLoopFuture<Void>) {
+        write.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        forcedClose = context.eventLoop.assumeIsolated().scheduleTask(in: Self.closeGrace) { [self] in
             self.context?.close(promise: nil)
         }
     }
 
+    /// A peer that does not read what it is sent: stop reading from it until it does, so answers
+    /// and errors cannot pile up in memory.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        context.channel.setOption(.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        if context.channel.isWritable { context.read() }
+        context.fireChannelWritabilityChanged()
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) {
         handshakeTimer?.cancel()
+        forcedClose?.cancel()
+        frameTimer?.cancel()
         reservation.release()
         self.context = nil
         server.connections.remove(id)
@@ -72,6 +118,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         var action = machine.receivedFrame(frame)
         if case .sendHelloAck = action, let peer = machine.peer {
             if server.connections.authenticate(id, as: peer.name) {
+                authenticated = true
                 handshakeTimer?.cancel()
                 handshakeTimer = nil
                 reservation.peer = peer.name
@@ -121,10 +168,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         case .sendError(let requestID, let error, let close):
             if requestID == 0 || close { server.log(.warning, from: sourceKey, "\(label): \(error)") }
             let done = context.writeAndFlush(wrapOutboundOut(Frame(requestID: requestID, message: .error(error))))
-            if close { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+            if close { closeSoon(context, after: done) }
         case .sendGoodbye(let thenClose):
             let done = context.writeAndFlush(wrapOutboundOut(Frame(requestID: 0, message: .goodbye)))
-            if thenClose { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+            if thenClose { closeSoon(context, after: done) }
         case .close:
             context.close(promise: nil)
         }

@@ -347,6 +347,9 @@ final class UpstreamHandler: ChannelInboundHandler {
     typealias InboundIn = Frame
     typealias OutboundOut = Frame
     let link: UpstreamLink
+    /// True once the server's certificate was found to name the upstream node. Until then every
+    /// frame is dropped: TLS keeps delivering data while a close is under way.
+    private var verified = false
 
     init(link: UpstreamLink) { self.link = link }
 
@@ -357,12 +360,14 @@ final class UpstreamHandler: ChannelInboundHandler {
                 context.close(promise: nil)
                 return
             }
+            verified = true
             context.writeAndFlush(wrapOutboundOut(link.helloFrame), promise: nil)
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard verified else { return }
         let frame = unwrapInboundIn(data)
         if case .helloAck(let ack) = frame.message {
             if let problem = link.handshakeSucceeded(ack) {

@@ -94,6 +94,44 @@ extension Sockets {
             }
         }
 
+        @Test func aFrameThatStopsArrivingIsRefusedAndItsBudgetFreed() async throws {
+            try await withEdge(limits: ["handshakeTimeoutMs": 1_000]) { cluster, server in
+                let fixture = try Fixture.shared()
+                let client = try await WireClient.connect(port: cluster.edgePort, group: cluster.group,
+                                                          identity: .node("device", in: fixture.certs))
+                guard case .helloAck = await client.hello(hello(server))?.message else {
+                    Issue.record("no helloAck")
+                    return
+                }
+                // 20,000 bytes must arrive within max(1 s, 20,000 / 32 KiB/s): this frame never completes.
+                var b = ByteBuffer()
+                b.writeFrameHeader(FrameHeader(type: .infer, requestID: 1, payloadLength: 20_000))
+                b.writeRepeatingByte(0, count: 100)
+                await client.send(b)
+                #expect(await eventually { server.budget.used == 20_020 })
+                guard case .error(let e) = await client.nextFrame(within: 6)?.message else { Issue.record("no error"); return }
+                #expect(e.code == .limitReached && e.message.contains("was not complete within"), "\(e)")
+                #expect(await client.closed())
+                #expect(await eventually { server.budget.used == 0 })
+            }
+        }
+
+        @Test func aFullNodeOfAuthenticatedPeersRefusesNewcomers() async throws {
+            try await withEdge(limits: ["maxConnections": 2]) { cluster, server in
+                let fixture = try Fixture.shared()
+                var peers: [WireClient] = []
+                for name in ["device", "device2"] {
+                    let c = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: .node(name, in: fixture.certs))
+                    guard case .helloAck = await c.hello(hello(server, name: name))?.message else { Issue.record("\(name) refused"); return }
+                    peers.append(c)
+                }
+                let newcomer = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: nil)
+                #expect(await newcomer.closed(within: 3))
+                for p in peers { #expect(!(await p.closed(within: 0))) }
+                for p in peers { await p.close() }
+            }
+        }
+
         @Test func onePeerMayHoldOnlyItsShareOfConnections() async throws {
             try await withEdge(limits: ["maxConnectionsPerPeer": 2]) { cluster, server in
                 let fixture = try Fixture.shared()
