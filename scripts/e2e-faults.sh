@@ -139,33 +139,7 @@ wait_connected() {
 
 # start_server NAME: starts an edge or cloud node of $TOPO with a fresh log and
 # waits until it listens.
-start_server() {
-    local name="$1" role listen host port log pid waited=0
-    role="$(node_field "$TOPO" "$name" 2)"
-    listen="$(node_field "$TOPO" "$name" 3)"
-    host="$(host_of "$listen")"; port="$(port_of "$listen")"
-    if port_listening "$host" "$port"; then
-        echo "port $port for $name is taken by another process: $(ss -Hltnp "sport = :$port" 2>/dev/null | head -n 1)"
-        return 1
-    fi
-    starts=$((starts + 1))
-    log="$work/$name-$starts.log"
-    "$bin/branchy-$role" --topology "$TOPO" --node "$name" </dev/null >"$log" 2>&1 &
-    pid=$!
-    started+=("$pid")
-    node_pid[$name]=$pid
-    node_log[$name]=$log
-    echo "started $name (pid $pid), log $log" >&2
-    while ! port_listening "$host" "$port"; do
-        if ! proc_running "$pid"; then
-            echo "$name exited before listening on $listen: $(tail -n 1 "$log")"
-            return 1
-        fi
-        [ "$waited" -lt $((START_TIMEOUT * 10)) ] || { echo "$name did not listen on $listen within $START_TIMEOUT s"; return 1; }
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-}
+start_server() { start_node "$1" "$TOPO" "$1"; }
 
 server_up() { [ -n "${node_pid[$1]:-}" ] && proc_running "${node_pid[$1]}"; }
 
@@ -513,32 +487,13 @@ check_fail_policy() {
 }
 
 # --- Hardening checks -------------------------------------------------------------------
-# Each check function prints its reason on failure (as for run_check) and appends
-# its measured figures to $work/figures, which run_measured shows after the name.
+# Each check function prints its reason on failure and appends its measured figures
+# to $work/figures, which run_check shows after the name.
 
 # Every probe ends by itself; `timeout` bounds one that hangs all the same.
 hard=(timeout 90 python3 "$REPO_ROOT/scripts/lib/hardening.py")
 HARD_DEVICE_TIMEOUT=30   # seconds for a device run of the hardening checks (200 samples take 1 or 2)
 HARD_CERTS="$(topology_certs_dir "$HARD_TOPO")"
-
-# run_measured NAME FUNCTION: run_check, with the figures FUNCTION wrote to
-# $work/figures shown after the name: `ok - NAME (figures)`.
-run_measured() {
-    local name="$1" why status=0 figures
-    : > "$work/figures"
-    printf '\n### %s\n' "$name" >> "$log"
-    "$2" > "$work/why" 2>>"$log" || status=$?
-    figures="$(awk 'NF { printf "%s%s", sep, $0; sep = "; " }' "$work/figures" 2>/dev/null)"
-    [ -z "$figures" ] || echo "figures: $figures" >> "$log"
-    if [ "$status" -eq 0 ]; then
-        echo "ok - $name${figures:+ ($figures)}"
-        passed=$((passed + 1))
-    else
-        why="$(awk 'NF { last = $0 } END { print last }' "$work/why")"
-        echo "not ok - $name: ${why:-failed, see $log}${figures:+ (figures: $figures)}"
-        failed=$((failed + 1))
-    fi
-}
 
 figure() { printf '%s\n' "$*" >> "$work/figures"; }
 
@@ -896,15 +851,15 @@ if [ "$ONLY" != hardening ]; then
 fi
 
 hardening_started="$(date +%s.%N)"
-run_measured "node certificates name only their node: no IP address, no localhost" check_hardening_certs
-run_measured "impostor upstream refused: no hello sent, every sample answered by the device" check_impostor
-run_measured "timeouts close idle connections: raw TCP, TLS without hello, idle after hello" check_timeouts
-run_measured "fd limit 256: 300 idle connections, then 1,000; a device still served" check_fd_limit
-run_measured "per-peer connection cap: one hello too many gets limitReached" check_peer_cap
-run_measured "input budget bounds memory: 60 connections announcing 4 MiB frames" check_input_budget
-run_measured "oversized model.json refused: exit 1 naming the field" check_model_sizes
-run_measured "gzip bomb refused: fast, small, clear error" check_gzip_bomb
-run_measured "log injection escaped; closes without close_notify and refusals do not flood the log" check_log_injection
+run_check "node certificates name only their node: no IP address, no localhost" check_hardening_certs
+run_check "impostor upstream refused: no hello sent, every sample answered by the device" check_impostor
+run_check "timeouts close idle connections: raw TCP, TLS without hello, idle after hello" check_timeouts
+run_check "fd limit 256: 300 idle connections, then 1,000; a device still served" check_fd_limit
+run_check "per-peer connection cap: one hello too many gets limitReached" check_peer_cap
+run_check "input budget bounds memory: 60 connections announcing 4 MiB frames" check_input_budget
+run_check "oversized model.json refused: exit 1 naming the field" check_model_sizes
+run_check "gzip bomb refused: fast, small, clear error" check_gzip_bomb
+run_check "log injection escaped; closes without close_notify and refusals do not flood the log" check_log_injection
 stop_server hardening-edge TERM 2>>"$log" || true
 stop_server hardening-cloud TERM 2>>"$log" || true
 echo "hardening checks: $(awk -v a="$hardening_started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }') s" >> "$log"

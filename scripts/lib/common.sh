@@ -193,17 +193,21 @@ node_field() { topology_nodes "$1" | awk -F'\t' -v n="$2" '$1 == n { print $'"$3
 # run_check NAME FUNCTION: runs FUNCTION in this shell (so that the processes it
 # starts stay known to it); the function prints nothing on success, or why it
 # failed on its last line of standard output; its standard error goes to $log.
-# Prints `ok - NAME` or `not ok - NAME: why` and counts into $passed / $failed.
+# Figures it appends to $work/figures (one per line) are shown after the name.
+# Prints `ok - NAME (figures)` or `not ok - NAME: why` and counts into $passed / $failed.
 run_check() {
-    local name="$1" why status=0
+    local name="$1" why status=0 figures=""
     printf '\n### %s\n' "$name" >> "$log"
+    : > "$work/figures"
     "$2" > "$work/why" 2>>"$log" || status=$?
+    figures="$(awk 'NF { printf "%s%s", sep, $0; sep = "; " }' "$work/figures" 2>/dev/null)"
+    [ -z "$figures" ] || echo "figures: $figures" >> "$log"
     if [ "$status" -eq 0 ]; then
-        echo "ok - $name"
+        echo "ok - $name${figures:+ ($figures)}"
         passed=$((passed + 1))
     else
         why="$(awk 'NF { last = $0 } END { print last }' "$work/why")"
-        echo "not ok - $name: ${why:-failed, see $log}"
+        echo "not ok - $name: ${why:-failed, see $log}${figures:+ (figures: $figures)}"
         failed=$((failed + 1))
     fi
 }
