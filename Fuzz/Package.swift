@@ -11,9 +11,9 @@ import PackageDescription
 /// name (Sources/fuzz-<name>, Corpus/<name>) and the products the target imports.
 let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
     ("frame", [.product(name: "BranchyWire", package: "Branchy"), .product(name: "NIOCore", package: "swift-nio")]),
-    ("hello", [.product(name: "BranchyWire", package: "Branchy"), .product(name: "NIOCore", package: "swift-nio")]),
-    ("infer-request", [.product(name: "BranchyWire", package: "Branchy"), .product(name: "NIOCore", package: "swift-nio")]),
-    ("infer-result", [.product(name: "BranchyWire", package: "Branchy"), .product(name: "NIOCore", package: "swift-nio")]),
+    ("hello", ["FuzzPayload"]),
+    ("infer-request", ["FuzzPayload"]),
+    ("infer-result", ["FuzzPayload"]),
     ("safetensors", [.product(name: "BranchyModel", package: "Branchy")]),
     ("model-spec", [.product(name: "BranchyModel", package: "Branchy")]),
     ("topology", [.product(name: "BranchyTopology", package: "Branchy")]),
@@ -30,6 +30,11 @@ let package = Package(
     targets: fuzzTargets.map { target in
         .executableTarget(name: "fuzz-\(target.name)", dependencies: target.dependencies, path: "Sources/fuzz-\(target.name)")
     } + [
+        // The payload targets' shared body: read a payload behind a header, check it re-encodes.
+        .target(name: "FuzzPayload", dependencies: [
+            .product(name: "BranchyWire", package: "Branchy"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         // Writes the seed corpora in Corpus/ with the project's own encoders (built without
         // the fuzzer flags; see docs/FUZZING.md).
         .executableTarget(name: "make-corpus", dependencies: [

@@ -68,10 +68,8 @@ struct BudgetedFrameDecoder: NIOSingleStepByteToMessageDecoder {
 
     mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> Frame? {
         if let frame = try decode(buffer: &buffer) { return frame }
-        if seenEOF && buffer.readableBytes > 0 {
-            let needed = try buffer.peekFrameHeader(maxPayload: limits.maxPayloadBytes).map { FrameHeader.size + Int($0.payloadLength) }
-            throw WireError.truncatedFrame(buffered: buffer.readableBytes, needed: needed)
-        }
-        return nil
+        // What is left is an incomplete frame: report it as the plain decoder does.
+        var plain = FrameDecoder(limits: limits)
+        return try plain.decodeLast(buffer: &buffer, seenEOF: seenEOF)
     }
 }

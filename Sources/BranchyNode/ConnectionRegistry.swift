@@ -24,7 +24,8 @@ final class ConnectionRegistry: Sendable {
         let channel: any Channel
         let opened: NIODeadline
         var peer: String?
-        var inFlight = 0
+        /// Whether requests of this connection are in flight.
+        var busy = false
     }
 
     private struct State {
@@ -85,9 +86,9 @@ final class ConnectionRegistry: Sendable {
         }
     }
 
-    /// Connection `id` has `inFlight` requests outstanding now.
-    func setInFlight(_ id: UInt64, _ inFlight: Int) {
-        state.withLock { $0.entries[id]?.inFlight = inFlight }
+    /// Connection `id` now has requests in flight (`busy`) or none. Call on changes only.
+    func setBusy(_ id: UInt64, _ busy: Bool) {
+        state.withLock { $0.entries[id]?.busy = busy }
     }
 
     /// Forgets connection `id` (it closed).
@@ -116,7 +117,7 @@ final class ConnectionRegistry: Sendable {
 
     private static func victims(in s: State, count: Int) -> [UInt64] {
         let unauthenticated = s.entries.filter { $0.value.peer == nil }.sorted { $0.value.opened < $1.value.opened }
-        let idle = s.entries.filter { $0.value.peer != nil && $0.value.inFlight == 0 }.sorted { $0.value.opened < $1.value.opened }
+        let idle = s.entries.filter { $0.value.peer != nil && !$0.value.busy }.sorted { $0.value.opened < $1.value.opened }
         return Array((unauthenticated + idle).prefix(count).map(\.key))
     }
 

@@ -130,7 +130,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             }
         }
         if case .forwardRequest(let requestID) = action, case .infer(let request) = frame.message {
-            server.connections.setInFlight(id, machine.inFlightCount)
+            if machine.inFlightCount == 1 { server.connections.setBusy(id, true) }
             server.process(request, on: context.eventLoop).assumeIsolated().whenComplete { result in
                 let message: Frame.Message
                 switch result {
@@ -156,7 +156,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
         perform(machine.sentResponse(requestID: requestID), context: context)
-        server.connections.setInFlight(id, machine.inFlightCount)
+        if machine.inFlightCount == 0 { server.connections.setBusy(id, false) }
     }
 
     private func perform(_ action: ServerConnectionStateMachine.Action, context: ChannelHandlerContext) {

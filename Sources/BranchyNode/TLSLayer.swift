@@ -10,7 +10,11 @@ import NIOSSL
 public enum TLSLayer {
     /// Server side: requires a client certificate signed by the CA.
     public static func serverContext(_ files: TLSFiles, node: String) throws -> NIOSSLContext {
-        let (chain, key, ca) = try load(files, node: node)
+        try serverContext(load(files, node: node))
+    }
+
+    private static func serverContext(_ material: Material) throws -> NIOSSLContext {
+        let (chain, key, ca) = material
         var c = TLSConfiguration.makeServerConfigurationWithMTLS(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key), trustRoots: .certificates(ca))
         c.minimumTLSVersion = .tlsv13
@@ -21,7 +25,11 @@ public enum TLSLayer {
     /// CA. The server's name is checked by ``peer(of:isNamed:)`` once the handshake is done:
     /// swift-nio-ssl's own hostname check would also accept a certificate naming the dialled IP.
     public static func clientContext(_ files: TLSFiles, node: String) throws -> NIOSSLContext {
-        let (chain, key, ca) = try load(files, node: node)
+        try clientContext(load(files, node: node))
+    }
+
+    private static func clientContext(_ material: Material) throws -> NIOSSLContext {
+        let (chain, key, ca) = material
         var c = TLSConfiguration.makeClientConfiguration()
         c.certificateChain = chain.map { .certificate($0) }
         c.privateKey = .privateKey(key)
@@ -35,8 +43,8 @@ public enum TLSLayer {
     /// it trusts, by running a TLS handshake with itself in memory. Throws a `NodeError` naming
     /// the files otherwise.
     public static func selfCheck(_ files: TLSFiles, node: String) throws {
-        let (chain, _, _) = try load(files, node: node)
-        let names = dnsNames(of: chain[0])
+        let material = try load(files, node: node)
+        let names = dnsNames(of: material.chain[0])
         guard names.contains(node) else {
             throw NodeError("node '\(node)': certificate \(files.cert.path) names \(names.isEmpty ? "no DNS name" : names.joined(separator: ", ")), "
                                 + "not '\(node)' (scripts/gen-certs.sh makes one per node)")
@@ -59,8 +67,8 @@ public enum TLSLayer {
             }
         }
         do {
-            try client.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: clientContext(files, node: node), serverHostname: nil))
-            try server.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverContext(files, node: node)))
+            try client.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: clientContext(material), serverHostname: nil))
+            try server.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverContext(material)))
             client.pipeline.fireChannelActive()
             server.pipeline.fireChannelActive()
             try pump()
@@ -79,7 +87,10 @@ public enum TLSLayer {
         _ = try? server.finish(acceptAlreadyClosed: true)
     }
 
-    private static func load(_ files: TLSFiles, node: String) throws -> ([NIOSSLCertificate], NIOSSLPrivateKey, [NIOSSLCertificate]) {
+    /// A node's certificate chain, private key and trusted CA certificates.
+    private typealias Material = (chain: [NIOSSLCertificate], key: NIOSSLPrivateKey, ca: [NIOSSLCertificate])
+
+    private static func load(_ files: TLSFiles, node: String) throws -> Material {
         func read<T>(_ url: URL, _ what: String, _ body: (String) throws -> T) throws -> T {
             do { return try body(url.path) } catch {
                 throw NodeError("node '\(node)': cannot load \(what) \(url.path): \(error)")

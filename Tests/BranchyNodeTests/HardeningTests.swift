@@ -22,6 +22,21 @@ extension Sockets {
             Hello(role: .device, nodeName: name, fingerprint: server.context.fingerprint)
         }
 
+        /// A connection to the edge: TLS with `name`'s certificate, or plain TCP when `name` is nil.
+        func connect(_ cluster: Cluster, as name: String?) async throws -> WireClient {
+            try await WireClient.connect(port: cluster.edgePort, group: cluster.group,
+                                         identity: try name.map { .node($0, in: try Fixture.shared().certs) })
+        }
+
+        /// A connection as `name` whose hello the edge accepted.
+        func authenticated(_ cluster: Cluster, _ server: InferenceServer, as name: String = "device") async throws -> WireClient {
+            let client = try await connect(cluster, as: name)
+            guard case .helloAck = await client.hello(hello(server, name: name))?.message else {
+                throw TestFailure("the edge did not accept the hello of '\(name)'")
+            }
+            return client
+        }
+
         @Test func aDeviceRefusesAnUpstreamPresentingAnotherNodesCertificate() async throws {
             try await Cluster.with(ClusterOptions(deviceThreshold: 0)) { cluster in
                 // device2's certificate is signed by the cluster CA and (from old certificate scripts)
@@ -47,10 +62,8 @@ extension Sockets {
 
         @Test func rawTCPAndSilentTLSConnectionsAreClosedByTheHandshakeTimeout() async throws {
             try await withEdge(limits: ["handshakeTimeoutMs": 1_000]) { cluster, server in
-                let fixture = try Fixture.shared()
-                let raw = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: nil)
-                let silent = try await WireClient.connect(port: cluster.edgePort, group: cluster.group,
-                                                          identity: .node("device", in: fixture.certs))
+                let raw = try await connect(cluster, as: nil)
+                let silent = try await connect(cluster, as: "device")
                 #expect(!(await raw.closed(within: 0.2)))
                 #expect(await raw.closed(within: 5))
                 #expect(await silent.closed(within: 5))
@@ -60,13 +73,7 @@ extension Sockets {
 
         @Test func anIdleConnectionGetsGoodbyeAndIsClosed() async throws {
             try await withEdge(limits: ["idleTimeoutMs": 500]) { cluster, server in
-                let fixture = try Fixture.shared()
-                let client = try await WireClient.connect(port: cluster.edgePort, group: cluster.group,
-                                                          identity: .node("device", in: fixture.certs))
-                guard case .helloAck = await client.hello(hello(server))?.message else {
-                    Issue.record("no helloAck")
-                    return
-                }
+                let client = try await authenticated(cluster, server)
                 #expect(await client.closed(within: 4))
                 #expect(client.frames.last?.message == .goodbye)
             }
@@ -75,13 +82,7 @@ extension Sockets {
         @Test func aSlowFrameIsNotCutOffByTheIdleTimeout() async throws {
             // Bytes every 100 ms for 3 s against an idle timeout of 1.5 s (margins for slow sanitizer builds).
             try await withEdge(limits: ["idleTimeoutMs": 1_500]) { cluster, server in
-                let fixture = try Fixture.shared()
-                let client = try await WireClient.connect(port: cluster.edgePort, group: cluster.group,
-                                                          identity: .node("device", in: fixture.certs))
-                guard case .helloAck = await client.hello(hello(server))?.message else {
-                    Issue.record("no helloAck")
-                    return
-                }
+                let client = try await authenticated(cluster, server)
                 var header = ByteBuffer()
                 header.writeFrameHeader(FrameHeader(type: .infer, requestID: 1, payloadLength: 100_000))
                 await client.send(header)
@@ -96,13 +97,7 @@ extension Sockets {
 
         @Test func aFrameThatStopsArrivingIsRefusedAndItsBudgetFreed() async throws {
             try await withEdge(limits: ["handshakeTimeoutMs": 1_000]) { cluster, server in
-                let fixture = try Fixture.shared()
-                let client = try await WireClient.connect(port: cluster.edgePort, group: cluster.group,
-                                                          identity: .node("device", in: fixture.certs))
-                guard case .helloAck = await client.hello(hello(server))?.message else {
-                    Issue.record("no helloAck")
-                    return
-                }
+                let client = try await authenticated(cluster, server)
                 // 20,000 bytes must arrive within max(1 s, 20,000 / 32 KiB/s): this frame never completes.
                 var b = ByteBuffer()
                 b.writeFrameHeader(FrameHeader(type: .infer, requestID: 1, payloadLength: 20_000))
@@ -118,14 +113,11 @@ extension Sockets {
 
         @Test func aFullNodeOfAuthenticatedPeersRefusesNewcomers() async throws {
             try await withEdge(limits: ["maxConnections": 2]) { cluster, server in
-                let fixture = try Fixture.shared()
                 var peers: [WireClient] = []
                 for name in ["device", "device2"] {
-                    let c = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: .node(name, in: fixture.certs))
-                    guard case .helloAck = await c.hello(hello(server, name: name))?.message else { Issue.record("\(name) refused"); return }
-                    peers.append(c)
+                    peers.append(try await authenticated(cluster, server, as: name))
                 }
-                let newcomer = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: nil)
+                let newcomer = try await connect(cluster, as: nil)
                 #expect(await newcomer.closed(within: 3))
                 for p in peers { #expect(!(await p.closed(within: 0))) }
                 for p in peers { await p.close() }
@@ -134,30 +126,24 @@ extension Sockets {
 
         @Test func onePeerMayHoldOnlyItsShareOfConnections() async throws {
             try await withEdge(limits: ["maxConnectionsPerPeer": 2]) { cluster, server in
-                let fixture = try Fixture.shared()
                 var clients: [WireClient] = []
                 for _ in 0..<2 {
-                    let c = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: .node("device", in: fixture.certs))
-                    guard case .helloAck = await c.hello(hello(server))?.message else { Issue.record("no helloAck"); return }
-                    clients.append(c)
+                    clients.append(try await authenticated(cluster, server))
                 }
-                let third = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: .node("device", in: fixture.certs))
+                let third = try await connect(cluster, as: "device")
                 guard case .error(let e) = await third.hello(hello(server))?.message else { Issue.record("third connection accepted"); return }
                 #expect(e.code == .limitReached)
                 #expect(await third.closed())
                 // Another identity is not affected.
-                let other = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: .node("device2", in: fixture.certs))
-                guard case .helloAck = await other.hello(hello(server, name: "device2"))?.message else { Issue.record("device2 refused"); return }
+                let other = try await authenticated(cluster, server, as: "device2")
                 for c in clients + [other] { await c.close() }
             }
         }
 
         @Test func partialFramesBeyondTheInputBudgetAreRefused() async throws {
             try await withEdge(limits: ["inputBudgetBytes": 1 << 20, "peerInputBudgetBytes": 600_000]) { cluster, server in
-                let fixture = try Fixture.shared()
                 func holder(_ name: String) async throws -> WireClient {
-                    let c = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: .node(name, in: fixture.certs))
-                    guard case .helloAck = await c.hello(hello(server, name: name))?.message else { throw TestFailure("no helloAck") }
+                    let c = try await authenticated(cluster, server, as: name)
                     // A header announcing 500,000 payload bytes, then only 1,000 of them.
                     var b = ByteBuffer()
                     b.writeFrameHeader(FrameHeader(type: .infer, requestID: 1, payloadLength: 500_000))
@@ -185,12 +171,10 @@ extension Sockets {
 
         @Test func aFullNodeShedsUnauthenticatedConnectionsForAValidDevice() async throws {
             try await withEdge(limits: ["maxConnections": 4]) { cluster, server in
-                let fixture = try Fixture.shared()
                 var idle: [WireClient] = []
-                for _ in 0..<6 { idle.append(try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: nil)) }
+                for _ in 0..<6 { idle.append(try await connect(cluster, as: nil)) }
                 #expect(await eventually { server.connections.count == 4 })
-                let device = try await WireClient.connect(port: cluster.edgePort, group: cluster.group, identity: .node("device", in: fixture.certs))
-                guard case .helloAck = await device.hello(hello(server))?.message else { Issue.record("device refused"); return }
+                let device = try await authenticated(cluster, server)
                 #expect(server.connections.count <= 4)
                 let closedIdle = await idle.asyncFilter { await $0.closed(within: 0.5) }
                 #expect(closedIdle.count >= 3)

@@ -1,22 +1,8 @@
-import BranchyWire
-import NIOCore
+import FuzzPayload
 
 /// The input is a hello payload, read in a frame whose header announces exactly its length.
 /// A payload that is accepted must re-encode to the same bytes.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzHello(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    let payload = UnsafeRawBufferPointer(start: data, count: size)
-    var buffer = ByteBuffer()
-    buffer.writeFrameHeader(FrameHeader(type: .hello, requestID: 1, payloadLength: UInt32(size)))
-    buffer.writeBytes(payload)
-    let input = buffer
-    do {
-        guard let frame = try buffer.readFrame() else { return 0 }
-        var encoded = ByteBuffer()
-        encoded.writeFrame(frame)
-        precondition(encoded == input, "\(frame) does not re-encode to the bytes it was read from")
-    } catch {
-        _ = "\(error)"
-    }
-    return 0
+    fuzzPayload(of: .hello, data, size)
 }

@@ -1,23 +1,10 @@
-import BranchyWire
-import NIOCore
+import FuzzPayload
 
 /// The input is an infer request payload, read in a frame whose header announces exactly its length.
-/// A payload that is accepted must re-encode to the same bytes.
+/// A payload that is accepted must re-encode to the same bytes, and its features must decode.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzInferRequest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    let payload = UnsafeRawBufferPointer(start: data, count: size)
-    var buffer = ByteBuffer()
-    buffer.writeFrameHeader(FrameHeader(type: .infer, requestID: 1, payloadLength: UInt32(size)))
-    buffer.writeBytes(payload)
-    let input = buffer
-    do {
-        guard let frame = try buffer.readFrame() else { return 0 }
-        var encoded = ByteBuffer()
-        encoded.writeFrame(frame)
-        precondition(encoded == input, "\(frame) does not re-encode to the bytes it was read from")
+    fuzzPayload(of: .infer, data, size) { frame in
         if case .infer(let request) = frame.message { _ = request.tensor }
-    } catch {
-        _ = "\(error)"
     }
-    return 0
 }
