@@ -35,24 +35,35 @@ public final class DeviceRunner: Sendable {
     }
 
     /// Classifies `count` samples of `data`, calling `progress` after each answer.
-    public func run(data: IDXDataset, count: Int, concurrency: Int, progress: @escaping @Sendable (Int) -> Void) async -> [SampleRecord] {
+    ///
+    /// With a `rate` (samples per second), sample `i` starts no earlier than `i / rate` seconds
+    /// after the first, as frames from a camera would arrive; without one, each starts as soon
+    /// as a place in the window of `concurrency` is free.
+    public func run(data: IDXDataset, count: Int, concurrency: Int, rate: Double? = nil,
+                    progress: @escaping @Sendable (Int) -> Void) async -> [SampleRecord] {
         let shape = runner.inputShape
         var records = [SampleRecord?](repeating: nil, count: count)
+        let clock = ContinuousClock()
+        let origin = clock.now
         await withTaskGroup(of: SampleRecord.self) { group in
             var next = 0, done = 0
-            func add() {
+            func add() async {
+                if let rate, rate > 0 {
+                    let due = origin.advanced(by: .seconds(Double(next) / rate))
+                    if due > clock.now { try? await clock.sleep(until: due) }
+                }
                 let i = next
                 next += 1
                 let pixels = Array(data.image(i))
                 let label = Int(data.labels[i])
                 group.addTask { await self.classify(sample: i, label: label, input: Tensor(shape: [1] + shape, data: pixels)) }
             }
-            while next < min(count, max(1, concurrency)) { add() }
+            while next < min(count, max(1, concurrency)) { await add() }
             while let r = await group.next() {
                 records[r.sample] = r
                 done += 1
                 progress(done)
-                if next < count { add() }
+                if next < count { await add() }
             }
         }
         return records.map { $0! }
