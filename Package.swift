@@ -28,8 +28,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
-        // Layer 0: kernels, no dependencies.
-        .target(name: "BranchyTensor", swiftSettings: fast),
+        // Layer 0: kernels. The C kernels carry one path per vector ISA, chosen at run time;
+        // they are optimised in every configuration so that debug test runs stay quick.
+        .target(name: "CBranchyKernels", cSettings: [.unsafeFlags(["-O2", "-fno-math-errno"])]),
+        .target(name: "BranchyTensor", dependencies: ["CBranchyKernels"], swiftSettings: fast),
         // Layer 1: data sets and model description / weights.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "BranchyData", dependencies: ["CZlib"]),
@@ -57,8 +59,10 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // Thin executables.
+        // Counts the process's heap allocations for `branchy bench`.
+        .target(name: "CAllocationCounter"),
         .executableTarget(name: "branchy", dependencies: [
-            "BranchyTraining", "BranchyModel", "BranchyData",
+            "BranchyTraining", "BranchyModel", "BranchyData", "CAllocationCounter",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "branchy-device", dependencies: [

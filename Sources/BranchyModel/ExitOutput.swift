@@ -1,3 +1,4 @@
+import Foundation
 import BranchyTensor
 
 /// What an exit says about one sample.
@@ -39,5 +40,25 @@ extension Network {
     /// Runs stage `index`'s exit on features and summarises each sample.
     public func classify(exit index: Int, features: Tensor) -> [ExitOutput] {
         ExitOutput.from(logits: exitLogits(index, features))
+    }
+}
+
+extension ExitOutput {
+    /// Summarises one row of `classes` logits without allocating; the same arithmetic, in the
+    /// same order, as ``from(logits:)``, so the two agree bit for bit.
+    public static func summarize(_ logits: UnsafePointer<Float>, classes c: Int) -> ExitOutput {
+        var m = -Float.infinity
+        for j in 0..<c { m = max(m, logits[j]) }
+        var sum: Float = 0
+        for j in 0..<c { sum += expf(logits[j] - m) }
+        var entropy: Float = 0
+        var best = 0
+        var bestP: Float = 0
+        for j in 0..<c {
+            let p = expf(logits[j] - m) / sum
+            if p > 0 { entropy -= p * logf(p) }
+            if j == 0 || p > bestP { best = j; bestP = p }
+        }
+        return ExitOutput(predicted: best, confidence: bestP, entropy: entropy)
     }
 }

@@ -15,11 +15,15 @@ public struct StageRunner: Sendable {
     public let network: Network
     public let stageIndices: [Int]
     public let policy: ExitPolicy
+    /// The hosted stages compiled for the machine's kernel path, with workspaces for the
+    /// threads that run them.
+    public let workspaces: WorkspacePool
 
     public init(context: NodeContext) {
         network = context.model.network
         stageIndices = context.stageIndices
         policy = context.policy
+        workspaces = WorkspacePool(network: CompiledNetwork(context.model.network))
     }
 
     /// Shape of one input item of the first hosted stage.
@@ -28,14 +32,27 @@ public struct StageRunner: Sendable {
     /// Runs the hosted stages on `input` (1, inputShape…).
     public func run(_ input: Tensor) -> Outcome {
         let exits = network.stages.count
-        var x = input
+        let compiled = workspaces.network
+        var x = input.data
         var best: (Int, ExitOutput)? = nil
-        for i in stageIndices {
-            x = network.trunk(i, x)
-            let out = network.classify(exit: i, features: x)[0]
-            if policy.exits(at: i, of: exits, entropy: out.entropy) { return .exited(exit: i, out) }
-            best = (i, out)
+        return workspaces.withWorkspace { ws in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: compiled.classes) { logits in
+                for i in stageIndices {
+                    var features = [Float](repeating: 0, count: compiled.stages[i].featureCount)
+                    x.withUnsafeBufferPointer { xp in
+                        features.withUnsafeMutableBufferPointer { fp in
+                            compiled.run(stage: i, count: 1, input: xp.baseAddress!, features: fp.baseAddress!,
+                                         logits: logits.baseAddress!, workspace: ws)
+                        }
+                    }
+                    let out = ExitOutput.summarize(logits.baseAddress!, classes: compiled.classes)
+                    x = features
+                    if policy.exits(at: i, of: exits, entropy: out.entropy) { return .exited(exit: i, out) }
+                    best = (i, out)
+                }
+                return .forward(features: Tensor(shape: [1] + compiled.stages[stageIndices.last!].featureShape, data: x),
+                                nextStage: stageIndices.last! + 1, best: best!)
+            }
         }
-        return .forward(features: x, nextStage: stageIndices.last! + 1, best: best!)
     }
 }

@@ -51,20 +51,3 @@ public enum Linear {
     }
 }
 
-extension Gemm {
-    /// Rows `rows` of C[M,N] += A[K,M]ᵀ · B[K,N], where A has row stride `m`.
-    @inlinable
-    public static func tnStrided(_ rows: Range<Int>, _ m: Int, _ n: Int, _ k: Int,
-                                 _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>) {
-        for p in 0..<k {
-            let ap = a + p * m
-            let bp = b + p * n
-            for i in rows {
-                let v = ap[i]
-                if v == 0 { continue }
-                let ci = c + i * n
-                for j in 0..<n { ci[j] += v * bp[j] }
-            }
-        }
-    }
-}

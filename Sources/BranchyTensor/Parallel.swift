@@ -42,10 +42,11 @@ public enum Parallel {
         }
     }
 
-    /// Calls `body(worker, range)` for each worker; use `worker` to index per-worker scratch.
+    /// Calls `body(worker, range)` for each worker (at most `maxWorkers`); use `worker` to index per-worker scratch.
     @inlinable
-    public static func forEachWorker(_ count: Int, minimumPerThread: Int = 1, _ body: (Int, Range<Int>) -> Void) -> Int {
-        let workers = max(1, min(threads, count / max(1, minimumPerThread)))
+    public static func forEachWorker(_ count: Int, minimumPerThread: Int = 1, maxWorkers: Int = .max,
+                                     _ body: (Int, Range<Int>) -> Void) -> Int {
+        let workers = max(1, min(threads, maxWorkers, count / max(1, minimumPerThread)))
         if workers == 1 {
             if count > 0 { body(0, 0..<count) }
             return 1

@@ -29,15 +29,32 @@ public enum Evaluator {
         let exits = network.stages.count
         var outputs = [[ExitOutput]](repeating: [], count: exits)
         var bar = ProgressBar(total: n, label: "eval")
+        let compiled = CompiledNetwork(network)
+        let workspaces = (0..<max(1, Parallel.threads)).map { _ in compiled.makeWorkspace() }
+        let classes = compiled.classes
+        var logits = [Float](repeating: 0, count: batchSize * classes)
         var start = 0
         while start < n {
             let end = min(n, start + batchSize)
+            let count = end - start
             let batch = data.batch(indices: start..<end)
-            var features = Tensor(shape: [end - start] + network.spec.input, data: batch.images)
+            var features = batch.images
             for i in 0..<exits {
-                if i > 0 { features = codecPerSample(features, codec) }
-                features = network.trunk(i, features)
-                outputs[i] += network.classify(exit: i, features: features)
+                let stage = compiled.stages[i]
+                if i > 0 { features = codecPerSample(Tensor(shape: [count] + network.stages[i].inputShape, data: features), codec).data }
+                var next = [Float](repeating: 0, count: count * stage.featureCount)
+                features.withUnsafeBufferPointer { x in
+                    next.withUnsafeMutableBufferPointer { f in
+                        logits.withUnsafeMutableBufferPointer { l in
+                            compiled.runParallel(stage: i, count: count, input: x.baseAddress!, features: f.baseAddress!,
+                                                 logits: l.baseAddress!, workspaces: workspaces)
+                            for s in 0..<count {
+                                outputs[i].append(ExitOutput.summarize(l.baseAddress! + s * classes, classes: classes))
+                            }
+                        }
+                    }
+                }
+                features = next
             }
             start = end
             if progress { bar.update(start, fields: "", force: start == n) }

@@ -53,3 +53,15 @@ func parseFloats(_ s: String, _ option: String) throws -> [Float] {
 func printError(_ s: String) {
     FileHandle.standardError.write(Data((s + "\n").utf8))
 }
+
+/// Parses a comma-separated list of positive integers.
+func parseInts(_ s: String, _ option: String) throws -> [Int] {
+    let values = try s.split(separator: ",").map {
+        guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v > 0 else {
+            throw ValidationError("\(option): '\($0)' is not a positive whole number")
+        }
+        return v
+    }
+    guard !values.isEmpty else { throw ValidationError("\(option): give at least one value") }
+    return values
+}

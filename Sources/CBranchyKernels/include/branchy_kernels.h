@@ -1,0 +1,90 @@
+// Float32 kernels for inference and training, one implementation per vector ISA,
+// chosen at run time (see bk_isa_best).
+//
+// Every kernel that produces an output element computes it as one chain of
+// multiply-adds over k in increasing order, starting from the bias (or zero, or
+// the existing value when accumulating). On the AVX2 and AVX-512 paths each step
+// is a fused multiply-add, so both give bit-identical results; the baseline path
+// multiplies and adds. An element's value never depends on the batch size, on its
+// position in a batch or on the tiling around it.
+#ifndef BRANCHY_KERNELS_H
+#define BRANCHY_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Vector instruction sets with a kernel path.
+enum {
+    BK_ISA_BASELINE = 0,  ///< x86-64 SSE2 (or the compiler's generic vectors elsewhere)
+    BK_ISA_AVX2 = 1,      ///< AVX2 + FMA, 256-bit
+    BK_ISA_AVX512 = 2,    ///< AVX-512F, 512-bit
+    BK_ISA_COUNT = 3
+};
+
+/// 1 when this CPU (and OS) can run the kernels of `isa`.
+int bk_isa_supported(int isa);
+/// The widest supported ISA.
+int bk_isa_best(void);
+/// "baseline", "avx2" or "avx512".
+const char *bk_isa_name(int isa);
+/// Rows of A per micro-tile (MR) and columns of B per micro-tile (NR) of `isa`.
+int bk_isa_mr(int isa);
+int bk_isa_nr(int isa);
+
+/// Floats needed by bk_pack_a: ceil(m / MR) panels of k × MR.
+size_t bk_pack_a_size(int isa, int m, int k);
+/// Packs A (m × k, element (i, p) at a[i * rs + p * cs]) into MR-row panels, rows past m zero.
+void bk_pack_a(int isa, int m, int k, const float *a, ptrdiff_t rs, ptrdiff_t cs, float *dst);
+/// Floats needed by bk_pack_b: ceil(n / NR) panels of k × NR.
+size_t bk_pack_b_size(int isa, int k, int n);
+/// Packs B (k × n, element (p, j) at b[p * rs + j * cs]) into NR-column panels, columns past n zero.
+void bk_pack_b(int isa, int k, int n, const float *b, ptrdiff_t rs, ptrdiff_t cs, float *dst);
+
+/// C (m × n, row stride ldc) = [C +] A · B for any strides of A and B: element (i, p) of A
+/// at a[i * ars + p * acs], element (p, j) of B at b[p * brs + j * bcs]. Blocked for the
+/// caches, packs both operands into `scratch` (at least bk_sgemm_scratch_size floats, or
+/// NULL to allocate). One thread; split m or n across threads to use more.
+void bk_sgemm(int isa, int m, int n, int k,
+              const float *a, ptrdiff_t ars, ptrdiff_t acs,
+              const float *b, ptrdiff_t brs, ptrdiff_t bcs,
+              float *c, ptrdiff_t ldc, int accumulate, float *scratch);
+size_t bk_sgemm_scratch_size(int isa, int m, int n, int k);
+
+/// Convolution as a product with indirect rows of B (no bounds checks):
+/// for each output channel o < m and column q < tiles * NR,
+///   map[o * map_stride + q] = relu?(bias[o] + Σ_{p<k} w[o, p] · bbase[off[p] + q])
+/// with w packed by bk_pack_a (m × k). `bias` may be NULL (zero). Every column of every
+/// tile is computed and stored, so bbase must be readable and map writable for
+/// tiles * NR columns from each row start.
+void bk_conv_tiles(int isa, int m, int k, const float *packed_w, const float *bias,
+                   const float *bbase, const int32_t *off, int tiles,
+                   float *map, ptrdiff_t map_stride, int relu);
+
+/// Fully connected: y (n × o, row stride ldy) = relu?(x (n × k, row stride ldx) · Wᵀ + bias)
+/// with Wᵀ (k × o) packed by bk_pack_b. `bias` (or NULL) holds o floats padded with zeros to a
+/// multiple of NR. `scratch` holds at least bk_linear_scratch_size floats.
+void bk_linear(int isa, int n, int k, int o, const float *x, ptrdiff_t ldx,
+               const float *packed_wt, const float *bias, float *y, ptrdiff_t ldy, int relu, float *scratch);
+size_t bk_linear_scratch_size(int isa, int n, int k);
+
+/// Copies planes (c × h × w, strides src_cs / src_rs) to dst (strides dst_cs / dst_rs).
+void bk_copy_planes(int c, int h, int w, const float *src, ptrdiff_t src_cs, ptrdiff_t src_rs,
+                    float *dst, ptrdiff_t dst_cs, ptrdiff_t dst_rs, int relu);
+/// Max pooling without argmax: windows of `kernel` at `stride`, `pad` (windows clipped to
+/// the input), output oh × ow per plane; strides as in bk_copy_planes.
+void bk_maxpool(int c, int h, int w, const float *src, ptrdiff_t src_cs, ptrdiff_t src_rs,
+                int kernel, int stride, int pad, int oh, int ow,
+                float *dst, ptrdiff_t dst_cs, ptrdiff_t dst_rs, int relu);
+/// Unfolds one image (c × h × w, compact) into col rows (c·kh·kw rows, row stride ld,
+/// oh·ow columns), zero where the window leaves the image; columns past oh·ow untouched.
+void bk_im2col(int c, int h, int w, int kh, int kw, int stride, int pad, int oh, int ow,
+               const float *x, float *col, ptrdiff_t ld);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,247 @@
+// The body of the kernels of one ISA. Included by kernels_<isa>.c after defining:
+//   SUFFIX(name)   name with the ISA's suffix
+//   MR             rows of A per micro-tile
+//   VW             floats per vector; NR = 2 * VW columns per micro-tile
+//   vf             the vector type
+//   VLOAD(p) VSTORE(p, v) VSET1(s) VZERO() VFMA(a, b, acc) = acc + a * b  VRELU(v)
+// and wrapping the include in the ISA's target attribute.
+#include "branchy_kernels.h"
+#include "kernels_internal.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define NR (2 * VW)
+
+static void SUFFIX(pack_a_panel)(int rows, int k, const float *a, ptrdiff_t rs, ptrdiff_t cs, float *dst)
+{
+    if (cs == 1) {
+        for (int r = 0; r < rows; r++) {
+            const float *ar = a + r * rs;
+            for (int p = 0; p < k; p++) dst[(ptrdiff_t)p * MR + r] = ar[p];
+        }
+    } else {
+        for (int p = 0; p < k; p++)
+            for (int r = 0; r < rows; r++) dst[(ptrdiff_t)p * MR + r] = a[r * rs + p * cs];
+    }
+    if (rows < MR)
+        for (int p = 0; p < k; p++)
+            for (int r = rows; r < MR; r++) dst[(ptrdiff_t)p * MR + r] = 0;
+}
+
+static void SUFFIX(pack_b_panel)(int cols, int k, const float *b, ptrdiff_t rs, ptrdiff_t cs, float *dst)
+{
+    for (int p = 0; p < k; p++) {
+        float *d = dst + (ptrdiff_t)p * NR;
+        const float *bp = b + p * rs;
+        if (cs == 1) {
+            memcpy(d, bp, (size_t)cols * sizeof(float));
+        } else {
+            for (int j = 0; j < cols; j++) d[j] = bp[j * cs];
+        }
+        for (int j = cols; j < NR; j++) d[j] = 0;
+    }
+}
+
+void SUFFIX(bk_pack_a)(int m, int k, const float *a, ptrdiff_t rs, ptrdiff_t cs, float *dst)
+{
+    for (int i0 = 0; i0 < m; i0 += MR)
+        SUFFIX(pack_a_panel)(m - i0 < MR ? m - i0 : MR, k, a + i0 * rs, rs, cs, dst + (ptrdiff_t)(i0 / MR) * k * MR);
+}
+
+void SUFFIX(bk_pack_b)(int k, int n, const float *b, ptrdiff_t rs, ptrdiff_t cs, float *dst)
+{
+    for (int j0 = 0; j0 < n; j0 += NR)
+        SUFFIX(pack_b_panel)(n - j0 < NR ? n - j0 : NR, k, b + j0 * cs, rs, cs, dst + (ptrdiff_t)(j0 / NR) * k * NR);
+}
+
+// One micro-tile: R rows (R <= MR, a compile-time constant after inlining) × NR columns.
+// acc[r] = init; for p in 0..<k: acc[r] += a[p * MR + r] * b_p[0..NR); then store.
+// INDIRECT: b_p = bbase + off[p]; otherwise b_p = bbase + p * NR (a packed panel).
+// init_mode: 0 zero, 1 row bias (scalar per row), 2 column bias (NR floats), 3 load C.
+static inline __attribute__((always_inline)) void SUFFIX(tile)(
+    const int R, const int INDIRECT, int k, const float *restrict a, const float *restrict bbase,
+    const int32_t *restrict off, float *c, ptrdiff_t ldc, int cols,
+    int init_mode, const float *init, int relu)
+{
+    vf c0[MR], c1[MR];
+    for (int r = 0; r < R; r++) {
+        switch (init_mode) {
+        case 1: c0[r] = VSET1(init[r]); c1[r] = c0[r]; break;
+        case 2: c0[r] = VLOAD(init); c1[r] = VLOAD(init + VW); break;
+        case 3:
+            if (cols == NR) { c0[r] = VLOAD(c + r * ldc); c1[r] = VLOAD(c + r * ldc + VW); }
+            else {
+                float t[NR] = {0};
+                memcpy(t, c + r * ldc, (size_t)cols * sizeof(float));
+                c0[r] = VLOAD(t); c1[r] = VLOAD(t + VW);
+            }
+            break;
+        default: c0[r] = VZERO(); c1[r] = VZERO(); break;
+        }
+    }
+    for (int p = 0; p < k; p++) {
+        const float *bp = INDIRECT ? bbase + off[p] : bbase + (ptrdiff_t)p * NR;
+        vf b0 = VLOAD(bp), b1 = VLOAD(bp + VW);
+        const float *ap = a + (ptrdiff_t)p * MR;
+        for (int r = 0; r < R; r++) {
+            vf av = VSET1(ap[r]);
+            c0[r] = VFMA(av, b0, c0[r]);
+            c1[r] = VFMA(av, b1, c1[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        if (relu) { c0[r] = VRELU(c0[r]); c1[r] = VRELU(c1[r]); }
+        if (cols == NR) {
+            VSTORE(c + r * ldc, c0[r]); VSTORE(c + r * ldc + VW, c1[r]);
+        } else {
+            float t[NR];
+            VSTORE(t, c0[r]); VSTORE(t + VW, c1[r]);
+            memcpy(c + r * ldc, t, (size_t)cols * sizeof(float));
+        }
+    }
+}
+
+// Dispatches a micro-tile on its row count so that each count gets an unrolled body.
+#define BK_ROWS_CASES(INDIRECT) \
+    switch (rows) { \
+    case 1: SUFFIX(tile)(1, INDIRECT, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
+    case 2: SUFFIX(tile)(2, INDIRECT, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
+    case 3: SUFFIX(tile)(3, INDIRECT, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
+    case 4: SUFFIX(tile)(4, INDIRECT, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
+    BK_MORE_ROWS(INDIRECT) \
+    default: break; \
+    }
+
+#if MR > 4
+#define BK_ROW_CASE(n, INDIRECT) case n: SUFFIX(tile)(n, INDIRECT, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break;
+#if MR == 6
+#define BK_MORE_ROWS(I) BK_ROW_CASE(5, I) BK_ROW_CASE(6, I)
+#elif MR == 8
+#define BK_MORE_ROWS(I) BK_ROW_CASE(5, I) BK_ROW_CASE(6, I) BK_ROW_CASE(7, I) BK_ROW_CASE(8, I)
+#elif MR == 12
+#define BK_MORE_ROWS(I) BK_ROW_CASE(5, I) BK_ROW_CASE(6, I) BK_ROW_CASE(7, I) BK_ROW_CASE(8, I) \
+    BK_ROW_CASE(9, I) BK_ROW_CASE(10, I) BK_ROW_CASE(11, I) BK_ROW_CASE(12, I)
+#else
+#error "unsupported MR"
+#endif
+#else
+#define BK_MORE_ROWS(I)
+#endif
+
+static __attribute__((noinline)) void SUFFIX(tile_indirect)(int rows, int k, const float *a, const float *bbase,
+    const int32_t *off, float *c, ptrdiff_t ldc, int cols, int init_mode, const float *init, int relu)
+{
+    BK_ROWS_CASES(1)
+}
+
+static __attribute__((noinline)) void SUFFIX(tile_panel)(int rows, int k, const float *a, const float *bbase,
+    float *c, ptrdiff_t ldc, int cols, int init_mode, const float *init, int relu)
+{
+    const int32_t *off = NULL;
+    BK_ROWS_CASES(0)
+}
+
+void SUFFIX(bk_conv_tiles)(int m, int k, const float *packed_w, const float *bias,
+                           const float *bbase, const int32_t *off, int tiles,
+                           float *map, ptrdiff_t map_stride, int relu)
+{
+    static const float zeros[MR] = {0};
+    for (int i0 = 0; i0 < m; i0 += MR) {
+        int rows = m - i0 < MR ? m - i0 : MR;
+        const float *a = packed_w + (ptrdiff_t)(i0 / MR) * k * MR;
+        const float *init = bias ? bias + i0 : zeros;
+        for (int t = 0; t < tiles; t++) {
+            SUFFIX(tile_indirect)(rows, k, a, bbase + (ptrdiff_t)t * NR, off,
+                                  map + (ptrdiff_t)i0 * map_stride + (ptrdiff_t)t * NR, map_stride, NR,
+                                  1, init, relu);
+        }
+    }
+}
+
+size_t SUFFIX(bk_linear_scratch_size)(int n, int k)
+{
+    (void)n;
+    return (size_t)k * MR;
+}
+
+void SUFFIX(bk_linear)(int n, int k, int o, const float *x, ptrdiff_t ldx,
+                       const float *packed_wt, const float *bias, float *y, ptrdiff_t ldy, int relu, float *scratch)
+{
+    // Rows of C are samples (A = x, packed MR samples at a time), columns are outputs (B = Wᵀ panels).
+    float *apack = scratch;
+    for (int i0 = 0; i0 < n; i0 += MR) {
+        int rows = n - i0 < MR ? n - i0 : MR;
+        SUFFIX(pack_a_panel)(rows, k, x + (ptrdiff_t)i0 * ldx, ldx, 1, apack);
+        for (int j0 = 0; j0 < o; j0 += NR) {
+            int cols = o - j0 < NR ? o - j0 : NR;
+            SUFFIX(tile_panel)(rows, k, apack, packed_wt + (ptrdiff_t)(j0 / NR) * k * NR,
+                               y + (ptrdiff_t)i0 * ldy + j0, ldy, cols, bias ? 2 : 0, bias ? bias + j0 : NULL, relu);
+        }
+    }
+}
+
+// --- General matrix product, blocked for the caches ---------------------------------
+
+enum { SUFFIX(KC) = 256, SUFFIX(MC) = MR * 16, SUFFIX(NC) = 2048 };
+
+size_t SUFFIX(bk_sgemm_scratch_size)(int m, int n, int k)
+{
+    (void)m; (void)n; (void)k;
+    return (size_t)SUFFIX(KC) * (SUFFIX(MC) + SUFFIX(NC)) + 64;
+}
+
+void SUFFIX(bk_sgemm)(int m, int n, int k,
+                      const float *a, ptrdiff_t ars, ptrdiff_t acs,
+                      const float *b, ptrdiff_t brs, ptrdiff_t bcs,
+                      float *c, ptrdiff_t ldc, int accumulate, float *scratch)
+{
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        if (!accumulate) for (int i = 0; i < m; i++) memset(c + (ptrdiff_t)i * ldc, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    float *owned = NULL;
+    if (!scratch) {
+        owned = (float *)aligned_alloc(64, ((SUFFIX(bk_sgemm_scratch_size)(m, n, k) * sizeof(float)) + 63) & ~(size_t)63);
+        if (!owned) abort();
+        scratch = owned;
+    }
+    float *bpack = scratch;
+    float *apack = scratch + (size_t)SUFFIX(KC) * SUFFIX(NC);
+    for (int jc = 0; jc < n; jc += SUFFIX(NC)) {
+        int nc = n - jc < SUFFIX(NC) ? n - jc : SUFFIX(NC);
+        for (int pc = 0; pc < k; pc += SUFFIX(KC)) {
+            int kc = k - pc < SUFFIX(KC) ? k - pc : SUFFIX(KC);
+            int first = pc == 0;
+            for (int j0 = 0; j0 < nc; j0 += NR) {
+                int cols = nc - j0 < NR ? nc - j0 : NR;
+                SUFFIX(pack_b_panel)(cols, kc, b + (ptrdiff_t)pc * brs + (ptrdiff_t)(jc + j0) * bcs, brs, bcs,
+                                     bpack + (ptrdiff_t)(j0 / NR) * kc * NR);
+            }
+            for (int ic = 0; ic < m; ic += SUFFIX(MC)) {
+                int mc = m - ic < SUFFIX(MC) ? m - ic : SUFFIX(MC);
+                for (int i0 = 0; i0 < mc; i0 += MR) {
+                    int rows = mc - i0 < MR ? mc - i0 : MR;
+                    SUFFIX(pack_a_panel)(rows, kc, a + (ptrdiff_t)(ic + i0) * ars + (ptrdiff_t)pc * acs, ars, acs,
+                                         apack + (ptrdiff_t)(i0 / MR) * kc * MR);
+                }
+                for (int j0 = 0; j0 < nc; j0 += NR) {
+                    int cols = nc - j0 < NR ? nc - j0 : NR;
+                    const float *bp = bpack + (ptrdiff_t)(j0 / NR) * kc * NR;
+                    for (int i0 = 0; i0 < mc; i0 += MR) {
+                        int rows = mc - i0 < MR ? mc - i0 : MR;
+                        float *cp = c + (ptrdiff_t)(ic + i0) * ldc + jc + j0;
+                        SUFFIX(tile_panel)(rows, kc, apack + (ptrdiff_t)(i0 / MR) * kc * MR, bp, cp, ldc, cols,
+                                           (first && !accumulate) ? 0 : 3, NULL, 0);
+                    }
+                }
+            }
+        }
+    }
+    free(owned);
+}
+
+#undef NR
+#undef BK_ROWS_CASES
+#undef BK_MORE_ROWS
+#undef BK_ROW_CASE

@@ -1,0 +1,212 @@
+import ArgumentParser
+import BranchyData
+import BranchyModel
+import BranchyTraining
+import BranchyTensor
+import CAllocationCounter
+import Foundation
+
+/// `branchy bench`: kernel and model throughput on this machine, optionally as JSON.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure GEMM and model speed on this machine (release builds only give meaningful figures).",
+        discussion: """
+            With no --gemm or --models flag, measures both (a --model alone selects models only). \
+            Each figure is the best of three timed rounds of --seconds / 3 each, after a warm-up.
+            """)
+
+    @Flag(help: "Print one JSON object instead of tables.") var json = false
+    @Flag(help: "Measure the matrix product.") var gemm = false
+    @Flag(help: "Measure the models.") var models = false
+    @Option(help: "Model directory; repeat for several (default: models/b-lenet3 and models/b-lenet).") var model: [String] = []
+    @Option(help: "What to run: 'full' (every stage with its exit) or a stage name; repeat for several (default: full and every stage).")
+    var path: [String] = []
+    @Option(help: "Batch sizes, comma-separated.") var batch = "1,256"
+    @Option(help: "Thread counts, comma-separated.") var threads = "1,2"
+    @Option(help: "Seconds of timed work per figure.") var seconds = 0.6
+    @Option(help: "GEMM rows.") var m = 1024
+    @Option(help: "GEMM columns.") var n = 1024
+    @Option(help: "GEMM inner dimension.") var k = 1024
+    @Option(help: "Kernel path: baseline, avx2 or avx512 (default: the widest this CPU supports).") var isa: String?
+    @Option(help: "IDX data set whose first images feed the models.") var dataset = "data/fashion-mnist"
+
+    func validate() throws {
+        if let isa {
+            guard let chosen = KernelISA(name: isa) else { throw ValidationError("--isa: unknown path '\(isa)' (expected baseline, avx2 or avx512)") }
+            guard chosen.isSupported else { throw ValidationError("--isa: this CPU cannot run the \(isa) path") }
+        }
+        guard seconds > 0, seconds.isFinite else { throw ValidationError("--seconds must be positive") }
+        guard m > 0, n > 0, k > 0 else { throw ValidationError("--m, --n and --k must be positive") }
+        _ = try parseInts(batch, "--batch")
+        _ = try parseInts(threads, "--threads")
+    }
+
+    func run() throws {
+        if let isa, let chosen = KernelISA(name: isa) { KernelISA.active = chosen }
+        let batches = try parseInts(batch, "--batch"), threadCounts = try parseInts(threads, "--threads")
+        let onlyModels = !gemm && !models && !model.isEmpty
+        let doGemm = gemm || (!models && !onlyModels)
+        let doModels = models || onlyModels || !gemm
+        var result = BenchResult(machine: .current)
+        if doGemm {
+            for t in threadCounts { result.gemm.append(benchGemm(threads: t)) }
+            if !json { printGemm(result.gemm) }
+        }
+        if doModels {
+            let dirs = model.isEmpty ? ["models/b-lenet3", "models/b-lenet"] : model
+            let data = try IDXDataset.load(path: dataset)
+            for dir in dirs {
+                let loaded = try Model.load(directory: URL(fileURLWithPath: dir))
+                try loaded.network.checkInput(of: data)
+                let compiled = CompiledNetwork(loaded.network)
+                let names = path.isEmpty ? ["full"] + compiled.stages.map(\.name) : path
+                for name in names {
+                    guard name == "full" || compiled.stages.contains(where: { $0.name == name }) else {
+                        throw ValidationError("--path: \(dir) has no stage '\(name)' (stages: \(compiled.stages.map(\.name).joined(separator: ", ")))")
+                    }
+                    for b in batches { for t in threadCounts {
+                        result.models.append(benchModel(compiled, name: loaded.spec.name, path: name, data: data, batch: b, threads: t))
+                    } }
+                }
+            }
+            if !json { printModels(result.models) }
+        }
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(result), as: UTF8.self))
+        }
+    }
+
+    /// Best seconds per call of `body` over three rounds, and the calls made in the last round.
+    private func time(_ body: () -> Void) -> (seconds: Double, calls: Int, allocations: UInt64) {
+        body()
+        var best = Double.infinity, lastCalls = 0
+        var allocations: UInt64 = 0
+        for _ in 0..<3 {
+            let before = branchy_allocation_count()
+            let start = DispatchTime.now().uptimeNanoseconds
+            var calls = 0, elapsed = 0.0
+            repeat {
+                body()
+                calls += 1
+                elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            } while elapsed < seconds / 3
+            allocations = branchy_allocation_count() - before
+            best = min(best, elapsed / Double(calls))
+            lastCalls = calls
+        }
+        return (best, lastCalls, allocations)
+    }
+
+    private func benchGemm(threads t: Int) -> BenchResult.Gemm {
+        Parallel.threads = t
+        var rng = SeededRandom(seed: 7)
+        let a = (0..<(m * k)).map { _ in rng.uniform(-1, 1) }, b = (0..<(k * n)).map { _ in rng.uniform(-1, 1) }
+        var c = [Float](repeating: 0, count: m * n)
+        let (s, _, _) = a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    time { Gemm.parallelNN(m, n, k, ap.baseAddress!, bp.baseAddress!, cp.baseAddress!) }
+                }
+            }
+        }
+        return .init(m: m, n: n, k: k, threads: t, isa: KernelISA.active.description, gflops: 2 * Double(m) * Double(n) * Double(k) / s / 1e9)
+    }
+
+    private func benchModel(_ net: CompiledNetwork, name: String, path: String, data: IDXDataset, batch b: Int, threads t: Int) -> BenchResult.ModelFigure {
+        Parallel.threads = t
+        let run = path == "full" ? Array(net.stages.indices) : [net.stages.firstIndex { $0.name == path }!]
+        let per = data.rows * data.cols
+        var input = [Float](repeating: 0, count: b * per)
+        for s in 0..<b {
+            let i = s % data.count
+            input.replaceSubrange((s * per)..<((s + 1) * per), with: data.images[(i * per)..<((i + 1) * per)])
+        }
+        let workspaces = (0..<t).map { _ in net.makeWorkspace() }
+        var features = net.stages.map { [Float](repeating: 0, count: b * $0.featureCount) }
+        var logits = [Float](repeating: 0, count: b * net.classes)
+        // Real inputs for a later stage: the features the earlier stages give on the same images.
+        for i in 0..<run[0] {
+            let src = i == 0 ? input : features[i - 1]
+            src.withUnsafeBufferPointer { x in
+                features[i].withUnsafeMutableBufferPointer { f in
+                    logits.withUnsafeMutableBufferPointer { l in
+                        net.runParallel(stage: i, count: b, input: x.baseAddress!, features: f.baseAddress!, logits: l.baseAddress!, workspaces: workspaces)
+                    }
+                }
+            }
+        }
+        let stageInput = run[0] == 0 ? input : features[run[0] - 1]
+        let buffers = features.map { f in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, f.count))
+            p.initialize(repeating: 0, count: max(1, f.count))
+            return p
+        }
+        let logitBuffer = UnsafeMutablePointer<Float>.allocate(capacity: b * net.classes)
+        defer { buffers.forEach { $0.deallocate() }; logitBuffer.deallocate() }
+        let measured = stageInput.withUnsafeBufferPointer { x in
+            time {
+                var src = x.baseAddress!
+                for i in run {
+                    net.runParallel(stage: i, count: b, input: src, features: buffers[i], logits: logitBuffer, workspaces: workspaces)
+                    src = UnsafePointer(buffers[i])
+                }
+            }
+        }
+        let us = measured.seconds / Double(b) * 1e6
+        let allocs = branchy_allocation_counting_available() != 0
+            ? Double(measured.allocations) / Double(measured.calls * b) : nil
+        return .init(model: name, path: path, batch: b, threads: t, isa: net.isa.description, usPerSample: us,
+                     samplesPerSecond: 1e6 / us, allocationsPerSample: allocs)
+    }
+
+    private func printGemm(_ rows: [BenchResult.Gemm]) {
+        print("gemm (\(KernelISA.active))   m      n      k  threads   GFLOP/s")
+        for r in rows { print(String(format: "%@ %6d %6d %6d %8d %9.1f", "            ".padding(toLength: 12, withPad: " ", startingAt: 0), r.m, r.n, r.k, r.threads, r.gflops)) }
+    }
+
+    private func printModels(_ rows: [BenchResult.ModelFigure]) {
+        print("model        path       batch  threads   µs/sample   samples/s   allocations/sample")
+        for r in rows {
+            let allocs = r.allocationsPerSample.map { String(format: "%.3f", $0) } ?? "-"
+            print(r.model.padding(toLength: 12, withPad: " ", startingAt: 0) + " " + r.path.padding(toLength: 10, withPad: " ", startingAt: 0)
+                  + String(format: " %5d %8d %11.2f %11.0f   ", r.batch, r.threads, r.usPerSample, r.samplesPerSecond) + allocs)
+        }
+    }
+}
+
+/// What `branchy bench --json` prints.
+struct BenchResult: Codable {
+    struct Machine: Codable {
+        var cpus: Int
+        var cpu: String
+        var isa: String
+        var supportedISAs: [String]
+
+        static var current: Machine {
+            let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+            let name = info.split(separator: "\n").first { $0.hasPrefix("model name") }
+                .map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown"
+            return Machine(cpus: ProcessInfo.processInfo.activeProcessorCount, cpu: name, isa: KernelISA.active.description,
+                           supportedISAs: KernelISA.supported.map(\.description))
+        }
+    }
+    struct Gemm: Codable {
+        var m: Int, n: Int, k: Int, threads: Int
+        var isa: String
+        var gflops: Double
+    }
+    struct ModelFigure: Codable {
+        var model: String, path: String
+        var batch: Int, threads: Int
+        var isa: String
+        var usPerSample: Double, samplesPerSecond: Double
+        /// Heap allocations per sample in the timed rounds (nil where they cannot be counted).
+        var allocationsPerSample: Double?
+    }
+
+    var machine: Machine
+    var gemm: [Gemm] = []
+    var models: [ModelFigure] = []
+}

@@ -1,0 +1,107 @@
+import BranchyTensor
+import Testing
+@testable import BranchyModel
+
+/// The compiled inference path against the layer-by-layer reference, on every kernel path.
+@Suite struct CompiledNetworkTests {
+    /// Specs that exercise every compiled step and the fallback: direct and im2col convolutions,
+    /// fused ReLU and pooling in both orders, pooling with padding and ceil mode, linear layers
+    /// with and without ReLU, batch normalisation and average pooling (run as layers).
+    static var specs: [ModelSpec] {
+        [ModelFixture.tiny, ModelFixture.tinyBatchNorm,
+         ModelSpec(name: "mixed", input: [1, 13, 11], classes: 7, stages: [
+            StageSpec(name: "a", trunk: [
+                .conv("c1", out: 13, kernel: 3, pad: 1), .relu, .maxPool(2, stride: 2, ceil: true),
+            ], exit: ExitSpec(name: "exit-a", layers: [.flatten, .linear("fc", out: 7)])),
+            StageSpec(name: "b", trunk: [
+                LayerSpec(op: "conv", name: "c2", out: 20, kernel: 3, stride: 2, pad: 1), LayerSpec(op: "maxpool", kernel: 3, stride: 1, pad: 1),
+                .relu, .conv("c3", out: 5, kernel: 1), .relu,
+            ], exit: ExitSpec(name: "exit-b", layers: [.flatten, .linear("fc1", out: 40), .relu, .linear("fc2", out: 7)])),
+            StageSpec(name: "c", trunk: [.relu, .maxPool(2, ceil: true), .conv("c4", out: 3, kernel: 2)],
+                      exit: ExitSpec(name: "exit-c", layers: [.flatten, .linear("fc", out: 7)])),
+         ])]
+    }
+
+
+    /// Runs every stage on `input`, each stage on the features of the one before.
+    static func compiledOutputs(_ net: CompiledNetwork, _ input: Tensor, perSample: Bool) -> Outcomes {
+        let n = input.batch
+        var out = Outcomes(features: [], logits: [])
+        let ws = net.makeWorkspace()
+        var x = input.data
+        for (i, stage) in net.stages.enumerated() {
+            var f = [Float](repeating: .nan, count: n * stage.featureCount)
+            var l = [Float](repeating: .nan, count: n * net.classes)
+            x.withUnsafeBufferPointer { xp in f.withUnsafeMutableBufferPointer { fp in l.withUnsafeMutableBufferPointer { lp in
+                if perSample {
+                    for s in 0..<n {
+                        net.run(stage: i, count: 1, input: xp.baseAddress! + s * stage.inputCount, features: fp.baseAddress! + s * stage.featureCount,
+                                logits: lp.baseAddress! + s * net.classes, workspace: ws)
+                    }
+                } else {
+                    net.run(stage: i, count: n, input: xp.baseAddress!, features: fp.baseAddress!, logits: lp.baseAddress!, workspace: ws)
+                }
+            } } }
+            out.features.append(f); out.logits.append(l)
+            x = f
+        }
+        return out
+    }
+
+    struct Outcomes: Equatable { var features: [[Float]]; var logits: [[Float]] }
+
+    @Test(arguments: KernelISA.supported)
+    func matchesLayerByLayerReference(isa: KernelISA) throws {
+        for (index, spec) in Self.specs.enumerated() {
+            let network = try ModelFixture.randomNetwork(spec, seed: 40 + UInt64(index))
+            let net = CompiledNetwork(network, isa: isa)
+            let input = ModelFixture.randomInput(spec.input, count: 29, seed: 9)
+            let got = Self.compiledOutputs(net, input, perSample: false)
+            var x = input
+            for i in network.stages.indices {
+                x = network.trunk(i, x)
+                let logits = network.exitLogits(i, x)
+                let scale = max(1, x.data.map(abs).max() ?? 1)
+                #expect(maxDifference(got.features[i], x.data) <= 2e-5 * scale, "\(spec.name) stage \(i) features on \(isa)")
+                #expect(maxDifference(got.logits[i], logits.data) <= 2e-4 * max(1, logits.data.map(abs).max() ?? 1),
+                        "\(spec.name) stage \(i) logits on \(isa)")
+            }
+        }
+    }
+
+    /// A sample's result is the same alone or in a batch, at any position.
+    @Test(arguments: KernelISA.supported)
+    func resultsDoNotDependOnTheBatch(isa: KernelISA) throws {
+        for (index, spec) in Self.specs.enumerated() {
+            let network = try ModelFixture.randomNetwork(spec, seed: 60 + UInt64(index))
+            let net = CompiledNetwork(network, isa: isa)
+            let input = ModelFixture.randomInput(spec.input, count: 31, seed: 3)
+            #expect(Self.compiledOutputs(net, input, perSample: false) == Self.compiledOutputs(net, input, perSample: true),
+                    "\(spec.name) on \(isa)")
+        }
+    }
+
+    @Test func fusedPathsAgreeBitForBit() throws {
+        try #require(KernelISA.avx2.isSupported && KernelISA.avx512.isSupported, "needs a CPU with AVX-512")
+        for (index, spec) in Self.specs.enumerated() {
+            let network = try ModelFixture.randomNetwork(spec, seed: 80 + UInt64(index))
+            let input = ModelFixture.randomInput(spec.input, count: 17, seed: 4)
+            #expect(Self.compiledOutputs(CompiledNetwork(network, isa: .avx2), input, perSample: false)
+                    == Self.compiledOutputs(CompiledNetwork(network, isa: .avx512), input, perSample: false), "\(spec.name)")
+        }
+    }
+
+    @Test func summaryMatchesSoftmaxReference() {
+        let logits = ModelFixture.randomInput([10], count: 50, seed: 5)
+        let reference = ExitOutput.from(logits: Tensor(shape: [50, 10], data: logits.data.map { $0 * 8 }))
+        let scaled = logits.data.map { $0 * 8 }
+        scaled.withUnsafeBufferPointer { p in
+            for s in 0..<50 { #expect(ExitOutput.summarize(p.baseAddress! + s * 10, classes: 10) == reference[s]) }
+        }
+    }
+}
+
+private func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count, "sizes differ: \(a.count) vs \(b.count)")
+    return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
+}
