@@ -82,32 +82,27 @@ public enum Conv2D {
     }
 
     /// y: (N, outC, outH, outW) = conv(x: (N, C, H, W), w: (outC, C, kH, kW)) + b: (outC).
+    ///
+    /// Runs the packed convolution of the active kernel path, so training sees the same
+    /// arithmetic as compiled inference.
     public static func forward(_ g: Conv2DGeometry, x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
         let n = x.count / g.inputCount
         var y = Tensor(shape: [n, g.outC, g.outH, g.outW])
-        let patch = g.patch, hw = g.positions
+        let packed = PackedConv2D(geometry: g, weight: weight.data, bias: bias?.data)
         x.data.withUnsafeBufferPointer { xp in
-        weight.data.withUnsafeBufferPointer { wp in
         y.data.withUnsafeMutableBufferPointer { yp in
-            let xb = xp.baseAddress!, wb = wp.baseAddress!, yb = yp.baseAddress!
-            let biasData = bias?.data
+            let xb = xp.baseAddress!, yb = yp.baseAddress!
             Parallel.forEachChunk(n, minimumPerThread: 2) { range in
-                let col = UnsafeMutablePointer<Float>.allocate(capacity: patch * hw)
-                defer { col.deallocate() }
+                let buffer = UnsafeMutablePointer<Float>.allocate(capacity: packed.bufferFloats)
+                let map = UnsafeMutablePointer<Float>.allocate(capacity: max(1, packed.mapFloats))
+                buffer.initialize(repeating: 0, count: packed.bufferFloats)
+                defer { buffer.deallocate(); map.deallocate() }
                 for s in range {
-                    let yi = yb + s * g.outputCount
-                    im2col(g, xb + s * g.inputCount, col)
-                    Gemm.nn(g.outC, hw, patch, wb, col, yi, accumulate: false)
-                    if let biasData {
-                        for o in 0..<g.outC {
-                            let bv = biasData[o]
-                            let yo = yi + o * hw
-                            for j in 0..<hw { yo[j] += bv }
-                        }
-                    }
+                    packed.map(xb + s * g.inputCount, buffer: buffer, map: map, relu: false)
+                    packed.compact(map, into: yb + s * g.outputCount)
                 }
             }
-        } } }
+        } }
         return y
     }
 

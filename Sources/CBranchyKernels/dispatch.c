@@ -77,11 +77,19 @@ void bk_pack_b(int isa, int k, int n, const float *b, ptrdiff_t rs, ptrdiff_t cs
 #undef CALL
 }
 
+int bk_conv_columns(int isa, int columns)
+{
+    int nr = bk_isa_nr(isa), vw = nr / 2;
+    int full = columns / nr, rest = columns - full * nr;
+    if (rest > vw) return (full + 1) * nr;
+    return full * nr + (rest > 0 ? vw : 0);
+}
+
 void bk_conv_tiles(int isa, int m, int k, const float *packed_w, const float *bias,
-                   const float *bbase, const int32_t *off, int tiles,
+                   const float *bbase, const int32_t *off, int columns,
                    float *map, ptrdiff_t map_stride, int relu)
 {
-#define CALL(S) bk_conv_tiles_##S(m, k, packed_w, bias, bbase, off, tiles, map, map_stride, relu)
+#define CALL(S) bk_conv_tiles_##S(m, k, packed_w, bias, bbase, off, columns, map, map_stride, relu)
     BK_DISPATCH(isa, CALL);
 #undef CALL
 }

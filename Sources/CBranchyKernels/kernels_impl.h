@@ -59,17 +59,19 @@ void SUFFIX(bk_pack_b)(int k, int n, const float *b, ptrdiff_t rs, ptrdiff_t cs,
 // INDIRECT: b_p = bbase + off[p]; otherwise b_p = bbase + p * NR (a packed panel).
 // init_mode: 0 zero, 1 row bias (scalar per row), 2 column bias (NR floats), 3 load C.
 static inline __attribute__((always_inline)) void SUFFIX(tile)(
-    const int R, const int INDIRECT, int k, const float *restrict a, const float *restrict bbase,
+    const int R, const int INDIRECT, const int V2, int k, const float *restrict a, const float *restrict bbase,
     const int32_t *restrict off, float *c, ptrdiff_t ldc, int cols,
     int init_mode, const float *init, int relu)
 {
+    // V2: two vectors (NR columns); otherwise one (VW columns, and cols must be VW).
     vf c0[MR], c1[MR];
+    _Pragma("clang loop unroll(full)")
     for (int r = 0; r < R; r++) {
         switch (init_mode) {
         case 1: c0[r] = VSET1(init[r]); c1[r] = c0[r]; break;
-        case 2: c0[r] = VLOAD(init); c1[r] = VLOAD(init + VW); break;
+        case 2: c0[r] = VLOAD(init); c1[r] = V2 ? VLOAD(init + VW) : VZERO(); break;
         case 3:
-            if (cols == NR) { c0[r] = VLOAD(c + r * ldc); c1[r] = VLOAD(c + r * ldc + VW); }
+            if (cols == NR || !V2) { c0[r] = VLOAD(c + r * ldc); c1[r] = V2 ? VLOAD(c + r * ldc + VW) : VZERO(); }
             else {
                 float t[NR] = {0};
                 memcpy(t, c + r * ldc, (size_t)cols * sizeof(float));
@@ -81,17 +83,21 @@ static inline __attribute__((always_inline)) void SUFFIX(tile)(
     }
     for (int p = 0; p < k; p++) {
         const float *bp = INDIRECT ? bbase + off[p] : bbase + (ptrdiff_t)p * NR;
-        vf b0 = VLOAD(bp), b1 = VLOAD(bp + VW);
+        vf b0 = VLOAD(bp), b1 = V2 ? VLOAD(bp + VW) : VZERO();
         const float *ap = a + (ptrdiff_t)p * MR;
+        _Pragma("clang loop unroll(full)")
         for (int r = 0; r < R; r++) {
             vf av = VSET1(ap[r]);
             c0[r] = VFMA(av, b0, c0[r]);
-            c1[r] = VFMA(av, b1, c1[r]);
+            if (V2) c1[r] = VFMA(av, b1, c1[r]);
         }
     }
+    _Pragma("clang loop unroll(full)")
     for (int r = 0; r < R; r++) {
-        if (relu) { c0[r] = VRELU(c0[r]); c1[r] = VRELU(c1[r]); }
-        if (cols == NR) {
+        if (relu) { c0[r] = VRELU(c0[r]); if (V2) c1[r] = VRELU(c1[r]); }
+        if (!V2) {
+            VSTORE(c + r * ldc, c0[r]);
+        } else if (cols == NR) {
             VSTORE(c + r * ldc, c0[r]); VSTORE(c + r * ldc + VW, c1[r]);
         } else {
             float t[NR];
@@ -102,60 +108,117 @@ static inline __attribute__((always_inline)) void SUFFIX(tile)(
 }
 
 // Dispatches a micro-tile on its row count so that each count gets an unrolled body.
-#define BK_ROWS_CASES(INDIRECT) \
+#define BK_ROWS_CASES(INDIRECT, V2) \
     switch (rows) { \
-    case 1: SUFFIX(tile)(1, INDIRECT, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
-    case 2: SUFFIX(tile)(2, INDIRECT, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
-    case 3: SUFFIX(tile)(3, INDIRECT, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
-    case 4: SUFFIX(tile)(4, INDIRECT, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
-    BK_MORE_ROWS(INDIRECT) \
+    case 1: SUFFIX(tile)(1, INDIRECT, V2, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
+    case 2: SUFFIX(tile)(2, INDIRECT, V2, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
+    case 3: SUFFIX(tile)(3, INDIRECT, V2, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
+    case 4: SUFFIX(tile)(4, INDIRECT, V2, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
+    BK_MORE_ROWS(INDIRECT, V2) \
     default: break; \
     }
 
 #if MR > 4
-#define BK_ROW_CASE(n, INDIRECT) case n: SUFFIX(tile)(n, INDIRECT, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break;
+#define BK_ROW_CASE(n, INDIRECT, V2) case n: SUFFIX(tile)(n, INDIRECT, V2, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break;
 #if MR == 6
-#define BK_MORE_ROWS(I) BK_ROW_CASE(5, I) BK_ROW_CASE(6, I)
+#define BK_MORE_ROWS(I, V) BK_ROW_CASE(5, I, V) BK_ROW_CASE(6, I, V)
 #elif MR == 8
-#define BK_MORE_ROWS(I) BK_ROW_CASE(5, I) BK_ROW_CASE(6, I) BK_ROW_CASE(7, I) BK_ROW_CASE(8, I)
+#define BK_MORE_ROWS(I, V) BK_ROW_CASE(5, I, V) BK_ROW_CASE(6, I, V) BK_ROW_CASE(7, I, V) BK_ROW_CASE(8, I, V)
 #elif MR == 12
-#define BK_MORE_ROWS(I) BK_ROW_CASE(5, I) BK_ROW_CASE(6, I) BK_ROW_CASE(7, I) BK_ROW_CASE(8, I) \
-    BK_ROW_CASE(9, I) BK_ROW_CASE(10, I) BK_ROW_CASE(11, I) BK_ROW_CASE(12, I)
+#define BK_MORE_ROWS(I, V) BK_ROW_CASE(5, I, V) BK_ROW_CASE(6, I, V) BK_ROW_CASE(7, I, V) BK_ROW_CASE(8, I, V) \
+    BK_ROW_CASE(9, I, V) BK_ROW_CASE(10, I, V) BK_ROW_CASE(11, I, V) BK_ROW_CASE(12, I, V)
 #else
 #error "unsupported MR"
 #endif
 #else
-#define BK_MORE_ROWS(I)
+#define BK_MORE_ROWS(I, V)
 #endif
 
 static __attribute__((noinline)) void SUFFIX(tile_indirect)(int rows, int k, const float *a, const float *bbase,
     const int32_t *off, float *c, ptrdiff_t ldc, int cols, int init_mode, const float *init, int relu)
 {
-    BK_ROWS_CASES(1)
+    BK_ROWS_CASES(1, 1)
+}
+
+static __attribute__((noinline)) void SUFFIX(tile_indirect_half)(int rows, int k, const float *a, const float *bbase,
+    const int32_t *off, float *c, ptrdiff_t ldc, int cols, int init_mode, const float *init, int relu)
+{
+    BK_ROWS_CASES(1, 0)
 }
 
 static __attribute__((noinline)) void SUFFIX(tile_panel)(int rows, int k, const float *a, const float *bbase,
     float *c, ptrdiff_t ldc, int cols, int init_mode, const float *init, int relu)
 {
     const int32_t *off = NULL;
-    BK_ROWS_CASES(0)
+    BK_ROWS_CASES(0, 1)
 }
 
 void SUFFIX(bk_conv_tiles)(int m, int k, const float *packed_w, const float *bias,
-                           const float *bbase, const int32_t *off, int tiles,
+                           const float *bbase, const int32_t *off, int columns,
                            float *map, ptrdiff_t map_stride, int relu)
 {
     static const float zeros[MR] = {0};
+    int full = columns / NR, rest = columns - full * NR;
+    if (rest > VW) { full += 1; rest = 0; }
     for (int i0 = 0; i0 < m; i0 += MR) {
         int rows = m - i0 < MR ? m - i0 : MR;
         const float *a = packed_w + (ptrdiff_t)(i0 / MR) * k * MR;
         const float *init = bias ? bias + i0 : zeros;
-        for (int t = 0; t < tiles; t++) {
+        for (int t = 0; t < full; t++) {
             SUFFIX(tile_indirect)(rows, k, a, bbase + (ptrdiff_t)t * NR, off,
                                   map + (ptrdiff_t)i0 * map_stride + (ptrdiff_t)t * NR, map_stride, NR,
                                   1, init, relu);
         }
+        if (rest > 0) {
+            SUFFIX(tile_indirect_half)(rows, k, a, bbase + (ptrdiff_t)full * NR, off,
+                                       map + (ptrdiff_t)i0 * map_stride + (ptrdiff_t)full * NR, map_stride, VW,
+                                       1, init, relu);
+        }
     }
+}
+
+// One sample against four column panels at once: eight independent chains keep the FMA
+// units busy where a single panel would wait on each multiply-add's latency. Same order of
+// operations per element as the tile.
+static __attribute__((noinline)) void SUFFIX(gemv4)(int k, const float *restrict x, const float *restrict b,
+    ptrdiff_t panel, float *y, const float *bias, int relu)
+{
+    vf c[8];
+    _Pragma("clang loop unroll(full)")
+    for (int t = 0; t < 4; t++) {
+        c[2 * t] = bias ? VLOAD(bias + t * NR) : VZERO();
+        c[2 * t + 1] = bias ? VLOAD(bias + t * NR + VW) : VZERO();
+    }
+    for (int p = 0; p < k; p++) {
+        vf xv = VSET1(x[p]);
+        const float *bp = b + (ptrdiff_t)p * NR;
+        _Pragma("clang loop unroll(full)")
+        for (int t = 0; t < 4; t++) {
+            c[2 * t] = VFMA(xv, VLOAD(bp + t * panel), c[2 * t]);
+            c[2 * t + 1] = VFMA(xv, VLOAD(bp + t * panel + VW), c[2 * t + 1]);
+        }
+    }
+    _Pragma("clang loop unroll(full)")
+    for (int t = 0; t < 8; t++) {
+        if (relu) c[t] = VRELU(c[t]);
+        VSTORE(y + t * VW, c[t]);
+    }
+}
+
+// One sample against one column panel; `cols` outputs are stored.
+static __attribute__((noinline)) void SUFFIX(gemv1)(int k, const float *restrict x, const float *restrict b,
+    float *y, int cols, const float *bias, int relu)
+{
+    vf c0 = bias ? VLOAD(bias) : VZERO(), c1 = bias ? VLOAD(bias + VW) : VZERO();
+    for (int p = 0; p < k; p++) {
+        vf xv = VSET1(x[p]);
+        c0 = VFMA(xv, VLOAD(b + (ptrdiff_t)p * NR), c0);
+        c1 = VFMA(xv, VLOAD(b + (ptrdiff_t)p * NR + VW), c1);
+    }
+    if (relu) { c0 = VRELU(c0); c1 = VRELU(c1); }
+    float t[NR];
+    VSTORE(t, c0); VSTORE(t + VW, c1);
+    memcpy(y, t, (size_t)cols * sizeof(float));
 }
 
 size_t SUFFIX(bk_linear_scratch_size)(int n, int k)
@@ -169,6 +232,15 @@ void SUFFIX(bk_linear)(int n, int k, int o, const float *x, ptrdiff_t ldx,
 {
     // Rows of C are samples (A = x, packed MR samples at a time), columns are outputs (B = Wᵀ panels).
     float *apack = scratch;
+    if (n == 1) {
+        int j0 = 0;
+        for (; j0 + 4 * NR <= o; j0 += 4 * NR)
+            SUFFIX(gemv4)(k, x, packed_wt + (ptrdiff_t)(j0 / NR) * k * NR, (ptrdiff_t)k * NR, y + j0, bias ? bias + j0 : NULL, relu);
+        for (; j0 < o; j0 += NR)
+            SUFFIX(gemv1)(k, x, packed_wt + (ptrdiff_t)(j0 / NR) * k * NR, y + j0, o - j0 < NR ? o - j0 : NR,
+                          bias ? bias + j0 : NULL, relu);
+        return;
+    }
     for (int i0 = 0; i0 < n; i0 += MR) {
         int rows = n - i0 < MR ? n - i0 : MR;
         SUFFIX(pack_a_panel)(rows, k, x + (ptrdiff_t)i0 * ldx, ldx, 1, apack);

@@ -55,14 +55,16 @@ void bk_sgemm(int isa, int m, int n, int k,
 size_t bk_sgemm_scratch_size(int isa, int m, int n, int k);
 
 /// Convolution as a product with indirect rows of B (no bounds checks):
-/// for each output channel o < m and column q < tiles * NR,
+/// for each output channel o < m and column q < bk_conv_columns(isa, columns),
 ///   map[o * map_stride + q] = relu?(bias[o] + Σ_{p<k} w[o, p] · bbase[off[p] + q])
-/// with w packed by bk_pack_a (m × k). `bias` may be NULL (zero). Every column of every
-/// tile is computed and stored, so bbase must be readable and map writable for
-/// tiles * NR columns from each row start.
+/// with w packed by bk_pack_a (m × k). `bias` may be NULL (zero). Columns are computed in
+/// tiles of NR, the last one of NR / 2 when that covers the rest, and every column of every
+/// tile is stored: bbase must be readable and map writable that far from each row start.
 void bk_conv_tiles(int isa, int m, int k, const float *packed_w, const float *bias,
-                   const float *bbase, const int32_t *off, int tiles,
+                   const float *bbase, const int32_t *off, int columns,
                    float *map, ptrdiff_t map_stride, int relu);
+/// Columns bk_conv_tiles computes for `columns` wanted: whole tiles of NR, or of NR / 2 at the end.
+int bk_conv_columns(int isa, int columns);
 
 /// Fully connected: y (n × o, row stride ldy) = relu?(x (n × k, row stride ldx) · Wᵀ + bias)
 /// with Wᵀ (k × o) packed by bk_pack_b. `bias` (or NULL) holds o floats padded with zeros to a

@@ -1,0 +1,118 @@
+import CBranchyKernels
+
+/// A convolution ready to run on one kernel path: weights packed once, and the way B's rows
+/// are read decided once.
+///
+/// With stride 1 the rows of B are shifted views of a zero-bordered copy of the input, so no
+/// im2col matrix is written; the output map then has the padded width, and its extra columns
+/// are discarded by ``compact(_:into:relu:)`` or by the pooling that reads the map. Otherwise
+/// (or when that layout would waste too many columns) the input goes through im2col.
+/// Each output element is `bias + Σ w·x` as one chain of multiply-adds in (channel, row,
+/// column) order of the kernel, whatever the batch.
+public struct PackedConv2D: Sendable {
+    public let geometry: Conv2DGeometry
+    public let isa: KernelISA
+    /// Stride 1: B rows are shifted views of the zero-bordered input (no im2col copy).
+    public let direct: Bool
+    public let paddedH: Int, paddedW: Int
+    /// Distance between output rows in the map (padded width when direct, outW otherwise).
+    public let mapRowStride: Int
+    /// Floats per output channel in the map (whole tiles of NR columns, or NR / 2 at the end).
+    public let mapStride: Int
+    /// Columns of the map that hold output (the rest of `mapStride` is computed and ignored).
+    let columns: Int
+    let packedWeight: [Float]
+    let bias: [Float]?
+    let offsets: [Int32]
+    /// Floats of the private input buffer (the zero-bordered copy or the im2col matrix).
+    public let bufferFloats: Int
+
+    /// Floats of the output map.
+    public var mapFloats: Int { geometry.outC * mapStride }
+
+    /// Packs `weight` (outC, C, kH, kW) and keeps `bias` (outC) for `isa`.
+    public init(geometry g: Conv2DGeometry, weight: [Float], bias: [Float]?, isa: KernelISA = .active) {
+        geometry = g
+        self.isa = isa
+        let nr = isa.nr
+        let k = g.patch
+        let ph = g.inH + 2 * g.pad, pw = g.inW + 2 * g.pad
+        let wideColumns = g.outH == 0 ? 0 : (g.outH - 1) * pw + g.outW
+        let directColumns = Int(bk_conv_columns(isa.rawValue, Int32(wideColumns)))
+        let imColumns = Int(bk_conv_columns(isa.rawValue, Int32(g.positions)))
+        // Cost in cycles, roughly: two vector multiply-adds per cycle, one im2col element per cycle.
+        let vw = nr / 2
+        let directCost = g.outC * k * (directColumns / vw) / 2
+        let imCost = g.outC * k * (imColumns / vw) / 2 + k * g.positions
+        let direct = g.stride == 1 && directCost <= imCost
+        self.direct = direct
+        paddedH = ph; paddedW = pw
+        let columns = direct ? wideColumns : g.positions
+        self.columns = columns
+        let mapStride = direct ? directColumns : imColumns
+        self.mapStride = mapStride
+        mapRowStride = direct ? pw : g.outW
+        var offs = [Int32](repeating: 0, count: k)
+        var p = 0
+        for c in 0..<g.inC { for ki in 0..<g.kH { for kj in 0..<g.kW {
+            offs[p] = Int32(direct ? c * ph * pw + ki * pw + kj : p * mapStride)
+            p += 1
+        } } }
+        offsets = offs
+        if direct {
+            let lastOffset = k == 0 ? 0 : Int(offs[k - 1])
+            bufferFloats = max(g.inC * ph * pw, lastOffset + mapStride) + nr
+        } else {
+            bufferFloats = max(1, k * mapStride)
+        }
+        var packed = [Float](repeating: 0, count: bk_pack_a_size(isa.rawValue, Int32(g.outC), Int32(k)))
+        weight.withUnsafeBufferPointer { w in
+            packed.withUnsafeMutableBufferPointer { d in
+                bk_pack_a(isa.rawValue, Int32(g.outC), Int32(k), w.baseAddress!, k, 1, d.baseAddress!)
+            }
+        }
+        packedWeight = packed
+        self.bias = bias
+    }
+
+    /// One image x (C, H, W) → map (outC rows of `mapStride`) = conv + bias, ReLU when asked.
+    /// `buffer` (bufferFloats) must be zeroed before its first use and used by this convolution only.
+    public func map(_ x: UnsafePointer<Float>, buffer: UnsafeMutablePointer<Float>, map: UnsafeMutablePointer<Float>, relu: Bool) {
+        let g = geometry
+        if direct {
+            // The border stays zero: only the interior is ever written.
+            bk_copy_planes(Int32(g.inC), Int32(g.inH), Int32(g.inW), x, g.inH * g.inW, g.inW,
+                           buffer + g.pad * paddedW + g.pad, paddedH * paddedW, paddedW, 0)
+        } else {
+            bk_im2col(Int32(g.inC), Int32(g.inH), Int32(g.inW), Int32(g.kH), Int32(g.kW), Int32(g.stride), Int32(g.pad),
+                      Int32(g.outH), Int32(g.outW), x, buffer, mapStride)
+        }
+        packedWeight.withUnsafeBufferPointer { w in
+            offsets.withUnsafeBufferPointer { o in
+                if let bias {
+                    bias.withUnsafeBufferPointer { b in
+                        bk_conv_tiles(isa.rawValue, Int32(g.outC), Int32(g.patch), w.baseAddress!, b.baseAddress!, buffer,
+                                      o.baseAddress!, Int32(columns), map, mapStride, relu ? 1 : 0)
+                    }
+                } else {
+                    bk_conv_tiles(isa.rawValue, Int32(g.outC), Int32(g.patch), w.baseAddress!, nil, buffer,
+                                  o.baseAddress!, Int32(columns), map, mapStride, relu ? 1 : 0)
+                }
+            }
+        }
+    }
+
+    /// Copies the valid part of a map into a compact (outC, outH, outW) output.
+    public func compact(_ map: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, relu: Bool = false) {
+        let g = geometry
+        bk_copy_planes(Int32(g.outC), Int32(g.outH), Int32(g.outW), map, mapStride, mapRowStride, y, g.outH * g.outW, g.outW, relu ? 1 : 0)
+    }
+
+    /// Max-pools a map into a compact output of `pool`'s shape.
+    public func pool(_ map: UnsafePointer<Float>, _ pool: Pool2DGeometry, into y: UnsafeMutablePointer<Float>) {
+        let g = geometry
+        bk_maxpool(Int32(g.outC), Int32(g.outH), Int32(g.outW), map, mapStride, mapRowStride,
+                   Int32(pool.kernel), Int32(pool.stride), Int32(pool.pad), Int32(pool.outH), Int32(pool.outW),
+                   y, pool.outH * pool.outW, pool.outW, 0)
+    }
+}
