@@ -164,7 +164,7 @@ public final class CompiledNetwork: Sendable {
         case .conv(let c):
             c.run(x, y, workspace: ws.buffer(0), map: ws.buffer(1))
         case .maxPool(let p, let relu):
-            bk_maxpool(Int32(p.channels), Int32(p.inH), Int32(p.inW), x, p.inH * p.inW, p.inW,
+            bk_maxpool(isa.rawValue, Int32(p.channels), Int32(p.inH), Int32(p.inW), x, p.inH * p.inW, p.inW,
                        Int32(p.kernel), Int32(p.stride), Int32(p.pad), Int32(p.outH), Int32(p.outW),
                        y, p.outH * p.outW, p.outW, relu ? 1 : 0)
         case .relu(let count):

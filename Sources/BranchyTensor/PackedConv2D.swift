@@ -24,8 +24,10 @@ public struct PackedConv2D: Sendable {
     let packedWeight: [Float]
     let bias: [Float]?
     let offsets: [Int32]
-    /// Floats of the private input buffer (the zero-bordered copy or the im2col matrix).
+    /// Floats of the private input buffer (the zero-bordered copy, the im2col matrix, or both).
     public let bufferFloats: Int
+    /// Where the im2col matrix starts in the buffer.
+    let colOffset: Int
 
     /// Floats of the output map.
     public var mapFloats: Int { geometry.outC * mapStride }
@@ -43,7 +45,7 @@ public struct PackedConv2D: Sendable {
         // Cost in cycles, roughly: two vector multiply-adds per cycle, one im2col element per cycle.
         let vw = nr / 2
         let directCost = g.outC * k * (directColumns / vw) / 2
-        let imCost = g.outC * k * (imColumns / vw) / 2 + k * g.positions
+        let imCost = g.outC * k * (imColumns / vw) / 2 + k * g.positions / 4
         let direct = g.stride == 1 && directCost <= imCost
         self.direct = direct
         paddedH = ph; paddedW = pw
@@ -62,7 +64,13 @@ public struct PackedConv2D: Sendable {
         if direct {
             let lastOffset = k == 0 ? 0 : Int(offs[k - 1])
             bufferFloats = max(g.inC * ph * pw, lastOffset + mapStride) + nr
+            colOffset = 0
+        } else if g.stride == 1 {
+            // im2col from a zero-bordered copy: the matrix follows the copy.
+            colOffset = (g.inC * ph * pw + 15) / 16 * 16
+            bufferFloats = colOffset + max(1, k * mapStride)
         } else {
+            colOffset = 0
             bufferFloats = max(1, k * mapStride)
         }
         var packed = [Float](repeating: 0, count: bk_pack_a_size(isa.rawValue, Int32(g.outC), Int32(k)))
@@ -79,11 +87,16 @@ public struct PackedConv2D: Sendable {
     /// `buffer` (bufferFloats) must be zeroed before its first use and used by this convolution only.
     public func map(_ x: UnsafePointer<Float>, buffer: UnsafeMutablePointer<Float>, map: UnsafeMutablePointer<Float>, relu: Bool) {
         let g = geometry
-        if direct {
+        if direct || g.stride == 1 {
             // The border stays zero: only the interior is ever written.
             bk_copy_planes(Int32(g.inC), Int32(g.inH), Int32(g.inW), x, g.inH * g.inW, g.inW,
                            buffer + g.pad * paddedW + g.pad, paddedH * paddedW, paddedW, 0)
-        } else {
+        }
+        let bbase = buffer + colOffset
+        if !direct && g.stride == 1 {
+            bk_im2col_padded(Int32(g.inC), Int32(paddedH), Int32(paddedW), Int32(g.kH), Int32(g.kW), Int32(g.outH), Int32(g.outW),
+                             buffer, bbase, mapStride)
+        } else if !direct {
             bk_im2col(Int32(g.inC), Int32(g.inH), Int32(g.inW), Int32(g.kH), Int32(g.kW), Int32(g.stride), Int32(g.pad),
                       Int32(g.outH), Int32(g.outW), x, buffer, mapStride)
         }
@@ -91,11 +104,11 @@ public struct PackedConv2D: Sendable {
             offsets.withUnsafeBufferPointer { o in
                 if let bias {
                     bias.withUnsafeBufferPointer { b in
-                        bk_conv_tiles(isa.rawValue, Int32(g.outC), Int32(g.patch), w.baseAddress!, b.baseAddress!, buffer,
+                        bk_conv_tiles(isa.rawValue, Int32(g.outC), Int32(g.patch), w.baseAddress!, b.baseAddress!, bbase,
                                       o.baseAddress!, Int32(columns), map, mapStride, relu ? 1 : 0)
                     }
                 } else {
-                    bk_conv_tiles(isa.rawValue, Int32(g.outC), Int32(g.patch), w.baseAddress!, nil, buffer,
+                    bk_conv_tiles(isa.rawValue, Int32(g.outC), Int32(g.patch), w.baseAddress!, nil, bbase,
                                   o.baseAddress!, Int32(columns), map, mapStride, relu ? 1 : 0)
                 }
             }
@@ -111,7 +124,7 @@ public struct PackedConv2D: Sendable {
     /// Max-pools a map into a compact output of `pool`'s shape.
     public func pool(_ map: UnsafePointer<Float>, _ pool: Pool2DGeometry, into y: UnsafeMutablePointer<Float>) {
         let g = geometry
-        bk_maxpool(Int32(g.outC), Int32(g.outH), Int32(g.outW), map, mapStride, mapRowStride,
+        bk_maxpool(isa.rawValue, Int32(g.outC), Int32(g.outH), Int32(g.outW), map, mapStride, mapRowStride,
                    Int32(pool.kernel), Int32(pool.stride), Int32(pool.pad), Int32(pool.outH), Int32(pool.outW),
                    y, pool.outH * pool.outW, pool.outW, 0)
     }

@@ -139,55 +139,20 @@ void bk_copy_planes(int c, int h, int w, const float *src, ptrdiff_t src_cs, ptr
     }
 }
 
-void bk_maxpool(int c, int h, int w, const float *src, ptrdiff_t src_cs, ptrdiff_t src_rs,
+void bk_maxpool(int isa, int c, int h, int w, const float *src, ptrdiff_t src_cs, ptrdiff_t src_rs,
                 int kernel, int stride, int pad, int oh, int ow,
                 float *dst, ptrdiff_t dst_cs, ptrdiff_t dst_rs, int relu)
 {
-    if (kernel == 2 && stride == 2 && pad == 0 && 2 * oh <= h && 2 * ow <= w) {
-        // The common 2 × 2 window with every window inside the input.
-        for (int ch = 0; ch < c; ch++) {
-            for (int oy = 0; oy < oh; oy++) {
-                const float *r0 = src + ch * src_cs + (2 * oy) * src_rs, *r1 = r0 + src_rs;
-                float *d = dst + ch * dst_cs + oy * dst_rs;
-                for (int ox = 0; ox < ow; ox++) {
-                    float a = r0[2 * ox], b = r0[2 * ox + 1], e = r1[2 * ox], f = r1[2 * ox + 1];
-                    float m = a;
-                    if (b > m) m = b;
-                    if (e > m) m = e;
-                    if (f > m) m = f;
-                    if (relu && !(m > 0)) m = 0;
-                    d[ox] = m;
-                }
-            }
-        }
-        return;
-    }
-    for (int ch = 0; ch < c; ch++) {
-        for (int oy = 0; oy < oh; oy++) {
-            int y0 = oy * stride - pad, y1 = y0 + kernel;
-            if (y0 < 0) y0 = 0;
-            if (y1 > h) y1 = h;
-            float *d = dst + ch * dst_cs + oy * dst_rs;
-            for (int ox = 0; ox < ow; ox++) {
-                int x0 = ox * stride - pad, x1 = x0 + kernel;
-                if (x0 < 0) x0 = 0;
-                if (x1 > w) x1 = w;
-                float m = -__builtin_inff();
-                for (int y = y0; y < y1; y++) {
-                    const float *s = src + ch * src_cs + y * src_rs;
-                    for (int x = x0; x < x1; x++) if (s[x] > m) m = s[x];
-                }
-                if (relu && !(m > 0)) m = 0;
-                d[ox] = m;
-            }
-        }
-    }
+#define CALL(S) bk_maxpool_##S(c, h, w, src, src_cs, src_rs, kernel, stride, pad, oh, ow, dst, dst_cs, dst_rs, relu)
+    BK_DISPATCH(isa, CALL);
+#undef CALL
 }
 
 void bk_im2col(int c, int h, int w, int kh, int kw, int stride, int pad, int oh, int ow,
                const float *x, float *col, ptrdiff_t ld)
 {
     ptrdiff_t row = 0;
+
     for (int ch = 0; ch < c; ch++) {
         const float *xc = x + (ptrdiff_t)ch * h * w;
         for (int ki = 0; ki < kh; ki++) {
@@ -203,6 +168,23 @@ void bk_im2col(int c, int h, int w, int kh, int kw, int stride, int pad, int oh,
                         d[ox] = (ix >= 0 && ix < w) ? xr[ix] : 0;
                     }
                 }
+            }
+        }
+    }
+}
+
+void bk_im2col_padded(int c, int hp, int wp, int kh, int kw, int oh, int ow,
+                      const float *padded, float *col, ptrdiff_t ld)
+{
+    ptrdiff_t row = 0;
+    for (int ch = 0; ch < c; ch++) {
+        const float *pc = padded + (ptrdiff_t)ch * hp * wp;
+        for (int ki = 0; ki < kh; ki++) {
+            for (int kj = 0; kj < kw; kj++, row++) {
+                float *d = col + row * ld;
+                const float *src = pc + (ptrdiff_t)ki * wp + kj;
+                for (int oy = 0; oy < oh; oy++, d += ow, src += wp)
+                    for (int ox = 0; ox < ow; ox++) d[ox] = src[ox];
             }
         }
     }

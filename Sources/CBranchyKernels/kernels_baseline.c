@@ -9,6 +9,8 @@ typedef __m128 vf;
 #define VZERO() _mm_setzero_ps()
 #define VFMA(a, b, acc) _mm_add_ps((acc), _mm_mul_ps((a), (b)))
 #define VRELU(v) _mm_max_ps((v), _mm_setzero_ps())
+#define VMAX(a, b) _mm_max_ps((a), (b))
+#define VPAIRMAX(lo, hi) _mm_max_ps(_mm_shuffle_ps((lo), (hi), 0x88), _mm_shuffle_ps((lo), (hi), 0xDD))
 #else
 #include <string.h>
 typedef float vf __attribute__((vector_size(16)));

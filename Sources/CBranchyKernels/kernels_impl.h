@@ -313,6 +313,81 @@ void SUFFIX(bk_sgemm)(int m, int n, int k,
     free(owned);
 }
 
+static inline float SUFFIX(bk_max)(float best, float v) { return v > best ? v : best; }
+
+// One output row of max pooling over the clipped windows [x0, x1) × rows.
+static void SUFFIX(maxpool_row_generic)(const float *src, ptrdiff_t src_rs, int y0, int y1, int w,
+                                int kernel, int stride, int pad, int ox0, int ow, float *d, int relu)
+{
+    for (int ox = ox0; ox < ow; ox++) {
+        int x0 = ox * stride - pad, x1 = x0 + kernel;
+        if (x0 < 0) x0 = 0;
+        if (x1 > w) x1 = w;
+        float m = -__builtin_inff();
+        for (int y = y0; y < y1; y++) {
+            const float *s = src + y * src_rs;
+            for (int x = x0; x < x1; x++) m = SUFFIX(bk_max)(m, s[x]);
+        }
+        if (relu) m = SUFFIX(bk_max)(0.0f, m);
+        d[ox] = m;
+    }
+}
+
+void SUFFIX(bk_maxpool)(int c, int h, int w, const float *src, ptrdiff_t src_cs, ptrdiff_t src_rs,
+                int kernel, int stride, int pad, int oh, int ow,
+                float *dst, ptrdiff_t dst_cs, ptrdiff_t dst_rs, int relu)
+{
+    // The common 2 × 2 window at stride 2: whole windows branch-free, a clipped last
+    // column or row (ceil mode) through the general code.
+    int fast = kernel == 2 && stride == 2 && pad == 0;
+    int full_rows = fast ? (h / 2 < oh ? h / 2 : oh) : 0;
+    int full_cols = fast ? (w / 2 < ow ? w / 2 : ow) : 0;
+    for (int ch = 0; ch < c; ch++) {
+        const float *plane = src + ch * src_cs;
+        for (int oy = 0; oy < oh; oy++) {
+            float *d = dst + ch * dst_cs + oy * dst_rs;
+            if (oy < full_rows) {
+                const float *r0 = plane + (2 * oy) * src_rs, *r1 = r0 + src_rs;
+                int ox = 0;
+#ifdef VPAIRMAX
+                // VW outputs at a time from 2·VW columns of two rows.
+                for (; ox + VW <= full_cols; ox += VW) {
+                    vf lo = VMAX(VLOAD(r0 + 2 * ox), VLOAD(r1 + 2 * ox));
+                    vf hi = VMAX(VLOAD(r0 + 2 * ox + VW), VLOAD(r1 + 2 * ox + VW));
+                    vf m = VPAIRMAX(lo, hi);
+                    if (relu) m = VRELU(m);
+                    VSTORE(d + ox, m);
+                }
+#ifdef VLOADN
+                if (ox < full_cols) {
+                    // The rest of the row with masked loads and stores: nothing past it is touched.
+                    int rest = full_cols - ox, left = 2 * rest, n0 = left < VW ? left : VW, n1 = left - n0;
+                    vf lo = VMAX(VLOADN(r0 + 2 * ox, n0), VLOADN(r1 + 2 * ox, n0));
+                    vf hi = VMAX(VLOADN(r0 + 2 * ox + VW, n1), VLOADN(r1 + 2 * ox + VW, n1));
+                    vf m = VPAIRMAX(lo, hi);
+                    if (relu) m = VRELU(m);
+                    VSTOREN(d + ox, m, rest);
+                    ox = full_cols;
+                }
+#endif
+#endif
+                for (; ox < full_cols; ox++) {
+                    float m = SUFFIX(bk_max)(SUFFIX(bk_max)(SUFFIX(bk_max)(r0[2 * ox], r0[2 * ox + 1]), r1[2 * ox]), r1[2 * ox + 1]);
+                    d[ox] = relu ? SUFFIX(bk_max)(0.0f, m) : m;
+                }
+                if (full_cols < ow)
+                    SUFFIX(maxpool_row_generic)(plane, src_rs, 2 * oy, 2 * oy + 2 > h ? h : 2 * oy + 2, w, kernel, stride, pad,
+                                        full_cols, ow, d, relu);
+            } else {
+                int y0 = oy * stride - pad, y1 = y0 + kernel;
+                if (y0 < 0) y0 = 0;
+                if (y1 > h) y1 = h;
+                SUFFIX(maxpool_row_generic)(plane, src_rs, y0, y1, w, kernel, stride, pad, 0, ow, d, relu);
+            }
+        }
+    }
+}
+
 #undef NR
 #undef BK_ROWS_CASES
 #undef BK_MORE_ROWS

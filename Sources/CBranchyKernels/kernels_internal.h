@@ -13,6 +13,9 @@
     void bk_linear_##S(int n, int k, int o, const float *x, ptrdiff_t ldx, const float *packed_wt, \
                        const float *bias, float *y, ptrdiff_t ldy, int relu, float *scratch); \
     size_t bk_sgemm_scratch_size_##S(int m, int n, int k); \
+    void bk_maxpool_##S(int c, int h, int w, const float *src, ptrdiff_t src_cs, ptrdiff_t src_rs, \
+                        int kernel, int stride, int pad, int oh, int ow, \
+                        float *dst, ptrdiff_t dst_cs, ptrdiff_t dst_rs, int relu); \
     void bk_sgemm_##S(int m, int n, int k, const float *a, ptrdiff_t ars, ptrdiff_t acs, \
                       const float *b, ptrdiff_t brs, ptrdiff_t bcs, float *c, ptrdiff_t ldc, int accumulate, \
                       float *scratch);

@@ -78,13 +78,18 @@ void bk_copy_planes(int c, int h, int w, const float *src, ptrdiff_t src_cs, ptr
                     float *dst, ptrdiff_t dst_cs, ptrdiff_t dst_rs, int relu);
 /// Max pooling without argmax: windows of `kernel` at `stride`, `pad` (windows clipped to
 /// the input), output oh × ow per plane; strides as in bk_copy_planes.
-void bk_maxpool(int c, int h, int w, const float *src, ptrdiff_t src_cs, ptrdiff_t src_rs,
+void bk_maxpool(int isa, int c, int h, int w, const float *src, ptrdiff_t src_cs, ptrdiff_t src_rs,
                 int kernel, int stride, int pad, int oh, int ow,
                 float *dst, ptrdiff_t dst_cs, ptrdiff_t dst_rs, int relu);
 /// Unfolds one image (c × h × w, compact) into col rows (c·kh·kw rows, row stride ld,
 /// oh·ow columns), zero where the window leaves the image; columns past oh·ow untouched.
 void bk_im2col(int c, int h, int w, int kh, int kw, int stride, int pad, int oh, int ow,
                const float *x, float *col, ptrdiff_t ld);
+
+/// im2col at stride 1 from a zero-bordered copy of the image (c planes of hp × wp): every
+/// window row is one contiguous run, so rows are plain copies.
+void bk_im2col_padded(int c, int hp, int wp, int kh, int kw, int oh, int ow,
+                      const float *padded, float *col, ptrdiff_t ld);
 
 #ifdef __cplusplus
 }
