@@ -1,3 +1,5 @@
+import CBranchyKernels
+
 /// Shape of a 2-D convolution: input (C, H, W), weight (outC, C, kH, kW), output (outC, outH, outW).
 public struct Conv2DGeometry: Sendable, Equatable {
     public var inC: Int, inH: Int, inW: Int
@@ -27,32 +29,9 @@ public struct Conv2DGeometry: Sendable, Equatable {
 /// Convolution by im2col + GEMM, batched and split over cores by sample.
 public enum Conv2D {
     /// Unfolds one image x: (C, H, W) into col: (C·kH·kW, outH·outW).
-    @inlinable
     public static func im2col(_ g: Conv2DGeometry, _ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>) {
-        let oh = g.outH, ow = g.outW, hw = oh * ow
-        var row = 0
-        for c in 0..<g.inC {
-            let xc = x + c * g.inH * g.inW
-            for ki in 0..<g.kH {
-                for kj in 0..<g.kW {
-                    let dst = col + row * hw
-                    for oy in 0..<oh {
-                        let iy = oy * g.stride - g.pad + ki
-                        let d = dst + oy * ow
-                        if iy < 0 || iy >= g.inH {
-                            d.update(repeating: 0, count: ow)
-                            continue
-                        }
-                        let xr = xc + iy * g.inW
-                        for ox in 0..<ow {
-                            let ix = ox * g.stride - g.pad + kj
-                            d[ox] = (ix >= 0 && ix < g.inW) ? xr[ix] : 0
-                        }
-                    }
-                    row += 1
-                }
-            }
-        }
+        bk_im2col(Int32(g.inC), Int32(g.inH), Int32(g.inW), Int32(g.kH), Int32(g.kW), Int32(g.stride), Int32(g.pad),
+                  Int32(g.outH), Int32(g.outW), x, col, g.positions)
     }
 
     /// Folds col: (C·kH·kW, outH·outW) back into dx: (C, H, W), summing overlaps. dx must be zeroed.
