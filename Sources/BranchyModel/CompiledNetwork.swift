@@ -62,7 +62,7 @@ public final class CompiledNetwork: Sendable {
                         break
                     }
                     var step = ConvStep(geometry: conv.geometry, weight: conv.weight.value, bias: conv.bias?.value,
-                                        relu: relu, pool: pool, isa: isa)
+                                        relu: relu, pool: pool, isa: isa, group: isa.mr)
                     step.bufferOffset = bufferOffset
                     bufferOffset += (step.bufferFloats + 15) / 16 * 16
                     maxMap = max(maxMap, step.mapFloats)
@@ -179,6 +179,8 @@ public final class CompiledNetwork: Sendable {
         switch step {
         case .linear(let l):
             l.run(n, x, y, scratch: ws.buffer(2))
+        case .conv(let c):
+            c.runBatch(n, x, y, workspace: ws.buffer(0), map: ws.buffer(1))
         case .layer(let stage, let exit, let index, let inputShape, let outputShape):
             let s = network.stages[stage]
             let layer = exit ? s.exit[index] : s.trunk[index]

@@ -11,14 +11,33 @@ struct ConvStep: Sendable {
     /// Where this convolution's own input buffer starts in a workspace (set when the network is compiled).
     var bufferOffset = 0
 
-    var mapFloats: Int { conv.mapFloats }
-    var bufferFloats: Int { conv.bufferFloats }
+    /// Samples run together (im2col layout: their columns side by side in one product).
+    let batch: Int
+    /// Row length of the batch map and im2col matrix, and the B row offsets for it.
+    let batchRow: Int
+    let batchOffsets: [Int32]
+    var mapFloats: Int { batch > 1 ? geometry.outC * batchRow : conv.mapFloats }
+    var bufferFloats: Int { batch > 1 ? conv.batchBufferFloats(batch) : conv.bufferFloats }
+    var geometry: Conv2DGeometry { conv.geometry }
 
-    init(geometry g: Conv2DGeometry, weight: Tensor, bias: Tensor?, relu: Bool, pool: Pool2DGeometry?, isa: KernelISA) {
+    init(geometry g: Conv2DGeometry, weight: Tensor, bias: Tensor?, relu: Bool, pool: Pool2DGeometry?, isa: KernelISA, group: Int) {
         conv = PackedConv2D(geometry: g, weight: weight.data, bias: bias?.data, isa: isa)
         self.relu = relu
         self.pool = pool
         outputCount = pool?.outputCount ?? g.outputCount
+        batch = conv.batches ? group : 1
+        batchRow = conv.batchMapStride(batch)
+        batchOffsets = batch > 1 ? conv.batchOffsets(ld: batchRow) : []
+    }
+
+    /// n ≤ batch samples: x (n × C·H·W) → y (n × outputCount), all in one product.
+    func runBatch(_ n: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>,
+                  map: UnsafeMutablePointer<Float>) {
+        batchOffsets.withUnsafeBufferPointer { o in
+            conv.mapBatch(n, x, xStride: geometry.inputCount, buffer: workspace + bufferOffset, map: map, ld: batchRow,
+                          offsets: o.baseAddress!, relu: relu)
+        }
+        for s in 0..<n { conv.unpackBatch(map, ld: batchRow, image: s, pool: pool, into: y + s * outputCount) }
     }
 
     /// One sample: x (C, H, W) compact → y compact. `map` holds mapFloats.
@@ -89,7 +108,8 @@ enum CompiledStep: Sendable {
 
     var perSample: Bool {
         switch self {
-        case .conv, .maxPool, .relu: true
+        case .conv(let c): c.batch == 1
+        case .maxPool, .relu: true
         case .linear, .layer: false
         }
     }

@@ -115,6 +115,66 @@ public struct PackedConv2D: Sendable {
         }
     }
 
+    // MARK: Several images at once (im2col layout only)
+
+    /// Whether several images can share one product: their im2col columns side by side.
+    /// Each column's arithmetic is the same as alone, so results do not change.
+    public var batches: Bool { !direct }
+
+    /// Floats per output channel in the map of `n` images side by side.
+    public func batchMapStride(_ n: Int) -> Int { Int(bk_conv_columns(isa.rawValue, Int32(n * geometry.positions))) }
+
+    /// Floats of the private buffer for `n` images side by side (row length batchMapStride(n)).
+    public func batchBufferFloats(_ n: Int) -> Int {
+        colOffset + max(1, geometry.patch * batchMapStride(n))
+    }
+
+    /// `n` images x (each C×H×W, `xStride` apart) → map (outC rows of batchMapStride(n));
+    /// image s owns columns s·outH·outW ..< (s+1)·outH·outW. `buffer` as in ``map(_:buffer:map:relu:)``,
+    /// with batchBufferFloats(n) floats.
+    /// Row offsets of B for batch maps of row length `ld` (row p starts at p·ld), for ``mapBatch``.
+    public func batchOffsets(ld: Int) -> [Int32] { (0..<geometry.patch).map { Int32($0 * ld) } }
+
+    public func mapBatch(_ n: Int, _ x: UnsafePointer<Float>, xStride: Int, buffer: UnsafeMutablePointer<Float>,
+                         map: UnsafeMutablePointer<Float>, ld: Int, offsets: UnsafePointer<Int32>, relu: Bool) {
+        precondition(!direct, "only the im2col layout takes several images")
+        precondition(ld >= batchMapStride(n), "row length \(ld) too short for \(n) images")
+        let g = geometry
+        let col = buffer + colOffset
+        for s in 0..<n {
+            let xs = x + s * xStride
+            if g.stride == 1 {
+                bk_copy_planes(Int32(g.inC), Int32(g.inH), Int32(g.inW), xs, g.inH * g.inW, g.inW,
+                               buffer + g.pad * paddedW + g.pad, paddedH * paddedW, paddedW, 0)
+                bk_im2col_padded(Int32(g.inC), Int32(paddedH), Int32(paddedW), Int32(g.kH), Int32(g.kW), Int32(g.outH), Int32(g.outW),
+                                 buffer, col + s * g.positions, ld)
+            } else {
+                bk_im2col(Int32(g.inC), Int32(g.inH), Int32(g.inW), Int32(g.kH), Int32(g.kW), Int32(g.stride), Int32(g.pad),
+                          Int32(g.outH), Int32(g.outW), xs, col + s * g.positions, ld)
+            }
+        }
+        packedWeight.withUnsafeBufferPointer { w in
+            bias.withUnsafeBufferPointerOrNil { b in
+                bk_conv_tiles(isa.rawValue, Int32(g.outC), Int32(g.patch), w.baseAddress!, b, col,
+                              offsets, Int32(n * g.positions), map, ld, relu ? 1 : 0)
+            }
+        }
+    }
+
+    /// Image `s` of a batch map (row length `ld`) into a compact output (pooled when `pool` is given).
+    public func unpackBatch(_ map: UnsafePointer<Float>, ld: Int, image s: Int, pool: Pool2DGeometry?,
+                            into y: UnsafeMutablePointer<Float>) {
+        let g = geometry
+        let src = map + s * g.positions
+        if let p = pool {
+            bk_maxpool(isa.rawValue, Int32(g.outC), Int32(g.outH), Int32(g.outW), src, ld, g.outW,
+                       Int32(p.kernel), Int32(p.stride), Int32(p.pad), Int32(p.outH), Int32(p.outW),
+                       y, p.outH * p.outW, p.outW, 0)
+        } else {
+            bk_copy_planes(Int32(g.outC), Int32(g.outH), Int32(g.outW), src, ld, g.outW, y, g.outH * g.outW, g.outW, 0)
+        }
+    }
+
     /// Copies the valid part of a map into a compact (outC, outH, outW) output.
     public func compact(_ map: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, relu: Bool = false) {
         let g = geometry
@@ -127,5 +187,15 @@ public struct PackedConv2D: Sendable {
         bk_maxpool(isa.rawValue, Int32(g.outC), Int32(g.outH), Int32(g.outW), map, mapStride, mapRowStride,
                    Int32(pool.kernel), Int32(pool.stride), Int32(pool.pad), Int32(pool.outH), Int32(pool.outW),
                    y, pool.outH * pool.outW, pool.outW, 0)
+    }
+}
+
+extension Optional where Wrapped == [Float] {
+    /// The array's base address, or nil.
+    func withUnsafeBufferPointerOrNil<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        switch self {
+        case .some(let a): a.withUnsafeBufferPointer { body($0.baseAddress) }
+        case .none: body(nil)
+        }
     }
 }

@@ -71,7 +71,7 @@ static inline __attribute__((always_inline)) void SUFFIX(tile)(
         case 1: c0[r] = VSET1(init[r]); c1[r] = c0[r]; break;
         case 2: c0[r] = VLOAD(init); c1[r] = V2 ? VLOAD(init + VW) : VZERO(); break;
         case 3:
-            if (cols == NR || !V2) { c0[r] = VLOAD(c + r * ldc); c1[r] = V2 ? VLOAD(c + r * ldc + VW) : VZERO(); }
+            if (cols == NR || (!V2 && cols == VW)) { c0[r] = VLOAD(c + r * ldc); c1[r] = V2 ? VLOAD(c + r * ldc + VW) : VZERO(); }
             else {
                 float t[NR] = {0};
                 memcpy(t, c + r * ldc, (size_t)cols * sizeof(float));
@@ -95,8 +95,12 @@ static inline __attribute__((always_inline)) void SUFFIX(tile)(
     _Pragma("clang loop unroll(full)")
     for (int r = 0; r < R; r++) {
         if (relu) { c0[r] = VRELU(c0[r]); if (V2) c1[r] = VRELU(c1[r]); }
-        if (!V2) {
+        if (!V2 && cols == VW) {
             VSTORE(c + r * ldc, c0[r]);
+        } else if (!V2) {
+            float t[VW];
+            VSTORE(t, c0[r]);
+            memcpy(c + r * ldc, t, (size_t)cols * sizeof(float));
         } else if (cols == NR) {
             VSTORE(c + r * ldc, c0[r]); VSTORE(c + r * ldc + VW, c1[r]);
         } else {
@@ -151,6 +155,14 @@ static __attribute__((noinline)) void SUFFIX(tile_panel)(int rows, int k, const 
 {
     const int32_t *off = NULL;
     BK_ROWS_CASES(0, 1)
+}
+
+// A panel whose used columns fit one vector (cols ≤ VW): half the multiply-adds.
+static __attribute__((noinline)) void SUFFIX(tile_panel_half)(int rows, int k, const float *a, const float *bbase,
+    float *c, ptrdiff_t ldc, int cols, int init_mode, const float *init, int relu)
+{
+    const int32_t *off = NULL;
+    BK_ROWS_CASES(0, 0)
 }
 
 void SUFFIX(bk_conv_tiles)(int m, int k, const float *packed_w, const float *bias,
@@ -246,8 +258,12 @@ void SUFFIX(bk_linear)(int n, int k, int o, const float *x, ptrdiff_t ldx,
         SUFFIX(pack_a_panel)(rows, k, x + (ptrdiff_t)i0 * ldx, ldx, 1, apack);
         for (int j0 = 0; j0 < o; j0 += NR) {
             int cols = o - j0 < NR ? o - j0 : NR;
-            SUFFIX(tile_panel)(rows, k, apack, packed_wt + (ptrdiff_t)(j0 / NR) * k * NR,
-                               y + (ptrdiff_t)i0 * ldy + j0, ldy, cols, bias ? 2 : 0, bias ? bias + j0 : NULL, relu);
+            if (cols <= VW)
+                SUFFIX(tile_panel_half)(rows, k, apack, packed_wt + (ptrdiff_t)(j0 / NR) * k * NR,
+                                        y + (ptrdiff_t)i0 * ldy + j0, ldy, cols, bias ? 2 : 0, bias ? bias + j0 : NULL, relu);
+            else
+                SUFFIX(tile_panel)(rows, k, apack, packed_wt + (ptrdiff_t)(j0 / NR) * k * NR,
+                                   y + (ptrdiff_t)i0 * ldy + j0, ldy, cols, bias ? 2 : 0, bias ? bias + j0 : NULL, relu);
         }
     }
 }
