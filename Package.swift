@@ -58,7 +58,7 @@ let package = Package(
         ]),
         // Thin executables.
         .executableTarget(name: "branchy", dependencies: [
-            "BranchyTraining", "BranchyModel", "BranchyData",
+            "BranchyTraining", "BranchyModel", "BranchyData", "BranchyTopology",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "branchy-device", dependencies: [

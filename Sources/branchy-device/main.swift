@@ -16,7 +16,7 @@ struct DeviceCommand: AsyncParsableCommand {
     @Option(help: "Name of this node in the topology.") var node: String
     @Option(help: "IDX data set: a directory (test split) or an images file (default: the topology's 'dataset:').") var dataset: String?
     @Option(help: "Classify only the first N samples.") var limit: Int?
-    @Option(help: "Requests in flight at once (default: the node's maxInFlight).") var concurrency: Int?
+    @Option(help: "Samples in flight at once (default: 32, at most the node's maxInFlight).") var concurrency: Int?
     @Option(help: "Start at most this many samples per second, as a camera's frame rate would (default: as fast as the window allows).") var rate: Double?
     @Option(help: "Write the JSON report here.") var report: String?
     @Option(help: "Write each sample's exit and class as JSON lines here.") var predictions: String?
@@ -43,7 +43,7 @@ struct DeviceCommand: AsyncParsableCommand {
         await device.start(connectTimeout: connectTimeout)
         let bar = ProgressReporter(total: count, label: node)
         let started = Date()
-        let records = await device.run(data: data, count: count, concurrency: concurrency ?? ctx.config.maxInFlight, rate: rate) { bar.update($0) }
+        let records = await device.run(data: data, count: count, concurrency: concurrency ?? DeviceRunner.defaultConcurrency(for: ctx.config), rate: rate) { bar.update($0) }
         let duration = Date().timeIntervalSince(started)
         bar.finish()
         let stats = await device.linkStatistics()
