@@ -7,13 +7,15 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// The device: runs its stage on each sample, answers when its exit is sure, and otherwise
 /// sends the feature map upstream, keeping up to `concurrency` samples in flight.
 ///
-/// Everything runs on one event loop, the upstream link's: a sample is computed there, its
-/// request written to the link with no thread hop, and its answer recorded where it arrives.
-/// The loop computes one sample per turn, so answers are read between samples.
+/// Samples are computed one after the other on a thread of their own, as a camera's frames would
+/// be; a forwarded sample's request is handed to the link's event loop (the one thread change on
+/// its way), and its answer is recorded where it arrives, on that loop. The loop only moves bytes,
+/// so answers are read while the next samples are being computed.
 public final class DeviceRunner: Sendable {
     /// Samples in flight by default: enough to keep the device computing while answers travel,
     /// few enough that a forwarded sample does not queue behind hundreds of others upstream.
@@ -23,7 +25,7 @@ public final class DeviceRunner: Sendable {
     let runner: StageRunner
     let link: UpstreamLink?
     let logger: Logger
-    /// Where samples are computed and answers recorded: the link's loop.
+    /// Where answers are recorded: the link's loop.
     let loop: any EventLoop
 
     public init(context: NodeContext, group: any EventLoopGroup, logger: Logger) throws {
@@ -50,7 +52,8 @@ public final class DeviceRunner: Sendable {
         }
     }
 
-    /// Classifies `count` samples of `data`, calling `progress` (on the device's loop) after each answer.
+    /// Classifies `count` samples of `data`, calling `progress` after each answer (on the thread
+    /// that computes the samples: while it runs, no new sample starts).
     ///
     /// With a `rate` (samples per second), sample `i` starts no earlier than `i / rate` seconds
     /// after the first, as frames from a camera would arrive; without one, each starts as soon
@@ -58,30 +61,82 @@ public final class DeviceRunner: Sendable {
     public func run(data: IDXDataset, count: Int, concurrency: Int, rate: Double? = nil,
                     progress: @escaping @Sendable (Int) -> Void) async -> [SampleRecord] {
         guard count > 0 else { return [] }
+        let run = DeviceRun(count: count)
         let done = loop.makePromise(of: [SampleRecord].self)
-        let pacing = rate.flatMap { $0 > 0 ? $0 : nil }
-        loop.execute {
-            let driver = DeviceDriver(device: self, data: data, count: count, concurrency: max(1, concurrency), rate: pacing,
-                                      progress: progress, done: done)
-            driver.pump()
+        let thread = Thread {
+            let records = self.computeSamples(data: data, run: run, concurrency: max(1, concurrency),
+                                              rate: rate.flatMap { $0 > 0 ? $0 : nil }, progress: progress)
+            done.succeed(records)
         }
+        thread.name = "\(context.config.name)-samples"
+        thread.start()
         return (try? await done.futureResult.get()) ?? []
+    }
+
+    /// The body of the sample thread: starts each sample once the window has room and its time
+    /// (with a `rate`) has come, computes its stage and hands it on; reports answers as they come.
+    private func computeSamples(data: IDXDataset, run: DeviceRun, concurrency: Int, rate: Double?,
+                                progress: @Sendable (Int) -> Void) -> [SampleRecord] {
+        let origin = DispatchTime.now().uptimeNanoseconds
+        let shape = [1] + runner.inputShape
+        var reported = 0
+        func report() {
+            let finished = run.finished
+            while reported < finished {
+                reported += 1
+                progress(reported)
+            }
+        }
+        for i in 0..<run.count {
+            if let rate {
+                let due = origin + UInt64(Double(i) / rate * 1e9)
+                while case let now = DispatchTime.now().uptimeNanoseconds, due > now {
+                    usleep(UInt32(min(100_000, max(1, (due - now) / 1000))))
+                    report()
+                }
+            }
+            while i - run.finished >= concurrency {
+                run.answered.wait()
+                report()
+            }
+            let input = Tensor(shape: shape, data: Array(data.image(i)))
+            switch classifyNow(sample: i, label: Int(data.labels[i]), input: input) {
+            case .done(let record): run.finish(record)
+            case .pending(let answer): answer.whenSuccess { run.finish($0) }  // on the link's loop
+            }
+            report()
+        }
+        while run.finished < run.count {
+            run.answered.wait()
+            report()
+        }
+        return run.records
     }
 
     /// One sample, start to answer.
     func classify(sample: Int, label: Int, input: Tensor) async -> SampleRecord {
-        let future = loop.flatSubmit { self.classifyOnLoop(sample: sample, label: label, input: input) }
         do {
-            return try await future.get()
+            switch classifyNow(sample: sample, label: label, input: input) {
+            case .done(let record): return record
+            case .pending(let answer): return try await answer.get()
+            }
         } catch {
             return SampleRecord(sample: sample, label: label, status: .failed, reason: "\(error)", exit: -1, exitName: "-",
                                 node: context.config.name, predicted: -1, entropy: .nan, latencySeconds: 0, hops: [])
         }
     }
 
-    /// Computes a sample's stage here and now, and gives its record: at once when it leaves at
-    /// this node's exit, else when upstream answers (or fails). The future never fails. On `loop`.
-    func classifyOnLoop(sample: Int, label: Int, input: Tensor) -> EventLoopFuture<SampleRecord> {
+    /// A sample's record, or the future of it.
+    enum Classified {
+        /// It left at this node's exit, or upstream was not there.
+        case done(SampleRecord)
+        /// Completes on `loop` when upstream answers (or fails); never fails.
+        case pending(EventLoopFuture<SampleRecord>)
+    }
+
+    /// Computes a sample's stage here and now, on the calling thread, and gives its record: at once
+    /// when it leaves at this node's exit, else when upstream answers (or fails).
+    func classifyNow(sample: Int, label: Int, input: Tensor) -> Classified {
         let start = DispatchTime.now().uptimeNanoseconds
         let context = self.context
         @Sendable func record(_ status: SampleRecord.Status, _ reason: String, exit: Int, node: String, _ out: ExitOutput?, hops: [HopCost]) -> SampleRecord {
@@ -92,17 +147,17 @@ public final class DeviceRunner: Sendable {
         }
         switch runner.run(input) {
         case .exited(let exit, let out):
-            return loop.makeSucceededFuture(record(.answered, "", exit: exit, node: context.config.name, out, hops: []))
+            return .done(record(.answered, "", exit: exit, node: context.config.name, out, hops: []))
         case .forward(let features, let nextStage, let best):
             @Sendable func fallback(_ why: String) -> SampleRecord {
                 context.config.onUpstreamFailure == .degrade
                     ? record(.degraded, why, exit: best.exit, node: context.config.name, best.output, hops: [])
                     : record(.failed, why, exit: -1, node: context.config.name, nil, hops: [])
             }
-            guard let link else { return loop.makeSucceededFuture(fallback("no upstream")) }
+            guard let link else { return .done(fallback("no upstream")) }
             let item = Tensor(shape: Array(features.shape.dropFirst()), data: features.data)
             let request = InferRequest(sampleID: UInt64(sample), stageIndex: UInt8(nextStage), features: context.codec.encode(item))
-            return link.send(request).map { reply -> SampleRecord in
+            return .pending(link.send(request).map { reply -> SampleRecord in
                 let r = reply.result
                 let exits = context.model.network.stages.count
                 guard Int(r.exitIndex) < exits else {
@@ -118,7 +173,7 @@ public final class DeviceRunner: Sendable {
                 // What was spent before the failure is unknown per request; the link totals still count it.
                 rec.hops = []
                 return rec
-            }
+            })
         }
     }
 
@@ -144,74 +199,26 @@ public final class DeviceRunner: Sendable {
     }
 }
 
-/// One run of `DeviceRunner.run`, on the device's loop: starts samples while the window has room
-/// (one per turn of the loop, so that answers are read in between), paced by `rate` if given.
-private final class DeviceDriver {
-    let device: DeviceRunner
-    let data: IDXDataset
+/// The answers of one `DeviceRunner.run`: they arrive on the link's loop, or on the sample thread
+/// for samples that leave at the device; each one signals `answered`.
+private final class DeviceRun: Sendable {
     let count: Int
-    let concurrency: Int
-    let rate: Double?
-    let progress: @Sendable (Int) -> Void
-    let done: EventLoopPromise<[SampleRecord]>
-    let origin = NIODeadline.now()
-    var records: [SampleRecord?]
-    var next = 0
-    var finished = 0
-    var inFlight = 0
-    /// True while a `pump` is scheduled.
-    var scheduled = false
+    let answered = DispatchSemaphore(value: 0)
+    private let state: Mutex<(records: [SampleRecord?], finished: Int)>
 
-    init(device: DeviceRunner, data: IDXDataset, count: Int, concurrency: Int, rate: Double?,
-         progress: @escaping @Sendable (Int) -> Void, done: EventLoopPromise<[SampleRecord]>) {
-        self.device = device
-        self.data = data
+    init(count: Int) {
         self.count = count
-        self.concurrency = concurrency
-        self.rate = rate
-        self.progress = progress
-        self.done = done
-        records = [SampleRecord?](repeating: nil, count: count)
+        state = Mutex(([SampleRecord?](repeating: nil, count: count), 0))
     }
 
-    /// Starts the next sample if the window and the pace allow, then schedules itself again.
-    func pump() {
-        scheduled = false
-        guard next < count, inFlight < concurrency else { return }
-        let loop = device.loop.assumeIsolated()
-        if let rate {
-            let due = origin + .nanoseconds(Int64(Double(next) / rate * 1e9))
-            if due > .now() {
-                scheduled = true
-                loop.scheduleTask(deadline: due) { self.pump() }
-                return
-            }
-        }
-        let i = next
-        next += 1
-        inFlight += 1
-        let input = Tensor(shape: [1] + device.runner.inputShape, data: Array(data.image(i)))
-        device.classifyOnLoop(sample: i, label: Int(data.labels[i]), input: input).assumeIsolated().whenSuccess { record in
-            self.finish(record)
-        }
-        schedule()
-    }
+    var finished: Int { state.withLock { $0.finished } }
+    var records: [SampleRecord] { state.withLock { $0.records.map { $0! } } }
 
-    private func schedule() {
-        guard !scheduled, next < count, inFlight < concurrency else { return }
-        scheduled = true
-        device.loop.assumeIsolated().execute { self.pump() }
-    }
-
-    private func finish(_ record: SampleRecord) {
-        records[record.sample] = record
-        inFlight -= 1
-        finished += 1
-        progress(finished)
-        if finished == count {
-            done.succeed(records.map { $0! })
-        } else {
-            schedule()
+    func finish(_ record: SampleRecord) {
+        state.withLock { s in
+            s.records[record.sample] = record
+            s.finished += 1
         }
+        answered.signal()
     }
 }

@@ -160,7 +160,7 @@ public final class InferenceServer: Sendable {
         }
         _ = try? await link?.stop().get()
         let batches = await batchHistogram()
-        logger.info("drained; \(batches.summary)")
+        logger.info("drained; \(batches.summary); \(batches.timing)")
     }
 
     /// Sizes of the batches run so far.

@@ -70,7 +70,6 @@ final class StageBatcher {
                     step = queue.batchFinished(now: Int64(Self.now()))
                     continue
                 }
-                histogram.record(size: live.count)
                 let runner = server.runner
                 let requests = live.map(\.request)
                 if nanosPerSample * Double(live.count) <= Self.inlineLimitNanos {
@@ -105,6 +104,7 @@ final class StageBatcher {
     }
 
     private func learn(_ nanos: UInt64, _ samples: Int) {
+        histogram.record(size: samples, nanos: nanos)
         let perSample = Double(nanos) / Double(max(1, samples))
         nanosPerSample = nanosPerSample == 0 ? perSample : 0.8 * nanosPerSample + 0.2 * perSample
     }

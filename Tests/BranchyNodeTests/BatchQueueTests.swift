@@ -103,4 +103,13 @@ import Testing
         #expect(h.summary == "batches by size: 1: 2, 2-3: 2, 4-7: 2, 8-15: 1, 64-127: 2 (9 batches, 190 samples, mean 21.11)")
         #expect(BatchHistogram().summary == "batches by size: none (0 batches, 0 samples, mean 0.0)")
     }
+
+    @Test func histogramTimesTheStagePerSample() {
+        var h = BatchHistogram()
+        h.record(size: 1, nanos: 90_000)
+        h.record(size: 2, nanos: 100_000)
+        h.record(size: 3, nanos: 200_000)
+        #expect(h.timing == "stage time per sample by batch size: 1: 90 µs, 2-3: 60 µs")
+        #expect(BatchHistogram().timing == "stage time per sample by batch size: none")
+    }
 }
