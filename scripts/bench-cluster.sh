@@ -68,7 +68,7 @@ print(f"answered      c=1 {c1['answered']}/{c1['samples']}, default {dflt['answe
       f"(degraded {c1['degraded']} and {dflt['degraded']}, failed {c1['failed']} and {dflt['failed']})")
 PY
 for node in $(topology_nodes "$TOPO" | awk -F'\t' '$2 != "device" { print $1 }'); do
-    line="$(grep -h 'batches by size' "$logs/$node.log" 2>/dev/null | tail -n 1 | sed 's/.*batches by size/batches by size/')"
+    line="$(grep -h 'batches by size' "$logs/$node.log" 2>/dev/null | tail -n 1 | sed 's/.*batches by size/batches by size/' || true)"
     [ -z "$line" ] || printf '%-13s %s\n' "$node" "$line" >> "$work/summary.txt"
 done
 cat "$work/summary.txt"

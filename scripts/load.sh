@@ -241,7 +241,7 @@ check_down() {
 check_batches() {
     local name line problems=""
     for name in edge cloud; do
-        line="$(grep -h 'batches by size' "$work/$name.log" 2>/dev/null | tail -n 1 | sed 's/.*batches by size: //')"
+        line="$(grep -h 'batches by size' "$work/$name.log" 2>/dev/null | tail -n 1 | sed 's/.*batches by size: //' || true)"
         if [ -n "$line" ]; then
             facts[${name}_batches]="${line%%; stage time*}"
             case "$line" in *"; stage time"*) facts[${name}_stage]="${line#*; stage time per sample by batch size: }" ;; esac

@@ -52,65 +52,85 @@ public final class DeviceRunner: Sendable {
         }
     }
 
-    /// Classifies `count` samples of `data`, calling `progress` after each answer (on the thread
-    /// that computes the samples: while it runs, no new sample starts).
+    /// Threads that compute samples by default: two on a machine with two cores or more.
+    public static var defaultThreads: Int { min(2, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
+
+    /// How much lower (in nice steps) the sample threads run than the rest of the process: the
+    /// loop that moves bytes, and on a shared machine the edge and cloud, preempt them at once.
+    public static let sampleThreadNiceness: Int32 = 19
+
+    /// Classifies `count` samples of `data` on `threads` threads, calling `progress` after each
+    /// answer (on a sample thread, one call at a time: while it runs, that thread starts no sample).
     ///
     /// With a `rate` (samples per second), sample `i` starts no earlier than `i / rate` seconds
     /// after the first, as frames from a camera would arrive; without one, each starts as soon
     /// as a place in the window of `concurrency` is free.
-    public func run(data: IDXDataset, count: Int, concurrency: Int, rate: Double? = nil,
+    public func run(data: IDXDataset, count: Int, concurrency: Int, rate: Double? = nil, threads: Int = 1,
                     progress: @escaping @Sendable (Int) -> Void) async -> [SampleRecord] {
         guard count > 0 else { return [] }
-        let run = DeviceRun(count: count)
+        let lanes = max(1, min(threads, count))
+        let run = DeviceRun(count: count, concurrency: max(1, concurrency), threads: lanes)
         let done = loop.makePromise(of: [SampleRecord].self)
-        let thread = Thread {
-            let records = self.computeSamples(data: data, run: run, concurrency: max(1, concurrency),
-                                              rate: rate.flatMap { $0 > 0 ? $0 : nil }, progress: progress)
-            done.succeed(records)
+        let origin = DispatchTime.now().uptimeNanoseconds
+        let pace = rate.flatMap { $0 > 0 ? $0 : nil }
+        for lane in 0..<lanes {
+            let thread = Thread {
+                Self.lowerThisThreadsPriority(by: Self.sampleThreadNiceness)
+                self.computeSamples(data: data, run: run, origin: origin, rate: pace, progress: progress)
+                if run.threadEnded() { done.succeed(run.records) }
+            }
+            thread.name = "\(context.config.name)-samples-\(lane)"
+            thread.start()
         }
-        thread.name = "\(context.config.name)-samples"
-        thread.start()
         return (try? await done.futureResult.get()) ?? []
     }
 
-    /// The body of the sample thread: starts each sample once the window has room and its time
+    /// The body of a sample thread: takes the next sample once the window has room and its time
     /// (with a `rate`) has come, computes its stage and hands it on; reports answers as they come.
-    private func computeSamples(data: IDXDataset, run: DeviceRun, concurrency: Int, rate: Double?,
-                                progress: @Sendable (Int) -> Void) -> [SampleRecord] {
-        let origin = DispatchTime.now().uptimeNanoseconds
+    private func computeSamples(data: IDXDataset, run: DeviceRun, origin: UInt64, rate: Double?,
+                                progress: @Sendable (Int) -> Void) {
         let shape = [1] + runner.inputShape
-        var reported = 0
-        func report() {
-            let finished = run.finished
-            while reported < finished {
-                reported += 1
-                progress(reported)
-            }
-        }
-        for i in 0..<run.count {
-            if let rate {
-                let due = origin + UInt64(Double(i) / rate * 1e9)
-                while case let now = DispatchTime.now().uptimeNanoseconds, due > now {
-                    usleep(UInt32(min(100_000, max(1, (due - now) / 1000))))
-                    report()
+        while true {
+            switch run.claim() {
+            case .allStarted:
+                while run.finished < run.count {
+                    run.answered.wait()
+                    run.report(progress)
                 }
-            }
-            while i - run.finished >= concurrency {
+                run.report(progress)
+                return
+            case .windowFull:
                 run.answered.wait()
-                report()
+                run.report(progress)
+            case .sample(let i):
+                if let rate {
+                    let due = origin + UInt64(Double(i) / rate * 1e9)
+                    while case let now = DispatchTime.now().uptimeNanoseconds, due > now {
+                        usleep(UInt32(min(100_000, max(1, (due - now) / 1000))))
+                        run.report(progress)
+                    }
+                }
+                let input = Tensor(shape: shape, data: Array(data.image(i)))
+                switch classifyNow(sample: i, label: Int(data.labels[i]), input: input) {
+                case .done(let record): run.finish(record, signal: false)
+                case .pending(let answer): answer.whenSuccess { run.finish($0, signal: true) }  // on the link's loop
+                }
+                run.report(progress)
             }
-            let input = Tensor(shape: shape, data: Array(data.image(i)))
-            switch classifyNow(sample: i, label: Int(data.labels[i]), input: input) {
-            case .done(let record): run.finish(record)
-            case .pending(let answer): answer.whenSuccess { run.finish($0) }  // on the link's loop
-            }
-            report()
         }
-        while run.finished < run.count {
-            run.answered.wait()
-            report()
-        }
-        return run.records
+    }
+
+    /// Lowers the calling thread's scheduling priority (Linux: its own nice value; elsewhere nothing).
+    static func lowerThisThreadsPriority(by steps: Int32) {
+        #if os(Linux)
+        var buffer = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/thread-self", &buffer, buffer.count - 1)
+        guard n > 0, let tid = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .split(separator: "/").last.flatMap({ id_t($0) }) else { return }
+        let which = __priority_which_t(PRIO_PROCESS.rawValue)
+        let current = getpriority(which, tid)
+        _ = setpriority(which, tid, min(19, current + steps))
+        #endif
     }
 
     /// One sample, start to answer.
@@ -199,26 +219,67 @@ public final class DeviceRunner: Sendable {
     }
 }
 
-/// The answers of one `DeviceRunner.run`: they arrive on the link's loop, or on the sample thread
-/// for samples that leave at the device; each one signals `answered`.
+/// The state of one `DeviceRunner.run`, shared by its sample threads and the link's loop: which
+/// sample is next, the window, the records. Forwarded samples' answers arrive on the loop and
+/// signal `answered`; samples that leave at the device finish on their sample thread.
 private final class DeviceRun: Sendable {
-    let count: Int
-    let answered = DispatchSemaphore(value: 0)
-    private let state: Mutex<(records: [SampleRecord?], finished: Int)>
+    enum Claim { case sample(Int), windowFull, allStarted }
 
-    init(count: Int) {
+    private struct State {
+        var records: [SampleRecord?]
+        var next = 0
+        var finished = 0
+        var threadsLeft: Int
+    }
+
+    let count: Int
+    let concurrency: Int
+    let threads: Int
+    let answered = DispatchSemaphore(value: 0)
+    private let state: Mutex<State>
+    /// The last count passed to `progress`; held while calling it, so calls come one at a time, in order.
+    private let reported = Mutex(0)
+
+    init(count: Int, concurrency: Int, threads: Int) {
         self.count = count
-        state = Mutex(([SampleRecord?](repeating: nil, count: count), 0))
+        self.concurrency = concurrency
+        self.threads = threads
+        state = Mutex(State(records: [SampleRecord?](repeating: nil, count: count), threadsLeft: threads))
     }
 
     var finished: Int { state.withLock { $0.finished } }
     var records: [SampleRecord] { state.withLock { $0.records.map { $0! } } }
 
-    func finish(_ record: SampleRecord) {
+    func claim() -> Claim {
         state.withLock { s in
+            if s.next >= count { return .allStarted }
+            if s.next - s.finished >= concurrency { return .windowFull }
+            s.next += 1
+            return .sample(s.next - 1)
+        }
+    }
+
+    /// Records an answer; `signal` wakes a sample thread waiting for room (answers from the loop).
+    func finish(_ record: SampleRecord, signal: Bool) {
+        let last = state.withLock { s -> Bool in
             s.records[record.sample] = record
             s.finished += 1
+            return s.finished == count
         }
-        answered.signal()
+        // The last answer wakes every thread, whoever waits.
+        for _ in 0..<(last ? threads : signal ? 1 : 0) { answered.signal() }
     }
+
+    func report(_ progress: (Int) -> Void) {
+        reported.withLock { last in
+            let now = finished
+            while last < now {
+                last += 1
+                progress(last)
+            }
+        }
+    }
+
+    /// A sample thread is done; true for the last one.
+    func threadEnded() -> Bool { state.withLock { s in s.threadsLeft -= 1; return s.threadsLeft == 0 } }
 }
