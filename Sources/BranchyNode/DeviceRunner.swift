@@ -12,10 +12,12 @@ import Synchronization
 /// The device: runs its stage on each sample, answers when its exit is sure, and otherwise
 /// sends the feature map upstream, keeping up to `concurrency` samples in flight.
 ///
-/// Samples are computed one after the other on a thread of their own, as a camera's frames would
-/// be; a forwarded sample's request is handed to the link's event loop (the one thread change on
-/// its way), and its answer is recorded where it arrives, on that loop. The loop only moves bytes,
-/// so answers are read while the next samples are being computed.
+/// A sample that starts while nothing else is in flight is computed on the upstream link's event
+/// loop and its request written there: no thread change on its way. Samples that start while
+/// others are in flight are computed on sample threads of lower priority, so that the loop stays
+/// free to read answers (a loop that computed them would run its own tasks back to back and read
+/// no socket until the window filled); their requests take one hop to the loop. Every answer is
+/// recorded where it arrives, on the loop.
 public final class DeviceRunner: Sendable {
     /// Samples in flight by default: enough to keep the device computing while answers travel,
     /// few enough that a forwarded sample does not queue behind hundreds of others upstream.
@@ -25,7 +27,7 @@ public final class DeviceRunner: Sendable {
     let runner: StageRunner
     let link: UpstreamLink?
     let logger: Logger
-    /// Where answers are recorded: the link's loop.
+    /// Where answers are recorded and samples started while nothing is in flight are computed: the link's loop.
     let loop: any EventLoop
 
     public init(context: NodeContext, group: any EventLoopGroup, logger: Logger) throws {
@@ -52,15 +54,20 @@ public final class DeviceRunner: Sendable {
         }
     }
 
-    /// Threads that compute samples by default: two on a machine with two cores or more.
+    /// Sample threads by default: two on a machine with two cores or more.
     public static var defaultThreads: Int { min(2, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
 
-    /// How much lower (in nice steps) the sample threads run than the rest of the process: the
-    /// loop that moves bytes, and on a shared machine the edge and cloud, preempt them at once.
-    public static let sampleThreadNiceness: Int32 = 19
+    /// How much lower (in nice steps) the sample threads run than the rest of the process: they
+    /// compute only while answers are in flight, and the threads that move those answers (the
+    /// link's loop, and on a shared machine the edge and the cloud) should preempt them.
+    public static let sampleThreadNiceness: Int32 = 10
 
-    /// Classifies `count` samples of `data` on `threads` threads, calling `progress` after each
-    /// answer (on a sample thread, one call at a time: while it runs, that thread starts no sample).
+    /// Classifies `count` samples of `data`, calling `progress` after each answer (on a sample
+    /// thread, one call at a time; while it runs, no sample starts).
+    ///
+    /// A sample that starts while nothing is in flight is computed on the link's loop and its
+    /// request written there (no thread hop); samples that start while others are in flight are
+    /// computed on `threads` sample threads, so that the loop stays free to read answers.
     ///
     /// With a `rate` (samples per second), sample `i` starts no earlier than `i / rate` seconds
     /// after the first, as frames from a camera would arrive; without one, each starts as soon
@@ -68,56 +75,19 @@ public final class DeviceRunner: Sendable {
     public func run(data: IDXDataset, count: Int, concurrency: Int, rate: Double? = nil, threads: Int = 1,
                     progress: @escaping @Sendable (Int) -> Void) async -> [SampleRecord] {
         guard count > 0 else { return [] }
-        let lanes = max(1, min(threads, count))
-        let run = DeviceRun(count: count, concurrency: max(1, concurrency), threads: lanes)
-        let done = loop.makePromise(of: [SampleRecord].self)
-        let origin = DispatchTime.now().uptimeNanoseconds
-        let pace = rate.flatMap { $0 > 0 ? $0 : nil }
+        let lanes = max(1, threads)
+        let run = DeviceRun(device: self, data: data, count: count, concurrency: max(1, concurrency), threads: lanes,
+                            rate: rate.flatMap { $0 > 0 ? $0 : nil }, progress: progress, done: loop.makePromise())
         for lane in 0..<lanes {
             let thread = Thread {
                 Self.lowerThisThreadsPriority(by: Self.sampleThreadNiceness)
-                self.computeSamples(data: data, run: run, origin: origin, rate: pace, progress: progress)
-                if run.threadEnded() { done.succeed(run.records) }
+                run.sampleThread()
             }
             thread.name = "\(context.config.name)-samples-\(lane)"
             thread.start()
         }
-        return (try? await done.futureResult.get()) ?? []
-    }
-
-    /// The body of a sample thread: takes the next sample once the window has room and its time
-    /// (with a `rate`) has come, computes its stage and hands it on; reports answers as they come.
-    private func computeSamples(data: IDXDataset, run: DeviceRun, origin: UInt64, rate: Double?,
-                                progress: @Sendable (Int) -> Void) {
-        let shape = [1] + runner.inputShape
-        while true {
-            switch run.claim() {
-            case .allStarted:
-                while run.finished < run.count {
-                    run.answered.wait()
-                    run.report(progress)
-                }
-                run.report(progress)
-                return
-            case .windowFull:
-                run.answered.wait()
-                run.report(progress)
-            case .sample(let i):
-                if let rate {
-                    let due = origin + UInt64(Double(i) / rate * 1e9)
-                    while case let now = DispatchTime.now().uptimeNanoseconds, due > now {
-                        usleep(UInt32(min(100_000, max(1, (due - now) / 1000))))
-                        run.report(progress)
-                    }
-                }
-                let input = Tensor(shape: shape, data: Array(data.image(i)))
-                switch classifyNow(sample: i, label: Int(data.labels[i]), input: input) {
-                case .done(let record): run.finish(record, signal: false)
-                case .pending(let answer): answer.whenSuccess { run.finish($0, signal: true) }  // on the link's loop
-                }
-                run.report(progress)
-            }
-        }
+        run.pokeLoop()
+        return (try? await run.done.futureResult.get()) ?? []
     }
 
     /// Lowers the calling thread's scheduling priority (Linux: its own nice value; elsewhere nothing).
@@ -219,67 +189,139 @@ public final class DeviceRunner: Sendable {
     }
 }
 
-/// The state of one `DeviceRunner.run`, shared by its sample threads and the link's loop: which
-/// sample is next, the window, the records. Forwarded samples' answers arrive on the loop and
-/// signal `answered`; samples that leave at the device finish on their sample thread.
-private final class DeviceRun: Sendable {
-    enum Claim { case sample(Int), windowFull, allStarted }
-
-    private struct State {
-        var records: [SampleRecord?]
-        var next = 0
-        var finished = 0
-        var threadsLeft: Int
-    }
-
+/// One `DeviceRunner.run`, shared by the link's loop and the sample threads: which sample is
+/// next, the window, the records and the progress reported. All of it is guarded by `condition`.
+private final class DeviceRun: @unchecked Sendable {
+    let device: DeviceRunner
+    let data: IDXDataset
     let count: Int
     let concurrency: Int
-    let threads: Int
-    let answered = DispatchSemaphore(value: 0)
-    private let state: Mutex<State>
-    /// The last count passed to `progress`; held while calling it, so calls come one at a time, in order.
-    private let reported = Mutex(0)
+    let rate: Double?
+    let progress: @Sendable (Int) -> Void
+    let done: EventLoopPromise<[SampleRecord]>
+    let origin = DispatchTime.now().uptimeNanoseconds
+    private let shape: [Int]
+    private let condition = NSCondition()
+    // Guarded by `condition`:
+    private var records: [SampleRecord?]
+    private var next = 0
+    private var finished = 0
+    private var reported = 0
+    /// True while a `progress` call runs: no sample starts meanwhile.
+    private var reporting = false
+    private var loopPumpScheduled = false
+    private var threadsLeft: Int
 
-    init(count: Int, concurrency: Int, threads: Int) {
+    init(device: DeviceRunner, data: IDXDataset, count: Int, concurrency: Int, threads: Int, rate: Double?,
+         progress: @escaping @Sendable (Int) -> Void, done: EventLoopPromise<[SampleRecord]>) {
+        self.device = device
+        self.data = data
         self.count = count
         self.concurrency = concurrency
-        self.threads = threads
-        state = Mutex(State(records: [SampleRecord?](repeating: nil, count: count), threadsLeft: threads))
+        self.rate = rate
+        self.progress = progress
+        self.done = done
+        shape = [1] + device.runner.inputShape
+        records = [SampleRecord?](repeating: nil, count: count)
+        threadsLeft = threads
     }
 
-    var finished: Int { state.withLock { $0.finished } }
-    var records: [SampleRecord] { state.withLock { $0.records.map { $0! } } }
+    /// The next sample for the loop (`onLoop`, only when nothing is in flight) or for a sample
+    /// thread (only when something is). Under `condition`.
+    private func claimLocked(onLoop: Bool) -> Int? {
+        guard next < count, !reporting else { return nil }
+        let inFlight = next - finished
+        guard inFlight < concurrency, onLoop == (inFlight == 0) else { return nil }
+        next += 1
+        // Now something is in flight: the sample threads may start the next ones.
+        if onLoop, concurrency > 1 { condition.broadcast() }
+        return next - 1
+    }
 
-    func claim() -> Claim {
-        state.withLock { s in
-            if s.next >= count { return .allStarted }
-            if s.next - s.finished >= concurrency { return .windowFull }
-            s.next += 1
-            return .sample(s.next - 1)
+    private func due(_ i: Int) -> UInt64? {
+        rate.map { origin + UInt64(Double(i) / $0 * 1e9) }
+    }
+
+    /// Computes sample `i` on the calling thread and hands it on.
+    private func start(_ i: Int) {
+        switch device.classifyNow(sample: i, label: Int(data.labels[i]), input: Tensor(shape: shape, data: Array(data.image(i)))) {
+        case .done(let record): finish(record)
+        case .pending(let answer): answer.whenSuccess { self.finish($0) }  // on the link's loop
         }
     }
 
-    /// Records an answer; `signal` wakes a sample thread waiting for room (answers from the loop).
-    func finish(_ record: SampleRecord, signal: Bool) {
-        let last = state.withLock { s -> Bool in
-            s.records[record.sample] = record
-            s.finished += 1
-            return s.finished == count
-        }
-        // The last answer wakes every thread, whoever waits.
-        for _ in 0..<(last ? threads : signal ? 1 : 0) { answered.signal() }
+    private func finish(_ record: SampleRecord) {
+        condition.lock()
+        records[record.sample] = record
+        finished += 1
+        let idle = next == finished
+        condition.broadcast()
+        condition.unlock()
+        if idle { pokeLoop() }
     }
 
-    func report(_ progress: (Int) -> Void) {
-        reported.withLock { last in
-            let now = finished
-            while last < now {
-                last += 1
-                progress(last)
+    /// Has the loop look for a sample to start (it starts one when nothing is in flight).
+    func pokeLoop() {
+        condition.lock()
+        let schedule = !loopPumpScheduled
+        loopPumpScheduled = true
+        condition.unlock()
+        if schedule { device.loop.execute { self.pumpOnLoop() } }
+    }
+
+    private func pumpOnLoop() {
+        condition.lock()
+        loopPumpScheduled = false
+        if next < count, next == finished, !reporting, let due = due(next), due > DispatchTime.now().uptimeNanoseconds {
+            loopPumpScheduled = true
+            condition.unlock()
+            device.loop.scheduleTask(deadline: .uptimeNanoseconds(due)) { self.pumpOnLoop() }
+            return
+        }
+        let i = claimLocked(onLoop: true)
+        condition.unlock()
+        if let i { start(i) }
+    }
+
+    /// The body of a sample thread: reports progress, and starts samples while others are in flight.
+    func sampleThread() {
+        condition.lock()
+        while true {
+            if reported < finished, !reporting {
+                reporting = true
+                let (from, to) = (reported, finished)
+                condition.unlock()
+                for n in (from + 1)...to { progress(n) }
+                condition.lock()
+                reported = to
+                reporting = false
+                let idle = next == finished
+                condition.broadcast()
+                if idle {
+                    condition.unlock()
+                    pokeLoop()
+                    condition.lock()
+                }
+                continue
             }
+            if reported == count { break }
+            if let i = claimLocked(onLoop: false) {
+                condition.unlock()
+                if let due = due(i) {
+                    while case let now = DispatchTime.now().uptimeNanoseconds, due > now {
+                        usleep(UInt32(min(100_000, max(1, (due - now) / 1000))))
+                    }
+                }
+                start(i)
+                condition.lock()
+                continue
+            }
+            condition.wait()
         }
+        threadsLeft -= 1
+        let last = threadsLeft == 0
+        let all = last ? records.map { $0! } : []
+        condition.unlock()
+        if last { done.succeed(all) }
     }
-
-    /// A sample thread is done; true for the last one.
-    func threadEnded() -> Bool { state.withLock { s in s.threadsLeft -= 1; return s.threadsLeft == 0 } }
 }
