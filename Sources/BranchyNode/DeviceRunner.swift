@@ -57,10 +57,10 @@ public final class DeviceRunner: Sendable {
     /// Sample threads by default: two on a machine with two cores or more.
     public static var defaultThreads: Int { min(2, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
 
-    /// How much lower (in nice steps) the sample threads run than the rest of the process: they
-    /// compute only while answers are in flight, and the threads that move those answers (the
-    /// link's loop, and on a shared machine the edge and the cloud) should preempt them.
-    public static let sampleThreadNiceness: Int32 = 10
+    /// How much lower (in nice steps) the sample threads run than the rest of the process by
+    /// default: they compute only while answers are in flight, and the threads that move those
+    /// answers (the link's loop, and on a shared machine the edge and the cloud) should preempt them.
+    public static let defaultSampleThreadNiceness = 10
 
     /// Classifies `count` samples of `data`, calling `progress` after each answer (on a sample
     /// thread, one call at a time; while it runs, no sample starts).
@@ -73,6 +73,7 @@ public final class DeviceRunner: Sendable {
     /// after the first, as frames from a camera would arrive; without one, each starts as soon
     /// as a place in the window of `concurrency` is free.
     public func run(data: IDXDataset, count: Int, concurrency: Int, rate: Double? = nil, threads: Int = 1,
+                    niceness: Int = DeviceRunner.defaultSampleThreadNiceness,
                     progress: @escaping @Sendable (Int) -> Void) async -> [SampleRecord] {
         guard count > 0 else { return [] }
         let lanes = max(1, threads)
@@ -80,7 +81,7 @@ public final class DeviceRunner: Sendable {
                             rate: rate.flatMap { $0 > 0 ? $0 : nil }, progress: progress, done: loop.makePromise())
         for lane in 0..<lanes {
             let thread = Thread {
-                Self.lowerThisThreadsPriority(by: Self.sampleThreadNiceness)
+                if niceness > 0 { Self.lowerThisThreadsPriority(by: Int32(min(niceness, 19))) }
                 run.sampleThread()
             }
             thread.name = "\(context.config.name)-samples-\(lane)"
