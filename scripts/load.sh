@@ -38,7 +38,8 @@
 # default 2500); RSS_LIMIT_MB (default 300); DEVICE_TIMEOUT (seconds for the
 # whole set of devices, default 300); CONCURRENCY (samples each device keeps in
 # flight; default: the device's default, 32, at most the node's maxInFlight);
-# DEVICE_NICE (niceness of the device processes, default 0).
+# DEVICE_NICE (niceness of the device processes, default 0); DEVICE_THREADS (each
+# device's sample threads, --threads; default the device's, 2).
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
@@ -166,7 +167,7 @@ check_devices() {
     started+=("$sampler")
     t0="$(date +%s.%N)"
     for device in $devices; do
-        nice -n "$DEVICE_NICE" "$bin/branchy-device" --topology "$TOPO" --node "$device" --limit "$LIMIT" ${CONCURRENCY:+--concurrency "$CONCURRENCY"} \
+        nice -n "$DEVICE_NICE" "$bin/branchy-device" --topology "$TOPO" --node "$device" --limit "$LIMIT" ${CONCURRENCY:+--concurrency "$CONCURRENCY"} ${DEVICE_THREADS:+--threads "$DEVICE_THREADS"} \
             --report "$work/$device.json" --predictions "$work/$device.jsonl" \
             </dev/null >"$work/$device.out" 2>"$work/$device.err" &
         pids+=("$!")
@@ -378,6 +379,7 @@ command_line="scripts/load.sh"
 [ "$LIMIT" = 2500 ] || command_line="LIMIT=$LIMIT $command_line"
 [ -z "${CONCURRENCY:-}" ] || command_line="CONCURRENCY=$CONCURRENCY $command_line"
 [ "$DEVICE_NICE" = 0 ] || command_line="DEVICE_NICE=$DEVICE_NICE $command_line"
+[ -z "${DEVICE_THREADS:-}" ] || command_line="DEVICE_THREADS=$DEVICE_THREADS $command_line"
 [ -z "${TOPOLOGY:-}" ] || command_line="TOPOLOGY=$TOPOLOGY $command_line"
 args=("topology=${TOPO#"$REPO_ROOT"/}" "rss_limit=$RSS_LIMIT_MB" "command=$command_line"
       "concurrency=${CONCURRENCY:-}" "device_nice=$DEVICE_NICE")

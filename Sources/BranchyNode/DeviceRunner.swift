@@ -54,8 +54,11 @@ public final class DeviceRunner: Sendable {
         }
     }
 
-    /// Sample threads by default: two on a machine with two cores or more.
-    public static var defaultThreads: Int { min(2, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
+    /// Sample threads by default: one. With the loop, which computes when nothing is in flight,
+    /// that keeps a core busy; more threads raise throughput on an idle machine by little (the
+    /// edge and the cloud need the other cores) and make every thread wait longer for a core
+    /// when many devices share a machine, as in `scripts/load.sh`.
+    public static let defaultThreads = 1
 
     /// How much lower (in nice steps) the sample threads run than the rest of the process by
     /// default: they compute only while answers are in flight, and the threads that move those
