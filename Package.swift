@@ -62,7 +62,7 @@ let package = Package(
         // Counts the process's heap allocations for `branchy bench`.
         .target(name: "CAllocationCounter"),
         .executableTarget(name: "branchy", dependencies: [
-            "BranchyTraining", "BranchyModel", "BranchyData", "CAllocationCounter",
+            "BranchyTraining", "BranchyModel", "BranchyData", "BranchyTopology", "CAllocationCounter",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "branchy-device", dependencies: [
@@ -88,6 +88,7 @@ let package = Package(
             .product(name: "NIOTestUtils", package: "swift-nio"),
         ]),
         .testTarget(name: "BranchyTopologyTests", dependencies: ["BranchyTopology"]),
+        .testTarget(name: "BranchyToolTests", dependencies: ["branchy"]),
         .testTarget(name: "BranchyNodeTests", dependencies: [
             "BranchyNode", "BranchyModel", "BranchyData", "BranchyTensor", "BranchyWire", "BranchyTopology",
             .product(name: "NIOCore", package: "swift-nio"),

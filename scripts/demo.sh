@@ -36,6 +36,13 @@ finish() {
         done
     fi
     scripts/cluster.sh down "$topology" >&2 || true
+    if [ "$status" -eq 0 ]; then
+        # Each server logs its batch sizes when it stops.
+        for node in edge cloud; do
+            line="$(grep -h 'batches by size' "run/local/$node.log" 2>/dev/null | tail -n 1 | sed 's/.*batches by size/batches by size/' || true)"
+            [ -z "$line" ] || printf '%-6s %s\n' "$node" "$line"
+        done
+    fi
     exit "$status"
 }
 trap finish EXIT

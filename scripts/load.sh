@@ -8,12 +8,14 @@
 #   - the peak resident memory (VmHWM) of the edge and of the cloud stays below
 #     RSS_LIMIT_MB
 #   - the edge and the cloud stop on SIGTERM with exit status 0
+#   - the edge and the cloud log their batch sizes when they stop (the summary
+#     shows them)
 #
 # The device processes stand in for sixteen machines but share the machine's
 # cores with the edge and the cloud, and their local stage is CPU-bound: the
 # throughput measures mostly device compute, and the latency of forwarded
-# samples mostly queueing (16 x 256 samples in flight by default; CONCURRENCY
-# lowers it) and CPU contention, including from other work on the machine (the
+# samples mostly queueing (16 x 32 samples in flight by default; CONCURRENCY
+# changes it) and CPU contention, including from other work on the machine (the
 # summary gives the load average before the run).
 #
 # The edge's and cloud's VmRSS is sampled every 0.2 s during the run. A summary
@@ -35,8 +37,9 @@
 # TOPOLOGY (another topology file of the same shape); LIMIT (samples per device,
 # default 2500); RSS_LIMIT_MB (default 300); DEVICE_TIMEOUT (seconds for the
 # whole set of devices, default 300); CONCURRENCY (samples each device keeps in
-# flight; default: the node's maxInFlight, 256 unless the topology says otherwise);
-# DEVICE_NICE (niceness of the device processes, default 0).
+# flight; default: the device's default, 32, at most the node's maxInFlight);
+# DEVICE_NICE (niceness of the device processes, default 0); DEVICE_THREADS (each
+# device's sample threads, --threads; default the device's, 2).
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
@@ -164,7 +167,7 @@ check_devices() {
     started+=("$sampler")
     t0="$(date +%s.%N)"
     for device in $devices; do
-        nice -n "$DEVICE_NICE" "$bin/branchy-device" --topology "$TOPO" --node "$device" --limit "$LIMIT" ${CONCURRENCY:+--concurrency "$CONCURRENCY"} \
+        nice -n "$DEVICE_NICE" "$bin/branchy-device" --topology "$TOPO" --node "$device" --limit "$LIMIT" ${CONCURRENCY:+--concurrency "$CONCURRENCY"} ${DEVICE_THREADS:+--threads "$DEVICE_THREADS"} \
             --report "$work/$device.json" --predictions "$work/$device.jsonl" \
             </dev/null >"$work/$device.out" 2>"$work/$device.err" &
         pids+=("$!")
@@ -233,6 +236,24 @@ check_down() {
     [ -z "$problems" ] || { echo "${problems#; }"; return 1; }
 }
 
+# check_batches: each server's log holds the batch-size line it writes when it
+# stops (e.g. "batches by size: 1: 120, 2-3: 14, ... (137 batches, 160 samples,
+# mean 1.17); stage time per sample by batch size: ..."), kept for the summary.
+check_batches() {
+    local name line problems=""
+    for name in edge cloud; do
+        line="$(grep -h 'batches by size' "$work/$name.log" 2>/dev/null | tail -n 1 | sed 's/.*batches by size: //' || true)"
+        if [ -n "$line" ]; then
+            facts[${name}_batches]="${line%%; stage time*}"
+            case "$line" in *"; stage time"*) facts[${name}_stage]="${line#*; stage time per sample by batch size: }" ;; esac
+            echo "$name batches by size: $line" >&2
+        else
+            problems+="; no batch sizes in $work/$name.log"
+        fi
+    done
+    [ -z "$problems" ] || { echo "${problems#; }"; return 1; }
+}
+
 # python3 -c "$aggregator" check WORK LIMIT DEVICE...: every report complete, every
 # sample answered; prints why not.
 # python3 -c "$aggregator" summary WORK LIMIT KEY=VALUE... -- DEVICE...: the summary block.
@@ -279,7 +300,7 @@ def summary(work, limit, facts, devices):
     wall = float(facts.get("wall") or 0)
     total = sum(r["samples"] for r in reports)
     lines = [f"load: {len(devices)} devices x {limit} samples -> edge -> cloud ({facts['topology']})",
-             f"devices         in flight per device: {facts.get('concurrency') or 'maxInFlight (default 256)'}; "
+             f"devices         in flight per device: {facts.get('concurrency') or 'the device default (32)'}; "
              f"niceness {facts.get('device_nice')} (edge and cloud 0)"]
     if reports:
         answered = sum(r["answered"] for r in reports)
@@ -320,6 +341,11 @@ def summary(work, limit, facts, devices):
     else:
         lines.append("no device reports")
     for node in ("edge", "cloud"):
+        if facts.get(node + "_batches"):
+            lines.append(f"{node + ' batches':<15} by size {facts[node + '_batches']}")
+        if facts.get(node + "_stage"):
+            lines.append(f"{'':<15} stage time per sample by batch size {facts[node + '_stage']}")
+    for node in ("edge", "cloud"):
         lines.append(f"{node + ' memory':<15} idle {mb(facts.get(node + '_idle_kb'))}, peak sampled VmRSS {mb(facts.get(node + '_peak_kb'))}, "
                      f"VmHWM {mb(facts.get(node + '_hwm_kb'))} (limit {facts['rss_limit']} MB); CPU {facts.get(node + '_cpu') or 'n/a'} s")
     lines.append(f"machine         {os.cpu_count()} CPUs, load average {facts.get('load_before', '?')} before the run")
@@ -342,6 +368,7 @@ run_check "$device_count devices at once, $LIMIT samples each: every sample answ
 run_check "edge peak RSS below $RSS_LIMIT_MB MB" check_edge_rss
 run_check "cloud peak RSS below $RSS_LIMIT_MB MB" check_cloud_rss
 run_check "edge and cloud stop on SIGTERM with status 0" check_down
+run_check "edge and cloud report their batch sizes" check_batches
 
 # Highest sampled VmRSS of each node.
 if [ -s "$work/rss.txt" ]; then
@@ -352,6 +379,7 @@ command_line="scripts/load.sh"
 [ "$LIMIT" = 2500 ] || command_line="LIMIT=$LIMIT $command_line"
 [ -z "${CONCURRENCY:-}" ] || command_line="CONCURRENCY=$CONCURRENCY $command_line"
 [ "$DEVICE_NICE" = 0 ] || command_line="DEVICE_NICE=$DEVICE_NICE $command_line"
+[ -z "${DEVICE_THREADS:-}" ] || command_line="DEVICE_THREADS=$DEVICE_THREADS $command_line"
 [ -z "${TOPOLOGY:-}" ] || command_line="TOPOLOGY=$TOPOLOGY $command_line"
 args=("topology=${TOPO#"$REPO_ROOT"/}" "rss_limit=$RSS_LIMIT_MB" "command=$command_line"
       "concurrency=${CONCURRENCY:-}" "device_nice=$DEVICE_NICE")

@@ -2,6 +2,7 @@ import BranchyModel
 import BranchyTensor
 import BranchyTopology
 import BranchyWire
+import Dispatch
 import Logging
 import NIOCore
 import NIOPosix
@@ -15,10 +16,17 @@ import Glibc
 /// An edge or cloud node: accepts its children over mutual TLS, runs its stages on each
 /// request, answers when an exit is sure, and otherwise forwards upstream.
 ///
+/// Every accepted connection, the upstream link and the batcher live on one event loop (`loop`):
+/// requests from all connections are gathered into batches there (`StageBatcher`), and a request
+/// is read, computed, forwarded and answered without changing threads. The group's other loops
+/// only accept connections; the thread pool takes batches too long to run on the loop.
+///
 /// As a swift-service-lifecycle `Service`, it serves until graceful shutdown, then drains.
 public final class InferenceServer: Sendable {
     public let context: NodeContext
     let group: any EventLoopGroup
+    /// The loop of every connection, the upstream link and the batcher.
+    let loop: any EventLoop
     let pool: NIOThreadPool
     let runner: StageRunner
     let link: UpstreamLink?
@@ -31,19 +39,23 @@ public final class InferenceServer: Sendable {
     let drainSeconds: Double
     private let tls: NIOSSLContext
     private let serverChannel = Mutex<(any Channel)?>(nil)
+    private let batcherBox: NIOLoopBoundBox<StageBatcher?>
 
     public init(context: NodeContext, group: any EventLoopGroup, pool: NIOThreadPool, logger: Logger, drainSeconds: Double = 10) throws {
         guard context.config.listen != nil else { throw NodeError("node '\(context.config.name)' has no listen address") }
         try TLSLayer.selfCheck(context.config.tls, node: context.config.name)
         self.context = context
         self.group = group
+        let loop = group.next()
+        self.loop = loop
         self.pool = pool
         self.logger = logger
         self.drainSeconds = drainSeconds
         self.limits = context.config.limits
         self.runner = StageRunner(context: context)
         self.tls = try TLSLayer.serverContext(context.config.tls, node: context.config.name)
-        self.link = context.upstream == nil ? nil : try UpstreamLink(context: context, loop: group.next(), logger: logger)
+        self.link = context.upstream == nil ? nil : try UpstreamLink(context: context, loop: loop, logger: logger)
+        self.batcherBox = NIOLoopBoundBox.makeBoxSendingValue(nil, eventLoop: loop)
         // Keep some descriptors for the upstream link, the listening socket and files.
         let descriptors = FileDescriptorLimit.raiseSoftToHard() ?? Int.max
         let cap = min(limits.maxConnections, max(1, descriptors.subtractingReportingOverflow(64).partialValue))
@@ -71,7 +83,7 @@ public final class InferenceServer: Sendable {
             localHello: context.hello, allowedPeers: peers, knownNodes: known, maxInFlight: context.config.maxInFlight)
         let tls = self.tls
         let idle = TimeAmount.milliseconds(Int64(limits.idleTimeoutMillis))
-        let channel = try await ServerBootstrap(group: group)
+        let channel = try await ServerBootstrap(group: group, childGroup: loop)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
@@ -112,7 +124,7 @@ public final class InferenceServer: Sendable {
             }
             .bind(host: endpoint.host, port: endpoint.port).get()
         serverChannel.withLock { $0 = channel }
-        logger.info("\(context.config.role) '\(context.config.name)' hosting stages \(context.config.stages) listening on \(endpoint) (model \(context.model.spec.name) \(context.fingerprint.hex.prefix(16)); at most \(connections.maxConnections) connections, \(limits.maxConnectionsPerPeer) per peer; handshake timeout \(limits.handshakeTimeoutMillis) ms, idle timeout \(limits.idleTimeoutMillis) ms; input budget \(limits.inputBudgetBytes) bytes, \(limits.peerInputBudgetBytes) per peer)")
+        logger.info("\(context.config.role) '\(context.config.name)' hosting stages \(context.config.stages) listening on \(endpoint) (batches of at most \(context.config.maxBatch) samples, waiting at most \(context.config.maxBatchDelayMicros) µs; model \(context.model.spec.name) \(context.fingerprint.hex.prefix(16)); at most \(connections.maxConnections) connections, \(limits.maxConnectionsPerPeer) per peer; handshake timeout \(limits.handshakeTimeoutMillis) ms, idle timeout \(limits.idleTimeoutMillis) ms; input budget \(limits.inputBudgetBytes) bytes, \(limits.peerInputBudgetBytes) per peer)")
         return channel.localAddress!
     }
 
@@ -147,7 +159,22 @@ public final class InferenceServer: Sendable {
             for channel in left { try? await channel.close() }
         }
         _ = try? await link?.stop().get()
-        logger.info("drained")
+        let batches = await batchHistogram()
+        logger.info("drained; \(batches.summary); \(batches.timing)")
+    }
+
+    /// Sizes of the batches run so far.
+    public func batchHistogram() async -> BatchHistogram {
+        let box = batcherBox
+        return (try? await loop.submit { box.value?.histogram ?? BatchHistogram() }.get()) ?? BatchHistogram()
+    }
+
+    /// The batcher, made on first use. On `loop`.
+    var batcher: StageBatcher {
+        if let b = batcherBox.value { return b }
+        let b = StageBatcher(server: self, loop: loop)
+        batcherBox.value = b
+        return b
     }
 
     /// True when every channel closed within `seconds`.
@@ -160,41 +187,36 @@ public final class InferenceServer: Sendable {
         return closed
     }
 
-    /// Runs the hosted stages on a request and produces the answer frame (result or error).
-    func process(_ request: InferRequest, on loop: any EventLoop) -> EventLoopFuture<Frame.Message> {
+    /// Checks that a request is for this node's first stage and has its input's shape; nil when it is.
+    func refusal(of request: InferRequest) -> ErrorFrame? {
         let first = runner.stageIndices[0]
         guard Int(request.stageIndex) == first else {
-            return loop.makeSucceededFuture(.error(ErrorFrame(code: .badStage,
-                message: "this node runs stage \(first) (\(context.config.stages.joined(separator: ","))), request is for stage \(request.stageIndex)")))
+            return ErrorFrame(code: .badStage,
+                message: "this node runs stage \(first) (\(context.config.stages.joined(separator: ","))), request is for stage \(request.stageIndex)")
         }
-        let tensor = request.tensor
-        guard tensor.shape == runner.inputShape else {
-            return loop.makeSucceededFuture(.error(ErrorFrame(code: .badTensor,
-                message: "stage \(first) takes features of shape \(runner.inputShape), got \(tensor.shape)")))
+        guard request.features.shape == runner.inputShape else {
+            return ErrorFrame(code: .badTensor,
+                message: "stage \(first) takes features of shape \(runner.inputShape), got \(request.features.shape)")
         }
-        let runner = self.runner
-        return pool.runIfActive(eventLoop: loop) {
-            runner.run(Tensor(shape: [1] + tensor.shape, data: tensor.data))
-        }.flatMap { outcome -> EventLoopFuture<Frame.Message> in
-            switch outcome {
-            case .exited(let exit, let out):
-                return loop.makeSucceededFuture(.result(self.result(exit: exit, out)))
-            case .forward(let features, let next, let best):
-                return self.forward(request, features: features, nextStage: next, best: best, on: loop)
-            }
-        }.recover { error in
-            .error(ErrorFrame(code: .internalError, message: "\(error)"))
-        }
+        return nil
     }
 
-    private func forward(_ request: InferRequest, features: Tensor, nextStage: Int, best: (exit: Int, output: ExitOutput),
-                         on loop: any EventLoop) -> EventLoopFuture<Frame.Message> {
+    /// Sends features upstream for the next stage; the answer (or, when upstream fails, the node's
+    /// own best exit or an error, by its policy) completes on `loop`.
+    func forward(_ request: InferRequest, arrival: UInt64, features: Tensor, nextStage: Int, best: (exit: Int, output: ExitOutput),
+                 on loop: any EventLoop) -> EventLoopFuture<Frame.Message> {
         guard let link else {
             return loop.makeSucceededFuture(.result(result(exit: best.exit, best.output)))
         }
         let item = Tensor(shape: Array(features.shape.dropFirst()), data: features.data)
-        // Leave a fifth of the caller's remaining budget for the answer to travel back down.
-        let budget = request.deadlineMillis > 0 ? max(1, request.deadlineMillis / 5 * 4) : 0
+        // Leave a fifth of the caller's remaining budget, less what the request spent here, for the
+        // answer to travel back down.
+        var budget: UInt32 = 0
+        if request.deadlineMillis > 0 {
+            let spent = (DispatchTime.now().uptimeNanoseconds &- arrival) / 1_000_000
+            let left = UInt64(request.deadlineMillis) > spent ? UInt64(request.deadlineMillis) - spent : 0
+            budget = UInt32(max(1, left / 5 * 4))
+        }
         let up = InferRequest(sampleID: request.sampleID, deadlineMillis: budget, stageIndex: UInt8(nextStage),
                               features: context.codec.encode(item))
         let fallback = self.result(exit: best.exit, best.output)

@@ -1,4 +1,5 @@
 import BranchyWire
+import Dispatch
 import Logging
 import NIOCore
 import NIOSSL
@@ -9,7 +10,9 @@ import Glibc
 /// One accepted connection: drives a `ServerConnectionStateMachine` with the frames that
 /// arrive and carries out its actions. A peer's certificate must name the node its hello
 /// claims; the connection must finish TLS and hello within the handshake timeout, and is
-/// closed after the idle timeout with nothing in flight. Lives on its channel's event loop.
+/// closed after the idle timeout with nothing in flight. Lives on its channel's event loop, which
+/// is the server's loop (`InferenceServer.loop`): requests go to the server's batcher directly,
+/// and answers are written as they come and flushed once per turn of the loop.
 final class ServerConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = Frame
     typealias OutboundOut = Frame
@@ -39,6 +42,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var address = "unknown peer"
     /// How logs name the peer: its address, then its identity.
     private var label = "unknown peer"
+    /// True while a flush of written answers is scheduled.
+    private var flushScheduled = false
+
+    /// Whether the connection is still there to take answers.
+    var isOpen: Bool { context != nil }
 
     init(server: InferenceServer, id: UInt64, reservation: InputReservation, machine: ServerConnectionStateMachine) {
         self.server = server
@@ -131,20 +139,19 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
         if case .forwardRequest(let requestID) = action, case .infer(let request) = frame.message {
             if machine.inFlightCount == 1 { server.connections.setBusy(id, true) }
-            server.process(request, on: context.eventLoop).assumeIsolated().whenComplete { result in
-                let message: Frame.Message
-                switch result {
-                case .success(let m): message = m
-                case .failure(let e): message = .error(ErrorFrame(code: .internalError, message: "\(e)"))
-                }
-                self.respond(requestID, message)
+            if let refusal = server.refusal(of: request) {
+                respond(requestID, .error(refusal))
+            } else {
+                server.batcher.submit(BatchItem(connection: self, requestID: requestID, request: request,
+                                                arrival: DispatchTime.now().uptimeNanoseconds))
             }
             return
         }
         perform(action, context: context)
     }
 
-    private func respond(_ requestID: UInt64, _ message: Frame.Message) {
+    /// Writes the answer to request `requestID`; it is flushed with the others of this turn of the loop.
+    func respond(_ requestID: UInt64, _ message: Frame.Message) {
         guard let context else { return }  // connection gone: the request is abandoned
         var frame = Frame(requestID: requestID, message: message)
         do {
@@ -154,7 +161,14 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             // good and silently end the connection: answer with an error instead.
             frame = Frame(requestID: requestID, message: .error(ErrorFrame(code: .internalError, message: "the answer cannot be sent: \(error)")))
         }
-        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        context.write(wrapOutboundOut(frame), promise: nil)
+        if !flushScheduled {
+            flushScheduled = true
+            context.eventLoop.assumeIsolated().execute { [self] in
+                flushScheduled = false
+                self.context?.flush()
+            }
+        }
         perform(machine.sentResponse(requestID: requestID), context: context)
         if machine.inFlightCount == 0 { server.connections.setBusy(id, false) }
     }

@@ -55,4 +55,75 @@ public struct StageRunner: Sendable {
             }
         }
     }
+
+    /// Runs the hosted stages on a batch of samples, each (1, inputShape…) or (inputShape…), and
+    /// gives each sample's outcome, in order. The samples go through every stage together, as one
+    /// tensor (n, …); those that leave at an exit drop out of the batch before the next stage.
+    /// Each outcome is the one `run(_:)` gives for that sample alone (the kernels compute every
+    /// sample of a batch independently), with forwarded features shaped (1, …).
+    public func run(batch inputs: [Tensor]) -> [Outcome] {
+        guard inputs.count > 1 else {
+            return inputs.map { run(Tensor(shape: [1] + inputShape, data: $0.data)) }
+        }
+        let exits = network.stages.count
+        let compiled = workspaces.network
+        let classes = compiled.classes
+        let width = inputShape.reduce(1, *)
+        var x = [Float]()
+        x.reserveCapacity(width * inputs.count)
+        for input in inputs {
+            precondition(input.data.count == width, "a sample of \(input.shape) in a batch for input \(inputShape)")
+            x.append(contentsOf: input.data)
+        }
+        var rows = Array(0..<inputs.count)  // which sample each row of x is
+        var outcomes = [Outcome?](repeating: nil, count: inputs.count)
+        var best = [(Int, ExitOutput)?](repeating: nil, count: inputs.count)
+        var logits = [Float](repeating: 0, count: inputs.count * classes)
+        return workspaces.withWorkspace { ws in
+            for i in stageIndices {
+                let size = compiled.stages[i].featureCount
+                var features = [Float](repeating: 0, count: rows.count * size)
+                var keep: [Int] = []
+                x.withUnsafeBufferPointer { xp in
+                    features.withUnsafeMutableBufferPointer { fp in
+                        logits.withUnsafeMutableBufferPointer { lp in
+                            compiled.run(stage: i, count: rows.count, input: xp.baseAddress!, features: fp.baseAddress!,
+                                         logits: lp.baseAddress!, workspace: ws)
+                            for r in 0..<rows.count {
+                                let out = ExitOutput.summarize(lp.baseAddress! + r * classes, classes: classes)
+                                if policy.exits(at: i, of: exits, entropy: out.entropy) {
+                                    outcomes[rows[r]] = .exited(exit: i, out)
+                                } else {
+                                    best[rows[r]] = (i, out)
+                                    keep.append(r)
+                                }
+                            }
+                        }
+                    }
+                }
+                if keep.isEmpty { return outcomes.map { $0! } }
+                if keep.count < rows.count {
+                    features = Self.rows(keep, of: features, size: size)
+                    rows = keep.map { rows[$0] }
+                }
+                x = features
+            }
+            let next = stageIndices.last! + 1
+            let shape = compiled.stages[stageIndices.last!].featureShape
+            let size = shape.reduce(1, *)
+            for (r, sample) in rows.enumerated() {
+                let features = Tensor(shape: [1] + shape, data: Array(x[(r * size)..<((r + 1) * size)]))
+                outcomes[sample] = .forward(features: features, nextStage: next, best: best[sample]!)
+            }
+            return outcomes.map { $0! }
+        }
+    }
+
+    /// The rows `picked` (of `size` floats each) of `x`, in that order.
+    private static func rows(_ picked: [Int], of x: [Float], size: Int) -> [Float] {
+        var data = [Float]()
+        data.reserveCapacity(size * picked.count)
+        for r in picked { data.append(contentsOf: x[(r * size)..<((r + 1) * size)]) }
+        return data
+    }
 }

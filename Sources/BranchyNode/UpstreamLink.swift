@@ -81,6 +81,9 @@ public final class UpstreamLink: Sendable {
         var connections = 0
         var closedBytesIn: UInt64 = 0
         var closedBytesOut: UInt64 = 0
+        /// Requests written since the last flush, in order.
+        var unflushed: [UInt64] = []
+        var flushScheduled = false
     }
 
     private let box: NIOLoopBoundBox<State>
@@ -133,10 +136,17 @@ public final class UpstreamLink: Sendable {
         }
     }
 
-    /// Sends a request upstream. The future always completes exactly once.
+    /// Sends a request upstream. The future always completes exactly once, on `loop`.
+    ///
+    /// Called on `loop`, the request is written at once (no hop); requests written in one turn
+    /// of the loop go out in one flush.
     public func send(_ request: InferRequest) -> EventLoopFuture<UpstreamReply> {
         let promise = loop.makePromise(of: UpstreamReply.self)
-        loop.execute { self.enqueue(request, promise) }
+        if loop.inEventLoop {
+            enqueue(request, promise)
+        } else {
+            loop.execute { self.enqueue(request, promise) }
+        }
         return promise.futureResult
     }
 
@@ -194,10 +204,33 @@ public final class UpstreamLink: Sendable {
             promise.fail(UpstreamFailure.remote(ErrorFrame(code: .badTensor, message: "features not sendable: \(error)")))
             return
         }
+        channel.write(frame, promise: nil)
+        state.pending[id] = Pending(promise: promise, requestFrameBytes: frame.encodedSize, requestTLSBytes: 0, timer: timer)
+        state.unflushed.append(id)
+        if !state.flushScheduled {
+            state.flushScheduled = true
+            loop.execute { self.flushWrites() }
+        }
+    }
+
+    /// Flushes what this turn of the loop wrote, and gives each request its share of the bytes the
+    /// flush put on the socket (measured below TLS): each frame is its own TLS record, so each gets
+    /// the record layout's size, and the last one what is left, so that the shares add up to the
+    /// measured total.
+    private func flushWrites() {
+        state.flushScheduled = false
+        let ids = state.unflushed
+        state.unflushed.removeAll(keepingCapacity: true)
+        guard let channel = state.channel, !ids.isEmpty else { return }
         let before = state.counter?.bytesOut ?? 0
-        channel.writeAndFlush(frame, promise: nil)
-        let tlsBytes = Int((state.counter?.bytesOut ?? 0) - before)
-        state.pending[id] = Pending(promise: promise, requestFrameBytes: frame.encodedSize, requestTLSBytes: tlsBytes, timer: timer)
+        channel.flush()
+        var left = Int((state.counter?.bytesOut ?? 0) &- before)
+        for (k, id) in ids.enumerated() {
+            guard let p = state.pending[id] else { continue }
+            let share = k == ids.count - 1 ? max(0, left) : min(max(0, left), TLSRecordOverhead.wireBytes(forFrame: p.requestFrameBytes))
+            state.pending[id]!.requestTLSBytes = share
+            left -= share
+        }
     }
 
     /// The deadline of request `id` passed, in flight or still queued.
@@ -287,6 +320,7 @@ public final class UpstreamLink: Sendable {
         state.channel = nil
         state.counter = nil
         state.ready = false
+        state.unflushed.removeAll()
         failAll(.unavailable("connection to \(upstream.name) lost"))
         if wasReady && !state.stopped { logger.warning("connection to \(upstream.name) closed") }
         scheduleReconnect(reason: "no connection to \(upstream.name)")

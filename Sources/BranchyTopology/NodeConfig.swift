@@ -56,6 +56,15 @@ public struct NodeConfig: Sendable, Hashable {
     public static let maxInFlightLimit = 65_536
     /// Largest accepted `deadlineMs`: one hour.
     public static let deadlineMillisLimit = 3_600_000
+    /// Default `maxBatch`: most samples an edge or cloud runs through its stage at once.
+    public static let defaultMaxBatch = 64
+    /// Accepted `maxBatch` values.
+    public static let maxBatchRange = 1...4_096
+    /// Default `maxBatchDelayMicros`: how long a sample that arrived while a batch was running
+    /// may wait, from its arrival, for others to join its batch once the stage is free.
+    public static let defaultMaxBatchDelayMicros = 200
+    /// Accepted `maxBatchDelayMicros` values: up to one second.
+    public static let maxBatchDelayMicrosRange = 0...1_000_000
 
     /// Unique node name; also the certificate's common name and DNS name.
     public var name: String
@@ -81,6 +90,10 @@ public struct NodeConfig: Sendable, Hashable {
     public var tls: TLSFiles
     /// Timeouts, connection caps and memory budgets of a listening node.
     public var limits: ServerLimits
+    /// Edge and cloud: most samples run through the stage as one batch.
+    public var maxBatch: Int
+    /// Edge and cloud: longest wait, in microseconds, for a batch to fill (see `defaultMaxBatchDelayMicros`).
+    public var maxBatchDelayMicros: Int
 
     /// Creates a node description without validating it; `Topology.load` validates.
     public init(
@@ -95,7 +108,9 @@ public struct NodeConfig: Sendable, Hashable {
         deadlineMillis: Int = NodeConfig.defaultDeadlineMillis,
         maxInFlight: Int = NodeConfig.defaultMaxInFlight,
         tls: TLSFiles,
-        limits: ServerLimits = ServerLimits()
+        limits: ServerLimits = ServerLimits(),
+        maxBatch: Int = NodeConfig.defaultMaxBatch,
+        maxBatchDelayMicros: Int = NodeConfig.defaultMaxBatchDelayMicros
     ) {
         self.name = name
         self.role = role
@@ -109,6 +124,8 @@ public struct NodeConfig: Sendable, Hashable {
         self.maxInFlight = maxInFlight
         self.tls = tls
         self.limits = limits
+        self.maxBatch = maxBatch
+        self.maxBatchDelayMicros = maxBatchDelayMicros
     }
 
     /// True for the root of the tree, the node with no upstream.

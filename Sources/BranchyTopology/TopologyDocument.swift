@@ -21,7 +21,10 @@ struct ParsedNode {
 struct TopologyDocument {
     static let topKeys = ["model", "dataset", "certs", "nodes"]
     static let nodeKeys = ["name", "role", "stages", "thresholds", "listen", "upstream", "codec",
-                           "onUpstreamFailure", "deadlineMs", "maxInFlight", "tls", "limits"]
+                           "onUpstreamFailure", "deadlineMs", "maxInFlight", "tls", "limits",
+                           "maxBatch", "maxBatchDelayMicros"]
+    /// Keys of the dynamic batcher, for nodes that serve children (edges and clouds).
+    static let batchKeys = ["maxBatch", "maxBatchDelayMicros"]
     /// Keys that describe the link to the upstream node.
     static let linkKeys = ["codec", "onUpstreamFailure", "deadlineMs", "maxInFlight"]
     static let tlsKeys = ["ca", "cert", "key"]
@@ -98,13 +101,17 @@ struct TopologyDocument {
         }
         let deadline = try bounded(reader, "deadlineMs", 1...NodeConfig.deadlineMillisLimit) ?? NodeConfig.defaultDeadlineMillis
         let maxInFlight = try bounded(reader, "maxInFlight", 1...NodeConfig.maxInFlightLimit) ?? NodeConfig.defaultMaxInFlight
+        let maxBatch = try bounded(reader, "maxBatch", NodeConfig.maxBatchRange) ?? NodeConfig.defaultMaxBatch
+        let maxBatchDelay = try bounded(reader, "maxBatchDelayMicros", NodeConfig.maxBatchDelayMicrosRange)
+            ?? NodeConfig.defaultMaxBatchDelayMicros
         let tls = try parseTLS(reader, nodeName: name, base: tlsBase)
         let limits = try parseLimits(reader)
 
         let config = NodeConfig(
             name: name, role: role, stages: stages, thresholds: thresholds, listen: listen,
             upstream: try reader.string("upstream"), codec: codec, onUpstreamFailure: policy,
-            deadlineMillis: deadline, maxInFlight: maxInFlight, tls: tls, limits: limits)
+            deadlineMillis: deadline, maxInFlight: maxInFlight, tls: tls, limits: limits,
+            maxBatch: maxBatch, maxBatchDelayMicros: maxBatchDelay)
         var keyLines: [String: Int?] = [:]
         for key in nodeKeys where reader.value(key) != nil { keyLines[key] = reader.line(of: key) }
         return ParsedNode(config: config, path: path, line: reader.line, keyLines: keyLines)

@@ -63,6 +63,10 @@ struct TopologyValidator {
                 if node.has("limits") {
                     throw error(node, "limits", "\(label) accepts no connections, so 'limits' (for listening nodes) does not apply")
                 }
+                if let key = TopologyDocument.batchKeys.first(where: { node.has($0) }) {
+                    throw error(node, key, "\(label) batches no requests of others (it runs its own samples one by one), "
+                                    + "so '\(key)' (for edges and clouds) does not apply")
+                }
                 if config.upstream == nil, let last = stageOrder?.last, !config.stages.contains(last) {
                     throw error(node, "upstream", "\(label) does not host the model's last stage '\(last)', so it needs an upstream")
                 }

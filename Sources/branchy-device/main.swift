@@ -16,7 +16,9 @@ struct DeviceCommand: AsyncParsableCommand {
     @Option(help: "Name of this node in the topology.") var node: String
     @Option(help: "IDX data set: a directory (test split) or an images file (default: the topology's 'dataset:').") var dataset: String?
     @Option(help: "Classify only the first N samples.") var limit: Int?
-    @Option(help: "Requests in flight at once (default: the node's maxInFlight).") var concurrency: Int?
+    @Option(help: "Samples in flight at once (default: 32, at most the node's maxInFlight).") var concurrency: Int?
+    @Option(help: "Threads that compute samples started while others are in flight (default: 1).") var threads: Int?
+    @Option(help: "How many nice steps below the rest of the process those threads run, 0 to 19.") var sampleNiceness = DeviceRunner.defaultSampleThreadNiceness
     @Option(help: "Start at most this many samples per second, as a camera's frame rate would (default: as fast as the window allows).") var rate: Double?
     @Option(help: "Write the JSON report here.") var report: String?
     @Option(help: "Write each sample's exit and class as JSON lines here.") var predictions: String?
@@ -26,6 +28,8 @@ struct DeviceCommand: AsyncParsableCommand {
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if let concurrency, concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
+        if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be from 1 to 64") }
+        if !(0...19).contains(sampleNiceness) { throw ValidationError("--sample-niceness must be from 0 to 19") }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a positive number of samples per second") }
     }
 
@@ -43,7 +47,8 @@ struct DeviceCommand: AsyncParsableCommand {
         await device.start(connectTimeout: connectTimeout)
         let bar = ProgressReporter(total: count, label: node)
         let started = Date()
-        let records = await device.run(data: data, count: count, concurrency: concurrency ?? ctx.config.maxInFlight, rate: rate) { bar.update($0) }
+        let records = await device.run(data: data, count: count, concurrency: concurrency ?? DeviceRunner.defaultConcurrency(for: ctx.config), rate: rate,
+                                       threads: threads ?? DeviceRunner.defaultThreads, niceness: sampleNiceness) { bar.update($0) }
         let duration = Date().timeIntervalSince(started)
         bar.finish()
         let stats = await device.linkStatistics()

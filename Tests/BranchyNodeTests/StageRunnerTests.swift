@@ -132,6 +132,53 @@ import Testing
         #expect(try Self.context(["edge"], thresholds: [], model: withDefaults).policy.thresholds == [0.25, 0.75])
     }
 
+    /// A batch gives each sample exactly what `run(_:)` gives it alone, whatever its size and position.
+    @Test(arguments: [["device"], ["edge"], ["cloud"], ["device", "edge"], ["edge", "cloud"]])
+    func batchesMatchSamplesAlone(stages: [String]) throws {
+        let fixture = try Fixture.shared()
+        let model = try Self.model()
+        let net = model.network
+        let role: BranchyTopology.NodeRole = stages.contains("cloud") ? .cloud : stages == ["device"] ? .device : .edge
+        let indices = stages.map { s in net.stages.firstIndex { $0.name == s }! }
+        // Thresholds at the median entropy of each hosted exit, so that some samples leave and some go on.
+        var thresholds: [Float] = []
+        var features: [Tensor] = (0..<37).map { i in
+            var x = fixture.input(i)
+            for s in 0..<indices[0] { x = net.trunk(s, x) }
+            return x
+        }
+        let inputs = features
+        for i in indices where i < net.stages.count - 1 {
+            features = features.map { net.trunk(i, $0) }
+            let entropies = features.map { net.classify(exit: i, features: $0)[0].entropy }.sorted()
+            thresholds.append(entropies[entropies.count / 2])
+        }
+        let runner = StageRunner(context: try Self.context(stages, thresholds: thresholds, model: model, role: role))
+        let alone = inputs.map { runner.run($0) }
+        let exitedAlone = alone.filter { if case .exited = $0 { return true } else { return false } }.count
+        if !indices.contains(net.stages.count - 1) { #expect(exitedAlone > 0 && exitedAlone < inputs.count) }
+        for size in [1, 2, 5, 37] {
+            for start in stride(from: 0, to: inputs.count - size + 1, by: max(1, size - 1)) {
+                let batch = Array(inputs[start..<(start + size)])
+                // Items as they come off the wire: without the leading 1.
+                let outcomes = runner.run(batch: batch.map { Tensor(shape: Array($0.shape.dropFirst()), data: $0.data) })
+                #expect(outcomes.count == size)
+                for (k, got) in outcomes.enumerated() {
+                    let want = alone[start + k]
+                    switch (got, want) {
+                    case (.exited(let e1, let o1), .exited(let e2, let o2)):
+                        #expect(e1 == e2 && o1 == o2, "\(stages) sample \(start + k) in a batch of \(size)")
+                    case (.forward(let f1, let n1, let b1), .forward(let f2, let n2, let b2)):
+                        #expect(f1.shape == f2.shape && f1.data == f2.data && n1 == n2, "\(stages) sample \(start + k) in a batch of \(size)")
+                        #expect(b1.exit == b2.exit && b1.output == b2.output)
+                    default:
+                        Issue.record("\(stages) sample \(start + k) in a batch of \(size): \(got) alone \(want)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func contextRejectsAStageTheModelLacks() throws {
         let model = try Self.model()
         #expect(throws: NodeError.self) { try Self.context(["fog"], thresholds: [0], model: model) }
