@@ -7,17 +7,25 @@ import CAllocationCounter
 import Foundation
 
 /// `branchy bench`: kernel and model throughput on this machine, optionally as JSON.
-struct Bench: ParsableCommand {
+struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure GEMM and model speed on this machine (release builds only give meaningful figures).",
         discussion: """
-            With no --gemm or --models flag, measures both (a --model alone selects models only). \
-            Each figure is the best of three timed rounds of --seconds / 3 each, after a warm-up.
+            With no --gemm, --models or --cluster flag, measures GEMM and models (a --model alone \
+            selects models only). Each kernel figure is the best of three timed rounds of \
+            --seconds / 3 each, after a warm-up. --cluster starts the edge and cloud of --topology \
+            as separate processes (the branchy-edge, branchy-cloud and branchy-device executables \
+            next to this one), runs the device at concurrency 1 and at its default window, and \
+            reports latency per exit and throughput.
+            
             """)
 
     @Flag(help: "Print one JSON object instead of tables.") var json = false
     @Flag(help: "Measure the matrix product.") var gemm = false
     @Flag(help: "Measure the models.") var models = false
+    @Flag(help: "Measure a cluster on loopback with TLS (see below).") var cluster = false
+    @Option(help: "Topology of the cluster to measure.") var topology = "topology/local.yaml"
+    @Option(help: "Samples per cluster run.") var clusterSamples = 10_000
     @Option(help: "Model directory; repeat for several (default: models/b-lenet3 and models/b-lenet).") var model: [String] = []
     @Option(help: "What to run: 'full' (every stage with its exit) or a stage name; repeat for several (default: full and every stage).")
     var path: [String] = []
@@ -41,12 +49,13 @@ struct Bench: ParsableCommand {
         _ = try parseInts(threads, "--threads")
     }
 
-    func run() throws {
+    func run() async throws {
         if let isa, let chosen = KernelISA(name: isa) { KernelISA.active = chosen }
         let batches = try parseInts(batch, "--batch"), threadCounts = try parseInts(threads, "--threads")
         let onlyModels = !gemm && !models && !model.isEmpty
-        let doGemm = gemm || (!models && !onlyModels)
-        let doModels = models || onlyModels || !gemm
+        let onlyCluster = cluster && !gemm && !models && model.isEmpty
+        let doGemm = gemm || (!models && !onlyModels && !onlyCluster)
+        let doModels = models || onlyModels || (!gemm && !onlyCluster)
         var result = BenchResult(machine: .current)
         if doGemm {
             for t in threadCounts { result.gemm.append(benchGemm(threads: t)) }
@@ -70,6 +79,11 @@ struct Bench: ParsableCommand {
                 }
             }
             if !json { printModels(result.models) }
+        }
+        if cluster {
+            let figures = try await ClusterBench.run(binDirectory: Self.executableDirectory, topology: topology, samples: clusterSamples)
+            result.cluster = figures
+            if !json { printCluster(figures) }
         }
         if json {
             let enc = JSONEncoder()
@@ -161,6 +175,24 @@ struct Bench: ParsableCommand {
                      samplesPerSecond: 1e6 / us, allocationsPerSample: allocs)
     }
 
+    /// The folder of this executable, where the node executables are built too.
+    static var executableDirectory: URL {
+        let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: path).deletingLastPathComponent()
+    }
+
+    private func printCluster(_ c: ClusterBenchResult) {
+        print("cluster \(c.topology), \(c.samples) samples per run: \(String(format: "%.0f", c.samplesPerSecond)) samples/s at the default window, "
+              + "\(String(format: "%.0f", c.samplesPerSecondConcurrency1)) at concurrency 1")
+        print("exit          c=1 p50 ms  c=1 p99 ms  default p50 ms  default p99 ms")
+        for (name, e) in c.exits.sorted(by: { $0.key < $1.key }) {
+            print(name.padding(toLength: 12, withPad: " ", startingAt: 0)
+                  + String(format: " %11.3f %11.3f %15.3f %15.3f", e.concurrency1.p50Ms, e.concurrency1.p99Ms,
+                           e.defaultConcurrency.p50Ms, e.defaultConcurrency.p99Ms))
+        }
+        for (node, line) in c.batches.sorted(by: { $0.key < $1.key }) { print("\(node) batches: \(line)") }
+    }
+
     private func printGemm(_ rows: [BenchResult.Gemm]) {
         print("gemm (\(KernelISA.active))   m      n      k  threads   GFLOP/s")
         for r in rows { print(String(format: "%@ %6d %6d %6d %8d %9.1f", "            ".padding(toLength: 12, withPad: " ", startingAt: 0), r.m, r.n, r.k, r.threads, r.gflops)) }
@@ -209,4 +241,5 @@ struct BenchResult: Codable {
     var machine: Machine
     var gemm: [Gemm] = []
     var models: [ModelFigure] = []
+    var cluster: ClusterBenchResult?
 }

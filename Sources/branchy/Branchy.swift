@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct Branchy: ParsableCommand {
+struct Branchy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "branchy",
         abstract: "Train, evaluate and inspect early-exit networks.",
