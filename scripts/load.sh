@@ -14,7 +14,7 @@
 # The device processes stand in for sixteen machines but share the machine's
 # cores with the edge and the cloud, and their local stage is CPU-bound: the
 # throughput measures mostly device compute, and the latency of forwarded
-# samples mostly queueing (16 x 32 samples in flight by default; CONCURRENCY
+# samples mostly queueing (16 x 16 samples in flight by default; CONCURRENCY
 # changes it) and CPU contention, including from other work on the machine (the
 # summary gives the load average before the run).
 #
@@ -37,7 +37,7 @@
 # TOPOLOGY (another topology file of the same shape); LIMIT (samples per device,
 # default 2500); RSS_LIMIT_MB (default 300); DEVICE_TIMEOUT (seconds for the
 # whole set of devices, default 300); CONCURRENCY (samples each device keeps in
-# flight; default: the device's default, 32, at most the node's maxInFlight);
+# flight; default: the device's default, 16, at most the node's maxInFlight);
 # DEVICE_NICE (niceness of the device processes, default 0); DEVICE_THREADS (each
 # device's sample threads, --threads; default the device's, 2).
 set -euo pipefail
@@ -300,7 +300,7 @@ def summary(work, limit, facts, devices):
     wall = float(facts.get("wall") or 0)
     total = sum(r["samples"] for r in reports)
     lines = [f"load: {len(devices)} devices x {limit} samples -> edge -> cloud ({facts['topology']})",
-             f"devices         in flight per device: {facts.get('concurrency') or 'the device default (32)'}; "
+             f"devices         in flight per device: {facts.get('concurrency') or 'the device default (16)'}; "
              f"niceness {facts.get('device_nice')} (edge and cloud 0)"]
     if reports:
         answered = sum(r["answered"] for r in reports)

@@ -21,7 +21,7 @@ import Synchronization
 public final class DeviceRunner: Sendable {
     /// Samples in flight by default: enough to keep the device computing while answers travel,
     /// few enough that a forwarded sample does not queue behind hundreds of others upstream.
-    public static let defaultConcurrency = 32
+    public static let defaultConcurrency = 16
 
     public let context: NodeContext
     let runner: StageRunner

@@ -16,7 +16,7 @@ struct DeviceCommand: AsyncParsableCommand {
     @Option(help: "Name of this node in the topology.") var node: String
     @Option(help: "IDX data set: a directory (test split) or an images file (default: the topology's 'dataset:').") var dataset: String?
     @Option(help: "Classify only the first N samples.") var limit: Int?
-    @Option(help: "Samples in flight at once (default: 32, at most the node's maxInFlight).") var concurrency: Int?
+    @Option(help: "Samples in flight at once (default: 16, at most the node's maxInFlight).") var concurrency: Int?
     @Option(help: "Threads that compute samples started while others are in flight (default: 1).") var threads: Int?
     @Option(help: "How many nice steps below the rest of the process those threads run, 0 to 19.") var sampleNiceness = DeviceRunner.defaultSampleThreadNiceness
     @Option(help: "Start at most this many samples per second, as a camera's frame rate would (default: as fast as the window allows).") var rate: Double?
