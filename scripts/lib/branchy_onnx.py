@@ -1,0 +1,416 @@
+"""Branchy models as ONNX graphs, and the numpy twins of Branchy's evaluation arithmetic.
+
+Shared by scripts/export-onnx.py and scripts/lib/ort_bench.py. Reads model.json and
+weights.safetensors directly (numpy only, no torch) and mirrors, in float32:
+
+  - the layer semantics of Sources/BranchyModel (NetworkPlan, Layer, LayerPlan);
+  - the pooling geometry of Sources/BranchyTensor/Pooling.swift (ceil mode drops a last
+    window that would start in the right/bottom padding, as PyTorch does);
+  - the feature codecs of Sources/BranchyTensor/FeatureCodec.swift, applied per sample;
+  - softmax, entropy and argmax of Sources/BranchyTensor/Softmax.swift;
+  - the IDX reader of Sources/BranchyData (pixels = byte / 255 in float32).
+"""
+
+import gzip
+import json
+import os
+import struct
+
+import numpy as np
+
+OPSET = 17
+IR_VERSION = 8  # the IR of opset 17, so that older runtimes load the graphs too
+
+# --- Model files ---------------------------------------------------------------
+
+
+class ModelFormatError(Exception):
+    pass
+
+
+_DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "F64": np.dtype("<f8")}
+
+
+def read_safetensors(path):
+    """name -> float32 array. Accepts F32, F16, BF16 and F64, as SafeTensors.swift does."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    if len(blob) < 8:
+        raise ModelFormatError(f"{path}: too short for a safetensors header")
+    (n,) = struct.unpack("<Q", blob[:8])
+    if 8 + n > len(blob):
+        raise ModelFormatError(f"{path}: header length {n} exceeds the file")
+    header = json.loads(blob[8:8 + n].decode("utf-8"))
+    data = memoryview(blob)[8 + n:]
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        dtype, shape = entry["dtype"], [int(d) for d in entry["shape"]]
+        begin, end = (int(o) for o in entry["data_offsets"])
+        raw = data[begin:end]
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if dtype == "BF16":
+            bits = np.frombuffer(raw, dtype="<u2", count=count).astype(np.uint32) << 16
+            values = bits.view(np.float32)
+        elif dtype in _DTYPES:
+            values = np.frombuffer(raw, dtype=_DTYPES[dtype], count=count).astype(np.float32)
+        else:
+            raise ModelFormatError(f"{path}: tensor {name} has unsupported dtype {dtype}")
+        tensors[name] = np.ascontiguousarray(values.reshape(shape), dtype=np.float32)
+    return tensors
+
+
+def conv_out(size, kernel, stride, pad):
+    span = size + 2 * pad - kernel
+    return 0 if span < 0 else span // stride + 1
+
+
+def pool_out(size, kernel, stride, pad, ceil):
+    """Pool2DGeometry.outSize."""
+    span = size + 2 * pad - kernel
+    numerator = span + stride - 1 if ceil else span
+    if numerator < 0:
+        return 0
+    out = numerator // stride + 1
+    if ceil and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+class Model:
+    """model.json + weights: stages with their layers and every shape inferred."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        with open(os.path.join(directory, "model.json")) as f:
+            self.spec = json.load(f)
+        self.weights = read_safetensors(os.path.join(directory, "weights.safetensors"))
+        self.name = self.spec["name"]
+        self.input_shape = [int(d) for d in self.spec["input"]]
+        self.classes = int(self.spec["classes"])
+        defaults = self.spec.get("defaults") or {}
+        self.codec = (defaults.get("codec") or "float32").lower()
+        if self.codec not in ("float32", "float16", "int8"):
+            raise ModelFormatError(f"{directory}: unknown codec {self.codec}")
+        self.stages = []
+        shape = list(self.input_shape)
+        for st in self.spec["stages"]:
+            stage = {"name": st["name"], "exit_name": st["exit"]["name"], "input_shape": list(shape)}
+            stage["trunk"], shape = self._plan(st["trunk"], f"{st['name']}.trunk", shape)
+            stage["output_shape"] = list(shape)
+            stage["exit"], exit_shape = self._plan(st["exit"]["layers"], f"{st['name']}.exit", shape)
+            if exit_shape != [self.classes]:
+                raise ModelFormatError(f"exit {stage['exit_name']} produces {exit_shape}, not [{self.classes}]")
+            self.stages.append(stage)
+        exits = len(self.stages)
+        self.thresholds = [float(t) for t in defaults.get("thresholds", [0.5] * (exits - 1))]
+        if len(self.thresholds) != exits - 1:
+            raise ModelFormatError(f"need {exits - 1} thresholds, got {len(self.thresholds)}")
+
+    def stage_names(self):
+        return [s["name"] for s in self.stages]
+
+    def _weight(self, name, shape):
+        if name not in self.weights:
+            raise ModelFormatError(f"weights.safetensors has no tensor {name}")
+        w = self.weights[name]
+        if list(w.shape) != list(shape):
+            raise ModelFormatError(f"{name} has shape {list(w.shape)}, expected {list(shape)}")
+        return w
+
+    def _plan(self, specs, prefix, shape):
+        """Layers with their parameters; returns (layers, output shape)."""
+        layers = []
+        for l in specs:
+            op = l["op"]
+            layer = {"op": op, "input_shape": list(shape)}
+            if op == "conv":
+                c, h, w = shape
+                k, s, p, out = l["kernel"], l.get("stride", 1), l.get("pad", 0), l["out"]
+                name = f"{prefix}.{l['name']}"
+                layer.update(kernel=k, stride=s, pad=p, out=out, name=name,
+                             weight=self._weight(name + ".weight", [out, c, k, k]),
+                             bias=self._weight(name + ".bias", [out]) if l.get("bias", True) else None)
+                shape = [out, conv_out(h, k, s, p), conv_out(w, k, s, p)]
+            elif op in ("maxpool", "avgpool"):
+                c, h, w = shape
+                k = l["kernel"]
+                s, p, ceil = l.get("stride", k), l.get("pad", 0), bool(l.get("ceil", False))
+                layer.update(kernel=k, stride=s, pad=p, ceil=ceil)
+                shape = [c, pool_out(h, k, s, p, ceil), pool_out(w, k, s, p, ceil)]
+            elif op == "relu":
+                pass
+            elif op == "flatten":
+                shape = [int(np.prod(shape))]
+            elif op == "linear":
+                if len(shape) != 1:
+                    raise ModelFormatError(f"{prefix}: linear needs a flat input, got {shape}")
+                name = f"{prefix}.{l['name']}"
+                out = l["out"]
+                layer.update(name=name, out=out,
+                             weight=self._weight(name + ".weight", [out, shape[0]]),
+                             bias=self._weight(name + ".bias", [out]) if l.get("bias", True) else None)
+                shape = [out]
+            elif op == "batchnorm":
+                name = f"{prefix}.{l['name']}"
+                c = shape[0]
+                layer.update(name=name, epsilon=float(np.float32(l.get("epsilon", 1e-5))),
+                             gamma=self._weight(name + ".weight", [c]), beta=self._weight(name + ".bias", [c]),
+                             mean=self._weight(name + ".running_mean", [c]),
+                             var=self._weight(name + ".running_var", [c]))
+            else:
+                raise ModelFormatError(f"{prefix}: unknown op {op}")
+            layer["output_shape"] = list(shape)
+            layers.append(layer)
+        return layers, shape
+
+
+# --- ONNX graphs ---------------------------------------------------------------
+
+
+class _GraphBuilder:
+    def __init__(self):
+        from onnx import helper, numpy_helper  # noqa: F401  (imported here: the numpy twins need no onnx)
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes, self.initializers, self.names = [], [], set()
+        self.counter = 0
+
+    def fresh(self, base):
+        self.counter += 1
+        return f"{base}/{self.counter}"
+
+    def const(self, name, array):
+        if name not in self.names:
+            self.names.add(name)
+            self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(array), name=name))
+        return name
+
+    def node(self, op, inputs, base, output=None, **attrs):
+        out = output or self.fresh(base)
+        self.nodes.append(self.helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def layers(self, layers, x, prefix, last_output=None):
+        """Appends `layers` to the graph starting at value `x`; returns the last value's name.
+        `last_output` names the last value (an Identity is added when there are no layers)."""
+        if not layers:
+            return self.node("Identity", [x], prefix, output=last_output) if last_output else x
+        for i, l in enumerate(layers):
+            out = last_output if (last_output and i == len(layers) - 1) else None
+            base = f"{prefix}.{i}.{l['op']}"
+            op = l["op"]
+            if op == "conv":
+                inputs = [x, self.const(l["name"] + ".weight", l["weight"])]
+                if l["bias"] is not None:
+                    inputs.append(self.const(l["name"] + ".bias", l["bias"]))
+                p, k, s = l["pad"], l["kernel"], l["stride"]
+                x = self.node("Conv", inputs, base, out, kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p])
+            elif op in ("maxpool", "avgpool"):
+                # Floor mode with the bottom/right padding that gives exactly Branchy's output size
+                # (ceil mode included): no reliance on a runtime's ceil_mode rules. Both ONNX pools
+                # and Branchy's clip windows to the input, so the padding never enters a result.
+                _, h, w = l["input_shape"]
+                _, oh, ow = l["output_shape"]
+                k, s, p = l["kernel"], l["stride"], l["pad"]
+                end_h = max(0, (oh - 1) * s + k - h - p)
+                end_w = max(0, (ow - 1) * s + k - w - p)
+                attrs = dict(kernel_shape=[k, k], strides=[s, s], pads=[p, p, end_h, end_w])
+                if op == "avgpool":
+                    attrs["count_include_pad"] = 0
+                x = self.node("MaxPool" if op == "maxpool" else "AveragePool", [x], base, out, **attrs)
+            elif op == "relu":
+                x = self.node("Relu", [x], base, out)
+            elif op == "flatten":
+                x = self.node("Flatten", [x], base, out, axis=1)
+            elif op == "linear":
+                inputs = [x, self.const(l["name"] + ".weight", l["weight"])]
+                if l["bias"] is not None:
+                    inputs.append(self.const(l["name"] + ".bias", l["bias"]))
+                x = self.node("Gemm", inputs, base, out, transB=1)
+            elif op == "batchnorm":
+                n = l["name"]
+                x = self.node("BatchNormalization",
+                              [x, self.const(n + ".weight", l["gamma"]), self.const(n + ".bias", l["beta"]),
+                               self.const(n + ".running_mean", l["mean"]), self.const(n + ".running_var", l["var"])],
+                              base, out, epsilon=l["epsilon"])
+            else:
+                raise ModelFormatError(f"unknown op {op}")
+        return x
+
+    def model(self, name, inputs, outputs, doc):
+        from onnx import TensorProto
+        h = self.helper
+
+        def info(n, shape):
+            return h.make_tensor_value_info(n, TensorProto.FLOAT, ["N"] + list(shape))
+
+        graph = h.make_graph(self.nodes, name, [info(n, s) for n, s in inputs], [info(n, s) for n, s in outputs],
+                             initializer=self.initializers, doc_string=doc)
+        m = h.make_model(graph, producer_name="branchy export-onnx", opset_imports=[h.make_opsetid("", OPSET)])
+        m.ir_version = IR_VERSION
+        return m
+
+
+# Input names: an ONNX value has one name, so a stage graph's input cannot also be called
+# `features` like its trunk output.
+STAGE_INPUT = "input"
+FULL_INPUT = "image"
+
+
+def stage_graph(model, index):
+    """Stage `index`: input (N, stage input shape) -> outputs `features` (trunk) and `logits` (exit)."""
+    st = model.stages[index]
+    g = _GraphBuilder()
+    feats = g.layers(st["trunk"], STAGE_INPUT, f"{st['name']}.trunk", last_output="features")
+    g.layers(st["exit"], feats, f"{st['name']}.exit", last_output="logits")
+    return g.model(f"{model.name}.{st['name']}", [(STAGE_INPUT, st["input_shape"])],
+                   [("features", st["output_shape"]), ("logits", [model.classes])],
+                   f"Branchy model {model.name}, stage {st['name']} (trunk + exit {st['exit_name']})")
+
+
+def full_graph(model):
+    """Every trunk chained, every exit computed: input `image` -> `logits_<exit name>` per exit."""
+    g = _GraphBuilder()
+    x = FULL_INPUT
+    outputs = []
+    for st in model.stages:
+        x = g.layers(st["trunk"], x, f"{st['name']}.trunk")
+        name = f"logits_{st['exit_name']}"
+        g.layers(st["exit"], x, f"{st['name']}.exit", last_output=name)
+        outputs.append((name, [model.classes]))
+    return g.model(f"{model.name}.full", [(FULL_INPUT, model.input_shape)], outputs,
+                   f"Branchy model {model.name}: all stages, all exits")
+
+
+def export(model, out_dir):
+    """Writes <stage>.onnx for every stage and full.onnx; returns {path name: file}."""
+    import onnx
+    os.makedirs(out_dir, exist_ok=True)
+    files = {}
+    graphs = [(st["name"], stage_graph(model, i)) for i, st in enumerate(model.stages)]
+    graphs.append(("full", full_graph(model)))
+    for name, m in graphs:
+        onnx.checker.check_model(m, full_check=True)
+        path = os.path.join(out_dir, f"{name}.onnx")
+        onnx.save(m, path)
+        files[name] = path
+    return files
+
+
+# --- Data ----------------------------------------------------------------------
+
+
+def _idx_file(directory, name):
+    for candidate in (name, name + ".gz"):
+        path = os.path.join(directory, candidate)
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(f"{directory}: neither {name} nor {name}.gz")
+
+
+def _read_idx(path, magic):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        blob = f.read()
+    (m,) = struct.unpack(">I", blob[:4])
+    if m != magic:
+        raise ModelFormatError(f"{path}: magic {m:#010x}, expected {magic:#010x}")
+    dims = magic & 0xFF
+    shape = struct.unpack(">" + "I" * dims, blob[4:4 + 4 * dims])
+    payload = np.frombuffer(blob, dtype=np.uint8, offset=4 + 4 * dims)
+    if payload.size != int(np.prod(shape)):
+        raise ModelFormatError(f"{path}: {payload.size} bytes of data, header says {shape}")
+    return payload.reshape(shape)
+
+
+def load_test_set(path):
+    """(images (N, 1, rows, cols) float32 in [0, 1], labels). `path` is a directory (test split)
+    or an images file, as IDXDataset.load(path:) takes it."""
+    if os.path.isdir(path):
+        images = _idx_file(path, "t10k-images-idx3-ubyte")
+        labels = _idx_file(path, "t10k-labels-idx1-ubyte")
+    else:
+        images = path
+        labels = os.path.join(os.path.dirname(path), os.path.basename(path).replace("images-idx3", "labels-idx1"))
+    pixels = _read_idx(images, 0x00000803)
+    y = _read_idx(labels, 0x00000801)
+    x = pixels.astype(np.float32) / np.float32(255)  # Float(byte) / 255, one float32 division
+    return x.reshape(pixels.shape[0], 1, pixels.shape[1], pixels.shape[2]), y
+
+
+# --- Branchy's arithmetic in numpy ---------------------------------------------
+
+
+def _round_away(v):
+    """Float.rounded(): to nearest, ties away from zero (numpy's round is ties-to-even)."""
+    a = np.abs(v)
+    r = np.floor(a)
+    r = r + (a - r >= np.float32(0.5)).astype(v.dtype)  # a - floor(a) is exact in float32
+    return np.copysign(r, v).astype(v.dtype)
+
+
+def int8_round_trip(x):
+    """FeatureCodecKind.int8.roundTrip on each row of x (N, ...) separately, in float32."""
+    n = x.shape[0]
+    flat = x.reshape(n, -1).astype(np.float32, copy=False)
+    finite = np.isfinite(flat)
+    zero = np.float32(0)
+    lo = np.minimum(zero, np.where(finite, flat, zero).min(axis=1, initial=0))
+    hi = np.maximum(zero, np.where(finite, flat, zero).max(axis=1, initial=0))
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = (hi - lo) / np.float32(255)
+        bad = ~(np.isfinite(scale) & (scale > 0))
+        fallback = np.where(scale == 0, np.float32(1), hi / np.float32(255) - lo / np.float32(255))
+        scale = np.where(bad, fallback, scale).astype(np.float32)
+        zp = np.clip(_round_away(np.float32(-128) - lo / scale), -128, 127).astype(np.float32)
+        r = _round_away(flat / scale[:, None]) + zp[:, None]
+        q = np.where(np.isnan(r), zp[:, None], np.clip(r, -128, 127)).astype(np.float32)
+        out = (q - zp[:, None]).astype(np.float32) * scale[:, None]  # Float(Int(q) - Int(zp)) * scale
+    return out.astype(np.float32).reshape(x.shape)
+
+
+def float16_round_trip(x):
+    largest = np.float32(65504)
+    v = np.where(np.isfinite(x), np.clip(x, -largest, largest), x)
+    return v.astype(np.float16).astype(np.float32)
+
+
+def codec_round_trip(x, codec):
+    if codec == "float32":
+        return x
+    if codec == "float16":
+        return float16_round_trip(x)
+    if codec == "int8":
+        return int8_round_trip(x)
+    raise ValueError(f"unknown codec {codec}")
+
+
+def _expf(v):
+    # Correctly rounded float32 exp/log (glibc's expf and logf are, to well under an ulp).
+    return np.exp(v.astype(np.float64)).astype(np.float32)
+
+
+def _logf(v):
+    return np.log(v.astype(np.float64)).astype(np.float32)
+
+
+def softmax_entropy(logits):
+    """(predicted class, entropy) of each row, as ExitOutput.from(logits:) computes them:
+    float32 throughout, sums in column order, natural log."""
+    z = np.asarray(logits, dtype=np.float32)
+    n, c = z.shape
+    m = z.max(axis=1)
+    e = _expf(z - m[:, None])
+    total = np.zeros(n, dtype=np.float32)
+    for j in range(c):
+        total = total + e[:, j]
+    p = (e / total[:, None]).astype(np.float32)
+    h = np.zeros(n, dtype=np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = _logf(np.where(p > 0, p, np.float32(1)))
+    for j in range(c):
+        term = (p[:, j] * logs[:, j]).astype(np.float32)
+        h = np.where(p[:, j] > 0, (h - term).astype(np.float32), h)
+    return p.argmax(axis=1), h, p
+
