@@ -94,7 +94,7 @@ public struct PackedConv2D: Sendable {
         }
         let bbase = buffer + colOffset
         if !direct && g.stride == 1 {
-            bk_im2col_padded(Int32(g.inC), Int32(paddedH), Int32(paddedW), Int32(g.kH), Int32(g.kW), Int32(g.outH), Int32(g.outW),
+            bk_im2col_padded(isa.rawValue, Int32(g.inC), Int32(paddedH), Int32(paddedW), Int32(g.kH), Int32(g.kW), Int32(g.outH), Int32(g.outW),
                              buffer, bbase, mapStride)
         } else if !direct {
             bk_im2col(Int32(g.inC), Int32(g.inH), Int32(g.inW), Int32(g.kH), Int32(g.kW), Int32(g.stride), Int32(g.pad),
@@ -146,7 +146,7 @@ public struct PackedConv2D: Sendable {
             if g.stride == 1 {
                 bk_copy_planes(Int32(g.inC), Int32(g.inH), Int32(g.inW), xs, g.inH * g.inW, g.inW,
                                buffer + g.pad * paddedW + g.pad, paddedH * paddedW, paddedW, 0)
-                bk_im2col_padded(Int32(g.inC), Int32(paddedH), Int32(paddedW), Int32(g.kH), Int32(g.kW), Int32(g.outH), Int32(g.outW),
+                bk_im2col_padded(isa.rawValue, Int32(g.inC), Int32(paddedH), Int32(paddedW), Int32(g.kH), Int32(g.kW), Int32(g.outH), Int32(g.outW),
                                  buffer, col + s * g.positions, ld)
             } else {
                 bk_im2col(Int32(g.inC), Int32(g.inH), Int32(g.inW), Int32(g.kH), Int32(g.kW), Int32(g.stride), Int32(g.pad),

@@ -173,19 +173,10 @@ void bk_im2col(int c, int h, int w, int kh, int kw, int stride, int pad, int oh,
     }
 }
 
-void bk_im2col_padded(int c, int hp, int wp, int kh, int kw, int oh, int ow,
+void bk_im2col_padded(int isa, int c, int hp, int wp, int kh, int kw, int oh, int ow,
                       const float *padded, float *col, ptrdiff_t ld)
 {
-    ptrdiff_t row = 0;
-    for (int ch = 0; ch < c; ch++) {
-        const float *pc = padded + (ptrdiff_t)ch * hp * wp;
-        for (int ki = 0; ki < kh; ki++) {
-            for (int kj = 0; kj < kw; kj++, row++) {
-                float *d = col + row * ld;
-                const float *src = pc + (ptrdiff_t)ki * wp + kj;
-                for (int oy = 0; oy < oh; oy++, d += ow, src += wp)
-                    for (int ox = 0; ox < ow; ox++) d[ox] = src[ox];
-            }
-        }
-    }
+#define CALL(S) bk_im2col_padded_##S(c, hp, wp, kh, kw, oh, ow, padded, col, ld)
+    BK_DISPATCH(isa, CALL);
+#undef CALL
 }

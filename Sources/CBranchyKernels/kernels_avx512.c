@@ -14,8 +14,10 @@ typedef __m512 vf;
 #define VFMA(a, b, acc) _mm512_fmadd_ps((a), (b), (acc))
 #define VRELU(v) _mm512_max_ps((v), _mm512_setzero_ps())
 #define VMAX(a, b) _mm512_max_ps((a), (b))
-// The first n (0 ≤ n ≤ 16) floats; nothing outside them is read or written.
-#define VLOADN(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), (p))
+// The first n (0 ≤ n ≤ 16) floats; nothing outside them is read or written. VLOADN fills
+// the other lanes with -inf (neutral for max), VLOADZ with zero.
+#define VLOADN(p, n) _mm512_mask_loadu_ps(_mm512_set1_ps(-__builtin_inff()), (__mmask16)((1u << (n)) - 1u), (p))
+#define VLOADZ(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), (p))
 #define VSTOREN(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (v))
 // max(a[2i], a[2i+1]) for the 32 floats of (lo, hi), in order.
 #define VPAIRMAX(lo, hi) _mm512_max_ps( \

@@ -16,6 +16,8 @@
     void bk_maxpool_##S(int c, int h, int w, const float *src, ptrdiff_t src_cs, ptrdiff_t src_rs, \
                         int kernel, int stride, int pad, int oh, int ow, \
                         float *dst, ptrdiff_t dst_cs, ptrdiff_t dst_rs, int relu); \
+    void bk_im2col_padded_##S(int c, int hp, int wp, int kh, int kw, int oh, int ow, \
+                              const float *padded, float *col, ptrdiff_t ld); \
     void bk_sgemm_##S(int m, int n, int k, const float *a, ptrdiff_t ars, ptrdiff_t acs, \
                       const float *b, ptrdiff_t brs, ptrdiff_t bcs, float *c, ptrdiff_t ldc, int accumulate, \
                       float *scratch);

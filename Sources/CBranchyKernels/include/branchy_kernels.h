@@ -88,7 +88,7 @@ void bk_im2col(int c, int h, int w, int kh, int kw, int stride, int pad, int oh,
 
 /// im2col at stride 1 from a zero-bordered copy of the image (c planes of hp × wp): every
 /// window row is one contiguous run, so rows are plain copies.
-void bk_im2col_padded(int c, int hp, int wp, int kh, int kw, int oh, int ow,
+void bk_im2col_padded(int isa, int c, int hp, int wp, int kh, int kw, int oh, int ow,
                       const float *padded, float *col, ptrdiff_t ld);
 
 #ifdef __cplusplus
