@@ -83,27 +83,8 @@ mkdir -p "$work"
 
 # --- Python environment ------------------------------------------------------
 
-venv=run/venv
-py="$venv/bin/python"
-if ! [ -x "$py" ] || ! "$py" -c 'import numpy, onnx, onnxruntime' 2>/dev/null; then
-    ensure_packages python3:python3
-    if ! [ -x "$py" ]; then
-        if ! python3 -m venv "$venv" 2>/dev/null; then
-            rm -rf "$venv"
-            # Debian's python3 keeps venv (and ensurepip) in a package of its own.
-            command -v apt-get >/dev/null 2>&1 || die "python3 cannot make a venv and there is no apt-get to install python3-venv"
-            say "installing python3-venv"
-            sudo=()
-            [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-            "${sudo[@]}" apt-get update -qq >&2
-            DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends python3-venv >&2
-            python3 -m venv "$venv" || die "could not create $venv"
-        fi
-    fi
-    say "installing numpy, onnx and onnxruntime into $venv"
-    "$py" -m pip install -q --disable-pip-version-check numpy onnx onnxruntime >&2 \
-        || die "pip could not install numpy, onnx and onnxruntime"
-fi
+ensure_onnx_venv
+py="$ONNX_PYTHON"
 
 # --- Branchy -----------------------------------------------------------------
 
