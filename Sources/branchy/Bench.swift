@@ -190,7 +190,7 @@ struct Bench: AsyncParsableCommand {
                   + String(format: " %11.3f %11.3f %15.3f %15.3f", e.concurrency1.p50Ms, e.concurrency1.p99Ms,
                            e.defaultConcurrency.p50Ms, e.defaultConcurrency.p99Ms))
         }
-        for (node, line) in c.batches.sorted(by: { $0.key < $1.key }) { print("\(node) batches: \(line)") }
+        for (node, line) in c.batches.sorted(by: { $0.key < $1.key }) { print("\(node): \(line)") }
     }
 
     private func printGemm(_ rows: [BenchResult.Gemm]) {
