@@ -1,9 +1,21 @@
 // Wraps glibc's allocator entry points: the executable's definitions take precedence over
 // libc's for every library of the process, and forward to glibc's own exported
 // implementations (__libc_malloc and friends). Only a relaxed atomic counter is added.
+// Built without sanitizers only (see below).
 #include "allocation_counter.h"
 
-#if defined(__linux__) && defined(__GLIBC__)
+// Sanitizers bring allocators of their own: wrapping glibc's under them would hand memory
+// from one allocator to the other. Such builds do not count.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define BRANCHY_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define BRANCHY_SANITIZED 1
+#endif
+
+#if defined(__linux__) && defined(__GLIBC__) && !defined(BRANCHY_SANITIZED)
 #include <errno.h>
 #include <stddef.h>
 #include <stdatomic.h>

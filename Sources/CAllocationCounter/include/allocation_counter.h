@@ -4,7 +4,7 @@
 #define BRANCHY_ALLOCATION_COUNTER_H
 #include <stdint.h>
 
-/// 1 when this build can count (Linux with glibc), 0 otherwise.
+/// 1 when this build can count (Linux with glibc, no sanitizer), 0 otherwise.
 int branchy_allocation_counting_available(void);
 /// Allocation calls (malloc, calloc, realloc, aligned and memalign variants) since start-up.
 uint64_t branchy_allocation_count(void);
