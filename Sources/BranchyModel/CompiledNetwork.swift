@@ -1,6 +1,6 @@
 import BranchyTensor
 import CBranchyKernels
-import Synchronization
+import Foundation
 
 /// A network compiled for inference on one kernel path: each stage's layers fused into
 /// steps over weights packed once (convolution with its ReLU and max pooling, linear
@@ -247,19 +247,30 @@ extension CompiledNetwork {
 
 /// Workspaces of one compiled network, taken by whichever thread runs a stage and given back.
 /// Grows to the largest number used at once, then allocates nothing.
-public final class WorkspacePool: Sendable {
+///
+/// The free list is guarded by a pthread-based lock (which ThreadSanitizer sees as
+/// synchronisation); every access to it holds the lock, which is what makes the unchecked
+/// conformance sound.
+public final class WorkspacePool: @unchecked Sendable {
     public let network: CompiledNetwork
-    private let free: Mutex<[InferenceWorkspace]>
+    private let lock = NSLock()
+    private var free: [InferenceWorkspace] = []
 
     public init(network: CompiledNetwork) {
         self.network = network
-        free = Mutex([])
     }
 
     /// Runs `body` with a workspace no other thread uses meanwhile.
     public func withWorkspace<R>(_ body: (InferenceWorkspace) throws -> R) rethrows -> R {
-        let ws = free.withLock { $0.popLast() } ?? network.makeWorkspace()
-        defer { free.withLock { $0.append(ws) } }
+        lock.lock()
+        let taken = free.popLast()
+        lock.unlock()
+        let ws = taken ?? network.makeWorkspace()
+        defer {
+            lock.lock()
+            free.append(ws)
+            lock.unlock()
+        }
         return try body(ws)
     }
 }
