@@ -36,8 +36,10 @@ public final class CompiledNetwork: Sendable {
     /// Floats of every convolution's own input buffer, one after the other.
     let convBuffers: Int
 
-    /// Compiles `network` for `isa` (default: the active path).
-    public init(_ network: Network, isa: KernelISA = .active) {
+    /// Compiles `network` for `isa` (default: the active path; a path this CPU cannot run
+    /// falls back to the widest it can).
+    public init(_ network: Network, isa requested: KernelISA = .active) {
+        let isa = requested.isSupported ? requested : .best
         self.network = network
         self.isa = isa
         self.classes = network.spec.classes
@@ -103,7 +105,7 @@ public final class CompiledNetwork: Sendable {
 
     /// A workspace for one thread of this network (any stage).
     public func makeWorkspace() -> InferenceWorkspace {
-        InferenceWorkspace(sizes: [convBuffers, maxMap + 64, maxLinearScratch + 64, maxActivation, maxActivation,
+        InferenceWorkspace(owner: ObjectIdentifier(self), sizes: [convBuffers, maxMap + 64, maxLinearScratch + 64, maxActivation, maxActivation,
                                    group * maxActivation, group * maxActivation])
     }
 
@@ -112,6 +114,8 @@ public final class CompiledNetwork: Sendable {
     public func run(stage index: Int, count: Int, input: UnsafePointer<Float>,
                     features: UnsafeMutablePointer<Float>, logits: UnsafeMutablePointer<Float>,
                     workspace: InferenceWorkspace) {
+        // Its regions (zero borders included) are laid out for this network only.
+        guard workspace.owner == ObjectIdentifier(self) else { fatalError("a workspace made by another compiled network") }
         let s = stages[index]
         var done = 0
         while done < count {
@@ -202,8 +206,11 @@ public final class InferenceWorkspace: @unchecked Sendable {
     private let storage: UnsafeMutablePointer<Float>
     private let starts: [Int]
     private let total: Int
+    /// The compiled network the layout is for.
+    let owner: ObjectIdentifier
 
-    init(sizes: [Int]) {
+    init(owner: ObjectIdentifier, sizes: [Int]) {
+        self.owner = owner
         var starts: [Int] = []
         var at = 0
         for s in sizes {
@@ -233,6 +240,7 @@ extension CompiledNetwork {
                             workspaces: [InferenceWorkspace]) {
         let s = stages[index]
         let groups = (count + group - 1) / group
+        guard !workspaces.isEmpty else { fatalError("runParallel needs at least one workspace") }
         if workspaces.count <= 1 || groups < 2 {
             run(stage: index, count: count, input: input, features: features, logits: logits, workspace: workspaces[0])
             return

@@ -25,7 +25,9 @@ struct ConvStep: Sendable {
         self.relu = relu
         self.pool = pool
         outputCount = pool?.outputCount ?? g.outputCount
-        batch = conv.batches ? group : 1
+        // Several samples share one im2col matrix only while it stays small (at most 2^16 floats
+        // per sample); larger layers run a sample at a time.
+        batch = conv.batches && g.patch * g.positions <= 1 << 16 ? group : 1
         batchRow = conv.batchMapStride(batch)
         batchOffsets = batch > 1 ? conv.batchOffsets(ld: batchRow) : []
     }

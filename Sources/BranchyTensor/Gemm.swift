@@ -44,7 +44,8 @@ public enum Gemm {
                         _ a: UnsafePointer<Float>, _ ars: Int, _ acs: Int,
                         _ b: UnsafePointer<Float>, _ brs: Int, _ bcs: Int,
                         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool, _ isa: KernelISA) {
-        bk_sgemm(isa.rawValue, Int32(m), Int32(n), Int32(k), a, ars, acs, b, brs, bcs, c, ldc, accumulate ? 1 : 0, nil)
+        let path = isa.isSupported ? isa : .best
+        bk_sgemm(path.rawValue, Int32(m), Int32(n), Int32(k), a, ars, acs, b, brs, bcs, c, ldc, accumulate ? 1 : 0, nil)
     }
 
     /// C[M,N] = A[M,K] · B[K,N] with the M rows split across up to `threads` threads.

@@ -32,8 +32,10 @@ public struct PackedConv2D: Sendable {
     /// Floats of the output map.
     public var mapFloats: Int { geometry.outC * mapStride }
 
-    /// Packs `weight` (outC, C, kH, kW) and keeps `bias` (outC) for `isa`.
-    public init(geometry g: Conv2DGeometry, weight: [Float], bias: [Float]?, isa: KernelISA = .active) {
+    /// Packs `weight` (outC, C, kH, kW) and keeps `bias` (outC) for `isa` (a path this CPU
+    /// cannot run falls back to the widest it can).
+    public init(geometry g: Conv2DGeometry, weight: [Float], bias: [Float]?, isa requested: KernelISA = .active) {
+        let isa = requested.isSupported ? requested : .best
         geometry = g
         self.isa = isa
         let nr = isa.nr
@@ -129,12 +131,13 @@ public struct PackedConv2D: Sendable {
         colOffset + max(1, geometry.patch * batchMapStride(n))
     }
 
-    /// `n` images x (each C×H×W, `xStride` apart) → map (outC rows of batchMapStride(n));
-    /// image s owns columns s·outH·outW ..< (s+1)·outH·outW. `buffer` as in ``map(_:buffer:map:relu:)``,
-    /// with batchBufferFloats(n) floats.
     /// Row offsets of B for batch maps of row length `ld` (row p starts at p·ld), for ``mapBatch``.
     public func batchOffsets(ld: Int) -> [Int32] { (0..<geometry.patch).map { Int32($0 * ld) } }
 
+    /// `n` images x (each C×H×W, `xStride` apart) → map (outC rows of `ld`);
+    /// image s owns columns s·outH·outW ..< (s+1)·outH·outW. `buffer` as in ``map(_:buffer:map:relu:)``,
+    /// with batchBufferFloats(n) floats; `ld` ≥ batchMapStride(n) is the row length of the matrix and
+    /// the map, `offsets` its B row offsets (``batchOffsets(ld:)``).
     public func mapBatch(_ n: Int, _ x: UnsafePointer<Float>, xStride: Int, buffer: UnsafeMutablePointer<Float>,
                          map: UnsafeMutablePointer<Float>, ld: Int, offsets: UnsafePointer<Int32>, relu: Bool) {
         precondition(!direct, "only the im2col layout takes several images")
