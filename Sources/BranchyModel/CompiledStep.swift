@@ -47,7 +47,7 @@ struct ConvStep: Sendable {
              map: UnsafeMutablePointer<Float>) {
         // ReLU before max pooling gives the same values as after it (max commutes with it).
         conv.map(x, buffer: workspace + bufferOffset, map: map, relu: relu)
-        if let pool { conv.pool(map, pool, into: y) } else { conv.compact(map, into: y) }
+        conv.unpack(map, pool: pool, into: y)
     }
 }
 
@@ -82,14 +82,9 @@ struct LinearStep: Sendable {
     /// n samples: x (n × in) → y (n × out).
     func run(_ n: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         packedWeight.withUnsafeBufferPointer { w in
-            if let bias {
-                bias.withUnsafeBufferPointer { b in
-                    bk_linear(isa.rawValue, Int32(n), Int32(inputCount), Int32(outputCount), x, inputCount, w.baseAddress!,
-                              b.baseAddress!, y, outputCount, relu ? 1 : 0, scratch)
-                }
-            } else {
+            bias.withUnsafeBufferPointerOrNil { b in
                 bk_linear(isa.rawValue, Int32(n), Int32(inputCount), Int32(outputCount), x, inputCount, w.baseAddress!,
-                          nil, y, outputCount, relu ? 1 : 0, scratch)
+                          b, y, outputCount, relu ? 1 : 0, scratch)
             }
         }
     }

@@ -78,7 +78,7 @@ public enum Conv2D {
                 defer { buffer.deallocate(); map.deallocate() }
                 for s in range {
                     packed.map(xb + s * g.inputCount, buffer: buffer, map: map, relu: false)
-                    packed.compact(map, into: yb + s * g.outputCount)
+                    packed.unpack(map, pool: nil, into: yb + s * g.outputCount)
                 }
             }
         } }

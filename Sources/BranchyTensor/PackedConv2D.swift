@@ -5,7 +5,7 @@ import CBranchyKernels
 ///
 /// With stride 1 the rows of B are shifted views of a zero-bordered copy of the input, so no
 /// im2col matrix is written; the output map then has the padded width, and its extra columns
-/// are discarded by ``compact(_:into:relu:)`` or by the pooling that reads the map. Otherwise
+/// are discarded by ``unpack(_:pool:into:)``, which compacts or max-pools the map. Otherwise
 /// (or when that layout would waste too many columns) the input goes through im2col.
 /// Each output element is `bias + Σ w·x` as one chain of multiply-adds in (channel, row,
 /// column) order of the kernel, whatever the batch.
@@ -88,31 +88,37 @@ public struct PackedConv2D: Sendable {
     /// One image x (C, H, W) → map (outC rows of `mapStride`) = conv + bias, ReLU when asked.
     /// `buffer` (bufferFloats) must be zeroed before its first use and used by this convolution only.
     public func map(_ x: UnsafePointer<Float>, buffer: UnsafeMutablePointer<Float>, map: UnsafeMutablePointer<Float>, relu: Bool) {
+        unfold(x, buffer: buffer, into: buffer + colOffset, ld: mapStride)
+        offsets.withUnsafeBufferPointer { multiply(buffer + colOffset, $0.baseAddress!, columns: columns, into: map, ld: mapStride, relu: relu) }
+    }
+
+    /// Puts one image where the product reads it: the interior of the zero-bordered copy (its
+    /// border stays zero: only the interior is ever written), then, in the im2col layout, its
+    /// columns of the matrix at `col` (row length `ld`).
+    private func unfold(_ x: UnsafePointer<Float>, buffer: UnsafeMutablePointer<Float>, into col: UnsafeMutablePointer<Float>, ld: Int) {
         let g = geometry
         if direct || g.stride == 1 {
-            // The border stays zero: only the interior is ever written.
             bk_copy_planes(Int32(g.inC), Int32(g.inH), Int32(g.inW), x, g.inH * g.inW, g.inW,
                            buffer + g.pad * paddedW + g.pad, paddedH * paddedW, paddedW, 0)
         }
-        let bbase = buffer + colOffset
-        if !direct && g.stride == 1 {
+        if direct { return }
+        if g.stride == 1 {
             bk_im2col_padded(isa.rawValue, Int32(g.inC), Int32(paddedH), Int32(paddedW), Int32(g.kH), Int32(g.kW), Int32(g.outH), Int32(g.outW),
-                             buffer, bbase, mapStride)
-        } else if !direct {
+                             buffer, col, ld)
+        } else {
             bk_im2col(Int32(g.inC), Int32(g.inH), Int32(g.inW), Int32(g.kH), Int32(g.kW), Int32(g.stride), Int32(g.pad),
-                      Int32(g.outH), Int32(g.outW), x, buffer, mapStride)
+                      Int32(g.outH), Int32(g.outW), x, col, ld)
         }
+    }
+
+    /// map (outC rows of `ld`) = relu?(bias + W · B) over `columns` columns, B's row p at bbase + offsets[p].
+    private func multiply(_ bbase: UnsafePointer<Float>, _ offsets: UnsafePointer<Int32>, columns: Int,
+                          into map: UnsafeMutablePointer<Float>, ld: Int, relu: Bool) {
+        let g = geometry
         packedWeight.withUnsafeBufferPointer { w in
-            offsets.withUnsafeBufferPointer { o in
-                if let bias {
-                    bias.withUnsafeBufferPointer { b in
-                        bk_conv_tiles(isa.rawValue, Int32(g.outC), Int32(g.patch), w.baseAddress!, b.baseAddress!, bbase,
-                                      o.baseAddress!, Int32(columns), map, mapStride, relu ? 1 : 0)
-                    }
-                } else {
-                    bk_conv_tiles(isa.rawValue, Int32(g.outC), Int32(g.patch), w.baseAddress!, nil, bbase,
-                                  o.baseAddress!, Int32(columns), map, mapStride, relu ? 1 : 0)
-                }
+            bias.withUnsafeBufferPointerOrNil { b in
+                bk_conv_tiles(isa.rawValue, Int32(g.outC), Int32(g.patch), w.baseAddress!, b, bbase,
+                              offsets, Int32(columns), map, ld, relu ? 1 : 0)
             }
         }
     }
@@ -142,60 +148,39 @@ public struct PackedConv2D: Sendable {
                          map: UnsafeMutablePointer<Float>, ld: Int, offsets: UnsafePointer<Int32>, relu: Bool) {
         precondition(!direct, "only the im2col layout takes several images")
         precondition(ld >= batchMapStride(n), "row length \(ld) too short for \(n) images")
-        let g = geometry
         let col = buffer + colOffset
-        for s in 0..<n {
-            let xs = x + s * xStride
-            if g.stride == 1 {
-                bk_copy_planes(Int32(g.inC), Int32(g.inH), Int32(g.inW), xs, g.inH * g.inW, g.inW,
-                               buffer + g.pad * paddedW + g.pad, paddedH * paddedW, paddedW, 0)
-                bk_im2col_padded(isa.rawValue, Int32(g.inC), Int32(paddedH), Int32(paddedW), Int32(g.kH), Int32(g.kW), Int32(g.outH), Int32(g.outW),
-                                 buffer, col + s * g.positions, ld)
-            } else {
-                bk_im2col(Int32(g.inC), Int32(g.inH), Int32(g.inW), Int32(g.kH), Int32(g.kW), Int32(g.stride), Int32(g.pad),
-                          Int32(g.outH), Int32(g.outW), xs, col + s * g.positions, ld)
-            }
-        }
-        packedWeight.withUnsafeBufferPointer { w in
-            bias.withUnsafeBufferPointerOrNil { b in
-                bk_conv_tiles(isa.rawValue, Int32(g.outC), Int32(g.patch), w.baseAddress!, b, col,
-                              offsets, Int32(n * g.positions), map, ld, relu ? 1 : 0)
-            }
-        }
+        for s in 0..<n { unfold(x + s * xStride, buffer: buffer, into: col + s * geometry.positions, ld: ld) }
+        multiply(col, offsets, columns: n * geometry.positions, into: map, ld: ld, relu: relu)
     }
 
     /// Image `s` of a batch map (row length `ld`) into a compact output (pooled when `pool` is given).
     public func unpackBatch(_ map: UnsafePointer<Float>, ld: Int, image s: Int, pool: Pool2DGeometry?,
                             into y: UnsafeMutablePointer<Float>) {
+        unpack(map + s * geometry.positions, channelStride: ld, rowStride: geometry.outW, pool: pool, into: y)
+    }
+
+    /// The valid part of a map (from ``map(_:buffer:map:relu:)``) into a compact output: max-pooled
+    /// to `pool`'s shape when `pool` is given, else (outC, outH, outW).
+    public func unpack(_ map: UnsafePointer<Float>, pool: Pool2DGeometry?, into y: UnsafeMutablePointer<Float>) {
+        unpack(map, channelStride: mapStride, rowStride: mapRowStride, pool: pool, into: y)
+    }
+
+    private func unpack(_ src: UnsafePointer<Float>, channelStride: Int, rowStride: Int, pool: Pool2DGeometry?,
+                        into y: UnsafeMutablePointer<Float>) {
         let g = geometry
-        let src = map + s * g.positions
         if let p = pool {
-            bk_maxpool(isa.rawValue, Int32(g.outC), Int32(g.outH), Int32(g.outW), src, ld, g.outW,
+            bk_maxpool(isa.rawValue, Int32(g.outC), Int32(g.outH), Int32(g.outW), src, channelStride, rowStride,
                        Int32(p.kernel), Int32(p.stride), Int32(p.pad), Int32(p.outH), Int32(p.outW),
                        y, p.outH * p.outW, p.outW, 0)
         } else {
-            bk_copy_planes(Int32(g.outC), Int32(g.outH), Int32(g.outW), src, ld, g.outW, y, g.outH * g.outW, g.outW, 0)
+            bk_copy_planes(Int32(g.outC), Int32(g.outH), Int32(g.outW), src, channelStride, rowStride, y, g.outH * g.outW, g.outW, 0)
         }
-    }
-
-    /// Copies the valid part of a map into a compact (outC, outH, outW) output.
-    public func compact(_ map: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, relu: Bool = false) {
-        let g = geometry
-        bk_copy_planes(Int32(g.outC), Int32(g.outH), Int32(g.outW), map, mapStride, mapRowStride, y, g.outH * g.outW, g.outW, relu ? 1 : 0)
-    }
-
-    /// Max-pools a map into a compact output of `pool`'s shape.
-    public func pool(_ map: UnsafePointer<Float>, _ pool: Pool2DGeometry, into y: UnsafeMutablePointer<Float>) {
-        let g = geometry
-        bk_maxpool(isa.rawValue, Int32(g.outC), Int32(g.outH), Int32(g.outW), map, mapStride, mapRowStride,
-                   Int32(pool.kernel), Int32(pool.stride), Int32(pool.pad), Int32(pool.outH), Int32(pool.outW),
-                   y, pool.outH * pool.outW, pool.outW, 0)
     }
 }
 
 extension Optional where Wrapped == [Float] {
-    /// The array's base address, or nil.
-    func withUnsafeBufferPointerOrNil<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+    /// Calls `body` with the array's base address, or with nil when there is no array.
+    public func withUnsafeBufferPointerOrNil<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
         switch self {
         case .some(let a): a.withUnsafeBufferPointer { body($0.baseAddress) }
         case .none: body(nil)
