@@ -138,35 +138,25 @@ struct Bench: AsyncParsableCommand {
             input.replaceSubrange((s * per)..<((s + 1) * per), with: data.images[(i * per)..<((i + 1) * per)])
         }
         let workspaces = (0..<t).map { _ in net.makeWorkspace() }
-        var features = net.stages.map { [Float](repeating: 0, count: b * $0.featureCount) }
-        var logits = [Float](repeating: 0, count: b * net.classes)
-        // Real inputs for a later stage: the features the earlier stages give on the same images.
-        for i in 0..<run[0] {
-            let src = i == 0 ? input : features[i - 1]
-            src.withUnsafeBufferPointer { x in
-                features[i].withUnsafeMutableBufferPointer { f in
-                    logits.withUnsafeMutableBufferPointer { l in
-                        net.runParallel(stage: i, count: b, input: x.baseAddress!, features: f.baseAddress!, logits: l.baseAddress!, workspaces: workspaces)
-                    }
-                }
-            }
-        }
-        let stageInput = run[0] == 0 ? input : features[run[0] - 1]
-        let buffers = features.map { f in
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, f.count))
-            p.initialize(repeating: 0, count: max(1, f.count))
+        let buffers = net.stages.map { stage in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, b * stage.featureCount))
+            p.initialize(repeating: 0, count: max(1, b * stage.featureCount))
             return p
         }
-        let logitBuffer = UnsafeMutablePointer<Float>.allocate(capacity: b * net.classes)
-        defer { buffers.forEach { $0.deallocate() }; logitBuffer.deallocate() }
-        let measured = stageInput.withUnsafeBufferPointer { x in
-            time {
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: b * net.classes)
+        defer { buffers.forEach { $0.deallocate() }; logits.deallocate() }
+        let measured = input.withUnsafeBufferPointer { x in
+            // Stages `range` from the images: stage i writes its features to buffers[i].
+            func stages(_ range: some Sequence<Int>) {
                 var src = x.baseAddress!
-                for i in run {
-                    net.runParallel(stage: i, count: b, input: src, features: buffers[i], logits: logitBuffer, workspaces: workspaces)
-                    src = UnsafePointer(buffers[i])
+                for i in range {
+                    if i > 0 { src = UnsafePointer(buffers[i - 1]) }
+                    net.runParallel(stage: i, count: b, input: src, features: buffers[i], logits: logits, workspaces: workspaces)
                 }
             }
+            // Real inputs for a later stage: the features the earlier stages give on the same images.
+            stages(0..<run[0])
+            return time { stages(run) }
         }
         let us = measured.seconds / Double(b) * 1e6
         let allocs = branchy_allocation_counting_available() != 0
