@@ -20,10 +20,7 @@ extension Sockets {
                 let cloud = try await cluster.startServer("cloud")
                 let edge = try await cluster.startServer("edge")
                 try await cluster.waitUntilLinked(edge)
-                let client = try await WireClient.connect(port: cluster.edgePort, group: cluster.group,
-                                                          identity: .node("device", in: fixture.certs))
-                let ack = await client.hello(Hello(role: .device, nodeName: "device", fingerprint: edge.context.fingerprint))
-                guard case .helloAck = ack?.message else { Issue.record("no helloAck: \(String(describing: ack))"); return }
+                let client = try await cluster.helloAsDevice(to: edge, certs: fixture.certs)
 
                 var buffer = ByteBuffer()
                 for i in 0..<count {

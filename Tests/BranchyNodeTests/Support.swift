@@ -296,6 +296,18 @@ final class Cluster: @unchecked Sendable {
         return server
     }
 
+    /// A raw wire client connected to the edge with the device's certificate, after a hello
+    /// the edge acknowledged.
+    func helloAsDevice(to edge: InferenceServer, certs: URL) async throws -> WireClient {
+        let client = try await WireClient.connect(port: edgePort, group: group, identity: .node("device", in: certs))
+        let ack = await client.hello(Hello(role: .device, nodeName: "device", fingerprint: edge.context.fingerprint))
+        guard case .helloAck = ack?.message else {
+            Issue.record("no helloAck: \(String(describing: ack))")
+            throw CancellationError()
+        }
+        return client
+    }
+
     /// Drains a server (stops listening, answers what is in flight, closes).
     func stop(_ server: InferenceServer, graceSeconds: Double) async throws {
         await server.drain(graceSeconds: graceSeconds)
