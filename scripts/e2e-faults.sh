@@ -9,7 +9,8 @@
 #     reconnects and samples reach the cloud again
 #   - edge stopped with SIGTERM during a run: it drains and exits 0, every sample
 #     accounted for
-#   - cloud stalled (SIGSTOP) during a run: forwarded samples get degraded answers
+#   - cloud stalled (SIGSTOP) during a run (the device paced at STALL_RATE samples a
+#     second, so the run outlasts the stall): forwarded samples get degraded answers
 #     from the edge at its deadline, the run completes, p99 latency below the
 #     deadline plus a margin; once as the device runs by default (at most
 #     maxInFlight requests in flight), once with four times as many, so that
@@ -53,6 +54,7 @@
 # TOPOLOGY, FAIL_TOPOLOGY (other topology files with the same node names);
 # ONLY=hardening or ONLY=faults (run just the hardening or just the fault checks);
 # EDGE_KILL_RATE (samples per second of the device in the edge-kill check, default 800);
+# STALL_RATE (samples per second of the device in the cloud-stall checks, default 2000);
 # DEVICE_TIMEOUT (seconds per device run, default 120); STALL_SECONDS (how long
 # the cloud stays stopped, default 4); DEADLINE_MARGIN_MS (default 1000).
 set -euo pipefail
@@ -81,6 +83,7 @@ DEVICE_TIMEOUT="${DEVICE_TIMEOUT:-120}"
 STALL_SECONDS="${STALL_SECONDS:-4}"
 DEADLINE_MARGIN_MS="${DEADLINE_MARGIN_MS:-1000}"
 EDGE_KILL_RATE="${EDGE_KILL_RATE:-800}"
+STALL_RATE="${STALL_RATE:-2000}"
 START_TIMEOUT=30   # seconds for a node to listen
 STOP_TIMEOUT=15    # seconds for a node to exit after SIGTERM (its drain grace is 10 s)
 work=run/e2e-faults
@@ -428,7 +431,9 @@ stall_run() {
     deadline="$(node_key "$TOPO" "$DEVICE" deadlineMs)"
     [ -n "$deadline" ] || { echo "$TOPO gives the device no deadlineMs"; return 1; }
     before="$(connections "${node_log[edge]}")"
-    start_device "$prefix" "$TOPO" "$@"
+    # Paced (STALL_RATE samples a second), so that the run outlasts the stall however fast the
+    # device computes: unpaced, it can classify all 10,000 samples before the cloud is stopped.
+    start_device "$prefix" "$TOPO" --rate "$STALL_RATE" "$@"
     wait_connected "${node_log[edge]}" "$before" 30 || { finish_device; echo "the device did not connect to the edge"; return 1; }
     sleep 0.1
     proc_running "$dev_pid" || { finish_device; echo "the device finished before the cloud was stopped"; return 1; }
