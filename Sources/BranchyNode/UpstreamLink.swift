@@ -84,6 +84,8 @@ public final class UpstreamLink: Sendable {
         /// Requests written since the last flush, in order.
         var unflushed: [UInt64] = []
         var flushScheduled = false
+        /// The current connection's frame layout, fixed by its handshake.
+        var dialect = FrameDialect.open
     }
 
     private let box: NIOLoopBoundBox<State>
@@ -106,7 +108,9 @@ public final class UpstreamLink: Sendable {
     public init(context: NodeContext, loop: any EventLoop, logger: Logger) throws {
         guard let up = context.upstream else { throw NodeError("node '\(context.config.name)' has no upstream") }
         self.loop = loop
-        self.local = context.hello
+        var hello = context.hello
+        hello.names = .empty  // names travel from servers only
+        self.local = hello
         self.upstream = up
         self.linkName = "\(context.config.name)->\(up.name)"
         self.tls = try TLSLayer.clientContext(context.config.tls, node: context.config.name)
@@ -198,14 +202,14 @@ public final class UpstreamLink: Sendable {
         do {
             // A frame the encoder would refuse (say, features that overflowed to infinity) must fail
             // this request alone, not the encoder and with it every request on the connection.
-            try frame.validate()
+            try frame.validate(dialect: state.dialect)
         } catch {
             timer.cancel()
             promise.fail(UpstreamFailure.remote(ErrorFrame(code: .badTensor, message: "features not sendable: \(error)")))
             return
         }
         channel.write(frame, promise: nil)
-        state.pending[id] = Pending(promise: promise, requestFrameBytes: frame.encodedSize, requestTLSBytes: 0, timer: timer)
+        state.pending[id] = Pending(promise: promise, requestFrameBytes: frame.encodedSize(in: state.dialect), requestTLSBytes: 0, timer: timer)
         state.unflushed.append(id)
         if !state.flushScheduled {
             state.flushScheduled = true
@@ -344,6 +348,10 @@ public final class UpstreamLink: Sendable {
         guard ack.fingerprint == local.fingerprint else {
             return "upstream '\(upstream.name)' runs model \(ack.fingerprint.hex.prefix(16)), this node \(local.fingerprint.hex.prefix(16))"
         }
+        guard ack.protocolVersion == local.protocolVersion else {
+            return "upstream '\(upstream.name)' answered in protocol version \(ack.protocolVersion), this node asked for \(local.protocolVersion)"
+        }
+        state.dialect = .after(version: ack.protocolVersion, names: ack.names)
         state.ready = true
         state.connections += 1
         state.handshakeBytes += (state.counter?.bytesIn ?? 0) + (state.counter?.bytesOut ?? 0)
@@ -359,7 +367,7 @@ public final class UpstreamLink: Sendable {
     func received(_ frame: Frame) {
         switch frame.message {
         case .result(let r):
-            complete(frame.requestID, .success((r, frame.encodedSize)))
+            complete(frame.requestID, .success((r, frame.encodedSize(in: state.dialect))))
         case .error(let e) where frame.requestID != 0:
             complete(frame.requestID, .failure(.remote(e)))
         case .error(let e):

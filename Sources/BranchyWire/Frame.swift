@@ -47,18 +47,54 @@ public struct Frame: Hashable, Sendable {
     /// Size of this frame on the wire (header plus payload), exactly what
     /// `ByteBuffer.writeFrame(_:)` writes. Used for byte accounting without serialising.
     public var encodedSize: Int {
-        FrameHeader.size + payloadSize
+        encodedSize(in: .open)
     }
 
-    /// Size of the payload alone.
-    public var payloadSize: Int {
+    /// Size of this frame on a connection of `dialect`, exactly what `ByteBuffer.writeFrame(_:dialect:)` writes.
+    public func encodedSize(in dialect: FrameDialect) -> Int {
+        let payload = payloadSize(in: dialect)
+        if usesCompactHeader(in: dialect) {
+            return FrameHeader.compactSize(requestID: requestID, payloadLength: payload) + payload
+        }
+        return FrameHeader.size + payload
+    }
+
+    /// Size of the payload alone (version 1).
+    public var payloadSize: Int { payloadSize(in: .open) }
+
+    /// Whether this frame goes out with the compact header: on a version-2 connection, every frame
+    /// but the hello and helloAck.
+    func usesCompactHeader(in dialect: FrameDialect) -> Bool {
+        guard dialect.isCompact else { return false }
+        switch message {
+        case .hello, .helloAck: return false
+        default: return true
+        }
+    }
+
+    /// The version the payload is laid out in: a hello's own version before the dialect is fixed.
+    func payloadVersion(in dialect: FrameDialect) -> UInt8 {
+        guard dialect.version == nil else { return dialect.payloadVersion }
         switch message {
         case .hello(let h), .helloAck(let h):
-            return h.payloadSize
+            // A version this side does not speak is sent in version 1's layout, for the peer to refuse.
+            let v = UInt8(clamping: h.protocolVersion)
+            return FrameDialect.supportedVersions.contains(v) ? v : 1
+        default:
+            return 1
+        }
+    }
+
+    /// Size of the payload on a connection of `dialect`.
+    public func payloadSize(in dialect: FrameDialect) -> Int {
+        let version = payloadVersion(in: dialect)
+        switch message {
+        case .hello(let h), .helloAck(let h):
+            return h.payloadSize(version: version)
         case .infer(let r):
-            return r.payloadSize
+            return r.payloadSize(version: version)
         case .result(let r):
-            return r.payloadSize
+            return r.payloadSize(version: version, names: dialect.names)
         case .error(let e):
             return e.payloadSize
         case .goodbye:
@@ -71,8 +107,8 @@ public struct Frame: Hashable, Sendable {
     /// before writing.
     ///
     /// - Throws: ``WireError`` naming the first offending field.
-    public func validate(limits: WireLimits = .default) throws {
-        let size = payloadSize
+    public func validate(limits: WireLimits = .default, dialect: FrameDialect = .open) throws {
+        let size = payloadSize(in: dialect)
         if size > limits.maxPayloadBytes {
             throw WireError.payloadTooLarge(length: UInt32(clamping: size), limit: limits.maxPayloadBytes)
         }
@@ -82,7 +118,7 @@ public struct Frame: Hashable, Sendable {
         case .helloAck(let h):
             try h.validate(as: .helloAck)
         case .infer(let r):
-            try r.validate(limits: limits)
+            try r.validate(limits: limits, version: payloadVersion(in: dialect))
         case .result(let r):
             try r.validate()
         case .error(let e):

@@ -141,9 +141,10 @@ public struct ServerConnectionStateMachine: Sendable {
             return .none
         }
         let local = configuration.localHello
-        guard hello.protocolVersion == local.protocolVersion else {
+        let supported = FrameDialect.supportedVersions
+        guard hello.protocolVersion >= UInt16(supported.lowerBound), hello.protocolVersion <= min(UInt16(supported.upperBound), local.protocolVersion) else {
             return fail(.unsupportedVersion,
-                        "protocol version \(hello.protocolVersion) not supported, this node speaks \(local.protocolVersion)")
+                        "protocol version \(hello.protocolVersion) not supported, this node speaks versions \(supported.lowerBound) to \(min(UInt16(supported.upperBound), local.protocolVersion))")
         }
         let name = hello.nodeName.escapedForLog(limit: 64)
         guard hello.fingerprint == local.fingerprint else {
@@ -162,7 +163,11 @@ public struct ServerConnectionStateMachine: Sendable {
             return fail(.unknownNode, "node '\(name)' is not allowed on this port")
         }
         state = .ready(peer: identity)
-        return .sendHelloAck(local)
+        // The acknowledgement speaks the client's version; the names table travels in version 2 only.
+        var ack = local
+        ack.protocolVersion = hello.protocolVersion
+        if hello.protocolVersion < 2 { ack.names = .empty }
+        return .sendHelloAck(ack)
     }
 
     /// The peer sent an `infer` with this request id.
