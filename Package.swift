@@ -64,7 +64,7 @@ let package = Package(
         // Counts the process's heap allocations for `branchy bench`.
         .target(name: "CAllocationCounter"),
         .executableTarget(name: "branchy", dependencies: [
-            "BranchyTraining", "BranchyModel", "BranchyData", "BranchyTopology", "CAllocationCounter",
+            "BranchyTraining", "BranchyModel", "BranchyData", "BranchyTopology", "BranchyWire", "CAllocationCounter",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "branchy-device", dependencies: [

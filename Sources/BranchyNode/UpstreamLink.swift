@@ -75,6 +75,10 @@ public final class UpstreamLink: Sendable {
         /// Ids of `waiting` requests in arrival order (ids already expired are skipped).
         var queue = CircularBuffer<UInt64>()
         var nextID: UInt64 = 1
+        /// Ids answered on this connection, free to use again: with a small window the ids stay
+        /// below 128, one byte each as varints. Ids of requests that expired in flight are never
+        /// reused (their answer may still come).
+        var freeIDs: [UInt64] = []
         var backoff = Backoff()
         var readyWaiters: [EventLoopPromise<Void>] = []
         var handshakeBytes: UInt64 = 0
@@ -174,8 +178,13 @@ public final class UpstreamLink: Sendable {
             promise.fail(UpstreamFailure.overloaded(state.waiting.count))
             return
         }
-        let id = state.nextID
-        state.nextID += 1
+        let id: UInt64
+        if let free = state.freeIDs.popLast() {
+            id = free
+        } else {
+            id = state.nextID
+            state.nextID += 1
+        }
         // The tighter of this link's deadline and what the request still has left; it runs from now,
         // queueing included.
         let ms = request.deadlineMillis > 0 ? min(deadlineMillis, Int(request.deadlineMillis)) : deadlineMillis
@@ -241,13 +250,16 @@ public final class UpstreamLink: Sendable {
     private func expire(_ id: UInt64, _ ms: Int) {
         if let q = state.waiting.removeValue(forKey: id) {
             q.promise.fail(UpstreamFailure.deadline(ms))
+            state.freeIDs.append(id)  // never sent
             return
         }
         complete(id, .failure(.deadline(ms)))
     }
 
-    private func complete(_ id: UInt64, _ outcome: Result<(InferResult, Int), UpstreamFailure>) {
-        guard let p = state.pending.removeValue(forKey: id) else { return }  // late or unknown: already answered
+    /// Completes request `id` if it is in flight; returns whether it was.
+    @discardableResult
+    private func complete(_ id: UInt64, _ outcome: Result<(InferResult, Int), UpstreamFailure>) -> Bool {
+        guard let p = state.pending.removeValue(forKey: id) else { return false }  // late or unknown: already answered
         p.timer.cancel()
         switch outcome {
         case .success(let (result, responseFrameBytes)):
@@ -259,6 +271,7 @@ public final class UpstreamLink: Sendable {
             p.promise.fail(f)
         }
         drainQueue()
+        return true
     }
 
     private func drainQueue() {
@@ -326,6 +339,8 @@ public final class UpstreamLink: Sendable {
         state.ready = false
         state.unflushed.removeAll()
         failAll(.unavailable("connection to \(upstream.name) lost"))
+        state.freeIDs.removeAll()
+        state.nextID = 1  // a new connection has nothing in flight
         if wasReady && !state.stopped { logger.warning("connection to \(upstream.name) closed") }
         scheduleReconnect(reason: "no connection to \(upstream.name)")
     }
@@ -367,9 +382,9 @@ public final class UpstreamLink: Sendable {
     func received(_ frame: Frame) {
         switch frame.message {
         case .result(let r):
-            complete(frame.requestID, .success((r, frame.encodedSize(in: state.dialect))))
+            if complete(frame.requestID, .success((r, frame.encodedSize(in: state.dialect)))) { state.freeIDs.append(frame.requestID) }
         case .error(let e) where frame.requestID != 0:
-            complete(frame.requestID, .failure(.remote(e)))
+            if complete(frame.requestID, .failure(.remote(e))) { state.freeIDs.append(frame.requestID) }
         case .error(let e):
             logger.error("upstream \(upstream.name) refused the connection: \(String(describing: e).escapedForLog(limit: 512))")
         case .goodbye:
