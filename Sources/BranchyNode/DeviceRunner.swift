@@ -198,6 +198,18 @@ public final class DeviceRunner: Sendable {
         }.get()) ?? LinkStatistics()
     }
 
+    /// The device link's totals, handshakes included.
+    public func linkTotals() async -> LinkTotals? {
+        guard let link else { return nil }
+        return try? await link.loop.submit { link.totals }.get()
+    }
+
+    /// What the upstream node reports of its own upstream link (nothing from the root, or over version 1).
+    public func upstreamLinkTotals() async -> [LinkTotals] {
+        guard let link else { return [] }
+        return (try? await link.upstreamTotals().get()) ?? []
+    }
+
     public func stop() async {
         _ = try? await link?.stop().get()
     }

@@ -71,6 +71,9 @@ public final class InferenceServer: Sendable {
         logger.log(level: level, "\(message())\(note)")
     }
 
+    /// The totals of this node's upstream link, for a child's `statsRequest`; empty at the root. Read on `loop`.
+    var upstreamTotals: [LinkTotals] { link.map { [$0.totals] } ?? [] }
+
     /// Binds the listen address and starts the upstream link. Returns the bound address.
     @discardableResult
     public func start() async throws -> SocketAddress {

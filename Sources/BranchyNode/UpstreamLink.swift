@@ -90,6 +90,8 @@ public final class UpstreamLink: Sendable {
         var flushScheduled = false
         /// The current connection's frame layout, fixed by its handshake.
         var dialect = FrameDialect.open
+        /// `statsRequest`s sent and not yet answered.
+        var statsWaiters: [UInt64: EventLoopPromise<[LinkTotals]>] = [:]
     }
 
     private let box: NIOLoopBoundBox<State>
@@ -102,6 +104,32 @@ public final class UpstreamLink: Sendable {
     public var handshakeBytes: UInt64 { state.handshakeBytes }
     /// Number of successful handshakes (1 + reconnects). Read on `loop`.
     public var connections: Int { state.connections }
+
+    /// This link's totals, as a server reports them to its children. Read on `loop`.
+    public var totals: LinkTotals {
+        let bytes = measuredBytes
+        return LinkTotals(link: linkName, connections: UInt64(state.connections), handshakeBytes: state.handshakeBytes,
+                          bytesSent: bytes.sent, bytesReceived: bytes.received)
+    }
+
+    /// Asks the upstream node for the totals of its own upstream link (version 2 only); an empty
+    /// list from the root. Fails when not connected, on version 1, or after `timeoutMillis`.
+    public func upstreamTotals(timeoutMillis: Int64 = 2_000) -> EventLoopFuture<[LinkTotals]> {
+        loop.flatSubmit {
+            guard self.state.ready, let channel = self.state.channel, self.state.dialect.isCompact else {
+                return self.loop.makeFailedFuture(UpstreamFailure.unavailable("no version 2 connection to \(self.upstream.name)"))
+            }
+            let id = self.state.nextID
+            self.state.nextID += 1
+            let p = self.loop.makePromise(of: [LinkTotals].self)
+            self.state.statsWaiters[id] = p
+            channel.writeAndFlush(Frame(requestID: id, message: .statsRequest), promise: nil)
+            self.loop.scheduleTask(in: .milliseconds(timeoutMillis)) {
+                self.state.statsWaiters.removeValue(forKey: id)?.fail(UpstreamFailure.deadline(Int(timeoutMillis)))
+            }
+            return p.futureResult
+        }
+    }
 
     /// Bytes counted below TLS on every connection of this link so far (handshakes included): sent, received.
     /// Read on `loop`.
@@ -383,6 +411,10 @@ public final class UpstreamLink: Sendable {
         switch frame.message {
         case .result(let r):
             if complete(frame.requestID, .success((r, frame.encodedSize(in: state.dialect)))) { state.freeIDs.append(frame.requestID) }
+        case .stats(let links):
+            state.statsWaiters.removeValue(forKey: frame.requestID)?.succeed(links)
+        case .error(let e) where frame.requestID != 0 && state.statsWaiters[frame.requestID] != nil:
+            state.statsWaiters.removeValue(forKey: frame.requestID)?.fail(UpstreamFailure.remote(e))
         case .error(let e) where frame.requestID != 0:
             if complete(frame.requestID, .failure(.remote(e))) { state.freeIDs.append(frame.requestID) }
         case .error(let e):

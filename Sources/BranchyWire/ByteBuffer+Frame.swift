@@ -87,8 +87,10 @@ extension ByteBuffer {
             written += version >= 2 ? self.writeCompactInferResult(result, names: dialect.names) : self.writeInferResult(result)
         case .error(let error):
             written += self.writeErrorFrame(error)
-        case .goodbye:
+        case .goodbye, .statsRequest:
             break
+        case .stats(let links):
+            written += self.writeStats(links)
         }
         if let lengthAt {
             self.setInteger(UInt32(clamping: self.writerIndex - payloadStart), at: lengthAt)
@@ -113,6 +115,10 @@ extension ByteBuffer {
             message = .error(try reader.readErrorFrame())
         case .goodbye:
             message = .goodbye
+        case .statsRequest:
+            message = .statsRequest
+        case .stats:
+            message = .stats(try reader.readStats())
         }
         try reader.finish()
         return message

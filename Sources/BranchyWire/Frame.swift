@@ -30,6 +30,10 @@ public struct Frame: Hashable, Sendable {
         case error(ErrorFrame)
         /// The server is draining: no new requests will be accepted on this connection.
         case goodbye
+        /// Version 2: a client asks for the totals of the server's own upstream link.
+        case statsRequest
+        /// Version 2: the answer to `statsRequest`.
+        case stats([LinkTotals])
 
         /// The type byte written in the header for this message.
         public var type: MessageType {
@@ -40,6 +44,8 @@ public struct Frame: Hashable, Sendable {
             case .result: return .result
             case .error: return .error
             case .goodbye: return .goodbye
+            case .statsRequest: return .statsRequest
+            case .stats: return .stats
             }
         }
     }
@@ -97,8 +103,11 @@ public struct Frame: Hashable, Sendable {
             return r.payloadSize(version: version, names: dialect.names)
         case .error(let e):
             return e.payloadSize
-        case .goodbye:
+        case .goodbye, .statsRequest:
             return 0
+        case .stats(let links):
+            let entries = links.prefix(LinkTotals.maxEntries)
+            return Varint.size(UInt64(entries.count)) + entries.reduce(0) { $0 + $1.payloadSize }
         }
     }
 
@@ -123,8 +132,18 @@ public struct Frame: Hashable, Sendable {
             try r.validate()
         case .error(let e):
             try e.validate()
-        case .goodbye:
+        case .goodbye, .statsRequest:
             break
+        case .stats(let links):
+            if links.count > LinkTotals.maxEntries {
+                throw WireError.invalidValue(message: .stats, field: "links.count", value: "\(links.count)", expected: "at most \(LinkTotals.maxEntries)")
+            }
+            for (i, l) in links.enumerated() {
+                try checkLength(l.link, max: WireLimits.maxNameBytes, message: .stats, field: "links[\(i)].link")
+            }
+        }
+        if message.type.rawValue > 6 && payloadVersion(in: dialect) < 2 {
+            throw WireError.invalidValue(message: message.type, field: "type", value: "\(message.type.rawValue)", expected: "1...6 on a version 1 connection")
         }
     }
 }
@@ -143,6 +162,10 @@ public enum MessageType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCo
     case error = 5
     /// The server is draining.
     case goodbye = 6
+    /// Version 2: asks for the server's upstream link totals.
+    case statsRequest = 7
+    /// Version 2: the server's upstream link totals.
+    case stats = 8
 
     public var description: String {
         switch self {
@@ -152,6 +175,8 @@ public enum MessageType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCo
         case .result: return "result"
         case .error: return "error"
         case .goodbye: return "goodbye"
+        case .statsRequest: return "statsRequest"
+        case .stats: return "stats"
         }
     }
 }

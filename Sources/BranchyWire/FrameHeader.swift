@@ -81,7 +81,8 @@ extension ByteBuffer {
             }
             var type: MessageType? = nil
             if available >= 6 {
-                guard let t = MessageType(rawValue: raw[5]) else { throw WireError.unknownMessageType(raw[5]) }
+                // Types 7 and 8 exist from version 2 on, and only in compact frames.
+                guard let t = MessageType(rawValue: raw[5]), t.rawValue <= 6 else { throw WireError.unknownMessageType(raw[5]) }
                 type = t
             }
             if available >= 8 {

@@ -78,6 +78,8 @@ public struct ServerConnectionStateMachine: Sendable {
         case close
         /// The connection is gone: abandon these forwarded requests that were never answered.
         case abandonRequests([UInt64])
+        /// Answer `statsRequest` `requestID` with this node's upstream link totals (no state kept).
+        case sendStats(requestID: UInt64)
     }
 
     /// The configuration given at creation.
@@ -125,8 +127,16 @@ public struct ServerConnectionStateMachine: Sendable {
             if case .closed = state { return .none }
             state = .closed
             return .close
-        case .helloAck, .result:
+        case .helloAck, .result, .stats:
             return fail(.unexpectedMessage, "a server does not accept \(frame.message.type) frames")
+        case .statsRequest:
+            switch state {
+            case .awaitingHello: return fail(.handshakeRequired, "statsRequest sent before hello")
+            case .closed: return .none
+            case .ready, .draining:
+                guard frame.requestID != 0 else { return fail(.badFrame, "request id 0 is reserved for connection-level frames") }
+                return .sendStats(requestID: frame.requestID)
+            }
         }
     }
 

@@ -57,7 +57,7 @@ public enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
         case .badVarint(let field, let why):
             return "compact header field '\(field)' is malformed: \(why)"
         case .unknownMessageType(let t):
-            return "unknown message type \(t), known types are 1...6"
+            return "unknown message type \(t), known types are 1...6 (version 2 adds 7 and 8 in compact frames)"
         case .reservedFlagsSet(let flags):
             return "reserved flags field is \(hex(flags)), must be 0"
         case .payloadTooLarge(let length, let limit):

@@ -21,6 +21,7 @@ struct DeviceCommand: AsyncParsableCommand {
     @Option(help: "How many nice steps below the rest of the process those threads run, 0 to 19.") var sampleNiceness = DeviceRunner.defaultSampleThreadNiceness
     @Option(help: "Start at most this many samples per second, as a camera's frame rate would (default: as fast as the window allows).") var rate: Double?
     @Option(help: "Write the JSON report here.") var report: String?
+    @Option(help: "The JSON report of a baseline run of the same samples (e.g. topology/cloud-only.yaml), to compare bytes and latency with.") var baseline: String?
     @Option(help: "Write each sample's exit and class as JSON lines here.") var predictions: String?
     @Option(help: "Seconds to wait for the upstream handshake before starting.") var connectTimeout = 15.0
     @Option(help: "Log level.") var logLevel = "info"
@@ -52,6 +53,9 @@ struct DeviceCommand: AsyncParsableCommand {
         let duration = Date().timeIntervalSince(started)
         bar.finish()
         let stats = await device.linkStatistics()
+        // Every link's totals: this device's own, then what the upstream reports of its link.
+        let upstreamTotals = await device.upstreamLinkTotals()
+        let totals = (await device.linkTotals()).map { [$0] + upstreamTotals } ?? upstreamTotals
         await device.stop()
         try? await group.shutdownGracefully()
 
@@ -61,6 +65,8 @@ struct DeviceCommand: AsyncParsableCommand {
         r.measuredDeviceLinkBytesSent = stats.bytesSent
         r.measuredDeviceLinkBytesReceived = stats.bytesReceived
         r.deviceLinkConnections = stats.connections
+        r.setLinkTotals(totals)
+        if let baseline { r.compare(with: try RunReport.load(URL(fileURLWithPath: baseline))) }
         if let report { try r.json().write(to: URL(fileURLWithPath: report)) }
         if let predictions {
             let lines = records.map { "{\"sample\":\($0.sample),\"exit\":\($0.exit),\"class\":\($0.predicted),\"status\":\"\($0.status.rawValue)\"}\n" }.joined()
