@@ -2,12 +2,12 @@
 /// axes with ticks, grid lines and titles, and a legend row above the plot.
 struct ChartFrame {
     static let width = 720.0
-    static let height = 340.0
+    static let height = 330.0
 
     var canvas = SVGCanvas(width: ChartFrame.width, height: ChartFrame.height)
     let left = 70.0
     let right = ChartFrame.width - 70
-    let top = 48.0
+    let top = 50.0
     let bottom = ChartFrame.height - 56
 
     var plotWidth: Double { right - left }
@@ -56,22 +56,28 @@ struct ChartFrame {
         canvas.text(title, x: (left + right) / 2, y: ChartFrame.height - 8, anchor: .middle, class: "axis-title")
     }
 
-    /// One legend entry per item, left to right above the plot: a swatch (a square, a dot, a
-    /// ring or a line) and the label.
-    enum Swatch { case square, dot, ring, line }
+    /// One legend entry per item, left to right above the plot, on a second row when the
+    /// first is full: a swatch (a square, a dot, a ring, a diamond or a line) and the label.
+    enum Swatch { case square, dot, ring, diamond, line }
     mutating func legend(_ items: [(label: String, color: String, swatch: Swatch)]) {
         var x = left
-        let y = 22.0
+        var y = 18.0
         for item in items {
+            // An estimate of the label's width at the legend's 12 px font.
+            let width = 30 + Double(item.label.count) * 6.6
+            if x > left, x + width > ChartFrame.width - 10 {
+                x = left
+                y += 17
+            }
             switch item.swatch {
             case .square: canvas.rect(x: x, y: y - 9, width: 12, height: 12, class: "legend-swatch", fill: item.color)
             case .dot: canvas.circle(cx: x + 6, cy: y - 3, r: 5, class: "legend-swatch", fill: item.color)
             case .ring: canvas.circle(cx: x + 6, cy: y - 3, r: 6, class: "legend-swatch ring")
+            case .diamond: canvas.polygon([(x + 6, y - 10), (x + 13, y - 3), (x + 6, y + 4), (x - 1, y - 3)], class: "legend-swatch diamond")
             case .line: canvas.polyline([(x, y - 3), (x + 14, y - 3)], class: "legend-swatch line", stroke: item.color)
             }
             canvas.text(item.label, x: x + 18, y: y + 1, class: "legend")
-            // An estimate of the label's width at the legend's 12 px font.
-            x += 30 + Double(item.label.count) * 6.6
+            x += width
         }
     }
 

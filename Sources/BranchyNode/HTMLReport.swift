@@ -29,7 +29,7 @@ public struct HTMLReport: Sendable {
             <h1>\(e(input.title))</h1>
 
             """
-        html += details() + figures()
+        html += details() + figures() + "<div class=\"charts\">\n"
         html += section(id: "exits", title: "Samples and accuracy per exit",
                         note: "Bars: samples that left at each exit (left axis). Dots: the share of those samples classified right (right axis).",
                         body: Self.exitsChart(input))
@@ -43,7 +43,7 @@ public struct HTMLReport: Sendable {
         html += section(id: "latency", title: "Latency per exit",
                         note: "Share of each exit's samples answered within a time, from the start of the sample on the device to its answer.",
                         body: Self.latencyChart(input))
-        html += "</body>\n</html>\n"
+        html += "</div>\n</body>\n</html>\n"
         return html
     }
 
@@ -95,16 +95,19 @@ public struct HTMLReport: Sendable {
     }
 
     static let css = """
-        body { font: 14px/1.4 -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #222; background: #fff; margin: 24px auto; max-width: 760px; padding: 0 16px; }
+        body { font: 14px/1.4 -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #222; background: #fff; margin: 20px auto; max-width: 1240px; padding: 0 16px; }
         h1 { font-size: 22px; margin: 0 0 8px; }
-        h2 { font-size: 17px; margin: 28px 0 4px; }
-        .details { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 0 0 16px; color: #555; }
+        h2 { font-size: 17px; margin: 22px 0 4px; }
+        .details { display: flex; flex-wrap: wrap; gap: 2px 6px; margin: 0 0 14px; color: #555; }
         .details dt { font-weight: 600; }
-        .details dd { margin: 0; overflow-wrap: anywhere; }
-        .figures { display: grid; grid-template-columns: repeat(3, 1fr); gap: 10px; }
+        .details dt::after { content: ":"; }
+        .details dd { margin: 0 16px 0 0; overflow-wrap: anywhere; }
+        .figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(180px, 1fr)); gap: 10px; }
+        .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 8px 28px; }
+        .charts section { min-width: 0; }
         .figure { border: 1px solid #ddd; border-radius: 6px; padding: 8px 10px; }
         .figure-label { font-size: 12px; color: #666; text-transform: uppercase; letter-spacing: .03em; }
-        .figure-value { font-size: 22px; font-weight: 600; }
+        .figure-value { font-size: 20px; font-weight: 600; white-space: nowrap; }
         .figure-sub { font-size: 12px; color: #666; }
         .note { color: #555; margin: 0 0 8px; }
         .note.empty { border: 1px dashed #bbb; border-radius: 6px; padding: 12px; }
@@ -115,14 +118,14 @@ public struct HTMLReport: Sendable {
         svg .tick.sub { fill: #888; }
         svg .axis-title { fill: #333; font-size: 12px; font-weight: 600; }
         svg .legend { fill: #333; font-size: 12px; }
-        svg .value { fill: #333; font-size: 11px; }
+        svg .value { fill: #222; font-size: 11px; paint-order: stroke; stroke: #fff; stroke-width: 3px; stroke-linejoin: round; }
         svg .empty-note { fill: #888; font-size: 14px; }
         svg .legend-swatch.ring, svg .mark.chosen { fill: none; stroke: #222; stroke-width: 2.5; }
         svg .legend-swatch.line, svg .mark.cdf, svg .frontier-line { fill: none; stroke-width: 2.5; }
         svg .mark.point { opacity: .55; }
         svg .mark.point.on-frontier { opacity: 1; }
-        svg .mark.run { fill: #e15759; stroke: #fff; stroke-width: 1; }
-        table.links { border-collapse: collapse; margin: 8px 0 0 70px; font-size: 12px; }
+        svg .mark.run, svg .legend-swatch.diamond { fill: #e15759; stroke: #fff; stroke-width: 1; }
+        table.links { border-collapse: collapse; margin: 4px 0 0 9%; font-size: 12px; }
         table.links th, table.links td { padding: 2px 10px; border-bottom: 1px solid #eee; text-align: right; }
         table.links th:first-child, table.links td:first-child { text-align: left; }
         """

@@ -30,7 +30,7 @@ extension HTMLReport {
                               tooltip: "\(bar.label), \(share.link): \(HTMLText.fixed(share.bytesPerSample, 1)) bytes per sample")
                 base += share.bytesPerSample
             }
-            f.canvas.text(HTMLText.fixed(totals[i], 1) + " B", x: band.center, y: y(totals[i]) - 6, anchor: .middle, class: "value")
+            f.canvas.text(HTMLText.compact(totals[i]) + " B", x: band.center, y: y(totals[i]) - 6, anchor: .middle, class: "value")
         }
         return f.svg(chart: "bytes", title: "Bytes per sample per exit and link")
     }

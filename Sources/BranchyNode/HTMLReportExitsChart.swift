@@ -24,10 +24,10 @@ extension HTMLReport {
                           anchor: .middle, class: "value")
             if e.samples > 0 {
                 let ay = acc(e.accuracy)
-                f.canvas.circle(cx: band.center + w / 2 + 14, cy: ay, r: 5, class: "mark accuracy", fill: ChartPalette.accuracy,
+                f.canvas.circle(cx: band.center, cy: ay, r: 5, class: "mark accuracy", fill: ChartPalette.accuracy,
                                 data: [("exit", e.name), ("accuracy", HTMLText.fixed(e.accuracy, 4))],
                                 tooltip: "\(e.name): accuracy \(HTMLText.percent(e.accuracy, 2))")
-                f.canvas.text(HTMLText.percent(e.accuracy), x: band.center + w / 2 + 22, y: ay + 4, class: "value")
+                f.canvas.text(HTMLText.percent(e.accuracy), x: band.center + 9, y: ay + 4, class: "value")
             }
         }
         return f.svg(chart: "exits", title: "Samples and accuracy per exit")

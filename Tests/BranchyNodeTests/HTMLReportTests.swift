@@ -88,7 +88,7 @@ enum HTMLReportFixtures {
         let input = F.input()
         let r = RunReportTests.report()
         for (e, re) in zip(input.exits, r.exits) { #expect(abs(e.bytesPerSample - re.bytesPerSample) < 1e-9) }
-        #expect(html.contains(HTMLText.fixed(r.exits[2].bytesPerSample, 1) + " B"))
+        #expect(html.contains(">" + HTMLText.compact(r.exits[2].bytesPerSample) + " B<"))
     }
 
     @Test func latencyCurvePerExitWithSamples() {
