@@ -49,12 +49,14 @@ topology="$REPO_ROOT/$work/cluster/report-check.yaml"
 
 ensure_packages python3:python3 chromium:chromium
 mkdir -p "$work"
-rm -f "$work"/screenshot.png "$work"/dom.html "$log"
+rm -f "$work"/screenshot.png "$work"/dom.html "$work"/cluster.up "$log"
 [ -n "$html" ] || rm -f "$work"/report.html "$work"/report.json "$work"/device.*
 profile="$(mktemp -d "${TMPDIR:-/tmp}/report-check-chromium.XXXXXX")"
 
 cleanup() {
-    [ ! -f "$topology" ] || scripts/cluster.sh down "$topology" >>"$log" 2>&1 || true
+    # Only a cluster this run started (its marker is removed once it is down).
+    [ ! -f "$work/cluster.up" ] || scripts/cluster.sh down "$topology" >>"$log" 2>&1 || true
+    rm -f "$work/cluster.up"
     rm -rf "$profile"
 }
 trap cleanup EXIT
@@ -105,14 +107,17 @@ write_topology() {
 
 check_report_written() {
     ensure_built >&2
+    # Nodes left over from an interrupted run have pid files here: stop them first.
+    [ ! -f "$topology" ] || scripts/cluster.sh down "$topology" >&2 || true
     write_topology || return 1
+    touch "$work/cluster.up"
     scripts/cluster.sh up "$topology" >&2 || { echo "the cluster did not start (logs in run/report-check/)"; return 1; }
     local status=0
     timeout 300 "$BRANCHY_BIN/branchy-device" --topology "$topology" --node device --limit 2000 \
         --report "$work/report.json" --html "$work/report.html" --calibration scripts/lib/calibration-example.json \
         > "$work/device.out" 2> "$work/device.err" || status=$?
     cat "$work/device.out" >&2
-    scripts/cluster.sh down "$topology" >&2 || true
+    scripts/cluster.sh down "$topology" >&2 && rm -f "$work/cluster.up"
     [ "$status" -eq 0 ] || { echo "branchy-device exited $status: $(tail -n 1 "$work/device.err")"; return 1; }
     [ -s "$work/report.html" ] || { echo "branchy-device wrote no $work/report.html"; return 1; }
 }

@@ -9,8 +9,8 @@ extension HTMLReport {
         let ys = cal.points.map(\.accuracy) + [input.accuracy]
         let x = ChartScale.linear(covering: xs, from: f.left, to: f.right)
         let y = ChartScale.linear(covering: ys.map { 100 * $0 }, includeZero: false, from: f.bottom, to: f.top)
-        f.legend([("screened thresholds", ChartPalette.color(0), .dot), ("frontier", ChartPalette.color(0), .line),
-                  ("chosen", ChartPalette.accuracy, .ring), ("this run", ChartPalette.color(3), .diamond)])
+        f.legend([("screened thresholds", ChartPalette.color(0), .dot), ("frontier", ChartPalette.color(0), .line)]
+                 + (cal.chosenPoint == nil ? [] : [("chosen", ChartPalette.accuracy, .ring)]) + [("this run", ChartPalette.color(3), .diamond)])
         f.xAxis(x, title: "TLS bytes per sample")
         f.yAxis(y, title: "accuracy (%)")
         if cal.points.isEmpty { f.emptyNote("the calibration file has no points") }
