@@ -15,9 +15,12 @@ extension HTMLReport.Input {
         let thresholds = r.thresholds.map { HTMLText.compact(Double($0)) }.joined(separator: ", ")
         self.init(title: "Branchy run: \(r.device)",
                   details: [.init("topology", r.topology), .init("device", r.device), .init("codec", r.codec),
-                            .init("thresholds", "[\(thresholds)]"), .init("model fingerprint", String(r.fingerprint.prefix(16)))],
+                            .init("thresholds", "[\(thresholds)]"), .init("model fingerprint", String(r.fingerprint.prefix(16))),
+                            .init("raw offload", r.baseline.map { "measured by the run of \($0.topology)" } ?? "computed estimate (no --baseline run given)"),
+                            .init("handshakes", "\(r.handshakeBytesAllLinks) bytes on \(r.linkTotals.count) link(s), "
+                                  + HTMLText.fixed(r.bytesPerSampleWithHandshakes, 1) + " bytes per sample with them")],
                   samples: r.samples, answered: r.answered, degraded: r.degraded, failed: r.failed, accuracy: r.accuracy,
-                  bytesPerSample: r.bytesPerSample, rawOffloadBytesPerSample: r.rawOffloadBytesPerSample,
+                  bytesPerSample: r.bytesPerSample, rawOffloadBytesPerSample: r.baseline?.bytesPerSample ?? r.rawOffloadBytesPerSample,
                   durationSeconds: r.durationSeconds, latencyP50Ms: r.latencyMs.p50, latencyP99Ms: r.latencyMs.p99,
                   exits: exits, links: links, calibration: calibration)
     }
