@@ -4,9 +4,14 @@
 #   local cluster (topology/local.yaml):
 #     - it starts
 #     - 10,000 samples through device -> edge -> cloud, with a complete report
+#     - `branchy calibrate` writes the accuracy / bytes frontier from held-out training samples
 #     - its HTML report renders in headless Chromium with every chart
-#       (scripts/report-check.sh, with the example calibration for the frontier)
+#       (scripts/report-check.sh, with that frontier)
 #     - the same (sample, exit, class) for every sample as `branchy eval`
+#     - a device that asks for protocol version 1 gets the same answers
+#   cloud-only baseline (topology/cloud-only.yaml):
+#     - every raw image to the cloud, the same answers as `branchy eval`; the local run
+#       compares its bytes and latency with this measured run (--baseline)
 #     - fewer request bytes per forwarded sample on device->edge than a raw image (784)
 #     - the edge refuses: a client without a certificate, a certificate of
 #       another name from the same CA (a fresh `intruder` one, and the cloud's),
@@ -32,6 +37,8 @@ esac
 cd "$REPO_ROOT"
 LOCAL=topology/local.yaml
 FANIN=topology/fanin.yaml
+CLOUD_ONLY=topology/cloud-only.yaml
+TRAINING_SET=/usr/share/datasets/fashion-mnist
 RAW_IMAGE_BYTES=784   # one 28x28 8-bit image
 DEVICE_TIMEOUT="${DEVICE_TIMEOUT:-900}"
 work=run/e2e
@@ -48,6 +55,7 @@ mkdir -p "$work"
 cleanup() {
     scripts/cluster.sh down "$LOCAL" >>"$log" 2>&1 || true
     scripts/cluster.sh down "$FANIN" >>"$log" 2>&1 || true
+    scripts/cluster.sh down "$CLOUD_ONLY" >>"$log" 2>&1 || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -146,6 +154,56 @@ needs_edge() {
 
 # --- Local cluster ----------------------------------------------------------------
 
+# The thresholds' frontier from held-out training samples (the Debian package
+# dataset-fashion-mnist holds the training set; installed when missing).
+check_calibrate() {
+    if [ ! -e "$TRAINING_SET/train-images-idx3-ubyte.gz" ] && [ ! -e "$TRAINING_SET/train-images-idx3-ubyte" ]; then
+        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >&2 \
+            || { echo "the training set is missing and dataset-fashion-mnist could not be installed"; return 1; }
+    fi
+    "$bin/branchy" calibrate --model "$model" --topology "$LOCAL" --data "$TRAINING_SET" --frontier-out "$work/calibration.json" \
+        > "$work/calibrate.out" 2> "$work/calibrate.err" || { echo "branchy calibrate failed: $(tail -n 1 "$work/calibrate.err")"; return 1; }
+    python3 - "$work/calibration.json" <<'PY' || return 1
+import json, sys
+c = json.load(open(sys.argv[1]))
+pts = c["points"]
+if len(pts) < 3: print(f"only {len(pts)} frontier points"); sys.exit(1)
+if not (0 <= c["chosen"] < len(pts)): print(f"chosen index {c['chosen']} outside the {len(pts)} points"); sys.exit(1)
+by = [p["bytesPerSample"] for p in pts]; acc = [p["accuracy"] for p in pts]
+if by != sorted(by) or acc != sorted(acc): print("the frontier is not increasing in bytes and accuracy"); sys.exit(1)
+if acc[c["chosen"]] < c["finalOnlyAccuracy"] - 0.005 - 1e-9: print("the chosen point is below the accuracy floor"); sys.exit(1)
+PY
+}
+
+# The raw-offload baseline, measured: every raw image to the cloud, which runs the whole model.
+check_cloud_only() {
+    scripts/cluster.sh down "$CLOUD_ONLY" >&2
+    scripts/cluster.sh up "$CLOUD_ONLY" >&2 || { echo "the cloud-only cluster did not start (logs in run/cloud-only/)"; return 1; }
+    local status=0
+    run_device "$CLOUD_ONLY" device "$work/cloud-only" || status=$?
+    scripts/cluster.sh down "$CLOUD_ONLY" >&2
+    [ "$status" -eq 0 ] || { echo "branchy-device $(why_device "$status" "$work/cloud-only")"; return 1; }
+    "${helper[@]}" report "$work/cloud-only.json" 10000 "$work/cloud-only.jsonl" || return 1
+    "$bin/branchy" eval --model "$model" --topology "$CLOUD_ONLY" --predictions "$work/cloud-only-eval.jsonl" > "$work/cloud-only-eval.out" 2>&1 \
+        || { echo "branchy eval failed: $(tail -n 1 "$work/cloud-only-eval.out")"; return 1; }
+    "${helper[@]}" same-predictions "$work/cloud-only.jsonl" "$work/cloud-only-eval.jsonl" "$work/cloud-only.json"
+}
+
+# A device asking for protocol version 1 (a copy of the local topology with
+# `protocol: 1` on the device) gets the answers `branchy eval` gives.
+check_protocol_v1() {
+    needs_local || return 1
+    local v1="$work/local-v1.yaml" root
+    root="$(cd "$(dirname "$LOCAL")" && pwd)"
+    sed -e "s|: \.\./|: $root/../|" -e '/^    upstream: edge$/a\    protocol: 1' "$LOCAL" > "$v1"
+    grep -q 'protocol: 1' "$v1" || { echo "could not write the version 1 topology"; return 1; }
+    local status=0
+    run_device "$v1" device "$work/local-v1" --limit 2000 || status=$?
+    [ "$status" -eq 0 ] || { echo "branchy-device $(why_device "$status" "$work/local-v1")"; return 1; }
+    head -n 2000 "$work/eval.jsonl" > "$work/eval-2000.jsonl"
+    "${helper[@]}" same-predictions "$work/local-v1.jsonl" "$work/eval-2000.jsonl" "$work/local-v1.json"
+}
+
 check_local_up() {
     [ -f "$model/model.json" ] || { echo "no trained model in $model"; return 1; }
     # Restart with the executables just built.
@@ -158,7 +216,10 @@ check_local_up() {
 check_local_samples() {
     needs_local || return 1
     local status=0
-    run_device "$LOCAL" device "$work/local" --html "$work/local.html" --calibration scripts/lib/calibration-example.json || status=$?
+    local -a extra=()
+    [ -f "$work/calibration.json" ] && extra+=(--calibration "$work/calibration.json")
+    [ -f "$work/cloud-only.json" ] && extra+=(--baseline "$work/cloud-only.json")
+    run_device "$LOCAL" device "$work/local" --html "$work/local.html" "${extra[@]}" || status=$?
     [ "$status" -eq 0 ] || { echo "branchy-device $(why_device "$status" "$work/local")"; return 1; }
     "${helper[@]}" report "$work/local.json" 10000 "$work/local.jsonl"
 }
@@ -178,9 +239,8 @@ check_matches_eval() {
     [ -s "$work/local.jsonl" ] || { echo "no predictions from the local run"; return 1; }
     local thresholds codec
     thresholds="$(eval_thresholds "$LOCAL" device)" || { echo "$thresholds"; return 1; }
-    codec="$(node_field "$LOCAL" device 7)"
-    [ "$codec" != "-" ] || codec=float32   # the topology loader's default
-    local -a args=(eval --model "$model" --codec "$codec" --predictions "$work/eval.jsonl")
+    # Each link's codec as the cluster applies it.
+    local -a args=(eval --model "$model" --topology "$LOCAL" --predictions "$work/eval.jsonl")
     [ -z "$thresholds" ] || args+=(--thresholds "$thresholds")
     echo "branchy ${args[*]}" >&2
     "$bin/branchy" "${args[@]}" > "$work/eval.out" 2> "$work/eval.err" \
@@ -301,10 +361,13 @@ check_fanin() {
     [ -z "$problems" ] || { echo "${problems#; }"; return 1; }
 }
 
+check "branchy calibrate writes the frontier from held-out training samples" check_calibrate
+check "cloud-only baseline: every raw image to the cloud, same answers as branchy eval" check_cloud_only
 check "local cluster starts" check_local_up
 check "10,000 samples through device, edge and cloud" check_local_samples
 check "HTML report renders with its charts" check_html_report
 check "predictions identical to branchy eval" check_matches_eval
+check "a device on protocol version 1 gets the same answers" check_protocol_v1
 check "device->edge request bytes below a raw image" check_device_edge_bytes
 check "edge refuses a client without a certificate" check_tls_no_client_cert
 check "edge refuses a certificate for another name (intruder)" check_tls_intruder_cert
