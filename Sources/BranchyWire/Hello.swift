@@ -134,7 +134,9 @@ extension PayloadReader {
         let version = try integer("protocolVersion", as: UInt16.self)
         // A version this peer speaks must match the frame's; others are left to the handshake,
         // which answers unsupportedVersion.
-        if FrameDialect.supportedVersions.contains(UInt8(clamping: version)) && version != UInt16(frameVersion) {
+        // A version 2 header fixes the payload's version; behind a version 1 header any version but 2
+        // may be proposed (and is answered unsupportedVersion by the handshake).
+        if (frameVersion >= 2 || FrameDialect.supportedVersions.contains(UInt8(clamping: version))) && version != UInt16(frameVersion) {
             throw invalid("protocolVersion", value: "\(version)", expected: "\(frameVersion), the version of the frame header")
         }
         let rawRole = try integer("role", as: UInt8.self)

@@ -196,6 +196,10 @@ extension PayloadReader {
             guard let s = String(validating: raw, as: UTF8.self) else {
                 throw invalid(field, value: "\(length) bytes", expected: "valid UTF-8")
             }
+            // One encoding per name: a name the table has must be sent as its index.
+            if let index = names.index(of: s) {
+                throw invalid(field, value: "a name given in full", expected: "index \(index), the name's place in the table")
+            }
             return s
         }
         guard let name = names.name(at: i) else {
@@ -216,6 +220,8 @@ extension PayloadReader {
         var reason = ""
         if flags & 0x02 != 0 {
             let length = Int(try varint("reason.length", max: UInt64(WireLimits.maxTextBytes)))
+            // An empty reason is sent by leaving bit 1 clear: one encoding per result.
+            guard length > 0 else { throw invalid("reason.length", value: "0", expected: "1...\(WireLimits.maxTextBytes) when flag bit 1 is set") }
             let raw = try bytes("reason", count: length)
             guard let s = String(validating: raw, as: UTF8.self) else { throw invalid("reason", value: "\(length) bytes", expected: "valid UTF-8") }
             reason = s

@@ -132,6 +132,14 @@ import Testing
         #expect(throws: WireError.invalidValue(message: .result, field: "flags", value: "4", expected: "only bits 0 (degraded) and 1 (reason)")) {
             try flags.readFrame(limits: .default, dialect: Self.v2)
         }
+        // One encoding per result: an empty reason clears bit 1; a name of the table goes by its index.
+        var emptyReason = payload([3, 0, 0, 3, 0, 3, 0x3C, 0x00, 0x34, 0x00, 0])
+        #expect(throws: WireError.self) { try emptyReason.readFrame(limits: .default, dialect: Self.v2) }
+        var inlineKnown = payload([0, 0, 255, 11] + Array("device-exit".utf8) + [0, 3, 0x3C, 0x00, 0x34, 0x00, 0])
+        #expect(throws: WireError.invalidValue(message: .result, field: "exitName", value: "a name given in full",
+                                               expected: "index 3, the name's place in the table")) {
+            try inlineKnown.readFrame(limits: .default, dialect: Self.v2)
+        }
         var nan = payload([0, 0, 3, 0, 3, 0x7E, 0x00, 0x34, 0x00, 0])
         #expect(throws: WireError.self) { try nan.readFrame(limits: .default, dialect: Self.v2) }
         var good = payload([0, 0, 3, 0, 3, 0x3C, 0x00, 0x34, 0x00, 0])

@@ -4,7 +4,11 @@ import FuzzPayload
 /// A payload that is accepted must re-encode to the same bytes, and its features must decode.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzInferRequest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    fuzzPayload(of: .infer, data, size) { frame in
+    // The same bytes as a version 1 payload and as a version 2 one.
+    _ = fuzzPayload(of: .infer, data, size) { frame in
+        if case .infer(let request) = frame.message { _ = request.tensor }
+    }
+    return fuzzCompactPayload(of: .infer, data, size) { frame in
         if case .infer(let request) = frame.message { _ = request.tensor }
     }
 }
