@@ -31,7 +31,9 @@ let package = Package(
         // Layer 0: kernels. The C kernels carry one path per vector ISA, chosen at run time;
         // they are optimised in every configuration so that debug test runs stay quick.
         .target(name: "CBranchyKernels", cSettings: [.unsafeFlags(["-O2", "-fno-math-errno"])]),
-        .target(name: "BranchyTensor", dependencies: ["CBranchyKernels"], swiftSettings: fast),
+        // Lossless compressors (LZ4, Zstandard) loaded from the system's shared libraries at run time.
+        .target(name: "CBranchyCompression", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "BranchyTensor", dependencies: ["CBranchyKernels", "CBranchyCompression"], swiftSettings: fast),
         // Layer 1: data sets and model description / weights.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "BranchyData", dependencies: ["CZlib"]),
@@ -62,7 +64,7 @@ let package = Package(
         // Counts the process's heap allocations for `branchy bench`.
         .target(name: "CAllocationCounter"),
         .executableTarget(name: "branchy", dependencies: [
-            "BranchyTraining", "BranchyModel", "BranchyData", "BranchyTopology", "CAllocationCounter",
+            "BranchyTraining", "BranchyModel", "BranchyData", "BranchyTopology", "BranchyWire", "CAllocationCounter",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "branchy-device", dependencies: [

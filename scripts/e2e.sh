@@ -4,6 +4,8 @@
 #   local cluster (topology/local.yaml):
 #     - it starts
 #     - 10,000 samples through device -> edge -> cloud, with a complete report
+#     - its HTML report renders in headless Chromium with every chart
+#       (scripts/report-check.sh, with the example calibration for the frontier)
 #     - the same (sample, exit, class) for every sample as `branchy eval`
 #     - fewer request bytes per forwarded sample on device->edge than a raw image (784)
 #     - the edge refuses: a client without a certificate, a certificate of
@@ -159,9 +161,18 @@ check_local_up() {
 check_local_samples() {
     needs_local || return 1
     local status=0
-    run_device "$LOCAL" device "$work/local" || status=$?
+    run_device "$LOCAL" device "$work/local" --html "$work/local.html" --calibration scripts/lib/calibration-example.json || status=$?
     [ "$status" -eq 0 ] || { echo "branchy-device $(why_device "$status" "$work/local")"; return 1; }
     "${helper[@]}" report "$work/local.json" 10000 "$work/local.jsonl"
+}
+
+# The HTML report of that run, rendered in headless Chromium.
+check_html_report() {
+    [ -s "$work/local.html" ] || { echo "no HTML report from the local run"; return 1; }
+    local out status=0
+    out="$(scripts/report-check.sh --frontier "$work/local.html" 2>&1)" || status=$?
+    echo "$out" >&2
+    [ "$status" -eq 0 ] || { grep -m 1 '^not ok' <<< "$out" || echo "scripts/report-check.sh exited $status"; return 1; }
 }
 
 # (b) the cluster decides exactly as the offline evaluator with the same
@@ -315,6 +326,7 @@ check_netem() {
 
 check "local cluster starts" check_local_up
 check "10,000 samples through device, edge and cloud" check_local_samples
+check "HTML report renders with its charts" check_html_report
 check "predictions identical to branchy eval" check_matches_eval
 check "device->edge request bytes below a raw image" check_device_edge_bytes
 check "edge refuses a client without a certificate" check_tls_no_client_cert

@@ -109,9 +109,16 @@ private struct Checker {
         if let bad = d.thresholds.firstIndex(where: { !$0.isFinite || $0 < 0 }) {
             throw fail("defaults.thresholds[\(bad)]", "threshold must be finite and >= 0")
         }
-        if let codec = d.codec, FeatureCodecKind(codec) == nil {
-            let names = FeatureCodecKind.allCases.map(\.name)
-            throw fail("defaults.codec", "unknown codec '\(codec)' (expected \(names.dropLast().joined(separator: ", ")) or \(names.last!))")
+        if let codec = d.codec {
+            // One codec for every link, or one per link between stages ("sign,int8").
+            let parts = codec.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            if let bad = parts.first(where: { FeatureCodecKind($0) == nil }) {
+                let names = FeatureCodecKind.allCases.map(\.name)
+                throw fail("defaults.codec", "unknown codec '\(bad)' (expected \(names.dropLast().joined(separator: ", ")) or \(names.last!))")
+            }
+            guard parts.count == 1 || parts.count == spec.stages.count - 1 else {
+                throw fail("defaults.codec", "give one codec, or one per link between stages (\(spec.stages.count - 1)), got \(parts.count)")
+            }
         }
     }
 

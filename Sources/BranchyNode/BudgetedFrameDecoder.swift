@@ -44,16 +44,18 @@ struct BudgetedFrameDecoder: NIOSingleStepByteToMessageDecoder {
 
     let reservation: InputReservation
     let limits: WireLimits
+    /// The plain decoder, which follows the connection's dialect.
+    private var plain: FrameDecoder
 
     init(reservation: InputReservation, limits: WireLimits = .default) {
         self.reservation = reservation
         self.limits = limits
+        self.plain = FrameDecoder(limits: limits)
     }
 
     mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
         let maxPayload = reservation.peer == nil ? min(Self.maxPayloadBeforeHello, limits.maxPayloadBytes) : limits.maxPayloadBytes
-        guard let header = try buffer.peekFrameHeader(maxPayload: maxPayload) else { return nil }
-        let size = FrameHeader.size + Int(header.payloadLength)
+        guard let size = try plain.peekFrameSize(buffer, maxPayload: maxPayload) else { return nil }
         if buffer.readableBytes < size {
             if reservation.reserved == 0 {
                 try reservation.reserve(size)
@@ -63,13 +65,12 @@ struct BudgetedFrameDecoder: NIOSingleStepByteToMessageDecoder {
             return nil
         }
         reservation.release()
-        return try buffer.readFrame(limits: limits)
+        return try plain.decode(buffer: &buffer)
     }
 
     mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> Frame? {
         if let frame = try decode(buffer: &buffer) { return frame }
         // What is left is an incomplete frame: report it as the plain decoder does.
-        var plain = FrameDecoder(limits: limits)
         return try plain.decodeLast(buffer: &buffer, seenEOF: seenEOF)
     }
 }

@@ -139,18 +139,28 @@ public final class DeviceRunner: Sendable {
                          predicted: out?.predicted ?? -1, entropy: out?.entropy ?? .nan,
                          latencySeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, hops: hops)
         }
-        switch runner.run(input) {
-        case .exited(let exit, let out):
-            return .done(record(.answered, "", exit: exit, node: context.config.name, out, hops: []))
-        case .forward(let features, let nextStage, let best):
-            @Sendable func fallback(_ why: String) -> SampleRecord {
-                context.config.onUpstreamFailure == .degrade
-                    ? record(.degraded, why, exit: best.exit, node: context.config.name, best.output, hops: [])
-                    : record(.failed, why, exit: -1, node: context.config.name, nil, hops: [])
+        // A device that hosts no stage sends the raw input upstream (the raw-offload baselines).
+        let features: Tensor, nextStage: Int, best: (exit: Int, output: ExitOutput)?
+        if context.stageIndices.isEmpty {
+            (features, nextStage, best) = (input, 0, nil)
+        } else {
+            switch runner.run(input) {
+            case .exited(let exit, let out):
+                return .done(record(.answered, "", exit: exit, node: context.config.name, out, hops: []))
+            case .forward(let f, let n, let b):
+                (features, nextStage, best) = (f, n, b)
             }
+        }
+        @Sendable func fallback(_ why: String) -> SampleRecord {
+            if context.config.onUpstreamFailure == .degrade, let best {
+                return record(.degraded, why, exit: best.exit, node: context.config.name, best.output, hops: [])
+            }
+            return record(.failed, why, exit: -1, node: context.config.name, nil, hops: [])
+        }
+        do {
             guard let link else { return .done(fallback("no upstream")) }
             let item = Tensor(shape: Array(features.shape.dropFirst()), data: features.data)
-            let request = InferRequest(sampleID: UInt64(sample), stageIndex: UInt8(nextStage), features: context.codec.encode(item))
+            let request = InferRequest(sampleID: UInt64(sample), stageIndex: UInt8(nextStage), features: context.encodeForUpstream(item))
             return .pending(link.send(request).map { reply -> SampleRecord in
                 let r = reply.result
                 let exits = context.model.network.stages.count
@@ -186,6 +196,18 @@ public final class DeviceRunner: Sendable {
             LinkStatistics(handshakeBytes: link.handshakeBytes, connections: link.connections,
                            bytesSent: link.measuredBytes.sent, bytesReceived: link.measuredBytes.received)
         }.get()) ?? LinkStatistics()
+    }
+
+    /// The device link's totals, handshakes included.
+    public func linkTotals() async -> LinkTotals? {
+        guard let link else { return nil }
+        return try? await link.loop.submit { link.totals }.get()
+    }
+
+    /// What the upstream node reports of its own upstream link (nothing from the root, or over version 1).
+    public func upstreamLinkTotals() async -> [LinkTotals] {
+        guard let link else { return [] }
+        return (try? await link.upstreamTotals().get()) ?? []
     }
 
     public func stop() async {
@@ -225,7 +247,7 @@ private final class DeviceRun: @unchecked Sendable {
         self.rate = rate
         self.progress = progress
         self.done = done
-        shape = [1] + device.runner.inputShape
+        shape = [1] + device.context.model.spec.input
         records = [SampleRecord?](repeating: nil, count: count)
         threadsLeft = threads
     }

@@ -71,6 +71,9 @@ public final class InferenceServer: Sendable {
         logger.log(level: level, "\(message())\(note)")
     }
 
+    /// The totals of this node's upstream link, for a child's `statsRequest`; empty at the root. Read on `loop`.
+    var upstreamTotals: [LinkTotals] { link.map { [$0.totals] } ?? [] }
+
     /// Binds the listen address and starts the upstream link. Returns the bound address.
     @discardableResult
     public func start() async throws -> SocketAddress {
@@ -80,7 +83,7 @@ public final class InferenceServer: Sendable {
         var known: [String: BranchyWire.NodeRole] = [:]
         for node in context.topology.nodes { known[node.name] = node.role.wireRole }
         let machineConfig = ServerConnectionStateMachine.Configuration(
-            localHello: context.hello, allowedPeers: peers, knownNodes: known, maxInFlight: context.config.maxInFlight)
+            localHello: context.serverHello, allowedPeers: peers, knownNodes: known, maxInFlight: context.config.maxInFlight)
         let tls = self.tls
         let idle = TimeAmount.milliseconds(Int64(limits.idleTimeoutMillis))
         let channel = try await ServerBootstrap(group: group, childGroup: loop)
@@ -218,7 +221,7 @@ public final class InferenceServer: Sendable {
             budget = UInt32(max(1, left / 5 * 4))
         }
         let up = InferRequest(sampleID: request.sampleID, deadlineMillis: budget, stageIndex: UInt8(nextStage),
-                              features: context.codec.encode(item))
+                              features: context.encodeForUpstream(item))
         let fallback = self.result(exit: best.exit, best.output)
         return link.send(up).hop(to: loop).map { reply -> Frame.Message in
             var r = reply.result

@@ -14,8 +14,8 @@ public final class NodeContext: Sendable {
     public let stageIndices: [Int]
     /// Entropy threshold for every exit of the model (this node's from the topology, others the model's defaults).
     public let policy: ExitPolicy
-    /// Codec for features sent to the upstream node.
-    public let codec: FeatureCodecKind
+    /// Codec for features (or, on a device that hosts no stage, the raw input) sent to the upstream node.
+    public let codec: FeatureCodec
     public let fingerprint: ModelFingerprint
     public let upstream: NodeConfig?
     /// Nodes whose upstream is this node: the only peers allowed to connect.
@@ -51,16 +51,44 @@ public final class NodeContext: Sendable {
             for (k, i) in own.enumerated() { thresholds[i] = config.thresholds[k] }
         }
         policy = ExitPolicy(thresholds: thresholds)
-        guard let codec = FeatureCodecKind(config.codec) else { throw NodeError("node '\(config.name)': unknown codec '\(config.codec)'") }
+        guard let codec = FeatureCodec(config.codec) else { throw NodeError("node '\(config.name)': unknown codec '\(config.codec)'") }
+        if upstreamNeeded(config), !codec.compression.isAvailable {
+            throw NodeError("node '\(config.name)': codec '\(config.codec)' needs \(codec.compression.libraryName), which could not be loaded "
+                            + "(Debian: apt-get install \(codec.compression == .zstd ? "libzstd1" : "liblz4-1"))")
+        }
         self.codec = codec
         fingerprint = ModelFingerprint(bytes: model.fingerprint)!
         upstream = config.upstream.flatMap { topology.node(named: $0) }
         children = topology.children(of: config.name)
     }
 
-    /// The hello this node sends (as a client) or answers with (as a server).
+    /// The hello this node sends (as a client, in its topology's protocol version) or answers with
+    /// (as a server, in the client's version): version 2 acknowledgements carry ``names``.
     public var hello: Hello {
-        Hello(role: config.role.wireRole, nodeName: config.name, fingerprint: fingerprint)
+        Hello(protocolVersion: UInt16(config.protocolVersion), role: config.role.wireRole, nodeName: config.name,
+              fingerprint: fingerprint, names: names)
+    }
+
+    /// The hello a server answers with: the newest version, which the handshake lowers to the client's.
+    public var serverHello: Hello {
+        var h = hello
+        h.protocolVersion = Hello.latestProtocolVersion
+        return h
+    }
+
+    /// The names version-2 results refer to by index: every node of the topology, every exit of
+    /// the model and every link (`child->parent`).
+    public var names: NameTable {
+        NameTable(topology.nodes.map(\.name) + model.network.stages.map(\.exitName)
+                  + topology.nodes.compactMap { n in n.upstream.map { "\(n.name)->\($0)" } })
+    }
+
+    /// Encodes one item (features, or the raw input) for the upstream link with this node's codec.
+    /// Compression is applied where it makes the data smaller; should the compressor fail, the
+    /// data goes uncompressed (the receiver accepts both).
+    public func encodeForUpstream(_ item: Tensor) -> EncodedTensor {
+        let encoded = codec.kind.encode(item)
+        return (try? encoded.compressed(with: codec.compression)) ?? encoded
     }
 
     /// Index of the model's last exit.
@@ -69,6 +97,8 @@ public final class NodeContext: Sendable {
     /// Whether this node hosts the model's last stage (and so always answers).
     public var hostsLastStage: Bool { stageIndices.last == lastExit }
 }
+
+private func upstreamNeeded(_ config: NodeConfig) -> Bool { config.upstream != nil }
 
 extension BranchyTopology.NodeRole {
     /// The role as carried in a hello frame.

@@ -69,6 +69,57 @@ public struct RunReport: Codable, Sendable {
     public var latencyMs: Latency
     public var durationSeconds: Double
     public var samplesPerSecond: Double
+    /// Every link's totals over the run, counted below TLS, handshakes included: the device's own
+    /// link, and each upstream link as its server reported it (`statsRequest`) at the end of the run.
+    public var linkTotals: [LinkTotals] = []
+    /// TLS handshakes (with hello and acknowledgement) of every link in `linkTotals`.
+    public var handshakeBytesAllLinks: UInt64 = 0
+    /// `totalWireBytes` plus every link's handshakes, per sample.
+    public var bytesPerSampleWithHandshakes: Double = 0
+    /// What the figures count.
+    public var counted = "per sample: every request and result frame on every link it crossed, both directions, "
+        + "each in its TLS record (header, content type and tag); handshakes are counted apart (handshakeBytesAllLinks)"
+    /// A measured baseline run (e.g. topology/cloud-only.yaml) to compare with, when given.
+    public var baseline: Baseline?
+
+    /// The figures of another run of the same samples, read from its report.
+    public struct Baseline: Codable, Sendable {
+        public var topology: String
+        public var bytesPerSample: Double
+        public var bytesPerSampleWithHandshakes: Double
+        public var latencyMs: Latency
+        /// baseline bytes / this run's bytes.
+        public var savings: Double
+        public var savingsWithHandshakes: Double
+        /// baseline mean latency / this run's.
+        public var meanLatencyRatio: Double
+        public var p99LatencyRatio: Double
+    }
+
+    /// Adds every link's totals (the device's own link first) and the handshake-inclusive figures.
+    public mutating func setLinkTotals(_ totals: [LinkTotals]) {
+        linkTotals = totals
+        handshakeBytesAllLinks = totals.reduce(0) { $0 + $1.handshakeBytes }
+        bytesPerSampleWithHandshakes = samples == 0 ? 0 : Double(totalWireBytes + handshakeBytesAllLinks) / Double(samples)
+    }
+
+    /// Compares this run with the report of a baseline run.
+    public mutating func compare(with other: RunReport) {
+        func ratio(_ a: Double, _ b: Double) -> Double { b > 0 ? a / b : .infinity }
+        baseline = Baseline(topology: other.topology, bytesPerSample: other.bytesPerSample,
+                            bytesPerSampleWithHandshakes: other.bytesPerSampleWithHandshakes, latencyMs: other.latencyMs,
+                            savings: ratio(other.bytesPerSample, bytesPerSample),
+                            savingsWithHandshakes: ratio(other.bytesPerSampleWithHandshakes, bytesPerSampleWithHandshakes),
+                            meanLatencyRatio: ratio(other.latencyMs.mean, latencyMs.mean), p99LatencyRatio: ratio(other.latencyMs.p99, latencyMs.p99))
+    }
+
+    /// Reads a report written by `json()`.
+    public static func load(_ url: URL) throws -> RunReport {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try d.decode(RunReport.self, from: Data(contentsOf: url))
+    }
+
     public var thresholds: [Float]
     public var codec: String
     public var fingerprint: String
@@ -185,7 +236,18 @@ public struct RunReport: Codable, Sendable {
         if deviceLinkConnections > 0 {
             out += "device link measured below TLS: sent \(measuredDeviceLinkBytesSent), received \(measuredDeviceLinkBytesReceived) bytes over \(deviceLinkConnections) connection(s)\n"
         }
-        out += "raw offload to the cloud would cost \(rawOffloadBytes) bytes (\(f(rawOffloadBytesPerSample)) per sample): \(f(savingsFactor, 2))x more\n"
+        if !linkTotals.isEmpty {
+            out += "every link, handshakes included: " + linkTotals.map { "\($0.link) \($0.handshakeBytes) B of handshakes over \($0.connections) connection(s)" }
+                .joined(separator: "; ") + "; \(f(bytesPerSampleWithHandshakes)) bytes per sample with them\n"
+        }
+        if let b = baseline {
+            out += "measured baseline \(b.topology): \(f(b.bytesPerSample)) bytes per sample (\(f(b.bytesPerSampleWithHandshakes)) with handshakes): "
+                + "\(f(b.savings, 2))x more (\(f(b.savingsWithHandshakes, 2))x with handshakes); latency mean \(f(b.latencyMs.mean, 3)) ms, "
+                + "p99 \(f(b.latencyMs.p99, 3)) ms: \(f(b.meanLatencyRatio, 2))x and \(f(b.p99LatencyRatio, 2))x this run's\n"
+        } else {
+            out += "raw offload estimate (computed, not measured; measure it with topology/cloud-only.yaml and --baseline): "
+                + "\(f(rawOffloadBytesPerSample)) bytes per sample, \(f(savingsFactor, 2))x more\n"
+        }
         out += "latency p50 \(f(latencyMs.p50, 3)) ms, p99 \(f(latencyMs.p99, 3)) ms; \(f(samplesPerSecond, 0)) samples/s over \(f(durationSeconds, 2)) s\n"
         return out
     }

@@ -188,6 +188,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             if thenClose { closeSoon(context, after: done) }
         case .close:
             context.close(promise: nil)
+        case .sendStats(let requestID):
+            context.writeAndFlush(wrapOutboundOut(Frame(requestID: requestID, message: .stats(server.upstreamTotals))), promise: nil)
         }
     }
 

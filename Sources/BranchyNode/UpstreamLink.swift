@@ -75,6 +75,10 @@ public final class UpstreamLink: Sendable {
         /// Ids of `waiting` requests in arrival order (ids already expired are skipped).
         var queue = CircularBuffer<UInt64>()
         var nextID: UInt64 = 1
+        /// Ids answered on this connection, free to use again: with a small window the ids stay
+        /// below 128, one byte each as varints. Ids of requests that expired in flight are never
+        /// reused (their answer may still come).
+        var freeIDs: [UInt64] = []
         var backoff = Backoff()
         var readyWaiters: [EventLoopPromise<Void>] = []
         var handshakeBytes: UInt64 = 0
@@ -84,6 +88,10 @@ public final class UpstreamLink: Sendable {
         /// Requests written since the last flush, in order.
         var unflushed: [UInt64] = []
         var flushScheduled = false
+        /// The current connection's frame layout, fixed by its handshake.
+        var dialect = FrameDialect.open
+        /// `statsRequest`s sent and not yet answered.
+        var statsWaiters: [UInt64: EventLoopPromise<[LinkTotals]>] = [:]
     }
 
     private let box: NIOLoopBoundBox<State>
@@ -97,6 +105,32 @@ public final class UpstreamLink: Sendable {
     /// Number of successful handshakes (1 + reconnects). Read on `loop`.
     public var connections: Int { state.connections }
 
+    /// This link's totals, as a server reports them to its children. Read on `loop`.
+    public var totals: LinkTotals {
+        let bytes = measuredBytes
+        return LinkTotals(link: linkName, connections: UInt64(state.connections), handshakeBytes: state.handshakeBytes,
+                          bytesSent: bytes.sent, bytesReceived: bytes.received)
+    }
+
+    /// Asks the upstream node for the totals of its own upstream link (version 2 only); an empty
+    /// list from the root. Fails when not connected, on version 1, or after `timeoutMillis`.
+    public func upstreamTotals(timeoutMillis: Int64 = 2_000) -> EventLoopFuture<[LinkTotals]> {
+        loop.flatSubmit {
+            guard self.state.ready, let channel = self.state.channel, self.state.dialect.isCompact else {
+                return self.loop.makeFailedFuture(UpstreamFailure.unavailable("no version 2 connection to \(self.upstream.name)"))
+            }
+            let id = self.state.nextID
+            self.state.nextID += 1
+            let p = self.loop.makePromise(of: [LinkTotals].self)
+            self.state.statsWaiters[id] = p
+            channel.writeAndFlush(Frame(requestID: id, message: .statsRequest), promise: nil)
+            self.loop.scheduleTask(in: .milliseconds(timeoutMillis)) {
+                self.state.statsWaiters.removeValue(forKey: id)?.fail(UpstreamFailure.deadline(Int(timeoutMillis)))
+            }
+            return p.futureResult
+        }
+    }
+
     /// Bytes counted below TLS on every connection of this link so far (handshakes included): sent, received.
     /// Read on `loop`.
     public var measuredBytes: (sent: UInt64, received: UInt64) {
@@ -106,7 +140,9 @@ public final class UpstreamLink: Sendable {
     public init(context: NodeContext, loop: any EventLoop, logger: Logger) throws {
         guard let up = context.upstream else { throw NodeError("node '\(context.config.name)' has no upstream") }
         self.loop = loop
-        self.local = context.hello
+        var hello = context.hello
+        hello.names = .empty  // names travel from servers only
+        self.local = hello
         self.upstream = up
         self.linkName = "\(context.config.name)->\(up.name)"
         self.tls = try TLSLayer.clientContext(context.config.tls, node: context.config.name)
@@ -170,8 +206,13 @@ public final class UpstreamLink: Sendable {
             promise.fail(UpstreamFailure.overloaded(state.waiting.count))
             return
         }
-        let id = state.nextID
-        state.nextID += 1
+        let id: UInt64
+        if let free = state.freeIDs.popLast() {
+            id = free
+        } else {
+            id = state.nextID
+            state.nextID += 1
+        }
         // The tighter of this link's deadline and what the request still has left; it runs from now,
         // queueing included.
         let ms = request.deadlineMillis > 0 ? min(deadlineMillis, Int(request.deadlineMillis)) : deadlineMillis
@@ -198,14 +239,14 @@ public final class UpstreamLink: Sendable {
         do {
             // A frame the encoder would refuse (say, features that overflowed to infinity) must fail
             // this request alone, not the encoder and with it every request on the connection.
-            try frame.validate()
+            try frame.validate(dialect: state.dialect)
         } catch {
             timer.cancel()
             promise.fail(UpstreamFailure.remote(ErrorFrame(code: .badTensor, message: "features not sendable: \(error)")))
             return
         }
         channel.write(frame, promise: nil)
-        state.pending[id] = Pending(promise: promise, requestFrameBytes: frame.encodedSize, requestTLSBytes: 0, timer: timer)
+        state.pending[id] = Pending(promise: promise, requestFrameBytes: frame.encodedSize(in: state.dialect), requestTLSBytes: 0, timer: timer)
         state.unflushed.append(id)
         if !state.flushScheduled {
             state.flushScheduled = true
@@ -237,13 +278,16 @@ public final class UpstreamLink: Sendable {
     private func expire(_ id: UInt64, _ ms: Int) {
         if let q = state.waiting.removeValue(forKey: id) {
             q.promise.fail(UpstreamFailure.deadline(ms))
+            state.freeIDs.append(id)  // never sent
             return
         }
         complete(id, .failure(.deadline(ms)))
     }
 
-    private func complete(_ id: UInt64, _ outcome: Result<(InferResult, Int), UpstreamFailure>) {
-        guard let p = state.pending.removeValue(forKey: id) else { return }  // late or unknown: already answered
+    /// Completes request `id` if it is in flight; returns whether it was.
+    @discardableResult
+    private func complete(_ id: UInt64, _ outcome: Result<(InferResult, Int), UpstreamFailure>) -> Bool {
+        guard let p = state.pending.removeValue(forKey: id) else { return false }  // late or unknown: already answered
         p.timer.cancel()
         switch outcome {
         case .success(let (result, responseFrameBytes)):
@@ -255,6 +299,7 @@ public final class UpstreamLink: Sendable {
             p.promise.fail(f)
         }
         drainQueue()
+        return true
     }
 
     private func drainQueue() {
@@ -322,6 +367,8 @@ public final class UpstreamLink: Sendable {
         state.ready = false
         state.unflushed.removeAll()
         failAll(.unavailable("connection to \(upstream.name) lost"))
+        state.freeIDs.removeAll()
+        state.nextID = 1  // a new connection has nothing in flight
         if wasReady && !state.stopped { logger.warning("connection to \(upstream.name) closed") }
         scheduleReconnect(reason: "no connection to \(upstream.name)")
     }
@@ -344,6 +391,10 @@ public final class UpstreamLink: Sendable {
         guard ack.fingerprint == local.fingerprint else {
             return "upstream '\(upstream.name)' runs model \(ack.fingerprint.hex.prefix(16)), this node \(local.fingerprint.hex.prefix(16))"
         }
+        guard ack.protocolVersion == local.protocolVersion else {
+            return "upstream '\(upstream.name)' answered in protocol version \(ack.protocolVersion), this node asked for \(local.protocolVersion)"
+        }
+        state.dialect = .after(version: ack.protocolVersion, names: ack.names)
         state.ready = true
         state.connections += 1
         state.handshakeBytes += (state.counter?.bytesIn ?? 0) + (state.counter?.bytesOut ?? 0)
@@ -359,9 +410,13 @@ public final class UpstreamLink: Sendable {
     func received(_ frame: Frame) {
         switch frame.message {
         case .result(let r):
-            complete(frame.requestID, .success((r, frame.encodedSize)))
+            if complete(frame.requestID, .success((r, frame.encodedSize(in: state.dialect)))) { state.freeIDs.append(frame.requestID) }
+        case .stats(let links):
+            state.statsWaiters.removeValue(forKey: frame.requestID)?.succeed(links)
+        case .error(let e) where frame.requestID != 0 && state.statsWaiters[frame.requestID] != nil:
+            state.statsWaiters.removeValue(forKey: frame.requestID)?.fail(UpstreamFailure.remote(e))
         case .error(let e) where frame.requestID != 0:
-            complete(frame.requestID, .failure(.remote(e)))
+            if complete(frame.requestID, .failure(.remote(e))) { state.freeIDs.append(frame.requestID) }
         case .error(let e):
             logger.error("upstream \(upstream.name) refused the connection: \(String(describing: e).escapedForLog(limit: 512))")
         case .goodbye:

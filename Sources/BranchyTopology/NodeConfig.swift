@@ -46,8 +46,14 @@ public struct TLSFiles: Sendable, Hashable {
 
 /// One process of the split network, as described by one entry of `nodes:`.
 public struct NodeConfig: Sendable, Hashable {
-    /// The feature codecs a link may use, by name.
-    public static let codecNames = ["float32", "float16", "int8"]
+    /// The codec kinds a link may use, by name (see docs/PROTOCOL.md).
+    public static let codecKindNames = ["float32", "float16", "int8", "uint8", "int8-channel", "int4", "sign"]
+    /// The codecs a link may use: a kind, optionally followed by `+lz4` or `+zstd`.
+    public static let codecNames: [String] = codecKindNames.flatMap { [$0, $0 + "+lz4", $0 + "+zstd"] }
+    /// The codecs protocol version 1 can carry.
+    public static let version1CodecNames = ["float32", "float16", "int8"]
+    /// Protocol versions a node may ask for (`protocol:`); the default is the newest.
+    public static let protocolVersions = 1...2
     /// Default `deadlineMs`.
     public static let defaultDeadlineMillis = 10_000
     /// Default `maxInFlight`.
@@ -94,6 +100,8 @@ public struct NodeConfig: Sendable, Hashable {
     public var maxBatch: Int
     /// Edge and cloud: longest wait, in microseconds, for a batch to fill (see `defaultMaxBatchDelayMicros`).
     public var maxBatchDelayMicros: Int
+    /// Protocol version this node proposes to its upstream (`protocol:`, default 2).
+    public var protocolVersion: Int
 
     /// Creates a node description without validating it; `Topology.load` validates.
     public init(
@@ -110,8 +118,10 @@ public struct NodeConfig: Sendable, Hashable {
         tls: TLSFiles,
         limits: ServerLimits = ServerLimits(),
         maxBatch: Int = NodeConfig.defaultMaxBatch,
-        maxBatchDelayMicros: Int = NodeConfig.defaultMaxBatchDelayMicros
+        maxBatchDelayMicros: Int = NodeConfig.defaultMaxBatchDelayMicros,
+        protocolVersion: Int = NodeConfig.protocolVersions.upperBound
     ) {
+        self.protocolVersion = protocolVersion
         self.name = name
         self.role = role
         self.stages = stages

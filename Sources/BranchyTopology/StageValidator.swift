@@ -11,7 +11,7 @@ struct StageValidator {
 
     func validate() throws {
         let position = Dictionary(stageOrder.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
-        var ranges: [ClosedRange<Int>] = []
+        var ranges: [ClosedRange<Int>?] = []
         for node in nodes {
             var indices: [Int] = []
             for (j, stage) in node.config.stages.enumerated() {
@@ -26,7 +26,8 @@ struct StageValidator {
                 throw error(node, "stages [\(node.config.stages.joined(separator: ", "))] are not contiguous in model order "
                                 + "(\(stageOrder.joined(separator: ", ")))")
             }
-            ranges.append(indices.first!...indices.last!)
+            // A device that hosts no stage sends its raw input upstream (the raw-offload baselines).
+            ranges.append(indices.isEmpty ? nil : indices.first!...indices.last!)
         }
         for (i, node) in nodes.enumerated() where node.config.role == .device {
             try checkPath(from: i, ranges: ranges)
@@ -38,7 +39,7 @@ struct StageValidator {
     }
 
     /// Walks from the device at `start` to the root, checking that the hosted stage runs tile the model.
-    private func checkPath(from start: Int, ranges: [ClosedRange<Int>]) throws {
+    private func checkPath(from start: Int, ranges: [ClosedRange<Int>?]) throws {
         var path = [start]
         while let upstream = nodes[path.last!].config.upstream, let next = indexByName[upstream] {
             path.append(next)
@@ -48,7 +49,7 @@ struct StageValidator {
         var hostOf: [Int: String] = [:]
         for index in path {
             let node = nodes[index]
-            let range = ranges[index]
+            guard let range = ranges[index] else { continue }
             if range.lowerBound > expected {
                 let missing = stageOrder[expected..<range.lowerBound].map { "'\($0)'" }.joined(separator: ", ")
                 throw error(node, "stage \(missing) is hosted by no node on the path \(route); "

@@ -22,11 +22,11 @@ struct TopologyDocument {
     static let topKeys = ["model", "dataset", "certs", "nodes"]
     static let nodeKeys = ["name", "role", "stages", "thresholds", "listen", "upstream", "codec",
                            "onUpstreamFailure", "deadlineMs", "maxInFlight", "tls", "limits",
-                           "maxBatch", "maxBatchDelayMicros"]
+                           "maxBatch", "maxBatchDelayMicros", "protocol"]
     /// Keys of the dynamic batcher, for nodes that serve children (edges and clouds).
     static let batchKeys = ["maxBatch", "maxBatchDelayMicros"]
     /// Keys that describe the link to the upstream node.
-    static let linkKeys = ["codec", "onUpstreamFailure", "deadlineMs", "maxInFlight"]
+    static let linkKeys = ["codec", "onUpstreamFailure", "deadlineMs", "maxInFlight", "protocol"]
     static let tlsKeys = ["ca", "cert", "key"]
 
     var modelDirectory: URL
@@ -74,8 +74,10 @@ struct TopologyDocument {
                                 line: reader.line(of: "role"))
         }
         guard let stageNodes = try reader.list("stages") else { throw reader.missing("stages") }
-        guard !stageNodes.isEmpty else {
-            throw context.error(reader.keyPath("stages"), "a node must host at least one stage", line: reader.line(of: "stages"))
+        guard !stageNodes.isEmpty || role == .device else {
+            throw context.error(reader.keyPath("stages"),
+                                "an \(role.rawValue) must host at least one stage (only a device may host none and send its raw input upstream)",
+                                line: reader.line(of: "stages"))
         }
         let stages = try stageNodes.enumerated().map { i, node in
             try MappingReader.string(node, keyPath: reader.keyPath("stages[\(i)]"), context: context)
@@ -91,7 +93,15 @@ struct TopologyDocument {
         let codec = try reader.string("codec") ?? "float32"
         guard NodeConfig.codecNames.contains(codec) else {
             throw context.error(reader.keyPath("codec"),
-                                "unknown codec '\(codec)' (expected \(NodeConfig.codecNames.joined(separator: ", ")))",
+                                "unknown codec '\(codec)' (expected one of \(NodeConfig.codecKindNames.joined(separator: ", ")), "
+                                + "each optionally followed by +lz4 or +zstd)",
+                                line: reader.line(of: "codec"))
+        }
+        let protocolVersion = try bounded(reader, "protocol", NodeConfig.protocolVersions) ?? NodeConfig.protocolVersions.upperBound
+        if protocolVersion < 2 && !NodeConfig.version1CodecNames.contains(codec) {
+            throw context.error(reader.keyPath("codec"),
+                                "codec '\(codec)' needs protocol version 2, but the node sets 'protocol: \(protocolVersion)' "
+                                + "(version 1 carries \(NodeConfig.version1CodecNames.joined(separator: ", ")) only)",
                                 line: reader.line(of: "codec"))
         }
         let policyName = try reader.string("onUpstreamFailure") ?? FailurePolicy.degrade.rawValue
@@ -111,7 +121,7 @@ struct TopologyDocument {
             name: name, role: role, stages: stages, thresholds: thresholds, listen: listen,
             upstream: try reader.string("upstream"), codec: codec, onUpstreamFailure: policy,
             deadlineMillis: deadline, maxInFlight: maxInFlight, tls: tls, limits: limits,
-            maxBatch: maxBatch, maxBatchDelayMicros: maxBatchDelay)
+            maxBatch: maxBatch, maxBatchDelayMicros: maxBatchDelay, protocolVersion: protocolVersion)
         var keyLines: [String: Int?] = [:]
         for key in nodeKeys where reader.value(key) != nil { keyLines[key] = reader.line(of: key) }
         return ParsedNode(config: config, path: path, line: reader.line, keyLines: keyLines)

@@ -30,6 +30,10 @@ public struct Frame: Hashable, Sendable {
         case error(ErrorFrame)
         /// The server is draining: no new requests will be accepted on this connection.
         case goodbye
+        /// Version 2: a client asks for the totals of the server's own upstream link.
+        case statsRequest
+        /// Version 2: the answer to `statsRequest`.
+        case stats([LinkTotals])
 
         /// The type byte written in the header for this message.
         public var type: MessageType {
@@ -40,6 +44,8 @@ public struct Frame: Hashable, Sendable {
             case .result: return .result
             case .error: return .error
             case .goodbye: return .goodbye
+            case .statsRequest: return .statsRequest
+            case .stats: return .stats
             }
         }
     }
@@ -47,22 +53,61 @@ public struct Frame: Hashable, Sendable {
     /// Size of this frame on the wire (header plus payload), exactly what
     /// `ByteBuffer.writeFrame(_:)` writes. Used for byte accounting without serialising.
     public var encodedSize: Int {
-        FrameHeader.size + payloadSize
+        encodedSize(in: .open)
     }
 
-    /// Size of the payload alone.
-    public var payloadSize: Int {
+    /// Size of this frame on a connection of `dialect`, exactly what `ByteBuffer.writeFrame(_:dialect:)` writes.
+    public func encodedSize(in dialect: FrameDialect) -> Int {
+        let payload = payloadSize(in: dialect)
+        if usesCompactHeader(in: dialect) {
+            return FrameHeader.compactSize(requestID: requestID, payloadLength: payload) + payload
+        }
+        return FrameHeader.size + payload
+    }
+
+    /// Size of the payload alone (version 1).
+    public var payloadSize: Int { payloadSize(in: .open) }
+
+    /// Whether this frame goes out with the compact header: on a version-2 connection, every frame
+    /// but the hello and helloAck.
+    func usesCompactHeader(in dialect: FrameDialect) -> Bool {
+        guard dialect.isCompact else { return false }
+        switch message {
+        case .hello, .helloAck: return false
+        default: return true
+        }
+    }
+
+    /// The version the payload is laid out in: a hello's own version before the dialect is fixed.
+    func payloadVersion(in dialect: FrameDialect) -> UInt8 {
+        guard dialect.version == nil else { return dialect.payloadVersion }
         switch message {
         case .hello(let h), .helloAck(let h):
-            return h.payloadSize
+            // A version this side does not speak is sent in version 1's layout, for the peer to refuse.
+            let v = UInt8(clamping: h.protocolVersion)
+            return FrameDialect.supportedVersions.contains(v) ? v : 1
+        default:
+            return 1
+        }
+    }
+
+    /// Size of the payload on a connection of `dialect`.
+    public func payloadSize(in dialect: FrameDialect) -> Int {
+        let version = payloadVersion(in: dialect)
+        switch message {
+        case .hello(let h), .helloAck(let h):
+            return h.payloadSize(version: version)
         case .infer(let r):
-            return r.payloadSize
+            return r.payloadSize(version: version)
         case .result(let r):
-            return r.payloadSize
+            return r.payloadSize(version: version, names: dialect.names)
         case .error(let e):
             return e.payloadSize
-        case .goodbye:
+        case .goodbye, .statsRequest:
             return 0
+        case .stats(let links):
+            let entries = links.prefix(LinkTotals.maxEntries)
+            return Varint.size(UInt64(entries.count)) + entries.reduce(0) { $0 + $1.payloadSize }
         }
     }
 
@@ -71,8 +116,8 @@ public struct Frame: Hashable, Sendable {
     /// before writing.
     ///
     /// - Throws: ``WireError`` naming the first offending field.
-    public func validate(limits: WireLimits = .default) throws {
-        let size = payloadSize
+    public func validate(limits: WireLimits = .default, dialect: FrameDialect = .open) throws {
+        let size = payloadSize(in: dialect)
         if size > limits.maxPayloadBytes {
             throw WireError.payloadTooLarge(length: UInt32(clamping: size), limit: limits.maxPayloadBytes)
         }
@@ -82,13 +127,23 @@ public struct Frame: Hashable, Sendable {
         case .helloAck(let h):
             try h.validate(as: .helloAck)
         case .infer(let r):
-            try r.validate(limits: limits)
+            try r.validate(limits: limits, version: payloadVersion(in: dialect))
         case .result(let r):
             try r.validate()
         case .error(let e):
             try e.validate()
-        case .goodbye:
+        case .goodbye, .statsRequest:
             break
+        case .stats(let links):
+            if links.count > LinkTotals.maxEntries {
+                throw WireError.invalidValue(message: .stats, field: "links.count", value: "\(links.count)", expected: "at most \(LinkTotals.maxEntries)")
+            }
+            for (i, l) in links.enumerated() {
+                try checkLength(l.link, max: WireLimits.maxNameBytes, message: .stats, field: "links[\(i)].link")
+            }
+        }
+        if message.type.rawValue > 6 && payloadVersion(in: dialect) < 2 {
+            throw WireError.invalidValue(message: message.type, field: "type", value: "\(message.type.rawValue)", expected: "1...6 on a version 1 connection")
         }
     }
 }
@@ -107,6 +162,10 @@ public enum MessageType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCo
     case error = 5
     /// The server is draining.
     case goodbye = 6
+    /// Version 2: asks for the server's upstream link totals.
+    case statsRequest = 7
+    /// Version 2: the server's upstream link totals.
+    case stats = 8
 
     public var description: String {
         switch self {
@@ -116,6 +175,8 @@ public enum MessageType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCo
         case .result: return "result"
         case .error: return "error"
         case .goodbye: return "goodbye"
+        case .statsRequest: return "statsRequest"
+        case .stats: return "stats"
         }
     }
 }

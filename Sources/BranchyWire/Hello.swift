@@ -89,10 +89,13 @@ private func hexValue(_ c: UInt8) -> UInt8? {
 /// The payload of `hello` (client → server) and `helloAck` (server → client).
 ///
 /// Layout: protocolVersion `UInt16`, role `UInt8`, nodeName (`UInt16` length + UTF-8,
-/// at most 255 bytes), fingerprint (32 raw bytes).
+/// at most 255 bytes), fingerprint (32 raw bytes); in version 2 then a name count `UInt8` and
+/// that many names (`UInt8` length + UTF-8): the server's ``NameTable`` (empty from a client).
 public struct Hello: Hashable, Sendable {
-    /// The application protocol version the sender speaks (currently 1).
+    /// The version a `Hello` is created with unless told otherwise.
     public static let currentProtocolVersion: UInt16 = 1
+    /// The newest version this implementation speaks.
+    public static let latestProtocolVersion = UInt16(FrameDialect.latestVersion)
 
     /// Application protocol version of the sender.
     public var protocolVersion: UInt16
@@ -102,18 +105,23 @@ public struct Hello: Hashable, Sendable {
     public var nodeName: String
     /// Fingerprint of the model the sender runs.
     public var fingerprint: ModelFingerprint
+    /// Version 2: the names results on this connection refer to by index (sent by the server).
+    public var names: NameTable
 
     /// Creates a hello.
     public init(protocolVersion: UInt16 = Hello.currentProtocolVersion, role: NodeRole,
-                nodeName: String, fingerprint: ModelFingerprint) {
+                nodeName: String, fingerprint: ModelFingerprint, names: NameTable = .empty) {
         self.protocolVersion = protocolVersion
         self.role = role
         self.nodeName = nodeName
         self.fingerprint = fingerprint
+        self.names = names
     }
 
-    var payloadSize: Int {
+    /// Payload size in the layout of `version` (the names travel in version 2 only).
+    func payloadSize(version: UInt8) -> Int {
         2 + 1 + wireStringSize(nodeName) + ModelFingerprint.byteCount
+            + (version >= 2 ? 1 + names.names.reduce(0) { $0 + 1 + $1.utf8.count } : 0)
     }
 
     func validate(as message: MessageType) throws {
@@ -122,27 +130,51 @@ public struct Hello: Hashable, Sendable {
 }
 
 extension PayloadReader {
-    mutating func readHello() throws -> Hello {
+    mutating func readHello(frameVersion: UInt8 = 1) throws -> Hello {
         let version = try integer("protocolVersion", as: UInt16.self)
+        // A version this peer speaks must match the frame's; others are left to the handshake,
+        // which answers unsupportedVersion.
+        if FrameDialect.supportedVersions.contains(UInt8(clamping: version)) && version != UInt16(frameVersion) {
+            throw invalid("protocolVersion", value: "\(version)", expected: "\(frameVersion), the version of the frame header")
+        }
         let rawRole = try integer("role", as: UInt8.self)
         guard let role = NodeRole(rawValue: rawRole) else {
             throw invalid("role", value: "\(rawRole)", expected: "1 (device), 2 (edge) or 3 (cloud)")
         }
         let name = try string("nodeName", maxBytes: WireLimits.maxNameBytes)
         let digest = try bytes("fingerprint", count: ModelFingerprint.byteCount)
+        var names: [String] = []
+        if frameVersion >= 2 {
+            let count = Int(try integer("names.count", as: UInt8.self))
+            for i in 0..<count {
+                let length = Int(try integer("names[\(i)].length", as: UInt8.self))
+                let raw = try bytes("names[\(i)]", count: length)
+                guard let name = String(validating: raw, as: UTF8.self) else {
+                    throw invalid("names[\(i)]", value: "\(length) bytes", expected: "valid UTF-8")
+                }
+                guard !names.contains(name) else { throw invalid("names[\(i)]", value: "a repeated name", expected: "distinct names") }
+                names.append(name)
+            }
+        }
         return Hello(protocolVersion: version, role: role, nodeName: name,
-                     fingerprint: ModelFingerprint(bytes: digest)!)
+                     fingerprint: ModelFingerprint(bytes: digest)!, names: NameTable(names))
     }
 }
 
 extension ByteBuffer {
     @discardableResult
-    mutating func writeHello(_ hello: Hello) -> Int {
+    mutating func writeHello(_ hello: Hello, version: UInt8 = 1) -> Int {
         var written = 0
         written += writeInteger(hello.protocolVersion)
         written += writeInteger(hello.role.rawValue)
         written += writeWireString(hello.nodeName)
         written += writeBytes(hello.fingerprint.bytes)
+        if version >= 2 {
+            written += writeInteger(UInt8(hello.names.names.count))
+            for n in hello.names.names {
+                written += writeInteger(UInt8(n.utf8.count)) + writeString(n)
+            }
+        }
         return written
     }
 }

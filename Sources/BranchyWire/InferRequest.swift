@@ -6,7 +6,9 @@ import NIOCore
 /// Layout: sampleID `UInt64`, deadlineMillis `UInt32`, stageIndex `UInt8`, then the
 /// encoded tensor: codec `UInt8`, rank `UInt8` (1...6), `rank` dims `UInt32` (each ≥ 1),
 /// for `int8` only scale `Float32` and zeroPoint `Int8`, then byteCount `UInt32` and the
-/// little-endian element data.
+/// little-endian element data. Version 2 packs the same fields tighter (see docs/PROTOCOL.md):
+/// sampleID and deadline as varints, the codec byte with the compressor in its high nibble,
+/// dims as varints, the codec's parameters, and the data to the end of the payload.
 public struct InferRequest: Hashable, Sendable {
     /// Identifies the input sample end to end, for tracing; not used for matching.
     public var sampleID: UInt64
@@ -36,19 +38,35 @@ public struct InferRequest: Hashable, Sendable {
     /// `codec.roundTrip(original)` on the sending side.
     public var tensor: Tensor { features.decoded() }
 
-    var payloadSize: Int {
-        8 + 4 + 1 + features.wireSize
+    func payloadSize(version: UInt8) -> Int {
+        version >= 2
+            ? Varint.size(sampleID) + Varint.size(UInt64(deadlineMillis)) + 1 + features.compactWireSize
+            : 8 + 4 + 1 + features.wireSize
     }
 
-    func validate(limits: WireLimits) throws {
+    func validate(limits: WireLimits, version: UInt8 = 1) throws {
+        if version < 2 {
+            guard FeatureCodecKind.version1Kinds.contains(features.kind) else {
+                throw TensorCheck.invalid("tensor.codec", "\(features.kind)", "float32, float16 or int8 on a version 1 connection")
+            }
+            guard features.compression == .none else {
+                throw TensorCheck.invalid("tensor.compression", "\(features.compression)", "none on a version 1 connection")
+            }
+        }
         try features.validate(limits: limits)
     }
 }
 
 extension EncodedTensor {
-    /// Size of the encoded tensor inside an `infer` payload.
+    /// Size of the encoded tensor inside a version-1 `infer` payload.
     var wireSize: Int {
         1 + 1 + 4 * min(shape.count, Int(UInt8.max)) + (kind == .int8 ? 5 : 0) + 4 + bytes.count
+    }
+
+    /// Size of the encoded tensor inside a version-2 `infer` payload.
+    var compactWireSize: Int {
+        1 + 1 + shape.prefix(Int(UInt8.max)).reduce(0) { $0 + Varint.size(UInt64(clamping: $1)) }
+            + kind.parameterByteCount(shape: shape) + wireDataCount
     }
 
     /// Checks everything a receiver checks: rank, dims, element count, quantisation
@@ -62,16 +80,13 @@ extension EncodedTensor {
             }
             elements = try TensorCheck.accumulate(elements, d, limit: limits.maxTensorElements)
         }
-        if kind == .int8 {
-            guard let q = quantization else {
-                throw TensorCheck.invalid("tensor.quantization", "missing", "scale and zero point for int8")
-            }
-            try TensorCheck.scale(q.scale)
-        } else if quantization != nil {
-            throw TensorCheck.invalid("tensor.quantization", "present", "none for \(kind)")
+        guard parameters.matches(kind, channels: shape.first ?? 1) else {
+            throw TensorCheck.invalid("tensor.quantization", "\(parameters)", "the parameters of \(kind)")
         }
+        try TensorCheck.parameters(parameters)
         try TensorCheck.byteCount(bytes.count, elements: elements, kind: kind)
         try TensorCheck.finite(bytes, kind: kind)
+        try TensorCheck.padding(bytes, elements: elements, kind: kind)
     }
 }
 
@@ -96,18 +111,48 @@ enum TensorCheck {
         return product
     }
 
-    static func scale(_ scale: Float) throws {
-        let largest = WireLimits.maxFeatureMagnitude / 255
+    static func scale(_ scale: Float, field: String = "tensor.scale", levels: Int = 255) throws {
+        let largest = WireLimits.maxFeatureMagnitude / Float(levels)
         guard scale.isFinite, scale > 0, scale <= largest else {
-            throw invalid("tensor.scale", "\(scale)", "a positive number of at most \(largest) (2^20 / 255)")
+            throw invalid(field, "\(scale)", "a positive number of at most \(largest) (2^20 / \(levels))")
         }
     }
 
     static func byteCount(_ count: Int, elements: Int, kind: FeatureCodecKind) throws {
-        let expected = elements * kind.bytesPerElement
+        let expected = kind.dataByteCount(elements: elements)
         guard count == expected else {
-            throw invalid("tensor.byteCount", "\(count)",
-                          "\(expected) (\(elements) elements × \(kind.bytesPerElement) bytes for \(kind))")
+            throw invalid("tensor.byteCount", "\(count)", "\(expected) (\(elements) elements as \(kind))")
+        }
+    }
+
+    /// Checks every scale: finite, positive (sign: not negative) and small enough that no value
+    /// reconstructs beyond ``WireLimits/maxFeatureMagnitude``; int4 zero points within 0...15.
+    static func parameters(_ p: CodecParameters) throws {
+        switch p {
+        case .none: break
+        case .int8(let q): try scale(q.scale)
+        case .int8PerChannel(let qs):
+            for (c, q) in qs.enumerated() { try scale(q.scale, field: "tensor.scale[\(c)]") }
+        case .int4(let q):
+            try scale(q.scale, levels: 15)
+            guard q.zeroPoint <= 15 else { throw invalid("tensor.zeroPoint", "\(q.zeroPoint)", "0...15 for int4") }
+        case .sign(let s):
+            guard s.isFinite, s >= 0, s <= WireLimits.maxFeatureMagnitude else {
+                throw invalid("tensor.scale", "\(s)", "a number from 0 to 2^20")
+            }
+        }
+    }
+
+    /// The unused high nibble of an odd int4 tensor, and the unused bits of a sign tensor's last
+    /// byte, must be zero, so that every tensor has one encoding.
+    static func padding(_ bytes: [UInt8], elements: Int, kind: FeatureCodecKind) throws {
+        guard let last = bytes.last else { return }
+        switch kind {
+        case .int4 where elements % 2 == 1 && last & 0xF0 != 0:
+            throw invalid("tensor.data[\(bytes.count - 1)]", "\(last)", "a zero high nibble after the last int4 value")
+        case .sign where elements % 8 != 0 && last >> UInt8(elements % 8) != 0:
+            throw invalid("tensor.data[\(bytes.count - 1)]", "\(last)", "zero bits after the last sign bit")
+        default: break
         }
     }
 
@@ -128,13 +173,13 @@ enum TensorCheck {
                     let bits = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
                     if bits & 0x7C00 == 0x7C00 { return i }
                 }
-            case .int8:
+            default:
                 break
             }
             return nil
         }
         if let i = bad {
-            let value = EncodedTensor(kind: kind, shape: [1], bytes: Array(bytes[(i * kind.bytesPerElement)..<((i + 1) * kind.bytesPerElement)]))
+            let value = EncodedTensor(kind: kind, shape: [1], bytes: Array(bytes[(i * kind.dataByteCount(elements: 1))..<((i + 1) * kind.dataByteCount(elements: 1))]))
                 .decoded().data[0]
             throw invalid("tensor.data[\(i)]", "\(value)", "a finite \(kind) of magnitude at most 2^20")
         }
@@ -154,7 +199,7 @@ extension PayloadReader {
     /// hostile element count is rejected before the data is copied.
     mutating func readEncodedTensor(limits: WireLimits) throws -> EncodedTensor {
         let rawCodec = try integer("tensor.codec", as: UInt8.self)
-        guard let kind = FeatureCodecKind(rawValue: rawCodec) else {
+        guard let kind = FeatureCodecKind(rawValue: rawCodec), FeatureCodecKind.version1Kinds.contains(kind) else {
             throw TensorCheck.invalid("tensor.codec", "\(rawCodec)", "0 (float32), 1 (float16) or 2 (int8)")
         }
         let rank = Int(try integer("tensor.rank", as: UInt8.self))
@@ -211,5 +256,103 @@ extension ByteBuffer {
         written += writeInteger(UInt32(clamping: tensor.bytes.count))
         written += writeBytes(tensor.bytes)
         return written
+    }
+}
+
+extension PayloadReader {
+    mutating func readCompactInferRequest(limits: WireLimits) throws -> InferRequest {
+        let sampleID = try varint("sampleID")
+        let deadline = try varint("deadlineMillis", max: UInt64(UInt32.max))
+        let stage = try integer("stageIndex", as: UInt8.self)
+        let features = try readCompactEncodedTensor(limits: limits)
+        return InferRequest(sampleID: sampleID, deadlineMillis: UInt32(deadline), stageIndex: stage, features: features)
+    }
+
+    /// Reads a version-2 tensor, which runs to the end of the payload. Each field is checked
+    /// before the next is read; compressed data may not inflate beyond the size its shape gives.
+    mutating func readCompactEncodedTensor(limits: WireLimits) throws -> EncodedTensor {
+        let codecByte = try integer("tensor.codec", as: UInt8.self)
+        guard let kind = FeatureCodecKind(rawValue: codecByte & 0x0F),
+              let compression = LosslessCompression(rawValue: codecByte >> 4) else {
+            let kinds = FeatureCodecKind.allCases.map { "\($0.rawValue) (\($0.name))" }.joined(separator: ", ")
+            throw TensorCheck.invalid("tensor.codec", "\(codecByte)", "a kind in the low nibble (\(kinds)) and 0 (none), 1 (lz4) or 2 (zstd) in the high nibble")
+        }
+        let rank = Int(try integer("tensor.rank", as: UInt8.self))
+        try TensorCheck.rank(rank)
+        var shape = [Int]()
+        shape.reserveCapacity(rank)
+        var elements = 1
+        for i in 0..<rank {
+            let d = Int(try varint("tensor.dims[\(i)]", max: UInt64(UInt32.max)))
+            guard d >= 1 else { throw TensorCheck.invalid("tensor.dims[\(i)]", "\(d)", "1...\(UInt32.max)") }
+            elements = try TensorCheck.accumulate(elements, d, limit: limits.maxTensorElements)
+            shape.append(d)
+        }
+        let parameters: CodecParameters
+        switch kind {
+        case .float32, .float16, .uint8:
+            parameters = .none
+        case .int8:
+            parameters = .int8(Int8Quantization(scale: try float("tensor.scale"), zeroPoint: try integer("tensor.zeroPoint", as: Int8.self)))
+        case .int8PerChannel:
+            var qs: [Int8Quantization] = []
+            for c in 0..<shape[0] {
+                qs.append(Int8Quantization(scale: try float("tensor.scale[\(c)]"), zeroPoint: try integer("tensor.zeroPoint[\(c)]", as: Int8.self)))
+            }
+            parameters = .int8PerChannel(qs)
+        case .int4:
+            parameters = .int4(Int4Quantization(scale: try float("tensor.scale"), zeroPoint: try integer("tensor.zeroPoint", as: UInt8.self)))
+        case .sign:
+            parameters = .sign(scale: try float("tensor.scale"))
+        }
+        try TensorCheck.parameters(parameters)
+        let expected = kind.dataByteCount(elements: elements)
+        let data: [UInt8]
+        var packed: [UInt8] = []
+        if compression == .none {
+            guard remaining == expected else {
+                if remaining < expected { throw truncated("tensor.data", needed: expected) }
+                throw TensorCheck.invalid("tensor.data", "\(remaining) bytes", "\(expected) (\(elements) elements as \(kind))")
+            }
+            data = try bytes("tensor.data", count: expected)
+        } else {
+            guard remaining >= 1 else { throw truncated("tensor.data", needed: 1) }
+            packed = try bytes("tensor.data", count: remaining)
+            do {
+                data = try compression.decompress(packed, expected: expected)
+            } catch {
+                throw TensorCheck.invalid("tensor.data", "\(packed.count) bytes of \(compression)", "\(error)")
+            }
+        }
+        try TensorCheck.finite(data, kind: kind)
+        try TensorCheck.padding(data, elements: elements, kind: kind)
+        return EncodedTensor(kind: kind, shape: shape, parameters: parameters, bytes: data,
+                             compression: compression, compressedBytes: packed)
+    }
+}
+
+extension ByteBuffer {
+    @discardableResult
+    mutating func writeCompactInferRequest(_ request: InferRequest) -> Int {
+        var written = writeVarint(request.sampleID)
+        written += writeVarint(UInt64(request.deadlineMillis))
+        written += writeInteger(request.stageIndex)
+        return written + writeCompactEncodedTensor(request.features)
+    }
+
+    @discardableResult
+    mutating func writeCompactEncodedTensor(_ tensor: EncodedTensor) -> Int {
+        var written = writeInteger(tensor.kind.rawValue | tensor.compression.rawValue << 4)
+        let dims = tensor.shape.prefix(Int(UInt8.max))
+        written += writeInteger(UInt8(dims.count))
+        for d in dims { written += writeVarint(UInt64(clamping: d)) }
+        switch tensor.parameters {
+        case .none: break
+        case .int8(let q): written += writeWireFloat(q.scale) + writeInteger(q.zeroPoint)
+        case .int8PerChannel(let qs): for q in qs { written += writeWireFloat(q.scale) + writeInteger(q.zeroPoint) }
+        case .int4(let q): written += writeWireFloat(q.scale) + writeInteger(q.zeroPoint)
+        case .sign(let s): written += writeWireFloat(s)
+        }
+        return written + writeBytes(tensor.compression == .none ? tensor.bytes : tensor.compressedBytes)
     }
 }

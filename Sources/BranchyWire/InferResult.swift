@@ -1,3 +1,4 @@
+import BranchyTensor
 import NIOCore
 
 /// Whether a result is the answer the topology intended.
@@ -89,6 +90,19 @@ public struct InferResult: Hashable, Sendable {
         self.hops = hops
     }
 
+    /// Payload size in the layout of `version`; version 2 refers to names in `names` by index.
+    func payloadSize(version: UInt8, names: NameTable) -> Int {
+        guard version >= 2 else { return payloadSize }
+        func ref(_ n: String) -> Int { names.index(of: n) != nil ? 1 : 2 + min(n.utf8.count, WireLimits.maxNameBytes) }
+        let hopBytes = hops.prefix(InferResult.maxHops).reduce(0) {
+            $0 + ref($1.link) + Varint.size($1.requestFrameBytes) + Varint.size($1.responseFrameBytes)
+                + Varint.size($1.requestTLSBytes) + Varint.size($1.responseTLSBytes)
+        }
+        let reasonBytes = reason.isEmpty ? 0 : Varint.size(UInt64(wireUTF8(reason).count)) + wireUTF8(reason).count
+        return 1 + reasonBytes + 1 + ref(exitName) + ref(nodeName) + Varint.size(UInt64(predictedClass)) + 2 + 2
+            + Varint.size(UInt64(min(hops.count, InferResult.maxHops))) + hopBytes
+    }
+
     var payloadSize: Int {
         1 + wireStringSize(reason) + 1 + wireStringSize(exitName) + wireStringSize(nodeName)
             + 2 + 4 + 4 + 1 + hops.prefix(InferResult.maxHops).reduce(0) { $0 + $1.payloadSize }
@@ -163,6 +177,95 @@ extension ByteBuffer {
             written += writeInteger(hop.responseFrameBytes)
             written += writeInteger(hop.requestTLSBytes)
             written += writeInteger(hop.responseTLSBytes)
+        }
+        return written
+    }
+}
+
+/// Version 2 of `result`: flags `UInt8` (bit 0 degraded, bit 1 a reason follows), [reason: varint
+/// length + UTF-8], exitIndex `UInt8`, exitName and nodeName as name references, predictedClass
+/// varint, confidence and entropy as binary16, hop count varint, then per hop the link as a name
+/// reference and the four byte counts as varints. A name reference is an index into the
+/// connection's ``NameTable``, or 255 followed by a `UInt8` length and the UTF-8 name.
+extension PayloadReader {
+    mutating func nameReference(_ field: String, names: NameTable) throws -> String {
+        let i = try integer(field, as: UInt8.self)
+        if i == NameTable.inline {
+            let length = Int(try integer(field + ".length", as: UInt8.self))
+            let raw = try bytes(field, count: length)
+            guard let s = String(validating: raw, as: UTF8.self) else {
+                throw invalid(field, value: "\(length) bytes", expected: "valid UTF-8")
+            }
+            return s
+        }
+        guard let name = names.name(at: i) else {
+            throw invalid(field, value: "index \(i)", expected: "an index below \(names.names.count) (the helloAck's names) or 255")
+        }
+        return name
+    }
+
+    mutating func half(_ field: String) throws -> Float {
+        let v = FeatureCodecKind.float(float16Bits: try integer(field, as: UInt16.self))
+        try checkFinite(v, message: message, field: field)
+        return v
+    }
+
+    mutating func readCompactInferResult(names: NameTable) throws -> InferResult {
+        let flags = try integer("flags", as: UInt8.self)
+        guard flags & ~0x03 == 0 else { throw invalid("flags", value: "\(flags)", expected: "only bits 0 (degraded) and 1 (reason)") }
+        var reason = ""
+        if flags & 0x02 != 0 {
+            let length = Int(try varint("reason.length", max: UInt64(WireLimits.maxTextBytes)))
+            let raw = try bytes("reason", count: length)
+            guard let s = String(validating: raw, as: UTF8.self) else { throw invalid("reason", value: "\(length) bytes", expected: "valid UTF-8") }
+            reason = s
+        }
+        let exitIndex = try integer("exitIndex", as: UInt8.self)
+        let exitName = try nameReference("exitName", names: names)
+        let nodeName = try nameReference("nodeName", names: names)
+        let predicted = try varint("predictedClass", max: UInt64(UInt16.max))
+        let confidence = try half("confidence")
+        let entropy = try half("entropy")
+        let count = Int(try varint("hops.count", max: UInt64(InferResult.maxHops)))
+        var hops: [HopCost] = []
+        hops.reserveCapacity(min(count, remaining / 5))
+        for i in 0..<count {
+            hops.append(HopCost(link: try nameReference("hops[\(i)].link", names: names),
+                                requestFrameBytes: try varint("hops[\(i)].requestFrameBytes"),
+                                responseFrameBytes: try varint("hops[\(i)].responseFrameBytes"),
+                                requestTLSBytes: try varint("hops[\(i)].requestTLSBytes"),
+                                responseTLSBytes: try varint("hops[\(i)].responseTLSBytes")))
+        }
+        return InferResult(status: flags & 1 == 1 ? .degraded : .ok, reason: reason, exitIndex: exitIndex, exitName: exitName,
+                           nodeName: nodeName, predictedClass: UInt16(predicted), confidence: confidence, entropy: entropy, hops: hops)
+    }
+}
+
+extension ByteBuffer {
+    @discardableResult
+    mutating func writeNameReference(_ name: String, names: NameTable) -> Int {
+        if let i = names.index(of: name) { return writeInteger(i) }
+        let utf8 = Array(name.utf8.prefix(WireLimits.maxNameBytes))
+        return writeInteger(NameTable.inline) + writeInteger(UInt8(utf8.count)) + writeBytes(utf8)
+    }
+
+    @discardableResult
+    mutating func writeCompactInferResult(_ result: InferResult, names: NameTable) -> Int {
+        let reason = wireUTF8(result.reason)
+        var written = writeInteger((result.status == .degraded ? 1 : 0) | (reason.isEmpty ? 0 : 2) as UInt8)
+        if !reason.isEmpty { written += writeVarint(UInt64(reason.count)) + writeBytes(reason) }
+        written += writeInteger(result.exitIndex)
+        written += writeNameReference(result.exitName, names: names)
+        written += writeNameReference(result.nodeName, names: names)
+        written += writeVarint(UInt64(result.predictedClass))
+        written += writeInteger(FeatureCodecKind.float16Bits(result.confidence))
+        written += writeInteger(FeatureCodecKind.float16Bits(result.entropy))
+        let hops = result.hops.prefix(InferResult.maxHops)
+        written += writeVarint(UInt64(hops.count))
+        for hop in hops {
+            written += writeNameReference(hop.link, names: names)
+            written += writeVarint(hop.requestFrameBytes) + writeVarint(hop.responseFrameBytes)
+            written += writeVarint(hop.requestTLSBytes) + writeVarint(hop.responseTLSBytes)
         }
         return written
     }

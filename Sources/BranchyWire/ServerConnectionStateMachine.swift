@@ -78,6 +78,8 @@ public struct ServerConnectionStateMachine: Sendable {
         case close
         /// The connection is gone: abandon these forwarded requests that were never answered.
         case abandonRequests([UInt64])
+        /// Answer `statsRequest` `requestID` with this node's upstream link totals (no state kept).
+        case sendStats(requestID: UInt64)
     }
 
     /// The configuration given at creation.
@@ -125,8 +127,16 @@ public struct ServerConnectionStateMachine: Sendable {
             if case .closed = state { return .none }
             state = .closed
             return .close
-        case .helloAck, .result:
+        case .helloAck, .result, .stats:
             return fail(.unexpectedMessage, "a server does not accept \(frame.message.type) frames")
+        case .statsRequest:
+            switch state {
+            case .awaitingHello: return fail(.handshakeRequired, "statsRequest sent before hello")
+            case .closed: return .none
+            case .ready, .draining:
+                guard frame.requestID != 0 else { return fail(.badFrame, "request id 0 is reserved for connection-level frames") }
+                return .sendStats(requestID: frame.requestID)
+            }
         }
     }
 
@@ -141,9 +151,10 @@ public struct ServerConnectionStateMachine: Sendable {
             return .none
         }
         let local = configuration.localHello
-        guard hello.protocolVersion == local.protocolVersion else {
+        let supported = FrameDialect.supportedVersions
+        guard hello.protocolVersion >= UInt16(supported.lowerBound), hello.protocolVersion <= min(UInt16(supported.upperBound), local.protocolVersion) else {
             return fail(.unsupportedVersion,
-                        "protocol version \(hello.protocolVersion) not supported, this node speaks \(local.protocolVersion)")
+                        "protocol version \(hello.protocolVersion) not supported, this node speaks versions \(supported.lowerBound) to \(min(UInt16(supported.upperBound), local.protocolVersion))")
         }
         let name = hello.nodeName.escapedForLog(limit: 64)
         guard hello.fingerprint == local.fingerprint else {
@@ -162,7 +173,11 @@ public struct ServerConnectionStateMachine: Sendable {
             return fail(.unknownNode, "node '\(name)' is not allowed on this port")
         }
         state = .ready(peer: identity)
-        return .sendHelloAck(local)
+        // The acknowledgement speaks the client's version; the names table travels in version 2 only.
+        var ack = local
+        ack.protocolVersion = hello.protocolVersion
+        if hello.protocolVersion < 2 { ack.names = .empty }
+        return .sendHelloAck(ack)
     }
 
     /// The peer sent an `infer` with this request id.

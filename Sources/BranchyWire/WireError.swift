@@ -9,6 +9,12 @@ public enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
     case badMagic(UInt32)
     /// The header's version byte is not one this implementation speaks.
     case unsupportedVersion(UInt8, supported: UInt8)
+    /// A full header's version differs from the version the connection's hello fixed.
+    case versionMismatch(UInt8, negotiated: UInt8)
+    /// A compact header's first byte does not have the marker nibble `0xA`.
+    case badCompactMarker(UInt8)
+    /// A varint in a compact header is malformed.
+    case badVarint(field: String, String)
     /// The header's type byte names no known message.
     case unknownMessageType(UInt8)
     /// The reserved flags field was not zero.
@@ -43,9 +49,15 @@ public enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
         case .badMagic(let magic):
             return "bad magic \(hex(magic)), expected \(hex(FrameHeader.magic)) (\"BRNY\")"
         case .unsupportedVersion(let v, let supported):
-            return "unsupported frame version \(v), this peer speaks version \(supported)"
+            return "unsupported frame version \(v), this peer speaks versions 1 to \(supported)"
+        case .versionMismatch(let v, let negotiated):
+            return "frame of version \(v) on a connection whose hello fixed version \(negotiated)"
+        case .badCompactMarker(let b):
+            return "bad compact frame marker \(hex(b)), expected 0xA1...0xA6 on a version 2 connection"
+        case .badVarint(let field, let why):
+            return "compact header field '\(field)' is malformed: \(why)"
         case .unknownMessageType(let t):
-            return "unknown message type \(t), known types are 1...6"
+            return "unknown message type \(t), known types are 1...6 (version 2 adds 7 and 8 in compact frames)"
         case .reservedFlagsSet(let flags):
             return "reserved flags field is \(hex(flags)), must be 0"
         case .payloadTooLarge(let length, let limit):

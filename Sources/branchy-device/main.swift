@@ -21,7 +21,11 @@ struct DeviceCommand: AsyncParsableCommand {
     @Option(help: "How many nice steps below the rest of the process those threads run, 0 to 19.") var sampleNiceness = DeviceRunner.defaultSampleThreadNiceness
     @Option(help: "Start at most this many samples per second, as a camera's frame rate would (default: as fast as the window allows).") var rate: Double?
     @Option(help: "Write the JSON report here.") var report: String?
+    @Option(help: "The JSON report of a baseline run of the same samples (e.g. topology/cloud-only.yaml), to compare bytes and latency with.") var baseline: String?
     @Option(help: "Write each sample's exit and class as JSON lines here.") var predictions: String?
+    @Option(help: "Write a self-contained HTML report with charts here.") var html: String?
+    @Option(help: "Calibration file for the HTML report's frontier chart (default: calibration.json in the model directory, if there is one).")
+    var calibration: String?
     @Option(help: "Seconds to wait for the upstream handshake before starting.") var connectTimeout = 15.0
     @Option(help: "Log level.") var logLevel = "info"
 
@@ -31,11 +35,14 @@ struct DeviceCommand: AsyncParsableCommand {
         if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be from 1 to 64") }
         if !(0...19).contains(sampleNiceness) { throw ValidationError("--sample-niceness must be from 0 to 19") }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a positive number of samples per second") }
+        if calibration != nil, html == nil { throw ValidationError("--calibration is for the HTML report: give --html too") }
     }
 
     func run() async throws {
         let logger = NodeMain.logger(node: node, level: logLevel)
         let ctx = try NodeMain.context(topology: topology, node: node, role: .device)
+        // Read before the run, so that a bad file stops the device before it spends any time.
+        let calibrationData = try html == nil ? nil : loadCalibration(modelDirectory: ctx.topology.modelDirectory)
         let dataset = try NodeMain.datasetPath(explicit: self.dataset, context: ctx)
         let data = try IDXDataset.load(path: dataset)
         guard [1, data.rows, data.cols] == ctx.model.spec.input else {
@@ -52,6 +59,9 @@ struct DeviceCommand: AsyncParsableCommand {
         let duration = Date().timeIntervalSince(started)
         bar.finish()
         let stats = await device.linkStatistics()
+        // Every link's totals: this device's own, then what the upstream reports of its link.
+        let upstreamTotals = await device.upstreamLinkTotals()
+        let totals = (await device.linkTotals()).map { [$0] + upstreamTotals } ?? upstreamTotals
         await device.stop()
         try? await group.shutdownGracefully()
 
@@ -61,13 +71,25 @@ struct DeviceCommand: AsyncParsableCommand {
         r.measuredDeviceLinkBytesSent = stats.bytesSent
         r.measuredDeviceLinkBytesReceived = stats.bytesReceived
         r.deviceLinkConnections = stats.connections
+        r.setLinkTotals(totals)
+        if let baseline { r.compare(with: try RunReport.load(URL(fileURLWithPath: baseline))) }
         if let report { try r.json().write(to: URL(fileURLWithPath: report)) }
         if let predictions {
             let lines = records.map { "{\"sample\":\($0.sample),\"exit\":\($0.exit),\"class\":\($0.predicted),\"status\":\"\($0.status.rawValue)\"}\n" }.joined()
             try lines.write(toFile: predictions, atomically: true, encoding: .utf8)
         }
+        if let html {
+            try HTMLReport(input: .init(report: r, records: records, calibration: calibrationData)).write(to: URL(fileURLWithPath: html))
+        }
         print(r.table, terminator: "")
         if r.failed > 0 { throw ExitCode(2) }
+    }
+
+    /// The `--calibration` file, or the model directory's calibration.json when there is one.
+    func loadCalibration(modelDirectory: URL) throws -> Calibration? {
+        if let calibration { return try Calibration.load(contentsOf: URL(fileURLWithPath: calibration)) }
+        let url = modelDirectory.appendingPathComponent(Calibration.fileName)
+        return FileManager.default.fileExists(atPath: url.path) ? try Calibration.load(contentsOf: url) : nil
     }
 }
 

@@ -26,8 +26,8 @@ struct Eval: ParsableCommand {
         guard t.count == exits - 1 else {
             throw ValidationError("--thresholds: the model has \(exits) exits, so give \(exits - 1) thresholds, got \(t.count)")
         }
-        let trace = try Evaluator.trace(network: model.network, data: data, limit: options.limit, codec: codec, progress: !json)
-        let report = EvalReport(trace: trace, policy: ExitPolicy(thresholds: t), codec: codec.name)
+        let trace = try Evaluator.trace(network: model.network, data: data, limit: options.limit, links: codec, progress: !json)
+        let report = EvalReport(trace: trace, policy: ExitPolicy(thresholds: t), codec: codec.description)
         if let predictions {
             var lines = ""
             for s in 0..<report.samples {

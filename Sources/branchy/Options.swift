@@ -2,6 +2,7 @@ import ArgumentParser
 import BranchyData
 import BranchyModel
 import BranchyTensor
+import BranchyTraining
 import Foundation
 
 /// Options shared by the commands that run a trained model over a data set.
@@ -15,28 +16,36 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Evaluate only the first N samples.")
     var limit: Int?
 
-    @Option(help: "Feature codec between stages: float32, float16 or int8 (default: the model's).")
+    @Option(help: "Feature codec between stages: one for every link (int8) or one per link (sign,int8); default: the model's.")
     var codec: String?
+
+    @Option(help: "Take each link's codec from this topology file, as its cluster applies them (raw input included).")
+    var topology: String?
+
+    @Option(help: "With --topology: the device whose path to the root gives the codecs (default: the first device).")
+    var device: String?
 
     @Option(help: "Worker threads for the kernels.")
     var threads: Int?
 
     func validate() throws {
-        if let codec, FeatureCodecKind(codec) == nil {
-            throw ValidationError("--codec: unknown codec '\(codec)' (expected float32, float16 or int8)")
-        }
+        if codec != nil && topology != nil { throw ValidationError("give --codec or --topology, not both") }
+        if device != nil && topology == nil { throw ValidationError("--device needs --topology") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
-    func load() throws -> (Model, IDXDataset, FeatureCodecKind) {
+    func load() throws -> (Model, IDXDataset, LinkCodecs) {
         if let threads { Parallel.threads = max(1, threads) }
         let m = try Model.load(directory: URL(fileURLWithPath: model))
         let d = try IDXDataset.load(path: dataset)
         guard [1, d.rows, d.cols] == m.spec.input else {
             throw ValidationError("\(dataset): images are 1×\(d.rows)×\(d.cols) but the model expects \(m.spec.input)")
         }
-        let name = codec ?? m.spec.defaults?.codec ?? "float32"
-        return (m, d, FeatureCodecKind(name) ?? .float32)
+        let stages = m.network.stages.count
+        if let topology {
+            return (m, d, try LinkCodecs.from(topology: topology, device: device, stageNames: m.network.stages.map(\.name)))
+        }
+        return (m, d, try LinkCodecs.parse(codec ?? m.spec.defaults?.codec ?? "float32", stages: stages))
     }
 }
 

@@ -24,7 +24,7 @@ struct Sweep: ParsableCommand {
 
     func run() throws {
         let (model, data, codec) = try options.load()
-        let trace = try Evaluator.trace(network: model.network, data: data, limit: options.limit, codec: codec, progress: true)
+        let trace = try Evaluator.trace(network: model.network, data: data, limit: options.limit, links: codec, progress: true)
         let points = BranchyTraining.Sweep.run(trace: trace, grid: grid == "paper" ? BranchyTraining.Sweep.paperGrid : BranchyTraining.Sweep.fineGrid)
         let finalOnly = EvalReport(trace: trace, policy: ExitPolicy(thresholds: [Float](repeating: 0, count: trace.exitNames.count - 1)), codec: "").finalOnlyAccuracy
         let shown = all ? points : BranchyTraining.Sweep.frontier(points)
@@ -34,7 +34,7 @@ struct Sweep: ParsableCommand {
             print(t.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: "%6.2f%%   ", 100 * p.accuracy)
                 + p.fractions.map { String(format: "%6.2f%%     ", 100 * $0) }.joined())
         }
-        print(String(format: "final exit alone: %.2f%% (%d combinations screened", 100 * finalOnly, points.count) + ", codec \(codec.name))")
+        print(String(format: "final exit alone: %.2f%% (%d combinations screened", 100 * finalOnly, points.count) + ", codec \(codec))")
         if let pick = BranchyTraining.Sweep.choose(points, finalOnly: finalOnly, tolerance: tolerance / 100) {
             print("recommended (within \(tolerance) points): " + pick.thresholds.map { String(format: "%g", $0) }.joined(separator: ",")
                   + String(format: " -> %.2f%%, first exit takes %.2f%%", 100 * pick.accuracy, 100 * pick.fractions[0]))

@@ -43,7 +43,7 @@ struct Train: ParsableCommand {
         if spec == nil && Architectures.named(arch) == nil {
             throw ValidationError("--arch: unknown architecture '\(arch)' (known: \(Architectures.names.joined(separator: ", ")))")
         }
-        guard FeatureCodecKind(codec) != nil else { throw ValidationError("--codec: unknown codec '\(codec)'") }
+        _ = try LinkCodecs.parse(codec, stages: 3)  // names only; the count is checked against the model below
         guard epochs >= 1, batch >= 1, lr > 0, validation >= 0 else { throw ValidationError("epochs, batch and lr must be positive") }
     }
 
@@ -72,7 +72,7 @@ struct Train: ParsableCommand {
             log.append(line)
         }
         let seconds = Date().timeIntervalSince(started)
-        let codecKind = FeatureCodecKind(codec)!
+        let codecKind = try LinkCodecs.parse(codec, stages: modelSpec.stages.count)
 
         // Thresholds are chosen on the held-out training samples, never on the test set.
         let thresholds = try chooseThresholds(network: network, validation: valSet, codec: codecKind, tolerance: tolerance)
@@ -86,7 +86,7 @@ struct Train: ParsableCommand {
                              dataPath: data, seconds: seconds, epochLog: log)
         // The card's test section is optional: left out when the test set is missing or of other images.
         if let testSet = try? IDXDataset.load(path: test),
-           let trace = try? Evaluator.trace(network: model.network, data: testSet, codec: codecKind) {
+           let trace = try? Evaluator.trace(network: model.network, data: testSet, links: codecKind) {
             card.test = (test, EvalReport(trace: trace, policy: ExitPolicy(thresholds: thresholds), codec: codec))
         }
         try card.markdown.write(to: outURL.appendingPathComponent("MODEL_CARD.md"), atomically: true, encoding: .utf8)
@@ -110,10 +110,10 @@ func split(_ d: IDXDataset, holdOut: Int, seed: UInt64) -> (IDXDataset, IDXDatas
 
 /// The thresholds that send most samples out early while the held-out accuracy stays within
 /// `tolerance` points of the last exit alone (BranchyNet's screening, on a finer grid).
-func chooseThresholds(network: Network, validation: IDXDataset, codec: FeatureCodecKind, tolerance: Double) throws -> [Float] {
+func chooseThresholds(network: Network, validation: IDXDataset, codec: LinkCodecs, tolerance: Double) throws -> [Float] {
     var thresholds = [Float](repeating: 0, count: network.stages.count - 1)
     guard validation.count > 0 else { return thresholds }
-    let trace = try Evaluator.trace(network: network, data: validation, codec: codec)
+    let trace = try Evaluator.trace(network: network, data: validation, links: codec)
     let finalOnly = EvalReport(trace: trace, policy: ExitPolicy(thresholds: thresholds), codec: "").finalOnlyAccuracy
     if let pick = BranchyTraining.Sweep.choose(BranchyTraining.Sweep.run(trace: trace, grid: BranchyTraining.Sweep.fineGrid),
                                                 finalOnly: finalOnly, tolerance: tolerance / 100) {

@@ -20,21 +20,22 @@ struct Tune: ParsableCommand {
     func run() throws {
         let dir = URL(fileURLWithPath: model)
         let m = try Model.load(directory: dir)
-        let codec = FeatureCodecKind(m.spec.defaults?.codec ?? "int8") ?? .int8
+        let codecName = m.spec.defaults?.codec ?? "int8"
+        let codec = try LinkCodecs.parse(codecName, stages: m.network.stages.count)
         let all = try IDXDataset.load(directory: URL(fileURLWithPath: data), split: .train)
         let (_, held) = split(all, holdOut: validation, seed: seed)
         let t = try chooseThresholds(network: m.network, validation: held, codec: codec, tolerance: tolerance)
         print("thresholds chosen on \(held.count) held-out samples (tolerance \(tolerance) points): " + t.map { String(format: "%g", $0) }.joined(separator: ","))
         guard write else { return }
         var spec = m.spec
-        spec.defaults = .init(thresholds: t, codec: codec.name)
+        spec.defaults = .init(thresholds: t, codec: codecName)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try enc.encode(spec).write(to: dir.appendingPathComponent(Model.specFileName))
         let updated = try Model.load(directory: dir)
         let testSet = try IDXDataset.load(path: test)
-        let report = EvalReport(trace: try Evaluator.trace(network: updated.network, data: testSet, codec: codec),
-                                policy: ExitPolicy(thresholds: t), codec: codec.name)
+        let report = EvalReport(trace: try Evaluator.trace(network: updated.network, data: testSet, links: codec),
+                                policy: ExitPolicy(thresholds: t), codec: codecName)
         print(report.table, terminator: "")
         let cardURL = dir.appendingPathComponent("MODEL_CARD.md")
         guard var card = try? String(contentsOf: cardURL, encoding: .utf8) else { return }
@@ -43,13 +44,13 @@ struct Tune: ParsableCommand {
             if lines[i].hasPrefix("- fingerprint ") { lines[i] = "- fingerprint `\(updated.fingerprintHex)`" }
             if lines[i].hasPrefix("- default thresholds ") {
                 lines[i] = "- default thresholds " + t.map { String(format: "%g", $0) }.joined(separator: ", ")
-                    + " (entropy, natural log), codec \(codec.name); chosen by `branchy tune --tolerance \(tolerance)` on the \(held.count) held-out samples"
+                    + " (entropy, natural log), codec \(codecName); chosen by `branchy tune --tolerance \(tolerance)` on the \(held.count) held-out samples"
             }
         }
         card = lines.joined(separator: "\n")
         if let start = card.range(of: "## Test set"), let end = card.range(of: "## Training log") {
             card.replaceSubrange(start.lowerBound..<end.lowerBound, with:
-                "## Test set (`\(test)`, \(report.samples) images, default thresholds, codec \(codec.name))\n\n```\n\(report.table)```\n\n")
+                "## Test set (`\(test)`, \(report.samples) images, default thresholds, codec \(codecName))\n\n```\n\(report.table)```\n\n")
         }
         try card.write(to: cardURL, atomically: true, encoding: .utf8)
         print("updated \(dir.path)")

@@ -40,7 +40,7 @@ import Testing
 
     @Test func unknownCodec() throws {
         try expectError(json(defaults: #"{"thresholds": [], "codec": "bf12"}"#),
-                        "defaults.codec: unknown codec 'bf12' (expected float32, float16 or int8)")
+                        "defaults.codec: unknown codec 'bf12' (expected float32, float16, int8, uint8, int8-channel, int4 or sign)")
     }
 
     @Test func unknownCodecInASpecBuiltInCode() {
@@ -48,7 +48,7 @@ import Testing
         spec.defaults = .init(thresholds: [0.5], codec: "float8")
         let error = ModelFixture.buildError(spec)
         #expect(error?.location == "defaults.codec")
-        #expect(error?.reason == "unknown codec 'float8' (expected float32, float16 or int8)")
+        #expect(error?.reason == "unknown codec 'float8' (expected float32, float16, int8, uint8, int8-channel, int4 or sign)")
     }
 
     @Test func fractionWhereAnIntegerBelongs() throws {

@@ -36,7 +36,8 @@ extension Sockets {
                     guard case .result(let r) = f.message else { Issue.record("sample \(sample): \(f.message)"); continue }
                     let want = inProcessAnswer(network: network, policy: policy, codec: .int8, input: fixture.input(sample))
                     #expect(Int(r.exitIndex) == want.exit, "sample \(sample)")
-                    #expect(Int(r.predictedClass) == want.output.predicted && r.entropy == want.output.entropy, "sample \(sample)")
+                    #expect(Int(r.predictedClass) == want.output.predicted && r.entropy == (want.exit == 1 ? want.output.entropy : Float(Float16(want.output.entropy))), "sample \(sample)")
+                    // (answers from the cloud crossed a version-2 link, which carries the entropy as binary16)
                     if want.exit == 1 { atEdge += 1 }
                 }
                 #expect(atEdge > 0 && atEdge < count, "the threshold should split the samples: \(atEdge) at the edge")

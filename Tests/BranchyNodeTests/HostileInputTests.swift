@@ -150,8 +150,16 @@ extension Sockets {
         @Test func unknownFrameVersion() async throws {
             try await withEdge { edge in
                 let client = try await edge.ready()
-                await client.send(Self.header(version: 2, type: 3, requestID: 1, length: 0))
+                await client.send(Self.header(version: 3, type: 3, requestID: 1, length: 0))
                 await expectConnectionError(client, .unsupportedVersion)
+            }
+        }
+
+        @Test func otherVersionThanTheHelloFixed() async throws {
+            try await withEdge { edge in
+                let client = try await edge.ready()  // a version 1 hello
+                await client.send(Self.header(version: 2, type: 3, requestID: 1, length: 0))
+                await expectConnectionError(client, .badFrame, mentioning: "version 1")
             }
         }
 
@@ -296,7 +304,7 @@ extension Sockets {
             try await withEdge { edge in
                 let client = try await edge.connect()
                 var hello = edge.deviceHello
-                hello.protocolVersion = 2
+                hello.protocolVersion = 3
                 await client.send(Frame(requestID: 0, message: .hello(hello)))
                 await expectConnectionError(client, .unsupportedVersion)
             }

@@ -43,7 +43,8 @@ struct FeatureCodecTests {
         #expect(FeatureCodecKind.float32.rawValue == 0)
         #expect(FeatureCodecKind.float16.rawValue == 1)
         #expect(FeatureCodecKind.int8.rawValue == 2)
-        #expect(FeatureCodecKind.allCases.map(\.bytesPerElement) == [4, 2, 1])
+        #expect(FeatureCodecKind.allCases.map(\.rawValue) == [0, 1, 2, 3, 4, 5, 6])
+        #expect(FeatureCodecKind.allCases.map { $0.dataByteCount(elements: 16) } == [64, 32, 16, 16, 16, 8, 2])
     }
 
     @Test("roundTrip is bit-identical to encode then decode", arguments: FeatureCodecKind.allCases)
@@ -51,7 +52,7 @@ struct FeatureCodecTests {
         for seed in UInt64(1)...20 {
             let t = randomTensor([2, 3, 4, 5], in: -7...11, seed: seed)
             let encoded = kind.encode(t)
-            #expect(encoded.bytes.count == t.count * kind.bytesPerElement)
+            #expect(encoded.bytes.count == kind.dataByteCount(elements: t.count))
             #expect(encoded.shape == t.shape)
             #expect((encoded.quantization != nil) == (kind == .int8))
             let viaBytes = encoded.decoded()
@@ -138,7 +139,7 @@ struct FeatureCodecTests {
         for (x, y) in zip(t.data, back.data) { #expect(abs(x - y) <= q.scale / 2 + 1e-6) }
     }
 
-    @Test("constant tensors survive every codec", arguments: FeatureCodecKind.allCases)
+    @Test("constant tensors survive every codec", arguments: FeatureCodecKind.allCases.filter { $0 != .uint8 })
     func constantTensors(kind: FeatureCodecKind) {
         for c: Float in [0, 3, -2.5] {
             let t = Tensor(shape: [2, 8], repeating: c)

@@ -131,8 +131,13 @@ struct DocumentErrorTests {
     }
 
     @Test func unknownCodec() throws {
-        try expectError(replacing("upstream: cloud", with: "upstream: cloud\n    codec: int4"), keyPath: "nodes[1].codec",
-                        reason: "unknown codec 'int4' (expected float32, float16, int8)")
+        try expectError(replacing("upstream: cloud", with: "upstream: cloud\n    codec: int3"), keyPath: "nodes[1].codec",
+                        reason: "unknown codec 'int3' (expected one of float32, float16, int8, uint8, int8-channel, int4, sign, each optionally followed by +lz4 or +zstd)")
+    }
+
+    @Test func codecThatNeedsVersion2() throws {
+        try expectError(replacing("upstream: cloud", with: "upstream: cloud\n    codec: int4+zstd\n    protocol: 1"), keyPath: "nodes[1].codec",
+                        reason: "codec 'int4+zstd' needs protocol version 2, but the node sets 'protocol: 1' (version 1 carries float32, float16, int8 only)")
     }
 
     @Test func unknownFailurePolicy() throws {

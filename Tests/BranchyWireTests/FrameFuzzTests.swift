@@ -25,7 +25,8 @@ private struct FrameGenerator {
     }
 
     mutating func hello() -> Hello {
-        Hello(protocolVersion: UInt16(truncatingIfNeeded: int(0...3)), role: NodeRole.allCases[int(0...2)],
+        Hello(protocolVersion: [0, 1, 3, 7][int(0...3)],  // a version-2 hello would switch the rest of the stream to compact frames
+              role: NodeRole.allCases[int(0...2)],
               nodeName: string(maxBytes: 255),
               fingerprint: ModelFingerprint(bytes: (0..<32).map { _ in UInt8(truncatingIfNeeded: rng.next()) })!)
     }

@@ -1,0 +1,209 @@
+import ArgumentParser
+import BranchyData
+import BranchyModel
+import BranchyTensor
+import BranchyTraining
+import Foundation
+
+/// `branchy calibrate`: per-exit thresholds chosen on held-out training samples for a goal, with
+/// the accuracy / bytes-per-sample frontier.
+struct Calibrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Choose per-exit thresholds on held-out training samples for an accuracy floor or a byte budget, minimising bytes on the wire.",
+        discussion: """
+        The accuracy floor is relative to the float model's final exit alone (every link float32). Runs the model over the training samples held out at training time (never the test set) with each link's codec, \
+        counts what every sample would put on the wire (protocol version 2 frames, one TLS record each, both directions, \
+        all links, handshakes not included), screens threshold combinations and prints the accuracy / bytes frontier. \
+        The goal is an accuracy floor relative to the final exit alone (--max-accuracy-drop, points) or a byte budget \
+        per sample (--byte-budget); among the combinations that meet it, the one with the fewest bytes (or, with a \
+        budget, the highest accuracy) is chosen. --write stores the thresholds (and the link codecs) as the model's \
+        defaults and writes the frontier to calibration.json in the model directory.
+        """)
+
+    @Option(help: "Model directory.") var model: String = "models/b-lenet3"
+    @Option(help: "Directory holding the IDX training set.") var data: String = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Held-out samples (as given to train).") var validation: Int = 5000
+    @Option(help: "Seed given to train (it fixes which samples were held out).") var seed: UInt64 = 1
+    @Option(help: "Topology whose device path gives each link's codec (default: device, edge and cloud with --codec).") var topology: String?
+    @Option(help: "With --topology: the device whose path is calibrated (default: the first).") var device: String?
+    @Option(help: "Without --topology: the codec of each link, e.g. sign,int4+zstd (default: the model's).") var codec: String?
+    @Option(help: "Accuracy floor: at most this many points below the final exit alone.") var maxAccuracyDrop: Double?
+    @Option(help: "Byte budget: at most this many bytes per sample on the wire, all links.") var byteBudget: Double?
+    @Option(help: "Write the frontier here as JSON (with --write: <model>/calibration.json).") var frontierOut: String?
+    @Flag(help: "Store the chosen thresholds and codecs as the model's defaults, and the frontier next to it.") var write = false
+
+    func validate() throws {
+        if maxAccuracyDrop != nil && byteBudget != nil { throw ValidationError("give --max-accuracy-drop or --byte-budget, not both") }
+        if let d = maxAccuracyDrop, !(d >= 0) { throw ValidationError("--max-accuracy-drop must be 0 or more points") }
+        if let b = byteBudget, !(b > 0) { throw ValidationError("--byte-budget must be a positive number of bytes") }
+        if codec != nil && topology != nil { throw ValidationError("give --codec or --topology, not both") }
+    }
+
+    func run() throws {
+        let dir = URL(fileURLWithPath: model)
+        let m = try Model.load(directory: dir)
+        let network = m.network
+        let stages = network.stages.count
+        guard stages >= 2 else { throw ValidationError("\(model) has one exit: nothing to calibrate") }
+        let cost: WireCost
+        if let topology {
+            cost = try WireCost.from(topology: topology, device: device, network: network)
+        } else {
+            let text = codec ?? m.spec.defaults?.codec ?? "int8"
+            let codecs = try text.split(separator: ",").map { name -> FeatureCodec in
+                guard let c = FeatureCodec(String(name)) else { throw ValidationError("--codec: unknown codec '\(name)' (expected \(FeatureCodec.namesHelp))") }
+                return c
+            }
+            guard codecs.count == 1 || codecs.count == stages - 1 else {
+                throw ValidationError("--codec: give one codec or one per link (\(stages - 1))")
+            }
+            cost = WireCost.threeNodes(network: network, codecs: codecs)
+        }
+        let all = try IDXDataset.load(directory: URL(fileURLWithPath: data), split: .train)
+        let (_, held) = split(all, holdOut: validation, seed: seed)
+        printError("calibrating on \(held.count) held-out training samples, links \(cost.codecs.map { $0?.name ?? "-" }.joined(separator: ","))")
+        let trace = try Evaluator.trace(network: network, data: held, links: cost.linkCodecs, progress: true,
+                                        measure: { cost.requestBytes(stage: $0, item: $1) })
+        let frontier = Frontier(trace: trace, cost: cost, grid: Calibrate.grid)
+        // The floor is relative to the float model: every link float32, the final exit alone.
+        let floatTrace = try Evaluator.trace(network: network, data: held, links: LinkCodecs(between: .float32, stages: stages))
+        let final = Frontier.finalOnly(floatTrace)
+        let goal: String
+        let chosen: Frontier.Point?
+        if let budget = byteBudget {
+            goal = "byte budget \(budget) bytes per sample"
+            chosen = frontier.all.filter { $0.bytesPerSample <= budget }.max { ($0.accuracy, -$0.bytesPerSample) < ($1.accuracy, -$1.bytesPerSample) }
+        } else {
+            let drop = maxAccuracyDrop ?? 0.5
+            goal = "max accuracy drop \(drop) points below the final exit alone"
+            chosen = frontier.all.filter { $0.accuracy >= final - drop / 100 - 1e-12 }
+                .min { ($0.bytesPerSample, -$0.accuracy) < ($1.bytesPerSample, -$1.accuracy) }
+        }
+        print(String(format: "final exit alone: %.2f%% with float32 links, %.2f%% with these codecs, on %d held-out samples; "
+                     + "every sample to the last exit costs %.1f bytes", 100 * final, 100 * frontier.finalOnlyAccuracy, held.count, frontier.allToLastBytes))
+        print(frontier.table(marking: chosen))
+        guard let chosen else { throw ValidationError("no threshold combination meets the goal (\(goal))") }
+        print("chosen for \(goal): thresholds " + chosen.thresholds.map { String(format: "%g", $0) }.joined(separator: ",")
+              + String(format: " -> accuracy %.2f%%, %.1f bytes per sample, %.1f%% at the first exit", 100 * chosen.accuracy, chosen.bytesPerSample,
+                       100 * chosen.fractions[0]))
+        let file = CalibrationFile(goal: goal, samples: held.count, finalOnlyAccuracy: final, links: cost.codecs.map { $0?.name },
+                                   points: frontier.points.map(CalibrationFile.Point.init),
+                                   chosen: frontier.points.firstIndex { $0.thresholds == chosen.thresholds } ?? -1,
+                                   chosenThresholds: chosen.thresholds)
+        let out = frontierOut ?? (write ? dir.appendingPathComponent("calibration.json").path : nil)
+        if let out {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try enc.encode(file).write(to: URL(fileURLWithPath: out))
+            print("frontier written to \(out)")
+        }
+        if write {
+            var spec = m.spec
+            let codecs = cost.codecs.dropFirst().compactMap { $0?.kind.name }
+            spec.defaults = .init(thresholds: chosen.thresholds,
+                                  codec: codecs.count == stages - 1 ? codecs.joined(separator: ",") : spec.defaults?.codec)
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try enc.encode(spec).write(to: dir.appendingPathComponent(Model.specFileName))
+            print("thresholds written to \(dir.appendingPathComponent(Model.specFileName).path)")
+        }
+    }
+
+    /// Thresholds screened for every exit but the last.
+    static let grid: [Float] = [0, 0.01, 0.025, 0.05, 0.075] + stride(from: 0.1, through: 1.6, by: 0.025).map { Float($0) } + [1.75, 2, 2.5, 10]
+}
+
+/// Every threshold combination's accuracy and bytes per sample, and the combinations no other
+/// beats on both.
+struct Frontier {
+    struct Point {
+        var thresholds: [Float]
+        var accuracy: Double
+        var bytesPerSample: Double
+        var fractions: [Double]
+    }
+
+    let all: [Point]
+    /// Points not beaten on both accuracy and bytes, fewest bytes first.
+    let points: [Point]
+    let finalOnlyAccuracy: Double
+    let allToLastBytes: Double
+
+    init(trace: ExitTrace, cost: WireCost, grid: [Float]) {
+        let n = trace.samples
+        let exits = trace.exitNames.count
+        // bytes[exit][sample]: what the sample costs when it leaves at that exit.
+        var bytes = [[Int]](repeating: [Int](repeating: 0, count: n), count: exits)
+        for e in 0..<exits {
+            for s in 0..<n {
+                bytes[e][s] = cost.sampleBytes(exit: e, request: { trace.inputBytes[$0][s] }, predicted: trace.outputs[e][s].predicted)
+            }
+        }
+        var combos: [[Float]] = [[]]
+        for _ in 0..<(exits - 1) { combos = combos.flatMap { c in grid.map { c + [$0] } } }
+        var all: [Point] = []
+        for t in combos {
+            let policy = ExitPolicy(thresholds: t)
+            var correct = 0, total = 0
+            var counts = [Int](repeating: 0, count: exits)
+            for s in 0..<n {
+                var e = exits - 1
+                for i in 0..<(exits - 1) where policy.exits(at: i, of: exits, entropy: trace.outputs[i][s].entropy) { e = i; break }
+                counts[e] += 1
+                total += bytes[e][s]
+                if trace.outputs[e][s].predicted == trace.labels[s] { correct += 1 }
+            }
+            all.append(Point(thresholds: t, accuracy: Double(correct) / Double(max(1, n)), bytesPerSample: Double(total) / Double(max(1, n)),
+                             fractions: counts.map { Double($0) / Double(max(1, n)) }))
+        }
+        self.all = all
+        var best = -1.0
+        var front: [Point] = []
+        for p in all.sorted(by: { ($0.bytesPerSample, -$0.accuracy) < ($1.bytesPerSample, -$1.accuracy) }) where p.accuracy > best {
+            front.append(p)
+            best = p.accuracy
+        }
+        points = front
+        finalOnlyAccuracy = Frontier.finalOnly(trace)
+        allToLastBytes = Double(bytes[exits - 1].reduce(0, +)) / Double(max(1, n))
+    }
+
+    /// Accuracy of the last exit alone over the trace's samples.
+    static func finalOnly(_ trace: ExitTrace) -> Double {
+        let last = trace.outputs[trace.exitNames.count - 1]
+        return Double((0..<trace.samples).filter { last[$0].predicted == trace.labels[$0] }.count) / Double(max(1, trace.samples))
+    }
+
+    func table(marking chosen: Point?) -> String {
+        var out = "  thresholds          accuracy   bytes/sample  " + (0..<(points.first?.fractions.count ?? 0)).map { "exit\($0 + 1)" .padding(toLength: 8, withPad: " ", startingAt: 0) }.joined() + "\n"
+        for p in points {
+            let mark = p.thresholds == chosen?.thresholds ? "*" : " "
+            let t = p.thresholds.map { String(format: "%g", $0) }.joined(separator: ",").padding(toLength: 18, withPad: " ", startingAt: 0)
+            out += "\(mark) \(t)  " + String(format: "%6.2f%%   %10.1f    ", 100 * p.accuracy, p.bytesPerSample)
+                + p.fractions.map { String(format: "%5.1f%%  ", 100 * $0) }.joined() + "\n"
+        }
+        return out
+    }
+}
+
+/// The frontier as written to `calibration.json` (read by the device's HTML report).
+struct CalibrationFile: Codable {
+    struct Point: Codable {
+        var thresholds: [Float]
+        var accuracy: Double
+        var bytesPerSample: Double
+        var deviceFraction: Double
+        var fractions: [Double]
+        init(_ p: Frontier.Point) {
+            thresholds = p.thresholds; accuracy = p.accuracy; bytesPerSample = p.bytesPerSample
+            deviceFraction = p.fractions.first ?? 0; fractions = p.fractions
+        }
+    }
+    var goal: String
+    var samples: Int
+    var finalOnlyAccuracy: Double
+    var links: [String?]
+    var points: [Point]
+    var chosen: Int
+    var chosenThresholds: [Float]
+}
