@@ -178,9 +178,10 @@ netns_shape() {
         ready="$NETNS_STATE_DIR/$peer_ns-$peer_if.ready"
         log="$NETNS_STATE_DIR/$peer_ns-$peer_if.log"
         rm -f "$ready"
-        ip netns exec "$peer_ns" python3 "$NETNS_DELAYER" --queue "$queue" --delay-ms "$ms" --ready "$ready" \
-            </dev/null >"$log" 2>&1 &
-        pid=$!
+        # Started from a subshell, so that it is not a child of the caller (a bare `wait`
+        # there would wait for it too); netns_cleanup ends it with its namespace.
+        pid="$( (ip netns exec "$peer_ns" python3 "$NETNS_DELAYER" --queue "$queue" --delay-ms "$ms" --ready "$ready" \
+            </dev/null >"$log" 2>&1 & echo $!) )"
         while [ ! -s "$ready" ]; do
             proc_running "$pid" || { say "netns_shape: the delayer for $peer_ns/$peer_if exited: $(tail -n 1 "$log")"; return 1; }
             [ "$waited" -lt 100 ] || { say "netns_shape: the delayer for $peer_ns/$peer_if did not start"; return 1; }
