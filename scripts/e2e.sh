@@ -19,6 +19,9 @@
 #     - SIGTERM stops every node in time
 #   fan-in cluster (topology/fanin.yaml):
 #     - four devices at once, 2,000 samples each, all answered
+#   emulated links (scripts/netem.sh --short, needs root):
+#     - device, edge and cloud in network namespaces over shaped links, Branchy and
+#       cloud-only: every sample answered in both, and the latency comparison printed
 #
 # Prints `ok - NAME` or `not ok - NAME: why` per check, then `N passed, M failed`;
 # exits 1 if any check failed. Details go to run/e2e/ (e2e.log, outputs, reports).
@@ -361,6 +364,26 @@ check_fanin() {
     [ -z "$problems" ] || { echo "${problems#; }"; return 1; }
 }
 
+# --- Emulated links -----------------------------------------------------------------
+
+# (f) scripts/netem.sh --short: Branchy and the cloud-only baseline over shaped links
+# between network namespaces, every sample answered, the comparison printed.
+check_netem() {
+    [ "$(id -u)" -eq 0 ] || { echo "scripts/netem.sh needs root (network namespaces)"; return 1; }
+    local status=0 out="$work/netem.out"
+    scripts/netem.sh --short > "$out" 2> "$work/netem.err" || status=$?
+    cat "$work/netem.err" >&2
+    [ "$status" -eq 0 ] || { echo "scripts/netem.sh --short exited $status: $(tail -n 1 "$work/netem.err")"; return 1; }
+    local label
+    for label in branchy cloud-only; do
+        grep -q "^$label: all [0-9]* samples answered" "$work/netem.err" \
+            || { echo "no '$label: all ... samples answered' line"; return 1; }
+        grep -qE "^  $label +[0-9]+ +[0-9]+ " "$out" || { echo "no overall '$label' row in the comparison"; return 1; }
+    done
+    grep -q "latency per exit" "$out" || { echo "no per-exit latency table"; return 1; }
+    [ -z "$(ip netns list 2>/dev/null | grep '^bnet-')" ] || { echo "bnet- namespaces left after the run"; return 1; }
+}
+
 check "branchy calibrate writes the frontier from held-out training samples" check_calibrate
 check "cloud-only baseline: every raw image to the cloud, same answers as branchy eval" check_cloud_only
 check "local cluster starts" check_local_up
@@ -375,6 +398,7 @@ check "edge refuses the cloud's certificate" check_tls_other_node_cert
 check "edge refuses plain TCP" check_plaintext_refused
 check "local cluster stops on SIGTERM" check_local_down
 check "fan-in: four devices at once" check_fanin
+check "emulated links: Branchy and cloud-only, every sample answered (netem.sh --short)" check_netem
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
