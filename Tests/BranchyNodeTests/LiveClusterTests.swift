@@ -77,6 +77,23 @@ extension Sockets {
                 #expect(report.links[1].requests == perExit[2])
                 #expect(report.totalWireBytes > 0)
                 #expect(report.rawOffloadBytes > report.totalWireBytes)
+
+                // The edge reports its own upstream link (statsRequest / stats, version 2): its handshake
+                // and at least the bytes of the requests and answers the device saw crossing it.
+                let upstream = await device.upstreamLinkTotals()
+                #expect(upstream.map(\.link) == ["edge->cloud"])
+                if let e = upstream.first {
+                    #expect(e.connections == 1 && e.handshakeBytes > 0)
+                    let edgeHops = records.compactMap { $0.hops.count == 2 ? $0.hops[1] : nil }
+                    #expect(e.bytesSent >= edgeHops.reduce(0) { $0 + $1.requestTLSBytes } + 1)
+                    #expect(e.bytesReceived >= edgeHops.reduce(0) { $0 + $1.responseTLSBytes })
+                }
+                var withTotals = report
+                let own = try #require(await device.linkTotals())
+                #expect(own.link == "device->edge" && own.handshakeBytes == stats.handshakeBytes)
+                withTotals.setLinkTotals([own] + upstream)
+                #expect(withTotals.handshakeBytesAllLinks == own.handshakeBytes + (upstream.first?.handshakeBytes ?? 0))
+                #expect(withTotals.bytesPerSampleWithHandshakes > withTotals.bytesPerSample)
             }
         }
 

@@ -244,3 +244,21 @@ import Testing
         #expect(throws: WireError.self) { try mixed.readFrame(limits: .default, dialect: .open) }
     }
 }
+
+@Suite struct LinkTotalsFrameTests {
+    @Test func statsRoundTripInVersion2Only() throws {
+        let totals = [LinkTotals(link: "edge->cloud", connections: 2, handshakeBytes: 5_476, bytesSent: 1 << 33, bytesReceived: 99)]
+        let f = Frame(requestID: 3, message: .stats(totals))
+        let v2 = FrameDialect.v2(names: .empty)
+        var b = ByteBuffer()
+        #expect(b.writeFrame(f, dialect: v2) == f.encodedSize(in: v2))
+        #expect(try b.readFrame(limits: .default, dialect: v2) == f)
+        var q = ByteBuffer()
+        q.writeFrame(Frame(requestID: 4, message: .statsRequest), dialect: v2)
+        #expect(q.readableBytes == 3)
+        #expect(throws: WireError.self) { try f.validate(dialect: .v1) }
+        // A 20-byte header with type 7 or 8 names no message.
+        var full = Fixtures.raw(version: 1, type: 7, payload: [])
+        #expect(throws: WireError.unknownMessageType(7)) { try full.readFrame() }
+    }
+}

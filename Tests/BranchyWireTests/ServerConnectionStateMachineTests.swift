@@ -248,3 +248,37 @@ struct ServerConnectionStateMachineTests {
         #expect(m.sentResponse(requestID: 1) == .none)
     }
 }
+
+@Suite("ServerConnectionStateMachine, version 2")
+struct ServerConnectionStateMachineVersion2Tests {
+    static let names = NameTable(["device-0", "edge-1", "cloud"])
+    fileprivate static func v2Machine() -> Machine {
+        var local = edgeHello
+        local.protocolVersion = 2
+        local.names = names
+        return Machine(configuration: .init(localHello: local, allowedPeers: [device], maxInFlight: 4))
+    }
+
+    @Test func theAcknowledgementSpeaksTheClientsVersion() {
+        var m = Self.v2Machine()
+        guard case .sendHelloAck(let ack) = m.receivedHello(hello(version: 2)) else { Issue.record("no ack"); return }
+        #expect(ack.protocolVersion == 2 && ack.names == Self.names)
+        var old = Self.v2Machine()
+        guard case .sendHelloAck(let ack1) = old.receivedHello(hello(version: 1)) else { Issue.record("no ack"); return }
+        #expect(ack1.protocolVersion == 1 && ack1.names == .empty)
+        var future = Self.v2Machine()
+        #expect(errorInfo(future.receivedHello(hello(version: 3)))?.code == .unsupportedVersion)
+    }
+
+    @Test func statsRequestsAreAnsweredOnceReady() {
+        var m = Self.v2Machine()
+        #expect(errorInfo(m.receivedFrame(Frame(requestID: 5, message: .statsRequest)))?.code == .handshakeRequired)
+        var r = Self.v2Machine()
+        _ = r.receivedHello(hello(version: 2))
+        #expect(r.receivedFrame(Frame(requestID: 5, message: .statsRequest)) == .sendStats(requestID: 5))
+        #expect(errorInfo(r.receivedFrame(Frame(requestID: 0, message: .statsRequest)))?.code == .badFrame)
+        var s = Self.v2Machine()
+        _ = s.receivedHello(hello(version: 2))
+        #expect(errorInfo(s.receivedFrame(Frame(requestID: 6, message: .stats([]))))?.code == .unexpectedMessage)
+    }
+}
