@@ -29,6 +29,8 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Without --topology: the codec of each link, e.g. sign,int4+zstd (default: the model's).") var codec: String?
     @Option(help: "Accuracy floor: at most this many points below the final exit alone.") var maxAccuracyDrop: Double?
     @Option(help: "Byte budget: at most this many bytes per sample on the wire, all links.") var byteBudget: Double?
+    @Option(help: "Minimise bytes (default), or mean-latency or p99-latency under --link-model.") var minimise: Objective = .bytes
+    @Option(help: "Each link's one-way delay and rate, in path order, for the latency objectives, e.g. 5ms:1mbit,40ms:10mbit.") var linkModel: String?
     @Option(help: "Write the frontier here as JSON (with --write: <model>/calibration.json).") var frontierOut: String?
     @Flag(help: "Store the chosen thresholds and codecs as the model's defaults, and the frontier next to it.") var write = false
 
@@ -37,6 +39,14 @@ struct Calibrate: ParsableCommand {
         if let d = maxAccuracyDrop, !(d >= 0) { throw ValidationError("--max-accuracy-drop must be 0 or more points") }
         if let b = byteBudget, !(b > 0) { throw ValidationError("--byte-budget must be a positive number of bytes") }
         if codec != nil && topology != nil { throw ValidationError("give --codec or --topology, not both") }
+        if minimise != .bytes && linkModel == nil { throw ValidationError("--minimise \(minimise.rawValue) needs --link-model (e.g. 5ms:1mbit,40ms:10mbit)") }
+        if let linkModel { _ = try LinkModel.parse(linkModel) }
+    }
+
+    enum Objective: String, ExpressibleByArgument, CaseIterable {
+        case bytes
+        case meanLatency = "mean-latency"
+        case p99Latency = "p99-latency"
     }
 
     func run() throws {
@@ -64,11 +74,12 @@ struct Calibrate: ParsableCommand {
         printError("calibrating on \(held.count) held-out training samples, links \(cost.codecs.map { $0?.name ?? "-" }.joined(separator: ","))")
         let trace = try Evaluator.trace(network: network, data: held, links: cost.linkCodecs, progress: true,
                                         measure: { cost.requestBytes(stage: $0, item: $1) })
-        let frontier = Frontier(trace: trace, cost: cost, grid: Calibrate.grid)
+        let links = try linkModel.map { try LinkModel.parse($0) }
+        let frontier = Frontier(trace: trace, cost: cost, grid: Calibrate.grid, links: links)
         // The floor is relative to the float model: every link float32, the final exit alone.
         let floatTrace = try Evaluator.trace(network: network, data: held, links: LinkCodecs(between: .float32, stages: stages))
         let final = Frontier.finalOnly(floatTrace)
-        let goal: String
+        var goal: String
         let chosen: Frontier.Point?
         if let budget = byteBudget {
             goal = "byte budget \(budget) bytes per sample"
@@ -76,8 +87,13 @@ struct Calibrate: ParsableCommand {
         } else {
             let drop = maxAccuracyDrop ?? 0.5
             goal = "max accuracy drop \(drop) points below the final exit alone"
-            chosen = frontier.all.filter { $0.accuracy >= final - drop / 100 - 1e-12 }
-                .min { ($0.bytesPerSample, -$0.accuracy) < ($1.bytesPerSample, -$1.accuracy) }
+            let eligible = frontier.all.filter { $0.accuracy >= final - drop / 100 - 1e-12 }
+            switch minimise {
+            case .bytes: chosen = eligible.min { ($0.bytesPerSample, -$0.accuracy) < ($1.bytesPerSample, -$1.accuracy) }
+            case .meanLatency: chosen = eligible.min { ($0.meanLatencyMs, $0.bytesPerSample) < ($1.meanLatencyMs, $1.bytesPerSample) }
+            case .p99Latency: chosen = eligible.min { ($0.p99LatencyMs, $0.meanLatencyMs, $0.bytesPerSample) < ($1.p99LatencyMs, $1.meanLatencyMs, $1.bytesPerSample) }
+            }
+            if minimise != .bytes { goal += ", minimising \(minimise.rawValue) on links \(linkModel ?? "")" }
         }
         print(String(format: "final exit alone: %.2f%% with float32 links, %.2f%% with these codecs, on %d held-out samples; "
                      + "every sample to the last exit costs %.1f bytes", 100 * final, 100 * frontier.finalOnlyAccuracy, held.count, frontier.allToLastBytes))
@@ -85,7 +101,8 @@ struct Calibrate: ParsableCommand {
         guard let chosen else { throw ValidationError("no threshold combination meets the goal (\(goal))") }
         print("chosen for \(goal): thresholds " + chosen.thresholds.map { String(format: "%g", $0) }.joined(separator: ",")
               + String(format: " -> accuracy %.2f%%, %.1f bytes per sample, %.1f%% at the first exit", 100 * chosen.accuracy, chosen.bytesPerSample,
-                       100 * chosen.fractions[0]))
+                       100 * chosen.fractions[0])
+              + (links == nil ? "" : String(format: ", latency mean %.2f ms, p99 %.2f ms (link model)", chosen.meanLatencyMs, chosen.p99LatencyMs)))
         let file = CalibrationFile(goal: goal, samples: held.count, finalOnlyAccuracy: final, links: cost.codecs.map { $0?.name },
                                    points: frontier.points.map(CalibrationFile.Point.init),
                                    chosen: frontier.points.firstIndex { $0.thresholds == chosen.thresholds } ?? -1,
@@ -121,6 +138,9 @@ struct Frontier {
         var accuracy: Double
         var bytesPerSample: Double
         var fractions: [Double]
+        /// Under the link model, when one was given (else 0).
+        var meanLatencyMs: Double = 0
+        var p99LatencyMs: Double = 0
     }
 
     let all: [Point]
@@ -129,7 +149,7 @@ struct Frontier {
     let finalOnlyAccuracy: Double
     let allToLastBytes: Double
 
-    init(trace: ExitTrace, cost: WireCost, grid: [Float]) {
+    init(trace: ExitTrace, cost: WireCost, grid: [Float], links: [LinkModel]? = nil) {
         let n = trace.samples
         let exits = trace.exitNames.count
         // bytes[exit][sample]: what the sample costs when it leaves at that exit.
@@ -139,9 +159,24 @@ struct Frontier {
                 bytes[e][s] = cost.sampleBytes(exit: e, request: { trace.inputBytes[$0][s] }, predicted: trace.outputs[e][s].predicted)
             }
         }
+        // latency[exit][sample] under the link model: each link crossed costs a round trip and the
+        // time its request and answer take at its rate (compute time is left out).
+        var latency = [[Double]]()
+        if let links {
+            latency = (0..<exits).map { e in (0..<n).map { s in
+                var ms = 0.0
+                let crossed = cost.links(upTo: e)
+                for (k, stage) in crossed.enumerated() where k < links.count {
+                    let answer = 40 + 8 * (crossed.count - 1 - k)  // a result with the later hops
+                    ms += 2 * links[k].delayMs + Double(trace.inputBytes[stage][s] + answer) * 8 / links[k].bitsPerMs
+                }
+                return ms
+            } }
+        }
         var combos: [[Float]] = [[]]
         for _ in 0..<(exits - 1) { combos = combos.flatMap { c in grid.map { c + [$0] } } }
         var all: [Point] = []
+        var taken = [Double](repeating: 0, count: n)
         for t in combos {
             let policy = ExitPolicy(thresholds: t)
             var correct = 0, total = 0
@@ -151,10 +186,17 @@ struct Frontier {
                 for i in 0..<(exits - 1) where policy.exits(at: i, of: exits, entropy: trace.outputs[i][s].entropy) { e = i; break }
                 counts[e] += 1
                 total += bytes[e][s]
+                if !latency.isEmpty { taken[s] = latency[e][s] }
                 if trace.outputs[e][s].predicted == trace.labels[s] { correct += 1 }
             }
-            all.append(Point(thresholds: t, accuracy: Double(correct) / Double(max(1, n)), bytesPerSample: Double(total) / Double(max(1, n)),
-                             fractions: counts.map { Double($0) / Double(max(1, n)) }))
+            var point = Point(thresholds: t, accuracy: Double(correct) / Double(max(1, n)), bytesPerSample: Double(total) / Double(max(1, n)),
+                              fractions: counts.map { Double($0) / Double(max(1, n)) })
+            if !latency.isEmpty && n > 0 {
+                point.meanLatencyMs = taken.reduce(0, +) / Double(n)
+                let sorted = taken.sorted()
+                point.p99LatencyMs = sorted[min(n - 1, Int((0.99 * Double(n)).rounded(.up)) - 1)]
+            }
+            all.append(point)
         }
         self.all = all
         var best = -1.0
@@ -194,9 +236,12 @@ struct CalibrationFile: Codable {
         var bytesPerSample: Double
         var deviceFraction: Double
         var fractions: [Double]
+        var meanLatencyMs: Double
+        var p99LatencyMs: Double
         init(_ p: Frontier.Point) {
             thresholds = p.thresholds; accuracy = p.accuracy; bytesPerSample = p.bytesPerSample
             deviceFraction = p.fractions.first ?? 0; fractions = p.fractions
+            meanLatencyMs = p.meanLatencyMs; p99LatencyMs = p.p99LatencyMs
         }
     }
     var goal: String
@@ -206,4 +251,30 @@ struct CalibrationFile: Codable {
     var points: [Point]
     var chosen: Int
     var chosenThresholds: [Float]
+}
+
+/// One link of a latency model: one-way delay and rate (`5ms:1mbit`).
+struct LinkModel {
+    var delayMs: Double
+    /// Rate in bits per millisecond.
+    var bitsPerMs: Double
+
+    /// Parses `DELAY:RATE,...`: delays in ms or s (`5ms`, `0.04s`), rates in bit, kbit, mbit or gbit (per second).
+    static func parse(_ text: String) throws -> [LinkModel] {
+        try text.split(separator: ",").map { part in
+            let pieces = part.split(separator: ":").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard pieces.count == 2, let delay = number(pieces[0], units: ["ms": 1, "s": 1000]),
+                  let rate = number(pieces[1], units: ["gbit": 1e9, "mbit": 1e6, "kbit": 1e3, "bit": 1]), rate > 0, delay >= 0 else {
+                throw ValidationError("--link-model: '\(part)' is not DELAY:RATE such as 5ms:1mbit")
+            }
+            return LinkModel(delayMs: delay, bitsPerMs: rate / 1000)
+        }
+    }
+
+    private static func number(_ s: String, units: [String: Double]) -> Double? {
+        for (unit, scale) in units.sorted(by: { $0.key.count > $1.key.count }) where s.hasSuffix(unit) {
+            return Double(s.dropLast(unit.count)).map { $0 * scale }
+        }
+        return nil
+    }
 }
