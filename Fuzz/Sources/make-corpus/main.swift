@@ -61,6 +61,7 @@ enum MakeCorpus {
             try writer.write("frame", "error-\(i)", try frames([Frame(requestID: UInt64(i), message: .error(error))]))
         }
         try writer.write("frame", "goodbye", try frames([Frame(requestID: 0, message: .goodbye)]))
+        try writeVersion2(&writer, hello: hellos[0])
         // A whole client conversation in one stream, and a stream cut inside its last frame.
         let conversation = try frames([
             Frame(requestID: 0, message: .hello(hellos[0])),
@@ -120,6 +121,57 @@ enum MakeCorpus {
         try writer.write("idx", "gzip-both", idxInput(try gzip(images), try gzip(labels)))
 
         print("wrote \(writer.count) files under \(corpus.path)")
+    }
+
+    /// Version 2 seeds: a conversation (a version 2 hello, then compact frames of every codec kind,
+    /// compressed and not, results, stats), and the compact payloads for the payload targets, whose
+    /// results refer to the names the payload targets decode with.
+    static func writeVersion2(_ writer: inout CorpusWriter, hello: Hello) throws {
+        let names = NameTable(["device", "edge", "cloud", "device-exit", "edge-exit", "cloud-exit", "device->edge", "edge->cloud"])
+        let v2 = FrameDialect.v2(names: names)
+        var h = hello
+        h.protocolVersion = 2
+        var ack = h
+        ack.names = names
+        var conversation = ByteBuffer()
+        conversation.writeFrame(Frame(requestID: 0, message: .hello(h)), dialect: .open)
+        var helloPayload = ByteBuffer()
+        helloPayload.writeFrame(Frame(requestID: 0, message: .helloAck(ack)), dialect: .open)
+        try writer.write("hello", "hello-v2", Array(helloPayload.readableBytesView.dropFirst(FrameHeader.size)))
+        func compactPayload(_ f: Frame) throws -> [UInt8] {
+            try f.validate(dialect: v2)
+            var b = ByteBuffer()
+            b.writeFrame(f, dialect: v2)
+            return Array(b.readableBytesView.dropFirst(FrameHeader.compactSize(requestID: f.requestID, payloadLength: f.payloadSize(in: v2))))
+        }
+        let sparse = Tensor(shape: [4, 6, 6], data: (0..<144).map { $0 % 9 == 0 ? Float($0 % 7) / 3 - 0.5 : 0 })
+        var id: UInt64 = 1
+        for kind in FeatureCodecKind.allCases {
+            for compression in LosslessCompression.allCases {
+                let encoded = (try? kind.encode(sparse).compressed(with: compression)) ?? kind.encode(sparse)
+                let f = Frame(requestID: id, message: .infer(InferRequest(sampleID: id * 1000, deadlineMillis: 900, stageIndex: 1, features: encoded)))
+                try writer.write("infer-request", "infer-v2-\(kind)-\(encoded.compression)", compactPayload(f))
+                conversation.writeFrame(f, dialect: v2)
+                id += 1
+            }
+        }
+        let results = [
+            InferResult(exitIndex: 1, exitName: "edge-exit", nodeName: "edge", predictedClass: 3, confidence: 0.75, entropy: 0.5),
+            InferResult(status: .degraded, reason: "cloud unreachable", exitIndex: 2, exitName: "cloud-exit", nodeName: "cloud-2",
+                        predictedClass: 300, confidence: 0.25, entropy: 1.5,
+                        hops: [HopCost(link: "edge->cloud", requestFrameBytes: 150, responseFrameBytes: 20, requestTLSBytes: 172, responseTLSBytes: 42)]),
+        ]
+        for (i, r) in results.enumerated() {
+            let f = Frame(requestID: id, message: .result(r))
+            try writer.write("infer-result", "result-v2-\(i)", compactPayload(f))
+            conversation.writeFrame(f, dialect: v2)
+            id += 1
+        }
+        conversation.writeFrame(Frame(requestID: id, message: .statsRequest), dialect: v2)
+        conversation.writeFrame(Frame(requestID: id, message: .stats([LinkTotals(link: "edge->cloud", connections: 1, handshakeBytes: 5476,
+                                                                                bytesSent: 123_456, bytesReceived: 7_890)])), dialect: v2)
+        conversation.writeFrame(Frame(requestID: 0, message: .goodbye), dialect: v2)
+        try writer.write("frame", "conversation-v2", Array(conversation.readableBytesView))
     }
 
     /// The encoded frames, one after another, written by `FrameEncoder` (which validates each).
