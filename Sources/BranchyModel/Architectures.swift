@@ -1,13 +1,14 @@
 /// Built-in architectures, as written to `model.json` by `branchy train --arch NAME`.
 public enum Architectures {
     /// Names accepted by `named(_:)`.
-    public static let names = ["b-lenet", "b-lenet3"]
+    public static let names = ["b-lenet", "b-lenet3", "b-lenet3-bin"]
 
     /// The description of a built-in architecture, or nil.
     public static func named(_ name: String) -> ModelSpec? {
         switch name {
         case "b-lenet": return bLeNet
         case "b-lenet3": return bLeNet3
+        case "b-lenet3-bin": return bLeNet3Bin
         default: return nil
         }
     }
@@ -63,6 +64,23 @@ public enum Architectures {
             ], exit: ExitSpec(name: "device-exit", layers: [.flatten, .linear("fc", out: 10)])),
             StageSpec(name: "edge", trunk: [
                 .conv("conv3", out: 32, kernel: 3, pad: 1), .maxPool(2, ceil: true), .relu,
+            ], exit: ExitSpec(name: "edge-exit", layers: [.flatten, .linear("fc", out: 10)])),
+            StageSpec(name: "cloud", trunk: [
+                .conv("conv4", out: 64, kernel: 3, pad: 1), .maxPool(2), .relu,
+            ], exit: ExitSpec(name: "cloud-exit", layers: [.flatten, .linear("fc1", out: 256), .relu, .linear("fc2", out: 10)])),
+        ])
+
+    /// b-lenet3 with a binarised device stage (DDNN's eBNN): the device trunk ends in a sign, so it
+    /// forwards 8×7×7 = 392 values of ±1 (one bit each), and its exit is an XNOR-Net binary linear layer.
+    public static let bLeNet3Bin = ModelSpec(
+        name: "b-lenet3-bin", input: [1, 28, 28], classes: 10,
+        stages: [
+            StageSpec(name: "device", trunk: [
+                .conv("conv1", out: 8, kernel: 5, pad: 2), .maxPool(2), .relu,
+                .conv("conv2", out: 8, kernel: 3, pad: 1), .maxPool(2), .batchNorm("bn2"), .sign,
+            ], exit: ExitSpec(name: "device-exit", layers: [.flatten, .binaryLinear("fc", out: 10)])),
+            StageSpec(name: "edge", trunk: [
+                .conv("conv3", out: 16, kernel: 3, pad: 1), .maxPool(2, ceil: true), .relu,
             ], exit: ExitSpec(name: "edge-exit", layers: [.flatten, .linear("fc", out: 10)])),
             StageSpec(name: "cloud", trunk: [
                 .conv("conv4", out: 64, kernel: 3, pad: 1), .maxPool(2), .relu,

@@ -9,6 +9,8 @@ enum LayerPlan: Equatable {
     case flatten(shape: [Int])
     case linear(name: String, inputShape: [Int], out: Int, bias: Bool)
     case batchNorm(name: String, shape: [Int], epsilon: Float)
+    case sign(shape: [Int])
+    case binaryLinear(name: String, inputShape: [Int], out: Int, bias: Bool)
 
     /// Allocates the layer and its tensors.
     func makeLayer() -> Layer {
@@ -20,6 +22,9 @@ enum LayerPlan: Equatable {
         case .flatten(let shape): FlattenLayer(inputShape: shape)
         case .linear(let name, let inputShape, let out, let bias): LinearLayer(prefix: name, inputShape: inputShape, out: out, hasBias: bias)
         case .batchNorm(let name, let shape, let epsilon): BatchNormLayer(prefix: name, inputShape: shape, epsilon: epsilon)
+        case .sign(let shape): SignLayer(inputShape: shape)
+        case .binaryLinear(let name, let inputShape, let out, let bias):
+            BinaryLinearLayer(prefix: name, inputShape: inputShape, out: out, hasBias: bias)
         }
     }
 }

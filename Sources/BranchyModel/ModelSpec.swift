@@ -56,6 +56,8 @@ public struct ExitSpec: Codable, Sendable, Equatable {
 /// | `relu`, `flatten` | — |
 /// | `linear` | `name`, `out`, `bias` (true) |
 /// | `batchnorm` | `name`, `epsilon` (1e-5) |
+/// | `sign` | — (y = +1 where x ≥ 0, so 0 maps to +1, else −1; trained straight-through, clipped at abs(x) ≤ 1) |
+/// | `binlinear` | `name`, `out`, `bias` (true): XNOR-Net binary linear, α · dot(sign(x), sign(W)) + b |
 public struct LayerSpec: Codable, Sendable, Equatable {
     public var op: String
     public var name: String?
@@ -82,4 +84,7 @@ public struct LayerSpec: Codable, Sendable, Equatable {
     public static let relu = LayerSpec(op: "relu")
     public static let flatten = LayerSpec(op: "flatten")
     public static func linear(_ name: String, out: Int) -> LayerSpec { LayerSpec(op: "linear", name: name, out: out) }
+    public static func batchNorm(_ name: String) -> LayerSpec { LayerSpec(op: "batchnorm", name: name) }
+    public static let sign = LayerSpec(op: "sign")
+    public static func binaryLinear(_ name: String, out: Int) -> LayerSpec { LayerSpec(op: "binlinear", name: name, out: out) }
 }
