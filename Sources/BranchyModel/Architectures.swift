@@ -77,13 +77,15 @@ public enum Architectures {
         stages: [
             StageSpec(name: "device", trunk: [
                 .conv("conv1", out: 8, kernel: 5, pad: 2), .maxPool(2), .relu,
-                .conv("conv2", out: 8, kernel: 3, pad: 1), .maxPool(2), .batchNorm("bn2"), .sign,
+                .conv("conv2", out: 8, kernel: 3, pad: 1), .maxPool(2), .batchNorm("bn2", momentum: 0.1), .sign,
             ], exit: ExitSpec(name: "device-exit", layers: [.flatten, .binaryLinear("fc", out: 10)])),
             StageSpec(name: "edge", trunk: [
-                .conv("conv3", out: 16, kernel: 3, pad: 1), .maxPool(2, ceil: true), .relu,
+                .conv("conv3", out: 32, kernel: 3, pad: 1), .relu,
+                .conv("conv3b", out: 16, kernel: 3, pad: 1), .maxPool(2, ceil: true), .relu,
             ], exit: ExitSpec(name: "edge-exit", layers: [.flatten, .linear("fc", out: 10)])),
             StageSpec(name: "cloud", trunk: [
-                .conv("conv4", out: 64, kernel: 3, pad: 1), .maxPool(2), .relu,
+                .conv("conv4", out: 64, kernel: 3, pad: 1), .relu,
+                .conv("conv5", out: 64, kernel: 3, pad: 1), .maxPool(2), .relu,
             ], exit: ExitSpec(name: "cloud-exit", layers: [.flatten, .linear("fc1", out: 256), .relu, .linear("fc2", out: 10)])),
         ])
 }

@@ -187,7 +187,8 @@ private struct Checker {
                 output = shape
                 // γ, β, running mean and running variance, one per channel.
                 try count([[shape[0]], [shape[0]], [shape[0]], [shape[0]]], at: here)
-                layer = .batchNorm(name: name, shape: shape, epsilon: l.epsilon ?? 1e-5)
+                if let m = l.momentum, !(m > 0 && m <= 1) { throw fail("\(here).momentum", "must lie in (0, 1], got \(m)") }
+                layer = .batchNorm(name: name, shape: shape, epsilon: l.epsilon ?? 1e-5, momentum: l.momentum)
             default:
                 throw fail("\(here).op", "unknown op '\(l.op)' (expected conv, maxpool, avgpool, relu, flatten, linear, batchnorm, sign or binlinear)")
             }

@@ -108,3 +108,36 @@ import Testing
         #expect(last < first * 0.8, "loss \(first) → \(last)")
     }
 }
+
+/// `batchnorm` with a `momentum`: batch statistics in training, running statistics updated.
+@Suite struct BatchNormMomentumTests {
+    static func spec(momentum: Float?) -> ModelSpec {
+        ModelSpec(name: "bn", input: [2, 3, 3], classes: 2, stages: [
+            StageSpec(name: "a", trunk: [.batchNorm("bn", momentum: momentum)],
+                      exit: ExitSpec(name: "e", layers: [.flatten, .linear("fc", out: 2)])),
+        ])
+    }
+
+    @Test func trainingUpdatesTheRunningStatistics() throws {
+        let network = try Network(spec: Self.spec(momentum: 0.25))
+        let bn = try #require(network.stages[0].trunk[0] as? BatchNormLayer)
+        let x = ModelFixture.randomInput([2, 3, 3], count: 4, seed: 1)
+        _ = bn.forward(x, training: true)
+        let r = BatchNorm.forwardTraining(x: x, gamma: bn.gamma.value, beta: bn.beta.value, epsilon: bn.epsilon)
+        for c in 0..<2 {
+            #expect(abs(bn.mean.data[c] - 0.25 * r.mean[c]) < 1e-6)
+            #expect(abs(bn.variance.data[c] - (0.75 + 0.25 * r.variance[c] * 36 / 35)) < 1e-6)
+        }
+        // Inference reads the running statistics and changes nothing.
+        let before = bn.mean
+        _ = bn.forward(x, training: false)
+        #expect(bn.mean == before)
+    }
+
+    @Test func momentumIsCheckedAndOmittedWhenAbsent() throws {
+        let error = try #require(ModelFixture.buildError(Self.spec(momentum: 1.5)))
+        #expect("\(error)".contains("momentum"))
+        let encoded = String(decoding: try JSONEncoder().encode(Self.spec(momentum: nil)), as: UTF8.self)
+        #expect(!encoded.contains("momentum"))
+    }
+}

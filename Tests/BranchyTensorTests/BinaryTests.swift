@@ -20,7 +20,10 @@ import Testing
 
     @Test func packedBitsFollowTheSigns() {
         let n = 70
-        let x = (0..<n).map { i -> Float in i % 3 == 0 ? -Float(i + 1) : Float(i) }
+        let x: [Float] = (0..<n).map { (i: Int) -> Float in
+            let v = Float(i)
+            return i % 3 == 0 ? -(v + 1) : v
+        }
         var bits = [UInt64](repeating: .max, count: 2 * bk_sign_words(Int32(n)))
         x.withUnsafeBufferPointer { xp in bits.withUnsafeMutableBufferPointer { bk_pack_signs(1, Int32(n), xp.baseAddress!, n, $0.baseAddress!) } }
         #expect(bk_sign_words(Int32(n)) == 2)
@@ -100,5 +103,45 @@ import Testing
             #expect(abs(Double(db!.data[o]) - (0.25 + sum)) < 1e-5)
         }
         #expect(BinaryLinear.backward(x: x, weight: w, dy: dy, dWeight: &dw, dBias: &db, needInputGradient: false) == nil)
+    }
+}
+
+/// Batch normalisation with batch statistics (used before the sign of a binarised stage).
+@Suite struct BatchStatisticsTests {
+    @Test func forwardNormalisesEachChannel() {
+        let x = randomTensor([3, 2, 2, 2], seed: 40, range: 3)
+        let gamma = Tensor(shape: [2], data: [1, 1]), beta = Tensor(shape: [2], data: [0, 0])
+        let r = BatchNorm.forwardTraining(x: x, gamma: gamma, beta: beta, epsilon: 0)
+        for c in 0..<2 {
+            let values = (0..<3).flatMap { s in (0..<4).map { r.y.data[(s * 2 + c) * 4 + $0] } }
+            let mean = values.reduce(0, +) / 12
+            let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 12
+            #expect(abs(mean) < 1e-5 && abs(variance - 1) < 1e-4)
+        }
+    }
+
+    @Test func backwardMatchesFiniteDifferences() {
+        let x = randomTensor([3, 2, 2, 2], seed: 41, range: 2)
+        let gamma = randomTensor([2], seed: 42), beta = randomTensor([2], seed: 43)
+        let dy = randomTensor([3, 2, 2, 2], seed: 44)
+        func loss(_ x: Tensor, _ g: Tensor, _ b: Tensor) -> Double {
+            let y = BatchNorm.forwardTraining(x: x, gamma: g, beta: b, epsilon: 1e-5).y
+            return zip(y.data, dy.data).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        let r = BatchNorm.forwardTraining(x: x, gamma: gamma, beta: beta, epsilon: 1e-5)
+        var dGamma = Tensor(shape: [2]), dBeta = Tensor(shape: [2])
+        let dx = BatchNorm.backwardTraining(normalized: r.normalized, dy: dy, variance: r.variance, gamma: gamma, epsilon: 1e-5,
+                                            dGamma: &dGamma, dBeta: &dBeta)
+        let h: Float = 1e-2
+        for i in [0, 5, 11, 17, 23] {
+            var p = x, m = x; p.data[i] += h; m.data[i] -= h
+            #expect(abs((loss(p, gamma, beta) - loss(m, gamma, beta)) / Double(2 * h) - Double(dx.data[i])) < 2e-3)
+        }
+        for c in 0..<2 {
+            var p = gamma, m = gamma; p.data[c] += h; m.data[c] -= h
+            #expect(abs((loss(x, p, beta) - loss(x, m, beta)) / Double(2 * h) - Double(dGamma.data[c])) < 2e-3)
+            var pb = beta, mb = beta; pb.data[c] += h; mb.data[c] -= h
+            #expect(abs((loss(x, gamma, pb) - loss(x, gamma, mb)) / Double(2 * h) - Double(dBeta.data[c])) < 2e-3)
+        }
     }
 }
