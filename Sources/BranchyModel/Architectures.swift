@@ -31,6 +31,19 @@ public enum Architectures {
             edge adds one 3×3 convolution to 32 channels with its own linear exit; the cloud widens to 64 channels \
             with a 256-unit hidden layer, for the final accuracy.
             """
+        case "b-lenet3-bin":
+            return """
+            b-lenet3 with DDNN's binarised device stage (eBNN). The device keeps b-lenet3's two convolutions (8 \
+            channels, 5×5 then 3×3, each pooled), then a batch normalisation trained with batch statistics and a \
+            sign: it forwards an 8×7×7 map of ±1, 392 bits (49 bytes once bit-packed, 1/16 of the raw image). The \
+            normalisation centres each channel before the sign, so its bits carry information and the clipped \
+            straight-through gradient (zero where the input leaves [−1, 1]) reaches most values. The device exit is \
+            one XNOR-Net binary linear layer (α · dot(sign x, sign W) + b, computed with XOR and popcount), which \
+            makes the device stage slightly faster than b-lenet3's. The 1-bit bottleneck costs the later exits \
+            about two points with b-lenet3's edge and cloud, so both are widened: the edge runs 32 then 16 channels \
+            (3×3) and forwards 16×4×4 = 256 values, fewer than the device; the cloud runs two 64-channel 3×3 \
+            convolutions and the 256-unit hidden layer.
+            """
         default:
             return nil
         }
