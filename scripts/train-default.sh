@@ -22,7 +22,7 @@ if [ "${1:-}" = "--paper" ]; then
     shift
 elif [ "${1:-}" = "--bin" ]; then
     arch=b-lenet3-bin
-    epochs=20
+    epochs=30
     shift
 fi
 
