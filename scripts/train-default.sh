@@ -2,8 +2,9 @@
 # Reproduces the shipped models from the Fashion-MNIST training set:
 #   models/b-lenet3  (three exits: device, edge, cloud) — the default model
 #   models/b-lenet   (the paper's two-exit layout)      — with --paper
+#   models/b-lenet3-bin (binarised device stage, 1-bit features) — with --bin
 # Installs Debian's dataset-fashion-mnist if the training set is missing.
-# usage: scripts/train-default.sh [--paper] [extra branchy train options]
+# usage: scripts/train-default.sh [--paper | --bin] [extra branchy train options]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,10 @@ epochs=20
 if [ "${1:-}" = "--paper" ]; then
     arch=b-lenet
     epochs=8
+    shift
+elif [ "${1:-}" = "--bin" ]; then
+    arch=b-lenet3-bin
+    epochs=30
     shift
 fi
 

@@ -1,13 +1,14 @@
 /// Built-in architectures, as written to `model.json` by `branchy train --arch NAME`.
 public enum Architectures {
     /// Names accepted by `named(_:)`.
-    public static let names = ["b-lenet", "b-lenet3"]
+    public static let names = ["b-lenet", "b-lenet3", "b-lenet3-bin"]
 
     /// The description of a built-in architecture, or nil.
     public static func named(_ name: String) -> ModelSpec? {
         switch name {
         case "b-lenet": return bLeNet
         case "b-lenet3": return bLeNet3
+        case "b-lenet3-bin": return bLeNet3Bin
         default: return nil
         }
     }
@@ -29,6 +30,19 @@ public enum Architectures {
             image) instead of the paper's 5×30×30; its exit is a single linear layer, cheap enough for a camera. The \
             edge adds one 3×3 convolution to 32 channels with its own linear exit; the cloud widens to 64 channels \
             with a 256-unit hidden layer, for the final accuracy.
+            """
+        case "b-lenet3-bin":
+            return """
+            b-lenet3 with DDNN's binarised device stage (eBNN). The device keeps b-lenet3's two convolutions (8 \
+            channels, 5×5 then 3×3, each pooled), then a batch normalisation trained with batch statistics and a \
+            sign: it forwards an 8×7×7 map of ±1, 392 bits (49 bytes once bit-packed, 1/16 of the raw image). The \
+            normalisation centres each channel before the sign, so its bits carry information and the clipped \
+            straight-through gradient (zero where the input leaves [−1, 1]) reaches most values. The device exit is \
+            one XNOR-Net binary linear layer (α · dot(sign x, sign W) + b, computed with XOR and popcount), which \
+            makes the device stage slightly faster than b-lenet3's. The 1-bit bottleneck costs the later exits \
+            about two points with b-lenet3's edge and cloud, so both are widened: the edge runs 32 then 16 channels \
+            (3×3) and forwards 16×4×4 = 256 values, fewer than the device; the cloud runs two 64-channel 3×3 \
+            convolutions and the 256-unit hidden layer.
             """
         default:
             return nil
@@ -66,6 +80,25 @@ public enum Architectures {
             ], exit: ExitSpec(name: "edge-exit", layers: [.flatten, .linear("fc", out: 10)])),
             StageSpec(name: "cloud", trunk: [
                 .conv("conv4", out: 64, kernel: 3, pad: 1), .maxPool(2), .relu,
+            ], exit: ExitSpec(name: "cloud-exit", layers: [.flatten, .linear("fc1", out: 256), .relu, .linear("fc2", out: 10)])),
+        ])
+
+    /// b-lenet3 with a binarised device stage (DDNN's eBNN): the device trunk ends in a sign, so it
+    /// forwards 8×7×7 = 392 values of ±1 (one bit each), and its exit is an XNOR-Net binary linear layer.
+    public static let bLeNet3Bin = ModelSpec(
+        name: "b-lenet3-bin", input: [1, 28, 28], classes: 10,
+        stages: [
+            StageSpec(name: "device", trunk: [
+                .conv("conv1", out: 8, kernel: 5, pad: 2), .maxPool(2), .relu,
+                .conv("conv2", out: 8, kernel: 3, pad: 1), .maxPool(2), .batchNorm("bn2", momentum: 0.1), .sign,
+            ], exit: ExitSpec(name: "device-exit", layers: [.flatten, .binaryLinear("fc", out: 10)])),
+            StageSpec(name: "edge", trunk: [
+                .conv("conv3", out: 32, kernel: 3, pad: 1), .relu,
+                .conv("conv3b", out: 16, kernel: 3, pad: 1), .maxPool(2, ceil: true), .relu,
+            ], exit: ExitSpec(name: "edge-exit", layers: [.flatten, .linear("fc", out: 10)])),
+            StageSpec(name: "cloud", trunk: [
+                .conv("conv4", out: 64, kernel: 3, pad: 1), .relu,
+                .conv("conv5", out: 64, kernel: 3, pad: 1), .maxPool(2), .relu,
             ], exit: ExitSpec(name: "cloud-exit", layers: [.flatten, .linear("fc1", out: 256), .relu, .linear("fc2", out: 10)])),
         ])
 }

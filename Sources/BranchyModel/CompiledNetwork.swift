@@ -77,6 +77,19 @@ public final class CompiledNetwork: Sendable {
                     maxScratch = max(maxScratch, step.scratchFloats)
                     steps.append(.linear(step))
                     i += relu ? 2 : 1
+                case let linear as BinaryLinearLayer:
+                    let step = BinaryLinearStep(weight: linear.weight.value, bias: linear.bias?.value, isa: isa)
+                    maxScratch = max(maxScratch, step.scratchFloats(isa.mr))
+                    steps.append(.binaryLinear(step))
+                    i += 1
+                case is SignLayer:
+                    steps.append(.sign(count: layer.outputShape.reduce(1, *)))
+                    i += 1
+                case let bn as BatchNormLayer:
+                    let (scale, shift) = BatchNorm.affine(mean: bn.mean, variance: bn.variance, gamma: bn.gamma.value,
+                                                          beta: bn.beta.value, epsilon: bn.epsilon)
+                    steps.append(.affine(scale: scale, shift: shift, plane: layer.outputShape.dropFirst().reduce(1, *)))
+                    i += 1
                 case is FlattenLayer:
                     i += 1
                 case let pool as MaxPoolLayer:
@@ -173,7 +186,14 @@ public final class CompiledNetwork: Sendable {
                        y, p.outH * p.outW, p.outW, relu ? 1 : 0)
         case .relu(let count):
             for i in 0..<count { y[i] = x[i] > 0 ? x[i] : 0 }
-        case .linear, .layer:
+        case .sign(let count):
+            bk_sign(count, x, y)
+        case .affine(let scale, let shift, let plane):
+            for c in 0..<scale.count {
+                let sc = scale[c], sh = shift[c], o = c * plane
+                for i in o..<(o + plane) { y[i] = x[i] * sc + sh }
+            }
+        case .linear, .binaryLinear, .layer:
             preconditionFailure("not a per-sample step")
         }
     }
@@ -183,6 +203,8 @@ public final class CompiledNetwork: Sendable {
         switch step {
         case .linear(let l):
             l.run(n, x, y, scratch: ws.buffer(2))
+        case .binaryLinear(let l):
+            l.run(n, x, y, scratch: UnsafeMutableRawPointer(ws.buffer(2)))
         case .conv(let c):
             c.runBatch(n, x, y, workspace: ws.buffer(0), map: ws.buffer(1))
         case .layer(let stage, let exit, let index, let inputShape, let outputShape):

@@ -90,6 +90,43 @@ struct LinearStep: Sendable {
     }
 }
 
+/// An XNOR-Net binary linear layer compiled for inference: weight signs packed to bits and α
+/// computed once; each sample's signs are packed into the workspace scratch and multiplied
+/// by XOR and popcount (`bk_xnor_linear`). Gives the same bits as the layer's forward pass.
+struct BinaryLinearStep: Sendable {
+    let inputCount: Int
+    let outputCount: Int
+    let isa: KernelISA
+    let packedWeight: [UInt64]
+    let alpha: [Float]
+    let bias: [Float]?
+
+    init(weight: Tensor, bias: Tensor?, isa: KernelISA) {
+        outputCount = weight.shape[0]
+        inputCount = weight.shape[1]
+        self.isa = isa
+        packedWeight = BinaryLinear.packWeight(weight)
+        alpha = BinaryLinear.scales(weight: weight)
+        self.bias = bias?.data
+    }
+
+    /// Floats of scratch for `n` samples' packed signs (two per 64-bit word).
+    func scratchFloats(_ n: Int) -> Int { 2 * n * bk_sign_words(Int32(inputCount)) }
+
+    /// n samples: x (n × in) → y (n × out). `scratch` holds scratchFloats(n) floats, 8-byte aligned.
+    func run(_ n: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer) {
+        let bits = scratch.assumingMemoryBound(to: UInt64.self)
+        packedWeight.withUnsafeBufferPointer { w in
+            alpha.withUnsafeBufferPointer { a in
+                bias.withUnsafeBufferPointerOrNil { b in
+                    bk_xnor_linear(isa.rawValue, Int32(n), Int32(inputCount), Int32(outputCount), x, inputCount, w.baseAddress!,
+                                   a.baseAddress!, b, y, outputCount, bits)
+                }
+            }
+        }
+    }
+}
+
 /// One step of a compiled stage.
 enum CompiledStep: Sendable {
     /// Per sample.
@@ -98,16 +135,22 @@ enum CompiledStep: Sendable {
     case maxPool(Pool2DGeometry, relu: Bool)
     /// Per sample: a ReLU on its own.
     case relu(count: Int)
+    /// Per sample: y = ±1 by sign (`bk_sign`).
+    case sign(count: Int)
+    /// Per sample: batch normalisation in inference form, y = x · scale[c] + shift[c] over planes of `plane` values.
+    case affine(scale: [Float], shift: [Float], plane: Int)
     /// On a group of samples.
     case linear(LinearStep)
+    /// On a group of samples.
+    case binaryLinear(BinaryLinearStep)
     /// On a group of samples: a layer without a compiled form, run through its Tensor forward pass.
     case layer(stage: Int, exit: Bool, index: Int, inputShape: [Int], outputShape: [Int])
 
     var perSample: Bool {
         switch self {
         case .conv(let c): c.batch == 1
-        case .maxPool, .relu: true
-        case .linear, .layer: false
+        case .maxPool, .relu, .sign, .affine: true
+        case .linear, .binaryLinear, .layer: false
         }
     }
 
@@ -115,8 +158,10 @@ enum CompiledStep: Sendable {
         switch self {
         case .conv(let c): c.outputCount
         case .maxPool(let p, _): p.outputCount
-        case .relu(let count): count
+        case .relu(let count), .sign(let count): count
+        case .affine(let scale, _, let plane): scale.count * plane
         case .linear(let l): l.outputCount
+        case .binaryLinear(let l): l.outputCount
         case .layer(_, _, _, _, let shape): shape.reduce(1, *)
         }
     }

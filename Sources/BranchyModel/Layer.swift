@@ -165,33 +165,55 @@ final class FlattenLayer: Layer {
 
 final class BatchNormLayer: Layer {
     let gamma: Parameter, beta: Parameter
-    /// Running statistics: stored in the weights file, not trained here.
+    /// Running statistics, stored in the weights file. Without a momentum they are constants
+    /// here; with one, training forward passes update them.
     var mean: Tensor, variance: Tensor
     let epsilon: Float
+    /// nil: training normalises with the running statistics (inference form). Otherwise training
+    /// normalises with each batch's statistics and moves the running ones towards them:
+    /// r ← (1 − momentum) · r + momentum · batch value (the variance unbiased, as PyTorch does).
+    let momentum: Float?
     private var cachedInput: Tensor?
+    private var cachedBatch: (normalized: Tensor, variance: [Float])?
     let statisticNames: (mean: String, variance: String)
 
-    init(prefix: String, inputShape: [Int], epsilon: Float) {
+    init(prefix: String, inputShape: [Int], epsilon: Float, momentum: Float? = nil) {
         let c = inputShape[0]
         gamma = Parameter(name: prefix + ".weight", value: Tensor(shape: [c], repeating: 1))
         beta = Parameter(name: prefix + ".bias", value: Tensor(shape: [c]))
         mean = Tensor(shape: [c]); variance = Tensor(shape: [c], repeating: 1)
         statisticNames = (prefix + ".running_mean", prefix + ".running_var")
         self.epsilon = epsilon
+        self.momentum = momentum
         super.init(inputShape: inputShape, outputShape: inputShape)
     }
 
     override var parameters: [Parameter] { [gamma, beta] }
 
     override func forward(_ x: Tensor, training: Bool) -> Tensor {
+        if training, let momentum {
+            let r = BatchNorm.forwardTraining(x: x, gamma: gamma.value, beta: beta.value, epsilon: epsilon)
+            cachedBatch = (r.normalized, r.variance)
+            let m = Float(x.count / gamma.value.count)
+            for c in 0..<mean.count {
+                mean.data[c] += momentum * (r.mean[c] - mean.data[c])
+                let unbiased = m > 1 ? r.variance[c] * m / (m - 1) : r.variance[c]
+                variance.data[c] += momentum * (unbiased - variance.data[c])
+            }
+            return r.y
+        }
         if training { cachedInput = x }
         return BatchNorm.forward(x: x, mean: mean, variance: variance, gamma: gamma.value, beta: beta.value, epsilon: epsilon)
     }
 
     override func backward(_ dy: Tensor, needInputGradient: Bool) -> Tensor? {
-        BatchNorm.backward(x: cachedInput!, dy: dy, mean: mean, variance: variance, gamma: gamma.value, epsilon: epsilon,
-                           dGamma: &gamma.grad, dBeta: &beta.grad)
+        if let batch = cachedBatch {
+            return BatchNorm.backwardTraining(normalized: batch.normalized, dy: dy, variance: batch.variance, gamma: gamma.value,
+                                              epsilon: epsilon, dGamma: &gamma.grad, dBeta: &beta.grad)
+        }
+        return BatchNorm.backward(x: cachedInput!, dy: dy, mean: mean, variance: variance, gamma: gamma.value, epsilon: epsilon,
+                                  dGamma: &gamma.grad, dBeta: &beta.grad)
     }
 
-    override func clearCache() { cachedInput = nil }
+    override func clearCache() { cachedInput = nil; cachedBatch = nil }
 }

@@ -8,7 +8,9 @@ enum LayerPlan: Equatable {
     case relu(shape: [Int])
     case flatten(shape: [Int])
     case linear(name: String, inputShape: [Int], out: Int, bias: Bool)
-    case batchNorm(name: String, shape: [Int], epsilon: Float)
+    case batchNorm(name: String, shape: [Int], epsilon: Float, momentum: Float?)
+    case sign(shape: [Int])
+    case binaryLinear(name: String, inputShape: [Int], out: Int, bias: Bool)
 
     /// Allocates the layer and its tensors.
     func makeLayer() -> Layer {
@@ -19,7 +21,11 @@ enum LayerPlan: Equatable {
         case .relu(let shape): ReLULayer(inputShape: shape)
         case .flatten(let shape): FlattenLayer(inputShape: shape)
         case .linear(let name, let inputShape, let out, let bias): LinearLayer(prefix: name, inputShape: inputShape, out: out, hasBias: bias)
-        case .batchNorm(let name, let shape, let epsilon): BatchNormLayer(prefix: name, inputShape: shape, epsilon: epsilon)
+        case .batchNorm(let name, let shape, let epsilon, let momentum):
+            BatchNormLayer(prefix: name, inputShape: shape, epsilon: epsilon, momentum: momentum)
+        case .sign(let shape): SignLayer(inputShape: shape)
+        case .binaryLinear(let name, let inputShape, let out, let bias):
+            BinaryLinearLayer(prefix: name, inputShape: inputShape, out: out, hasBias: bias)
         }
     }
 }

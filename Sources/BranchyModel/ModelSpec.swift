@@ -55,7 +55,9 @@ public struct ExitSpec: Codable, Sendable, Equatable {
 /// | `maxpool`, `avgpool` | `kernel`, `stride` (= kernel), `pad` (0), `ceil` (false) |
 /// | `relu`, `flatten` | — |
 /// | `linear` | `name`, `out`, `bias` (true) |
-/// | `batchnorm` | `name`, `epsilon` (1e-5) |
+/// | `batchnorm` | `name`, `epsilon` (1e-5), `momentum` (none: trained with the running statistics as constants; else with batch statistics, updating the running ones) |
+/// | `sign` | — (y = +1 where x ≥ 0, so 0 maps to +1, else −1; trained straight-through, clipped at abs(x) ≤ 1) |
+/// | `binlinear` | `name`, `out`, `bias` (true): XNOR-Net binary linear, α · dot(sign(x), sign(W)) + b |
 public struct LayerSpec: Codable, Sendable, Equatable {
     public var op: String
     public var name: String?
@@ -66,11 +68,12 @@ public struct LayerSpec: Codable, Sendable, Equatable {
     public var ceil: Bool?
     public var bias: Bool?
     public var epsilon: Float?
+    public var momentum: Float?
 
     public init(op: String, name: String? = nil, out: Int? = nil, kernel: Int? = nil, stride: Int? = nil,
-                pad: Int? = nil, ceil: Bool? = nil, bias: Bool? = nil, epsilon: Float? = nil) {
+                pad: Int? = nil, ceil: Bool? = nil, bias: Bool? = nil, epsilon: Float? = nil, momentum: Float? = nil) {
         self.op = op; self.name = name; self.out = out; self.kernel = kernel; self.stride = stride
-        self.pad = pad; self.ceil = ceil; self.bias = bias; self.epsilon = epsilon
+        self.pad = pad; self.ceil = ceil; self.bias = bias; self.epsilon = epsilon; self.momentum = momentum
     }
 
     public static func conv(_ name: String, out: Int, kernel: Int, stride: Int = 1, pad: Int = 0) -> LayerSpec {
@@ -82,4 +85,9 @@ public struct LayerSpec: Codable, Sendable, Equatable {
     public static let relu = LayerSpec(op: "relu")
     public static let flatten = LayerSpec(op: "flatten")
     public static func linear(_ name: String, out: Int) -> LayerSpec { LayerSpec(op: "linear", name: name, out: out) }
+    public static func batchNorm(_ name: String, momentum: Float? = nil) -> LayerSpec {
+        LayerSpec(op: "batchnorm", name: name, momentum: momentum)
+    }
+    public static let sign = LayerSpec(op: "sign")
+    public static func binaryLinear(_ name: String, out: Int) -> LayerSpec { LayerSpec(op: "binlinear", name: name, out: out) }
 }

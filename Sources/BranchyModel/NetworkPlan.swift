@@ -173,8 +173,11 @@ private struct Checker {
                 // The input shape was checked, so its product is within the feature limit.
                 output = [shape.reduce(1, *)]
                 layer = .flatten(shape: shape)
-            case "linear":
-                guard shape.count == 1 else { throw fail(here, "'linear' needs a flat input; add {\"op\": \"flatten\"} before it (input is \(shape))") }
+            case "sign":
+                output = shape
+                layer = .sign(shape: shape)
+            case "linear", "binlinear":
+                guard shape.count == 1 else { throw fail(here, "'\(l.op)' needs a flat input; add {\"op\": \"flatten\"} before it (input is \(shape))") }
                 let name = try named()
                 let out = try need(l.out, "out")
                 let weight = [out, shape[0]]
@@ -183,16 +186,18 @@ private struct Checker {
                 try feature("output", output, at: here)
                 let bias = l.bias ?? true
                 try count(bias ? [weight, [out]] : [weight], at: here)
-                layer = .linear(name: name, inputShape: shape, out: out, bias: bias)
+                layer = l.op == "linear" ? .linear(name: name, inputShape: shape, out: out, bias: bias)
+                    : .binaryLinear(name: name, inputShape: shape, out: out, bias: bias)
             case "batchnorm":
                 guard shape.count == 3 || shape.count == 1 else { throw fail(here, "'batchnorm' needs (C, H, W) or (C) input, got \(shape)") }
                 let name = try named()
                 output = shape
                 // γ, β, running mean and running variance, one per channel.
                 try count([[shape[0]], [shape[0]], [shape[0]], [shape[0]]], at: here)
-                layer = .batchNorm(name: name, shape: shape, epsilon: l.epsilon ?? 1e-5)
+                if let m = l.momentum, !(m > 0 && m <= 1) { throw fail("\(here).momentum", "must lie in (0, 1], got \(m)") }
+                layer = .batchNorm(name: name, shape: shape, epsilon: l.epsilon ?? 1e-5, momentum: l.momentum)
             default:
-                throw fail("\(here).op", "unknown op '\(l.op)' (expected conv, maxpool, avgpool, relu, flatten, linear or batchnorm)")
+                throw fail("\(here).op", "unknown op '\(l.op)' (expected conv, maxpool, avgpool, relu, flatten, linear, batchnorm, sign or binlinear)")
             }
             planned.append(layer)
             shape = output

@@ -1,4 +1,5 @@
 import BranchyModel
+import BranchyTensor
 import BranchyTraining
 import Foundation
 
@@ -20,7 +21,8 @@ struct ModelCard {
         s += "- data: Fashion-MNIST training set from `\(dataPath)`: \(trainSamples) samples for training, \(validationSamples) held out to choose the thresholds\n"
         s += "- epochs \(config.epochs), batch \(config.batchSize), Adam, peak learning rate \(config.learningRate) with warm-up and cosine decay, "
         s += "exit weights \(config.exitWeights), weight decay \(config.weightDecay), horizontal flips \(config.flip), shifts \(config.shift), seed \(config.seed)\n"
-        s += String(format: "- training time %.0f s on %d threads\n", seconds, ProcessInfo.processInfo.activeProcessorCount)
+        s += String(format: "- training time %.0f s on %d threads, %.1f s per epoch\n", seconds, Parallel.threads,
+                    seconds / Double(max(1, config.epochs)))
         s += "- fingerprint `\(model.fingerprintHex)`\n"
         if let d = spec.defaults {
             s += "- default thresholds \(d.thresholds.map { String(format: "%g", $0) }.joined(separator: ", ")) (entropy, natural log), codec \(d.codec ?? "float32")\n"

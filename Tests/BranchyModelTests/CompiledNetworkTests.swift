@@ -6,7 +6,7 @@ import Testing
 @Suite struct CompiledNetworkTests {
     /// Specs that exercise every compiled step and the fallback: direct and im2col convolutions,
     /// fused ReLU and pooling in both orders, pooling with padding and ceil mode, linear layers
-    /// with and without ReLU, batch normalisation and average pooling (run as layers).
+    /// with and without ReLU, batch normalisation (a per-sample affine step) and average pooling (run as a layer).
     static var specs: [ModelSpec] {
         [ModelFixture.tiny, ModelFixture.tinyBatchNorm,
          ModelSpec(name: "mixed", input: [1, 13, 11], classes: 7, stages: [

@@ -35,6 +35,15 @@ struct ShippedTopologyTests {
         #expect(topology.roots.map(\.name) == ["cloud"])
     }
 
+    @Test func binarisedModelTopologyLoadsAsThreeTiers() throws {
+        let url = repositoryRoot.appendingPathComponent("topology/b-lenet3-bin.yaml")
+        let topology = try Topology.load(contentsOf: url, stageOrder: lenetStages, checkFiles: false)
+        #expect(topology.nodes.map(\.name) == ["device", "edge", "cloud"])
+        #expect(topology.modelDirectory.path == repositoryRoot.appendingPathComponent("models/b-lenet3-bin").standardizedFileURL.path)
+        #expect(topology.pathToRoot(from: "device").map(\.name) == ["device", "edge", "cloud"])
+        #expect(topology.node(named: "device")?.codec == "int8" && topology.node(named: "edge")?.codec == "int8")
+    }
+
     @Test func faninLoadsAsATree() throws {
         let topology = try Topology.load(contentsOf: fanin, stageOrder: lenetStages, checkFiles: false)
         #expect(topology.nodes.count == 7)

@@ -91,6 +91,23 @@ void bk_im2col(int c, int h, int w, int kh, int kw, int stride, int pad, int oh,
 void bk_im2col_padded(int isa, int c, int hp, int wp, int kh, int kw, int oh, int ow,
                       const float *padded, float *col, ptrdiff_t ld);
 
+/// Sign activation: y = +1 where x >= 0 (so 0 and −0 give +1), else −1 (NaN gives −1).
+void bk_sign(size_t count, const float *x, float *y);
+/// 64-bit words holding n signs: ceil(n / 64).
+size_t bk_sign_words(int n);
+/// Packs the signs of `rows` rows of n floats (row stride ldx) into rows of bk_sign_words(n)
+/// words: bit j % 64 of word j / 64 is set when x[j] is −1 under bk_sign (not x >= 0); the
+/// bits past n are clear.
+void bk_pack_signs(int rows, int n, const float *x, ptrdiff_t ldx, uint64_t *dst);
+/// Binary (XNOR-Net) linear layer on n samples of k inputs, o outputs:
+///   y[s * ldy + j] = alpha[j] * (float)(k − 2 · popcount(sign bits of x[s] XOR wbits[j])) + bias[j]
+/// with wbits packed by bk_pack_signs (o rows) and `bias` NULL for none. The integer is the
+/// exact dot product of the two ±1 vectors; it is multiplied, then the bias added (two
+/// roundings, never fused), so every path gives the same bits. `xbits` is scratch for
+/// n · bk_sign_words(k) words.
+void bk_xnor_linear(int isa, int n, int k, int o, const float *x, ptrdiff_t ldx, const uint64_t *wbits,
+                    const float *alpha, const float *bias, float *y, ptrdiff_t ldy, uint64_t *xbits);
+
 #ifdef __cplusplus
 }
 #endif
