@@ -26,7 +26,7 @@ else
     topologies=(topology/edge-cloud.yaml topology/local.yaml topology/compact.yaml "$work/local-v1.yaml")
     [ -f topology/b-lenet3-bin.yaml ] && topologies+=(topology/b-lenet3-bin.yaml)
     root="$(cd topology && pwd)"
-    sed -e "s|: \.\./|: $root/../|" -e '/^    upstream: edge$/a\    protocol: 1' topology/local.yaml > "$work/local-v1.yaml"
+    sed -e "s|: \.\./|: $root/../|" -e '/^    upstream: \(edge\|cloud\)$/a\    protocol: 1' topology/local.yaml > "$work/local-v1.yaml"
 fi
 
 current=""
@@ -49,11 +49,13 @@ run() {
 
 say "baseline: $baseline"
 run "$baseline" cloud-only
+basename "$(topology_path "$baseline" model)" > "$work/cloud-only.model"
 for t in "${topologies[@]}"; do
     name="$(basename "$t" .yaml)"
     say "measuring $t"
     run "$t" "$name" --baseline "$work/cloud-only.json"
     model="$(topology_path "$t" model)"
+    basename "$model" > "$work/$name.model"
     "$bin/branchy" eval --model "$model" --codec float32 --json 2>/dev/null > "$work/$name-float.json"
 done
 
@@ -67,11 +69,11 @@ print("|---|---|---|---|---|---|---|---|---|---|---|")
 def row(name, r, final):
     n = r["samples"]
     links = ", ".join(f"{l['link']} {(l['requestTLSBytes'] + l['responseTLSBytes']) / n:.1f}" for l in r["links"])
-    model = os.path.basename(os.path.dirname(r["fingerprint"])) if False else ""
     ratio = b["bytesPerSample"] / r["bytesPerSample"] if r["bytesPerSample"] else float("inf")
     ratio_h = b["bytesPerSampleWithHandshakes"] / r["bytesPerSampleWithHandshakes"] if r["bytesPerSampleWithHandshakes"] else float("inf")
-    t = ",".join(f"{x:g}" for x in r["thresholds"][:-0 or None])
-    print(f"| {name} | {r.get('modelName', '')} | {r['codec']} | {t} | {100 * r['accuracy']:.2f}% | {final} | {links} | "
+    t = ",".join(f"{x:g}" for x in r["thresholds"])
+    model = open(f"{work}/{name}.model").read().strip() if os.path.exists(f"{work}/{name}.model") else ""
+    print(f"| {name} | {model} | {r['codec']} | {t} | {100 * r['accuracy']:.2f}% | {final} | {links} | "
           f"{r['bytesPerSample']:.1f} | {r['bytesPerSampleWithHandshakes']:.1f} | {ratio:.2f}x | {ratio_h:.2f}x |")
 row(base, b, "")
 for name in names:
