@@ -41,7 +41,9 @@ struct ShippedTopologyTests {
         #expect(topology.nodes.map(\.name) == ["device", "edge", "cloud"])
         #expect(topology.modelDirectory.path == repositoryRoot.appendingPathComponent("models/b-lenet3-bin").standardizedFileURL.path)
         #expect(topology.pathToRoot(from: "device").map(\.name) == ["device", "edge", "cloud"])
-        #expect(topology.node(named: "device")?.codec == "int8" && topology.node(named: "edge")?.codec == "int8")
+        // One bit per forwarded value from the device; 4-bit values, compressed where that helps, from the edge.
+        #expect(topology.node(named: "device")?.codec == "sign" && topology.node(named: "edge")?.codec == "int4+zstd")
+        #expect(topology.node(named: "device")?.protocolVersion == 2)
     }
 
     @Test func faninLoadsAsATree() throws {
