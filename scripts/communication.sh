@@ -59,23 +59,35 @@ for t in "${topologies[@]}"; do
     "$bin/branchy" eval --model "$model" --codec float32 --json 2>/dev/null > "$work/$name-float.json"
 done
 
-python3 - "$work" cloud-only "${topologies[@]}" <<'PY'
-import json, os, sys
-work, base = sys.argv[1], sys.argv[2]
+"$bin/branchy" eval --model "$(topology_path "$baseline" model)" --codec float32 --json 2>/dev/null > "$work/cloud-only-float.json"
+python3 - "$work" "$baseline" "${topologies[@]}" <<'PY'
+import json, os, re, sys
+work, base_topology = sys.argv[1], sys.argv[2]
+base = "cloud-only"
+topologies = dict((os.path.basename(t)[:-5], t) for t in [base_topology] + sys.argv[3:])
 names = [os.path.basename(t)[:-5] for t in sys.argv[3:]]
+
+def node_values(path, key):
+    """The `key:` values of the topology's nodes in file order (codecs, thresholds)."""
+    out = []
+    for line in open(path):
+        m = re.match(r"\s+" + key + r":\s*(.+?)\s*$", line)
+        if m: out.append(m.group(1).strip("[] "))
+    return out
 b = json.load(open(f"{work}/{base}.json"))
-print("| configuration | model | codecs | thresholds | accuracy | float final alone | per link (bytes per sample) | bytes per sample | with handshakes | vs raw offload | with handshakes |")
+print("| configuration | model | codecs (device / edge) | thresholds (device / edge) | accuracy | float final alone | per link (bytes per sample) | bytes per sample | with handshakes | vs raw offload | with handshakes |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 def row(name, r, final):
     n = r["samples"]
     links = ", ".join(f"{l['link']} {(l['requestTLSBytes'] + l['responseTLSBytes']) / n:.1f}" for l in r["links"])
     ratio = b["bytesPerSample"] / r["bytesPerSample"] if r["bytesPerSample"] else float("inf")
     ratio_h = b["bytesPerSampleWithHandshakes"] / r["bytesPerSampleWithHandshakes"] if r["bytesPerSampleWithHandshakes"] else float("inf")
-    t = ",".join(f"{x:g}" for x in r["thresholds"])
+    t = " / ".join(node_values(topologies[name], "thresholds")) or "model defaults"
+    codecs = " / ".join(node_values(topologies[name], "codec"))
     model = open(f"{work}/{name}.model").read().strip() if os.path.exists(f"{work}/{name}.model") else ""
-    print(f"| {name} | {model} | {r['codec']} | {t} | {100 * r['accuracy']:.2f}% | {final} | {links} | "
+    print(f"| {name} | {model} | {codecs} | {t} | {100 * r['accuracy']:.2f}% | {final} | {links} | "
           f"{r['bytesPerSample']:.1f} | {r['bytesPerSampleWithHandshakes']:.1f} | {ratio:.2f}x | {ratio_h:.2f}x |")
-row(base, b, "")
+row(base, b, f"{100 * json.load(open(f'{work}/{base}-float.json'))['finalOnlyAccuracy']:.2f}%")
 for name in names:
     r = json.load(open(f"{work}/{name}.json"))
     f = json.load(open(f"{work}/{name}-float.json"))

@@ -22,10 +22,14 @@ if [ "${1:-}" = "--paper" ]; then
     shift
 elif [ "${1:-}" = "--bin" ]; then
     arch=b-lenet3-bin
-    epochs=30
+    epochs=25
     shift
 fi
 
 swift build -c release --product branchy >&2
 bin="$(swift build -c release --show-bin-path)"
 "$bin/branchy" train --arch "$arch" --data "$data" --out "models/$arch" --epochs "$epochs" --seed 1 "$@"
+if [ "$arch" = b-lenet3-bin ]; then
+    # Thresholds and codecs for the fewest bytes at most 0.5 points below the final exit alone.
+    "$bin/branchy" calibrate --model "models/$arch" --topology topology/b-lenet3-bin.yaml --data "$data" --max-accuracy-drop 0.5 --write
+fi
