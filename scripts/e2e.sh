@@ -9,6 +9,9 @@
 #       (scripts/report-check.sh, with that frontier)
 #     - the same (sample, exit, class) for every sample as `branchy eval`
 #     - a device that asks for protocol version 1 gets the same answers
+#   binarised device (topology/b-lenet3-bin.yaml):
+#     - 1-bit features from the device, the same answers as `branchy eval`, at least 20x
+#       fewer bytes on the wire than the measured raw offload
 #   cloud-only baseline (topology/cloud-only.yaml):
 #     - every raw image to the cloud, the same answers as `branchy eval`; the local run
 #       compares its bytes and latency with this measured run (--baseline)
@@ -41,6 +44,7 @@ cd "$REPO_ROOT"
 LOCAL=topology/local.yaml
 FANIN=topology/fanin.yaml
 CLOUD_ONLY=topology/cloud-only.yaml
+BIN=topology/b-lenet3-bin.yaml
 TRAINING_SET=/usr/share/datasets/fashion-mnist
 RAW_IMAGE_BYTES=784   # one 28x28 8-bit image
 DEVICE_TIMEOUT="${DEVICE_TIMEOUT:-900}"
@@ -59,6 +63,7 @@ cleanup() {
     scripts/cluster.sh down "$LOCAL" >>"$log" 2>&1 || true
     scripts/cluster.sh down "$FANIN" >>"$log" 2>&1 || true
     scripts/cluster.sh down "$CLOUD_ONLY" >>"$log" 2>&1 || true
+    scripts/cluster.sh down "$BIN" >>"$log" 2>&1 || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -190,6 +195,30 @@ check_cloud_only() {
     "$bin/branchy" eval --model "$model" --topology "$CLOUD_ONLY" --predictions "$work/cloud-only-eval.jsonl" > "$work/cloud-only-eval.out" 2>&1 \
         || { echo "branchy eval failed: $(tail -n 1 "$work/cloud-only-eval.out")"; return 1; }
     "${helper[@]}" same-predictions "$work/cloud-only.jsonl" "$work/cloud-only-eval.jsonl" "$work/cloud-only.json"
+}
+
+# The binarised-device model over 1-bit and 4-bit links: the same answers as `branchy eval`
+# with the topology's codecs, and at least 20 times fewer bytes than the measured raw offload.
+check_binarised() {
+    scripts/cluster.sh down "$BIN" >&2
+    scripts/cluster.sh up "$BIN" >&2 || { echo "the b-lenet3-bin cluster did not start (logs in run/b-lenet3-bin/)"; return 1; }
+    local status=0
+    local -a extra=()
+    [ -f "$work/cloud-only.json" ] && extra+=(--baseline "$work/cloud-only.json")
+    run_device "$BIN" device "$work/bin" "${extra[@]}" || status=$?
+    scripts/cluster.sh down "$BIN" >&2
+    [ "$status" -eq 0 ] || { echo "branchy-device $(why_device "$status" "$work/bin")"; return 1; }
+    "${helper[@]}" report "$work/bin.json" 10000 "$work/bin.jsonl" || return 1
+    "$bin/branchy" eval --model "$(topology_path "$BIN" model)" --topology "$BIN" --predictions "$work/bin-eval.jsonl" > "$work/bin-eval.out" 2>&1 \
+        || { echo "branchy eval failed: $(tail -n 1 "$work/bin-eval.out")"; return 1; }
+    "${helper[@]}" same-predictions "$work/bin.jsonl" "$work/bin-eval.jsonl" "$work/bin.json" || return 1
+    python3 - "$work/bin.json" <<'PY' || return 1
+import json, sys
+r = json.load(open(sys.argv[1]))
+b = r.get("baseline")
+if not b: print("no measured baseline in the report"); sys.exit(1)
+if b["savings"] < 20: print(f"only {b['savings']:.1f}x fewer bytes than the measured raw offload"); sys.exit(1)
+PY
 }
 
 # A device asking for protocol version 1 (a copy of the local topology with
@@ -391,6 +420,7 @@ check "10,000 samples through device, edge and cloud" check_local_samples
 check "HTML report renders with its charts" check_html_report
 check "predictions identical to branchy eval" check_matches_eval
 check "a device on protocol version 1 gets the same answers" check_protocol_v1
+check "b-lenet3-bin over 1-bit links: same answers as branchy eval, 20x below raw offload" check_binarised
 check "device->edge request bytes below a raw image" check_device_edge_bytes
 check "edge refuses a client without a certificate" check_tls_no_client_cert
 check "edge refuses a certificate for another name (intruder)" check_tls_intruder_cert
