@@ -5,8 +5,10 @@
 #
 # Installs openssl if missing, builds, makes the certificates if missing,
 # starts the edge and the cloud, runs the device, and stops the cluster again,
-# on failure and on Ctrl-C too. The device's JSON report is written to
-# run/demo-report.json. Extra options go to branchy-device, e.g. --limit 1000.
+# on failure and on Ctrl-C too. First measures the raw-offload baseline
+# (topology/cloud-only.yaml, every raw image to the cloud) and compares the run
+# with it. The device's JSON report is written to run/demo-report.json, its
+# HTML report (charts) to run/demo-report.html. Extra options go to branchy-device, e.g. --limit 1000.
 # Environment: BRANCHY_BIN (folder of already built executables: skips the build).
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
@@ -36,6 +38,7 @@ finish() {
         done
     fi
     scripts/cluster.sh down "$topology" >&2 || true
+    scripts/cluster.sh down topology/cloud-only.yaml >&2 || true
     if [ "$status" -eq 0 ]; then
         # Each server logs its batch sizes when it stops.
         for node in edge cloud; do
@@ -49,8 +52,17 @@ trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-scripts/cluster.sh up "$topology" >&2
 mkdir -p "$(dirname "$report")"
+# The raw-offload baseline, measured: every raw image to the cloud (topology/cloud-only.yaml).
+baseline_topology=topology/cloud-only.yaml
+baseline=run/demo-cloud-only.json
+say "measuring the raw-offload baseline ($baseline_topology)"
+scripts/cluster.sh up "$baseline_topology" >&2
+"$bin/branchy-device" --topology "$baseline_topology" --node device --report "$baseline" "$@" > run/demo-cloud-only.out 2>&1 \
+    || { scripts/cluster.sh down "$baseline_topology" >&2; die "the baseline run failed: $(tail -n 1 run/demo-cloud-only.out)"; }
+scripts/cluster.sh down "$baseline_topology" >&2
+scripts/cluster.sh up "$topology" >&2
 say "running the device over the data set"
-"$bin/branchy-device" --topology "$topology" --node device --report "$report" "$@"
-say "report written to $report"
+"$bin/branchy-device" --topology "$topology" --node device --report "$report" --baseline "$baseline" \
+    --html run/demo-report.html "$@"
+say "reports written to $report and run/demo-report.html"
