@@ -19,18 +19,7 @@ public struct Int8Quantization: Sendable, Hashable {
 
     /// Fits parameters to the finite values in `values` (non-finite values are ignored).
     public init(fitting values: UnsafeBufferPointer<Float>) {
-        var lo: Float = 0
-        var hi: Float = 0
-        for v in values where v.isFinite {
-            if v < lo { lo = v }
-            if v > hi { hi = v }
-        }
-        var scale = (hi - lo) / 255
-        if !(scale.isFinite && scale > 0) {
-            // Zero range, or a range so wide that (hi - lo) overflows: fall back to
-            // something finite. The overflow case cannot represent the data well anyway.
-            scale = (scale == 0) ? 1 : (hi / 255 - lo / 255)
-        }
+        let (lo, scale) = affineRange(values, levels: 255)
         self.scale = scale
         self.zeroPoint = Int8(Int8Quantization.clampToInt8((-128 - lo / scale).rounded()))
     }
@@ -78,16 +67,7 @@ public struct Int4Quantization: Sendable, Hashable {
 
     /// Fits parameters to the finite values in `values`.
     public init(fitting values: UnsafeBufferPointer<Float>) {
-        var lo: Float = 0
-        var hi: Float = 0
-        for v in values where v.isFinite {
-            if v < lo { lo = v }
-            if v > hi { hi = v }
-        }
-        var scale = (hi - lo) / 15
-        if !(scale.isFinite && scale > 0) {
-            scale = (scale == 0) ? 1 : (hi / 15 - lo / 15)
-        }
+        let (lo, scale) = affineRange(values, levels: 15)
         self.scale = scale
         self.zeroPoint = UInt8(min(max((-lo / scale).rounded(), 0), 15))
     }
@@ -103,4 +83,22 @@ public struct Int4Quantization: Sendable, Hashable {
     @inlinable public func dequantize(_ q: UInt8) -> Float {
         Float(Int(q) - Int(zeroPoint)) * scale
     }
+}
+
+/// The range of the finite values widened to include zero, as its low end and the step that
+/// divides it into `levels` steps: `(max - min) / levels`, or 1 when the range is empty. A range
+/// so wide that `max - min` overflows falls back to something finite (it cannot be represented
+/// well anyway).
+@usableFromInline func affineRange(_ values: UnsafeBufferPointer<Float>, levels: Float) -> (lo: Float, scale: Float) {
+    var lo: Float = 0
+    var hi: Float = 0
+    for v in values where v.isFinite {
+        if v < lo { lo = v }
+        if v > hi { hi = v }
+    }
+    var scale = (hi - lo) / levels
+    if !(scale.isFinite && scale > 0) {
+        scale = (scale == 0) ? 1 : (hi / levels - lo / levels)
+    }
+    return (lo, scale)
 }
