@@ -25,6 +25,7 @@ if [ "$#" -gt 0 ]; then
 else
     topologies=(topology/edge-cloud.yaml topology/local.yaml topology/compact.yaml "$work/local-v1.yaml")
     [ -f topology/b-lenet3-bin.yaml ] && topologies+=(topology/b-lenet3-bin.yaml)
+    [ -f topology/b-lenet.yaml ] && topologies+=(topology/b-lenet.yaml)
     root="$(cd topology && pwd)"
     sed -e "s|: \.\./|: $root/../|" -e '/^    upstream: \(edge\|cloud\)$/a\    protocol: 1' topology/local.yaml > "$work/local-v1.yaml"
 fi

@@ -21,7 +21,7 @@ extension Sockets {
             }
         }
 
-        @Test(arguments: ["local", "b-lenet3-bin", "compact", "cloud-only", "edge-cloud", "fanin", "faults", "faults-fail", "load", "hardening", "hardening-fd", "hardening-timeouts"])
+        @Test(arguments: ["local", "b-lenet3-bin", "b-lenet", "compact", "cloud-only", "edge-cloud", "fanin", "faults", "faults-fail", "load", "hardening", "hardening-fd", "hardening-timeouts"])
         func shippedTopologiesNameTheShippedDataSet(name: String) throws {
             let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             let topology = try Topology.load(contentsOf: root.appendingPathComponent("topology/\(name).yaml"), checkFiles: false)
