@@ -127,7 +127,7 @@ public final class InferenceServer: Sendable {
             }
             .bind(host: endpoint.host, port: endpoint.port).get()
         serverChannel.withLock { $0 = channel }
-        logger.info("\(context.config.role) '\(context.config.name)' hosting stages \(context.config.stages) listening on \(endpoint) (batches of at most \(context.config.maxBatch) samples, waiting at most \(context.config.maxBatchDelayMicros) µs; model \(context.model.spec.name) \(context.fingerprint.hex.prefix(16)); at most \(connections.maxConnections) connections, \(limits.maxConnectionsPerPeer) per peer; handshake timeout \(limits.handshakeTimeoutMillis) ms, idle timeout \(limits.idleTimeoutMillis) ms; input budget \(limits.inputBudgetBytes) bytes, \(limits.peerInputBudgetBytes) per peer)")
+        logger.info("\(context.config.role) '\(context.config.name)' hosting stages \(context.config.stages) listening on \(endpoint)\(context.config.address.map { ", dialled at \($0)" } ?? "") (batches of at most \(context.config.maxBatch) samples, waiting at most \(context.config.maxBatchDelayMicros) µs; model \(context.model.spec.name) \(context.fingerprint.hex.prefix(16)); at most \(connections.maxConnections) connections, \(limits.maxConnectionsPerPeer) per peer; handshake timeout \(limits.handshakeTimeoutMillis) ms, idle timeout \(limits.idleTimeoutMillis) ms; input budget \(limits.inputBudgetBytes) bytes, \(limits.peerInputBudgetBytes) per peer)")
         return channel.localAddress!
     }
 

@@ -321,7 +321,7 @@ public final class UpstreamLink: Sendable {
     }
 
     private func connect() {
-        guard !state.stopped, let endpoint = upstream.listen else { return }
+        guard !state.stopped, let endpoint = upstream.dialAddress else { return }
         let tls = self.tls
         ClientBootstrap(group: loop)
             .connectTimeout(.seconds(3))
@@ -379,7 +379,7 @@ public final class UpstreamLink: Sendable {
     func tlsHandshakeCompleted(peerNames: [String]) -> String? {
         guard peerNames.contains(upstream.name) else {
             let shown = peerNames.isEmpty ? "no DNS name" : peerNames.map { $0.escapedForLog(limit: 64) }.joined(separator: ", ")
-            return "upstream at \(upstream.listen.map { "\($0)" } ?? "?") presented a certificate for \(shown), not for '\(upstream.name)'"
+            return "upstream at \(upstream.dialAddress.map { "\($0)" } ?? "?") presented a certificate for \(shown), not for '\(upstream.name)'"
         }
         return nil
     }
@@ -399,7 +399,7 @@ public final class UpstreamLink: Sendable {
         state.connections += 1
         state.handshakeBytes += (state.counter?.bytesIn ?? 0) + (state.counter?.bytesOut ?? 0)
         state.backoff.reset()
-        logger.info("connected to \(upstream.role) '\(upstream.name)' at \(upstream.listen.map { "\($0)" } ?? "?")")
+        logger.info("connected to \(upstream.role) '\(upstream.name)' at \(upstream.dialAddress.map { "\($0)" } ?? "?")")
         let waiters = state.readyWaiters
         state.readyWaiters = []
         for w in waiters { w.succeed(()) }

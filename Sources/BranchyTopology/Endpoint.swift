@@ -1,10 +1,11 @@
 import Foundation
 
-/// A network address a node listens on: a host (IPv4, IPv6 or a name) and a TCP port.
+/// A network address a node listens on or is dialled at: a host (IPv4, IPv6 or a
+/// DNS name) and a TCP port.
 ///
 /// Written in a topology as `host:port`, with IPv6 hosts in brackets:
-/// `127.0.0.1:7401`, `[::1]:7401`, `edge-a.local:7401`. In YAML a bracketed
-/// address must be quoted (`listen: "[::1]:7401"`), since `[` starts a list.
+/// `127.0.0.1:7401`, `[::1]:7401`, `edge-a.local:7401`, `0.0.0.0:7401`. In YAML a
+/// bracketed address must be quoted (`listen: "[::1]:7401"`), since `[` starts a list.
 public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     /// The host: an IPv4 address, an IPv6 address without brackets, or a host name.
     public var host: String
@@ -59,6 +60,20 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         }
         guard (1...65535).contains(port) else { throw fail("port \(port) is out of range 1...65535") }
         self.init(host: hostPart, port: port)
+    }
+
+    /// True when the host is a wildcard address (`0.0.0.0` or `::`): a node can bind
+    /// it to accept connections on every interface, but nobody can dial it.
+    public var isUnspecified: Bool {
+        if Endpoint.isIPv4(host) {
+            return host.split(separator: ".").allSatisfy { Int($0) == 0 }
+        }
+        guard Endpoint.isIPv6(host) else { return false }
+        return host.split(separator: ":").allSatisfy { group in
+            group.contains(".")
+                ? group.split(separator: ".").allSatisfy { Int($0) == 0 }
+                : Int(group, radix: 16) == 0
+        }
     }
 
     /// `host:port`, with an IPv6 host in brackets.

@@ -80,8 +80,12 @@ public struct NodeConfig: Sendable, Hashable {
     public var stages: [String]
     /// One entropy threshold per hosted exit that is not the model's last exit.
     public var thresholds: [Float]
-    /// Where the node accepts connections from downstream nodes (edge and cloud only).
+    /// Where the node accepts connections from downstream nodes (edge and cloud only):
+    /// the address it binds, which may be a wildcard such as `0.0.0.0:7401`.
     public var listen: Endpoint?
+    /// The address its children dial (`address:`), such as `edge.example:7401`, when
+    /// that is not `listen`; nil when children dial `listen`.
+    public var address: Endpoint?
     /// The name of the node this one forwards to; nil for the root.
     public var upstream: String?
     /// Feature codec on the link to upstream: one of `codecNames`.
@@ -110,6 +114,7 @@ public struct NodeConfig: Sendable, Hashable {
         stages: [String],
         thresholds: [Float] = [],
         listen: Endpoint? = nil,
+        address: Endpoint? = nil,
         upstream: String? = nil,
         codec: String = "float32",
         onUpstreamFailure: FailurePolicy = .degrade,
@@ -127,6 +132,7 @@ public struct NodeConfig: Sendable, Hashable {
         self.stages = stages
         self.thresholds = thresholds
         self.listen = listen
+        self.address = address
         self.upstream = upstream
         self.codec = codec
         self.onUpstreamFailure = onUpstreamFailure
@@ -137,6 +143,9 @@ public struct NodeConfig: Sendable, Hashable {
         self.maxBatch = maxBatch
         self.maxBatchDelayMicros = maxBatchDelayMicros
     }
+
+    /// Where children connect to this node: `address` when given, else `listen`.
+    public var dialAddress: Endpoint? { address ?? listen }
 
     /// True for the root of the tree, the node with no upstream.
     public var isRoot: Bool { upstream == nil }

@@ -20,7 +20,7 @@ struct ParsedNode {
 /// The file's contents after syntax, key and type checks, before any cross-node check.
 struct TopologyDocument {
     static let topKeys = ["model", "dataset", "certs", "nodes"]
-    static let nodeKeys = ["name", "role", "stages", "thresholds", "listen", "upstream", "codec",
+    static let nodeKeys = ["name", "role", "stages", "thresholds", "listen", "address", "upstream", "codec",
                            "onUpstreamFailure", "deadlineMs", "maxInFlight", "tls", "limits",
                            "maxBatch", "maxBatchDelayMicros", "protocol"]
     /// Keys of the dynamic batcher, for nodes that serve children (edges and clouds).
@@ -85,11 +85,8 @@ struct TopologyDocument {
         let thresholds = try (reader.list("thresholds") ?? []).enumerated().map { i, node in
             try parseThreshold(node, keyPath: reader.keyPath("thresholds[\(i)]"), context: context)
         }
-        let listen = try reader.string("listen").map { text in
-            do { return try Endpoint(parsing: text) } catch let error as EndpointError {
-                throw context.error(reader.keyPath("listen"), error.description, line: reader.line(of: "listen"))
-            }
-        }
+        let listen = try parseEndpoint(reader, "listen")
+        let address = try parseEndpoint(reader, "address")
         let codec = try reader.string("codec") ?? "float32"
         guard NodeConfig.codecNames.contains(codec) else {
             throw context.error(reader.keyPath("codec"),
@@ -119,12 +116,21 @@ struct TopologyDocument {
 
         let config = NodeConfig(
             name: name, role: role, stages: stages, thresholds: thresholds, listen: listen,
-            upstream: try reader.string("upstream"), codec: codec, onUpstreamFailure: policy,
+            address: address, upstream: try reader.string("upstream"), codec: codec, onUpstreamFailure: policy,
             deadlineMillis: deadline, maxInFlight: maxInFlight, tls: tls, limits: limits,
             maxBatch: maxBatch, maxBatchDelayMicros: maxBatchDelay, protocolVersion: protocolVersion)
         var keyLines: [String: Int?] = [:]
         for key in nodeKeys where reader.value(key) != nil { keyLines[key] = reader.line(of: key) }
         return ParsedNode(config: config, path: path, line: reader.line, keyLines: keyLines)
+    }
+
+    /// `key` (`listen` or `address`) as an `Endpoint`, or nil when absent.
+    private static func parseEndpoint(_ reader: MappingReader, _ key: String) throws -> Endpoint? {
+        try reader.string(key).map { text in
+            do { return try Endpoint(parsing: text) } catch let error as EndpointError {
+                throw reader.context.error(reader.keyPath(key), error.description, line: reader.line(of: key))
+            }
+        }
     }
 
     private static func parseThreshold(_ node: Node, keyPath: String, context: ErrorContext) throws -> Float {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Cross-node checks: names, roles, the upstream tree, listen addresses,
+/// Cross-node checks: names, roles, the upstream tree, listen and dial addresses,
 /// thresholds and TLS files. Stage coverage is checked by `StageValidator`.
 struct TopologyValidator {
     let context: ErrorContext
@@ -23,7 +23,7 @@ struct TopologyValidator {
         try checkHasDevice()
         try checkRoleRules()
         try checkUpstreamTree()
-        try checkListenAddresses()
+        try checkAddresses()
         if let stageOrder {
             try StageValidator(context: context, nodes: nodes, stageOrder: stageOrder, indexByName: indexByName).validate()
         }
@@ -59,6 +59,10 @@ struct TopologyValidator {
             case .device:
                 if config.listen != nil {
                     throw error(node, "listen", "\(label) must not have a listen address; devices only connect upstream")
+                }
+                if config.address != nil {
+                    throw error(node, "address",
+                                "\(label) must not have an address; nothing dials a device, it only connects upstream")
                 }
                 if node.has("limits") {
                     throw error(node, "limits", "\(label) accepts no connections, so 'limits' (for listening nodes) does not apply")
@@ -126,16 +130,40 @@ struct TopologyValidator {
         role == .edge ? "an edge" : "a \(role.rawValue)"
     }
 
-    private func checkListenAddresses() throws {
+    /// `address` must be dialable; a node whose children would dial a wildcard `listen`
+    /// needs an `address`; no two nodes may be dialled at the same address.
+    private func checkAddresses() throws {
+        let parents = Set(nodes.compactMap(\.config.upstream))
+        for node in nodes {
+            let config = node.config
+            let label = "\(config.role.rawValue) '\(config.name)'"
+            if let address = config.address, address.isUnspecified {
+                throw error(node, "address",
+                            "\(label): 'address' is the address its children dial, and nobody can dial \(Self.shownHost(address)); "
+                                + "give a host name or IP of this node, e.g. \(config.role.rawValue).example:\(address.port)")
+            }
+            if config.address == nil, let listen = config.listen, listen.isUnspecified, parents.contains(config.name) {
+                throw error(node, "listen",
+                            "\(label) listens on \(listen), but children cannot dial \(Self.shownHost(listen)); "
+                                + "give 'address:' with the host name or IP and port they dial "
+                                + "(e.g. address: \(config.role.rawValue).example:\(listen.port))")
+            }
+        }
         var seen: [String: ParsedNode] = [:]
         for node in nodes {
-            guard let endpoint = node.config.listen else { continue }
+            guard let endpoint = node.config.dialAddress else { continue }
             let key = "\(endpoint.host.lowercased()):\(endpoint.port)"
             if let first = seen[key] {
-                throw error(node, "listen", "address \(endpoint) is already used by node '\(first.config.name)'")
+                let which = node.config.address != nil ? "address" : "listen"
+                throw error(node, which, "address \(endpoint) is already used by node '\(first.config.name)'")
             }
             seen[key] = node
         }
+    }
+
+    /// `0.0.0.0`, or an IPv6 host in brackets (`[::]`).
+    private static func shownHost(_ endpoint: Endpoint) -> String {
+        endpoint.host.contains(":") ? "[\(endpoint.host)]" : endpoint.host
     }
 
     private func checkThresholdCounts() throws {
