@@ -5,7 +5,8 @@
 #
 #   up      makes the certificates if missing, builds if needed, starts the
 #           cloud, then the edges, in the background, and waits until each one
-#           accepts TCP connections on its `listen:` port
+#           accepts TCP connections on its `listen:` port (a node bound to
+#           0.0.0.0 or :: is probed on this machine's loopback address)
 #   down    SIGTERM to every node, SIGKILL after STOP_TIMEOUT seconds
 #   status  each node, its pid, whether it runs and whether its port listens
 #
@@ -47,13 +48,15 @@ rundir="$REPO_ROOT/run/$cluster"
 START_TIMEOUT="${START_TIMEOUT:-30}"
 STOP_TIMEOUT="${STOP_TIMEOUT:-10}"
 
-# Server nodes as "name role listen" lines: clouds first, then edges.
+# Server nodes as "name role listen dial" lines: clouds first, then edges. `listen` is
+# the address a node binds, `dial` the one its children dial (`address:`, else `listen`).
 servers="$(topology_nodes "$topology" | awk -F'\t' '
-    $2 == "cloud" { print $1, $2, $3 }
-    $2 == "edge"  { edges = edges $1 " " $2 " " $3 "\n" }
+    { dial = ($8 != "-" && $8 != "") ? $8 : $3 }
+    $2 == "cloud" { print $1, $2, $3, dial }
+    $2 == "edge"  { edges = edges $1 " " $2 " " $3 " " dial "\n" }
     END { printf "%s", edges }')"
 [ -n "$servers" ] || die "no edge or cloud nodes in $topology"
-while read -r name role listen; do
+while read -r name role listen dial; do
     [ "$listen" != "-" ] || die "node '$name' in $topology has no 'listen:' address"
 done <<< "$servers"
 
@@ -112,9 +115,10 @@ stop_nodes() {
     for name in "$@"; do rm -f "$rundir/$name.pid"; done
 }
 
-# Starts one node and waits until its port listens.
+# Starts one node and waits until its port listens. The probe runs on this machine,
+# against the bound address (port_listening takes 0.0.0.0 and :: as the loopback).
 start_node() {
-    local name="$1" role="$2" listen="$3" bin="$4"
+    local name="$1" role="$2" listen="$3" dial="$4" bin="$5"
     local host port log="$rundir/$name.log" pid waited=0
     host="$(host_of "$listen")"; port="$(port_of "$listen")"
     if port_listening "$host" "$port"; then
@@ -139,19 +143,21 @@ start_node() {
         sleep 0.2
         waited=$((waited + 1))
     done
-    echo "started $name ($role, pid $pid), listening on $listen, log $log"
+    local dialled=""
+    [ "$dial" = "$listen" ] || dialled=", dialled at $dial"
+    echo "started $name ($role, pid $pid), listening on $listen$dialled, log $log"
 }
 
 up() {
     mkdir -p "$rundir"
-    local name role listen pid bin="" started=()
+    local name role listen dial pid bin="" started=()
     local -a pending=()
-    while read -r name role listen; do
+    while read -r name role listen dial; do
         pid="$(pid_of "$name")"
         if pid_alive "$pid"; then
             echo "$name is already running (pid $pid)"
         else
-            pending+=("$name $role $listen")
+            pending+=("$name $role $listen $dial")
         fi
     done <<< "$servers"
     if [ "${#pending[@]}" -eq 0 ]; then
@@ -162,8 +168,8 @@ up() {
     ensure_built
     bin="$BRANCHY_BIN"
     for entry in "${pending[@]}"; do
-        read -r name role listen <<< "$entry"
-        if ! start_node "$name" "$role" "$listen" "$bin"; then
+        read -r name role listen dial <<< "$entry"
+        if ! start_node "$name" "$role" "$listen" "$dial" "$bin"; then
             [ "${#started[@]}" -eq 0 ] || say "stopping the nodes started so far: ${started[*]}"
             stop_nodes "$name" "${started[@]}" >&2
             die "cluster '$cluster' did not come up"
@@ -174,9 +180,9 @@ up() {
 }
 
 down() {
-    local names=() name role listen
+    local names=() name role listen dial
     # Edges first, so that they drain into a cloud that still answers.
-    while read -r name role listen; do names=("$name" "${names[@]}"); done <<< "$servers"
+    while read -r name role listen dial; do names=("$name" "${names[@]}"); done <<< "$servers"
     local any=0
     for name in "${names[@]}"; do [ -f "$rundir/$name.pid" ] && any=1; done
     if [ "$any" -eq 0 ]; then
@@ -187,14 +193,14 @@ down() {
 }
 
 status() {
-    local name role listen pid state port all=0
-    printf '%-12s %-6s %-22s %-8s %-8s %s\n' node role listen pid process port
-    while read -r name role listen; do
+    local name role listen dial pid state port all=0
+    printf '%-12s %-6s %-22s %-22s %-8s %-8s %s\n' node role listen dialled pid process port
+    while read -r name role listen dial; do
         pid="$(pid_of "$name")"
         if pid_alive "$pid"; then state=alive; else state=dead; all=3; fi
         [ -n "$pid" ] || { pid=-; state=stopped; }
         if port_listening "$(host_of "$listen")" "$(port_of "$listen")"; then port=listening; else port=closed; all=3; fi
-        printf '%-12s %-6s %-22s %-8s %-8s %s\n' "$name" "$role" "$listen" "$pid" "$state" "$port"
+        printf '%-12s %-6s %-22s %-22s %-8s %-8s %s\n' "$name" "$role" "$listen" "$dial" "$pid" "$state" "$port"
     done <<< "$servers"
     return "$all"
 }

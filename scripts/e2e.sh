@@ -73,43 +73,11 @@ trap 'exit 143' TERM
 
 model="$(topology_path "$LOCAL" model)"
 certs="$(topology_certs_dir "$LOCAL")"
-edge_address="$(node_field "$LOCAL" edge 3)"
+edge_address="$(node_dial "$LOCAL" edge)"
 device_upstream="$(node_field "$LOCAL" device 4)"
 info="$("$bin/branchy" info --model "$model" 2>&1)" || info=""
 fingerprint="$(awk '$1 == "fingerprint" { print $2 }' <<< "$info")"
 default_thresholds="$(sed -nE 's/^default thresholds \[([^]]*)\].*/\1/p' <<< "$info" | tr -d ' ')"
-
-# eval_thresholds TOPOLOGY DEVICE: the thresholds the nodes from DEVICE up to
-# the root apply, in model order and comma-separated, as `branchy eval
-# --thresholds` takes them. A node without `thresholds:` uses the model's
-# defaults for its exits. Prints nothing when no node gives any (eval then
-# uses the model's defaults itself).
-eval_thresholds() {
-    local topology="$1" node="$2" line up stages thr
-    local out="" given=0 pos=0 hops=0 n i
-    local -a defaults
-    IFS=, read -ra defaults <<< "$default_thresholds"
-    while [ "$node" != "-" ] && [ "$hops" -lt 16 ]; do
-        line="$(topology_nodes "$topology" | awk -F'\t' -v n="$node" '$1 == n')"
-        [ -n "$line" ] || { echo "no node '$node' in $topology"; return 1; }
-        IFS=$'\t' read -r _ _ _ up stages thr _ <<< "$line"
-        n="$(awk -F, '{ print NF }' <<< "$stages")"
-        [ "$up" != "-" ] || n=$((n - 1))   # the root hosts the model's last exit
-        if [ "$thr" != "-" ]; then
-            given=1
-            out+=",$thr"
-        else
-            for ((i = pos; i < pos + n; i++)); do
-                [ -n "${defaults[i]:-}" ] || { echo "no threshold for exit $i: '$node' gives none and the model has no default"; return 1; }
-                out+=",${defaults[i]}"
-            done
-        fi
-        pos=$((pos + n))
-        node="$up"
-        hops=$((hops + 1))
-    done
-    [ "$given" -eq 0 ] || echo "${out#,}"
-}
 
 # --- Runner ---------------------------------------------------------------------
 

@@ -83,8 +83,10 @@ topology_certs_dir() {
 }
 
 # topology_nodes FILE: one line per node, tab-separated:
-#   name role listen upstream stages thresholds codec
-# Lists are comma-separated without blanks; a missing value is `-`.
+#   name role listen upstream stages thresholds codec address
+# Lists are comma-separated without blanks; a missing value is `-`. `listen` is
+# the address a node binds, `address` the one its children dial (when absent,
+# they dial `listen`; see node_dial).
 topology_nodes() {
     awk '
         function clean(v) {
@@ -98,14 +100,15 @@ topology_nodes() {
         function flush() {
             if (name != "")
                 print name "\t" orDash(f["role"]) "\t" orDash(f["listen"]) "\t" orDash(f["upstream"]) "\t" \
-                      orDash(f["stages"]) "\t" orDash(f["thresholds"]) "\t" orDash(f["codec"])
+                      orDash(f["stages"]) "\t" orDash(f["thresholds"]) "\t" orDash(f["codec"]) "\t" \
+                      orDash(f["address"])
             name = ""; split("", f)
         }
         /^nodes:/ { innodes = 1; next }
         /^[^ \t#-]/ { flush(); innodes = 0; next }   # another top-level key ends the list
         !innodes { next }
         /^[ \t]*-[ \t]+name:/ { flush(); line = $0; sub(/^[ \t]*-[ \t]+/, "", line); name = value(line); next }
-        name != "" && /^[ \t]+(role|listen|upstream|stages|thresholds|codec):/ {
+        name != "" && /^[ \t]+(role|listen|address|upstream|stages|thresholds|codec):/ {
             key = $0; sub(/^[ \t]+/, "", key); sub(/:.*/, "", key)
             f[key] = value($0)
         }
@@ -117,15 +120,67 @@ topology_nodes() {
 host_of() { local h="${1%:*}"; h="${h#[}"; printf '%s\n' "${h%]}"; }
 port_of() { printf '%s\n' "${1##*:}"; }
 
+# dial_of LISTEN ADDRESS: the address children dial, ADDRESS unless it is `-` or empty,
+# else LISTEN (the columns 3 and 8 of topology_nodes).
+dial_of() { if [ -n "${2:-}" ] && [ "$2" != - ]; then printf '%s\n' "$2"; else printf '%s\n' "$1"; fi; }
+
+# node_dial TOPOLOGY NODE: the address NODE's children dial (`address:`, else `listen:`).
+node_dial() { topology_nodes "$1" | awk -F'\t' -v n="$2" '$1 == n { print ($8 != "-" && $8 != "") ? $8 : $3 }'; }
+
+# local_host HOST: a host to reach a server bound to HOST on this machine: the loopback
+# address for the wildcards 0.0.0.0 and ::, HOST itself otherwise.
+local_host() {
+    case "$1" in
+        0.0.0.0) echo 127.0.0.1 ;;
+        ::|0::0|::0) echo ::1 ;;
+        *) printf '%s\n' "$1" ;;
+    esac
+}
+
+# eval_thresholds TOPOLOGY DEVICE [DEFAULTS]: the thresholds the nodes from DEVICE
+# up to the root apply, in model order and comma-separated, as `branchy eval
+# --thresholds` takes them. A node without `thresholds:` uses the model's
+# defaults for its exits: DEFAULTS, comma-separated (as `branchy info` prints
+# them), else $default_thresholds. Prints nothing when no node gives any (eval
+# then uses the model's defaults itself). On failure prints why and returns 1.
+eval_thresholds() {
+    local topology="$1" node="$2" line up stages thr
+    local out="" given=0 pos=0 hops=0 n i
+    local -a defaults
+    IFS=, read -ra defaults <<< "${3:-${default_thresholds:-}}"
+    while [ "$node" != "-" ] && [ "$hops" -lt 16 ]; do
+        line="$(topology_nodes "$topology" | awk -F'\t' -v n="$node" '$1 == n')"
+        [ -n "$line" ] || { echo "no node '$node' in $topology"; return 1; }
+        IFS=$'\t' read -r _ _ _ up stages thr _ <<< "$line"
+        n="$(awk -F, '{ print NF }' <<< "$stages")"
+        [ "$up" != "-" ] || n=$((n - 1))   # the root hosts the model's last exit
+        if [ "$thr" != "-" ]; then
+            given=1
+            out+=",$thr"
+        else
+            for ((i = pos; i < pos + n; i++)); do
+                [ -n "${defaults[i]:-}" ] || { echo "no threshold for exit $i: '$node' gives none and the model has no default"; return 1; }
+                out+=",${defaults[i]}"
+            done
+        fi
+        pos=$((pos + n))
+        node="$up"
+        hops=$((hops + 1))
+    done
+    [ "$given" -eq 0 ] || echo "${out#,}"
+}
+
 # --- Processes and ports -------------------------------------------------------
 
-# port_listening HOST PORT: true when something listens on PORT.
+# port_listening HOST PORT: true when something on this machine listens on PORT.
+# HOST is the address the server binds (a wildcard, 0.0.0.0 or ::, is probed on
+# the loopback address).
 port_listening() {
     if command -v ss >/dev/null 2>&1; then
         [ -n "$(ss -Hltn "sport = :$2" 2>/dev/null)" ]
     else
         # Opens and closes a TCP connection; the node sees an aborted handshake.
-        timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
+        timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$(local_host "$1")" "$2" 2>/dev/null
     fi
 }
 

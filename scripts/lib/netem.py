@@ -4,6 +4,10 @@
     netem.py topology SRC OUT --edge-ip IP --cloud-ip IP
         SRC with every edge's and cloud's listen host replaced (ports kept) and
         model/dataset/certs made absolute; everything else as it was.
+    netem.py hosts SRC OUT [--bind HOST] NODE=IP...
+        SRC for nodes on several hosts (scripts/netns-cluster.sh): every node with a
+        listen address binds HOST (default 0.0.0.0) on its port, and its children
+        dial `address: IP:port`; model/dataset/certs made absolute.
     netem.py standin SRC OUT --cloud-ip IP
         A cloud-only stand-in made from SRC (for when topology/cloud-only.yaml is
         missing): the device keeps its stages but never exits (thresholds 0) and
@@ -86,6 +90,50 @@ def rewrite_topology(src, out, ips):
             lines[i] = f"{indent}listen: {ips[role]}:{port}"
     with open(out, "w") as f:
         f.write(f"# Made by scripts/netem.sh from {os.path.abspath(src)}: listen addresses in the namespaces.\n")
+        f.write("\n".join(lines))
+
+
+def absolute_paths(src, lines):
+    """Top-level model/dataset/certs made absolute against SRC's folder (certs added when absent)."""
+    base = os.path.dirname(os.path.abspath(src))
+    for i, line in enumerate(lines):
+        m = re.match(r"^(model|dataset|certs):[ \t]*(.*?)[ \t]*(#.*)?$", line)
+        if m and m.group(2):
+            lines[i] = f"{m.group(1)}: {absolute(m.group(2), base)}"
+    if not any(re.match(r"^certs:", l) for l in lines):
+        lines.insert(0, f"certs: {base}")   # the loader's default: the topology's folder
+
+
+def rewrite_hosts(src, out, ips, bind="0.0.0.0"):
+    """ips: node name -> IP (or host name) its children dial; every listening node needs one."""
+    with open(src) as f:
+        lines = f.read().split("\n")
+    absolute_paths(src, lines)
+    nodes = read_nodes(lines)
+    names = {n["name"] for n in nodes}
+    unknown = sorted(set(ips) - names)
+    if unknown:
+        die(f"{src} has no node {', '.join(unknown)}")
+    # From the last node up, so that inserted lines do not move those still to edit.
+    for node in reversed(nodes):
+        if "listen" not in node["keys"]:
+            continue
+        if node["name"] not in ips:
+            die(f"node '{node['name']}' of {src} listens but was given no address")
+        i = node["lines"]["listen"]
+        port = node["keys"]["listen"].strip("\"'").rsplit(":", 1)[1]
+        indent = re.match(r"^([ \t]*)", lines[i]).group(1)
+        host = ips[node["name"]]
+        host = f"[{host}]" if ":" in host else host
+        address = f"{indent}address: \"{host}:{port}\""
+        if "address" in node["lines"]:
+            lines[node["lines"]["address"]] = address
+        else:
+            lines.insert(i + 1, address)
+        lines[i] = f"{indent}listen: \"{'[' + bind + ']' if ':' in bind else bind}:{port}\""
+    with open(out, "w") as f:
+        f.write(f"# Made by scripts/netns-cluster.sh from {os.path.abspath(src)}: each server binds {bind}\n"
+                "# in its own network namespace; its children dial its namespace's address.\n")
         f.write("\n".join(lines))
 
 
@@ -273,6 +321,18 @@ def main():
         src, out = a[1], a[2]
         opts = dict(zip(a[3::2], a[4::2]))
         rewrite_topology(src, out, {"edge": opts["--edge-ip"], "cloud": opts["--cloud-ip"]})
+    elif cmd == "hosts":
+        src, out, rest = a[1], a[2], a[3:]
+        bind = "0.0.0.0"
+        if rest[:1] == ["--bind"]:
+            bind, rest = rest[1], rest[2:]
+        ips = {}
+        for pair in rest:
+            name, sep, ip = pair.partition("=")
+            if not sep or not name or not ip:
+                die(f"expected NODE=IP, got '{pair}'")
+            ips[name] = ip
+        rewrite_hosts(src, out, ips, bind)
     elif cmd == "standin":
         standin(a[1], a[2], dict(zip(a[3::2], a[4::2]))["--cloud-ip"])
     elif cmd == "sink":
