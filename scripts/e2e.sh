@@ -25,6 +25,9 @@
 #   emulated links (scripts/netem.sh --short, needs root):
 #     - device, edge and cloud in network namespaces over shaped links, Branchy and
 #       cloud-only: every sample answered in both, and the latency comparison printed
+#   several hosts (scripts/netns-cluster.sh --limit 2000, needs root):
+#     - device, edge and cloud in their own network namespaces on a bridge, each server
+#       bound to 0.0.0.0 and dialled at its `address:`: the same answers as `branchy eval`
 #
 # Prints `ok - NAME` or `not ok - NAME: why` per check, then `N passed, M failed`;
 # exits 1 if any check failed. Details go to run/e2e/ (e2e.log, outputs, reports).
@@ -381,6 +384,20 @@ check_netem() {
     [ -z "$(ip netns list 2>/dev/null | grep '^bnet-')" ] || { echo "bnet- namespaces left after the run"; return 1; }
 }
 
+# (g) scripts/netns-cluster.sh --limit 2000: device, edge and cloud on their own hosts
+# (network namespaces on a bridge), the servers bound to 0.0.0.0 and dialled at their
+# `address:`; the answers equal branchy eval's.
+check_netns_cluster() {
+    [ "$(id -u)" -eq 0 ] || { echo "scripts/netns-cluster.sh needs root (network namespaces)"; return 1; }
+    local status=0 out="$work/netns-cluster.out"
+    scripts/netns-cluster.sh --limit 2000 > "$out" 2> "$work/netns-cluster.err" || status=$?
+    cat "$out" "$work/netns-cluster.err" >&2
+    [ "$status" -eq 0 ] || { echo "scripts/netns-cluster.sh --limit 2000 exited $status: $(grep -m 1 '^not ok' "$out" || tail -n 1 "$work/netns-cluster.err")"; return 1; }
+    grep -q "^ok - 2000 samples through the device" "$out" || { echo "no 'ok - 2000 samples through the device' line"; return 1; }
+    grep -q "^ok - predictions identical to branchy eval" "$out" || { echo "no 'ok - predictions identical to branchy eval' line"; return 1; }
+    [ -z "$(ip netns list 2>/dev/null | grep '^bhost-')" ] || { echo "bhost- namespaces left after the run"; return 1; }
+}
+
 check "branchy calibrate writes the frontier from held-out training samples" check_calibrate
 check "cloud-only baseline: every raw image to the cloud, same answers as branchy eval" check_cloud_only
 check "local cluster starts" check_local_up
@@ -397,6 +414,7 @@ check "edge refuses plain TCP" check_plaintext_refused
 check "local cluster stops on SIGTERM" check_local_down
 check "fan-in: four devices at once" check_fanin
 check "emulated links: Branchy and cloud-only, every sample answered (netem.sh --short)" check_netem
+check "several hosts: servers bound to 0.0.0.0, dialled at their address, same answers as branchy eval (netns-cluster.sh --limit 2000)" check_netns_cluster
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
