@@ -158,6 +158,7 @@ sys.exit(0)' "$2"
 
 check_namespaces() {
     [ -n "$device" ] || { echo "no device in $topology"; return 1; }
+    ! cut -f1 <<< "$nodes" | grep -qx lan || { echo "a node named 'lan' would share the bridge's namespace $NS_LAN"; return 1; }
     if [ -n "$(netns_list "$PREFIX")" ]; then
         say "removing namespaces left by an earlier run: $(netns_list "$PREFIX" | tr '\n' ' ')"
         netns_cleanup "$PREFIX"
