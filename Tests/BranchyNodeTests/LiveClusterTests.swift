@@ -12,6 +12,27 @@ extension Sockets {
         static let samples = 50
         static let nodes = ["device", "edge", "cloud"]
 
+        @Test func serversBoundToEveryInterfaceAreDialledAtTheirAddress() async throws {
+            let fixture = try Fixture.shared()
+            var options = ClusterOptions()
+            options.bindEveryInterface = true
+            try await Cluster.with(options) { cluster in
+                try await cluster.startServer("cloud")
+                let edge = try await cluster.startServer("edge")
+                #expect(edge.context.config.listen == Endpoint(host: "0.0.0.0", port: cluster.edgePort))
+                #expect(edge.context.config.dialAddress == Endpoint(host: "localhost", port: cluster.edgePort))
+                try await cluster.waitUntilLinked(edge)
+                let device = try await cluster.startDevice()
+                // Thresholds 0: every sample crosses both links.
+                let records = await device.run(data: fixture.data, count: 8, concurrency: 4) { _ in }
+                #expect(records.count == 8)
+                for r in records {
+                    #expect(r.status == .answered, "sample \(r.sample): \(r.status) \(r.reason)")
+                    #expect(r.hops.map(\.link) == ["device->edge", "edge->cloud"], "sample \(r.sample)")
+                }
+            }
+        }
+
         @Test func answersMatchTheNetworkRunInOneProcess() async throws {
             let fixture = try Fixture.shared()
             let network = try fixture.network()

@@ -185,6 +185,9 @@ struct ClusterOptions {
     var edgeLimits: [String: Int] = [:]
     /// The edge's certificate files, when not the edge's own (`tls:` entries `ca`, `cert`, `key`).
     var edgeTLS: [String: String] = [:]
+    /// Edge and cloud bind 0.0.0.0 and are dialled at their `address:` (the edge as
+    /// `localhost`, the cloud as `127.0.0.1`) instead of listening on 127.0.0.1.
+    var bindEveryInterface = false
 }
 
 /// A topology file in the fixture folder with fresh ports, plus an event loop group and thread pool
@@ -225,7 +228,8 @@ final class Cluster: @unchecked Sendable {
                 role: edge
                 stages: [edge]
                 thresholds: [\(options.edgeThreshold)]
-                listen: 127.0.0.1:\(edgePort)
+                listen: \(options.bindEveryInterface ? "0.0.0.0" : "127.0.0.1"):\(edgePort)
+            \(options.bindEveryInterface ? "    address: localhost:\(edgePort)" : "")
                 upstream: cloud
                 codec: int8
                 onUpstreamFailure: \(options.edgePolicy.rawValue)
@@ -235,7 +239,8 @@ final class Cluster: @unchecked Sendable {
               - name: cloud
                 role: cloud
                 stages: [cloud]
-                listen: 127.0.0.1:\(cloudPort)
+                listen: \(options.bindEveryInterface ? "0.0.0.0" : "127.0.0.1"):\(cloudPort)
+            \(options.bindEveryInterface ? "    address: 127.0.0.1:\(cloudPort)" : "")
 
             """
         topologyURL = fixture.root.appendingPathComponent("topologies/\(UUID().uuidString).yaml")
