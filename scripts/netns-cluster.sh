@@ -68,6 +68,7 @@ mkdir -p "$work" "$NETNS_STATE_DIR"
 : > "$log"
 
 server_pids=()
+servers_up=0
 device_pid=""
 finish() {
     local status=$?
@@ -222,11 +223,12 @@ check_servers() {
         echo "started $name ($role, pid $pid) in $ns: bound to $bound, dialled at ${host_ip[$name]}:$port" >&2
     done < <(topology_nodes "$generated" | awk -F'\t' '$2 == "cloud" { print $1 "\t" $2 "\t" $3 }
                                                       $2 == "edge" { e = e $1 "\t" $2 "\t" $3 "\n" } END { printf "%s", e }')
+    servers_up=1
 }
 
 # The device in its namespace, through the servers; a complete report and every sample answered.
 check_device() {
-    [ "${#server_pids[@]}" -gt 0 ] || { echo "the servers are not running"; return 1; }
+    [ "$servers_up" -eq 1 ] || { echo "the servers are not all running"; return 1; }
     local status=0
     local -a args=(--topology "$generated" --node "$device" --report "$work/device.json" --predictions "$work/device.jsonl")
     [ -z "$limit" ] || args+=(--limit "$limit")
@@ -284,6 +286,7 @@ check_matches_eval() {
 check_cleanup() {
     [ "${#server_pids[@]}" -eq 0 ] || stop_children "$log" "${server_pids[@]}"
     server_pids=()
+    servers_up=0
     netns_cleanup "$PREFIX" >&2 || true
     [ -z "$(netns_list "$PREFIX")" ] || { echo "namespaces left: $(netns_list "$PREFIX" | tr '\n' ' ')"; return 1; }
 }
