@@ -87,20 +87,6 @@ default_thresholds="$(sed -nE 's/^default thresholds \[([^]]*)\].*/\1/p' <<< "$i
 passed=0
 failed=0
 
-# check NAME FUNCTION: the function prints nothing on success, or why it
-# failed on its last line of standard output; its standard error goes to the log.
-check() {
-    local name="$1" why
-    printf '\n### %s\n' "$name" >> "$log"
-    if why="$("$2" 2>>"$log")"; then
-        echo "ok - $name"
-        passed=$((passed + 1))
-    else
-        why="$(printf '%s\n' "$why" | awk 'NF { last = $0 } END { print last }')"
-        echo "not ok - $name: ${why:-failed, see $log}"
-        failed=$((failed + 1))
-    fi
-}
 
 # run_device TOPOLOGY NODE PREFIX [OPTIONS]: runs one device, writing
 # PREFIX.json (report), PREFIX.jsonl (predictions), PREFIX.out and PREFIX.err.

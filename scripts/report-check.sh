@@ -66,20 +66,6 @@ trap 'exit 143' TERM
 passed=0
 failed=0
 
-# check NAME FUNCTION: the function prints nothing on success, or why it
-# failed on its last line of standard output; its standard error goes to the log.
-check() {
-    local name="$1" why
-    printf '\n### %s\n' "$name" >> "$log"
-    if why="$("$2" 2>>"$log")"; then
-        echo "ok - $name"
-        passed=$((passed + 1))
-    else
-        why="$(printf '%s\n' "$why" | awk 'NF { last = $0 } END { print last }')"
-        echo "not ok - $name: ${why:-failed, see $log}"
-        failed=$((failed + 1))
-    fi
-}
 
 # free_port: a TCP port on 127.0.0.1 that nothing listens on now.
 free_port() {

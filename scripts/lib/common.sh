@@ -294,3 +294,21 @@ ensure_onnx_venv() {
     "$ONNX_PYTHON" -m pip install -q --disable-pip-version-check numpy onnx onnxruntime >&2 \
         || die "pip could not install numpy, onnx and onnxruntime"
 }
+
+# --- Checks ------------------------------------------------------------------
+
+# check NAME FUNCTION: runs one check of a script that counts them in `passed` and
+# `failed` and logs to `$log`. The function prints nothing on success, or why it
+# failed on its last line of standard output; its standard error goes to the log.
+check() {
+    local name="$1" why
+    printf '\n### %s\n' "$name" >> "$log"
+    if why="$("$2" 2>>"$log")"; then
+        echo "ok - $name"
+        passed=$((passed + 1))
+    else
+        why="$(printf '%s\n' "$why" | awk 'NF { last = $0 } END { print last }')"
+        echo "not ok - $name: ${why:-failed, see $log}"
+        failed=$((failed + 1))
+    fi
+}
