@@ -22,27 +22,4 @@ extension LinkCodecs {
         }
         return LinkCodecs([nil] + kinds.map(Optional.some))
     }
-
-    /// The codecs a cluster's samples cross on the path from `device` to the root of `topology`:
-    /// each node's codec encodes the input of the first stage its upstream runs.
-    static func from(topology path: String, device: String?, stageNames: [String]) throws -> LinkCodecs {
-        let topology = try Topology.load(contentsOf: URL(fileURLWithPath: path), stageOrder: stageNames, checkFiles: false)
-        let devices = topology.nodes.filter { $0.role == .device }
-        guard let start = device.map({ name in topology.node(named: name) }) ?? devices.first else {
-            throw ValidationError("--topology: no device named '\(device ?? "")' in \(path)")
-        }
-        var codecs = [FeatureCodecKind?](repeating: nil, count: stageNames.count)
-        var node: NodeConfig? = start
-        var hosted = 0
-        while let n = node {
-            hosted += n.stages.count
-            if let up = n.upstream, hosted < stageNames.count {
-                codecs[hosted] = FeatureCodec(n.codec)?.kind
-                node = topology.node(named: up)
-            } else {
-                node = nil
-            }
-        }
-        return LinkCodecs(codecs)
-    }
 }

@@ -43,7 +43,8 @@ struct ModelOptions: ParsableArguments {
         }
         let stages = m.network.stages.count
         if let topology {
-            return (m, d, try LinkCodecs.from(topology: topology, device: device, stageNames: m.network.stages.map(\.name)))
+            // Each link's codec as the cluster applies it, raw input included.
+            return (m, d, try WireCost.from(topology: topology, device: device, network: m.network).linkCodecs)
         }
         return (m, d, try LinkCodecs.parse(codec ?? m.spec.defaults?.codec ?? "float32", stages: stages))
     }
