@@ -13,15 +13,34 @@ public final class ByteCounter: ChannelDuplexHandler {
     /// Bytes written to the socket so far. Read on the channel's event loop.
     public private(set) var bytesOut: UInt64 = 0
 
+    /// The link's metrics, from the end of the handshake with hello on.
+    private var meter: LinkByteMeter?
+
     public init() {}
 
+    /// True once `handshakeFinished(meter:)` was given a meter.
+    public var finishedHandshake: Bool { meter != nil }
+
+    /// The TLS handshake and hello exchange are done: what was counted so far goes to `meter` as
+    /// the link's handshake bytes, and what follows as its records. On the channel's event loop.
+    public func handshakeFinished(meter: LinkByteMeter?) {
+        guard let meter, self.meter == nil else { return }
+        meter.handshakeReceived.increment(by: Int64(bytesIn))
+        meter.handshakeSent.increment(by: Int64(bytesOut))
+        self.meter = meter
+    }
+
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        bytesIn += UInt64(unwrapInboundIn(data).readableBytes)
+        let n = unwrapInboundIn(data).readableBytes
+        bytesIn += UInt64(n)
+        meter?.recordsReceived.increment(by: Int64(n))
         context.fireChannelRead(data)
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        bytesOut += UInt64(unwrapOutboundIn(data).readableBytes)
+        let n = unwrapOutboundIn(data).readableBytes
+        bytesOut += UInt64(n)
+        meter?.recordsSent.increment(by: Int64(n))
         context.write(data, promise: promise)
     }
 }

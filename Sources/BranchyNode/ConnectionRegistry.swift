@@ -52,6 +52,15 @@ final class ConnectionRegistry: Sendable {
     /// Number of connections that authenticated as `peer`.
     func count(of peer: String) -> Int { state.withLock { $0.perPeer[peer] ?? 0 } }
 
+    /// Authenticated connections per link (`peer->node`), for the connections gauge.
+    func authenticatedCounts(into node: String) -> [String: Int] {
+        state.withLock { s in
+            var out: [String: Int] = [:]
+            for (peer, n) in s.perPeer { out["\(peer)->\(node)"] = n }
+            return out
+        }
+    }
+
     /// Admits a new connection. When the node is full, the oldest connection without a
     /// successful hello is removed and returned in `shed` for the caller to close; authenticated
     /// connections are never given up for a newcomer, so when all are authenticated it is refused.

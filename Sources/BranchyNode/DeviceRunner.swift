@@ -25,19 +25,35 @@ public final class DeviceRunner: Sendable {
 
     public let context: NodeContext
     let runner: StageRunner
-    let link: UpstreamLink?
+    let link: UpstreamPool?
     let logger: Logger
+    /// The device's metrics, when it serves them (`--metrics`).
+    public let metrics: NodeMetrics?
     /// Where answers are recorded and samples started while nothing is in flight are computed: the link's loop.
     let loop: any EventLoop
 
-    public init(context: NodeContext, group: any EventLoopGroup, logger: Logger) throws {
+    public init(context: NodeContext, group: any EventLoopGroup, logger: Logger, metrics: NodeMetrics? = nil) throws {
         if context.upstream != nil { try TLSLayer.selfCheck(context.config.tls, node: context.config.name) }
         self.context = context
         self.runner = StageRunner(context: context)
         self.logger = logger
         let loop = group.next()
         self.loop = loop
-        self.link = context.upstream == nil ? nil : try UpstreamLink(context: context, loop: loop, logger: logger)
+        self.metrics = metrics
+        self.link = context.upstream == nil ? nil : try UpstreamPool(context: context, loop: loop, logger: logger, metrics: metrics)
+        metrics?.setThresholds(context.policy.thresholds)
+        if let metrics, let link = self.link {
+            metrics.onScrape { metrics.ready.set(to: ((try? await link.loop.submit { link.isReady }.get()) ?? false) ? 1 : 0) }
+        } else {
+            metrics?.ready.set(to: 1)
+        }
+    }
+
+    /// Nil when the upstream link is up (or there is none); otherwise why not.
+    public func notReadyBecause() async -> String? {
+        guard let link else { return nil }
+        let up = (try? await link.loop.submit { link.isReady }.get()) ?? false
+        return up ? nil : "no connection to upstream '\(context.upstream?.name ?? "?")'"
     }
 
     /// The window a device keeps by default: `defaultConcurrency`, at most the link's `maxInFlight`.
@@ -277,6 +293,10 @@ private final class DeviceRun: @unchecked Sendable {
     }
 
     private func finish(_ record: SampleRecord) {
+        var record = record
+        let now = DispatchTime.now().uptimeNanoseconds
+        record.finishedSeconds = Double(now &- origin) / 1e9
+        device.metrics?.answered(exit: record.exit, status: record.status, nanos: UInt64(max(0, record.latencySeconds * 1e9)))
         condition.lock()
         records[record.sample] = record
         finished += 1

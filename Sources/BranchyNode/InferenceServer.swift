@@ -23,15 +23,17 @@ import Glibc
 ///
 /// As a swift-service-lifecycle `Service`, it serves until graceful shutdown, then drains.
 public final class InferenceServer: Sendable {
+    /// The context the server started with: its name, role, stages, model and addresses, which a
+    /// reload cannot change. What a reload can change is in `current`.
     public let context: NodeContext
     let group: any EventLoopGroup
     /// The loop of every connection, the upstream link and the batcher.
     let loop: any EventLoop
     let pool: NIOThreadPool
-    let runner: StageRunner
-    let link: UpstreamLink?
+    let link: UpstreamPool?
     let logger: Logger
-    let limits: ServerLimits
+    /// The node's metrics, when it serves them.
+    public let metrics: NodeMetrics?
     let connections: ConnectionRegistry
     let budget: InputBudget
     let warnings = WarningLimiter()
@@ -40,8 +42,20 @@ public final class InferenceServer: Sendable {
     private let tls: NIOSSLContext
     private let serverChannel = Mutex<(any Channel)?>(nil)
     private let batcherBox: NIOLoopBoundBox<StageBatcher?>
+    /// What a reload may change: the context in force and the stage runner with its thresholds.
+    let live: Mutex<(context: NodeContext, runner: StageRunner)>
+    /// True from the start of the drain on: the node is no longer ready.
+    private let draining = Mutex(false)
 
-    public init(context: NodeContext, group: any EventLoopGroup, pool: NIOThreadPool, logger: Logger, drainSeconds: Double = 10) throws {
+    /// The context in force (the latest reload's, or the one the server started with).
+    public var current: NodeContext { live.withLock { $0.context } }
+    /// The stage runner in force.
+    var runner: StageRunner { live.withLock { $0.runner } }
+    /// Timeouts, caps and budgets in force (timeouts change on reload; caps and budgets do not).
+    var limits: ServerLimits { live.withLock { $0.context.config.limits } }
+
+    public init(context: NodeContext, group: any EventLoopGroup, pool: NIOThreadPool, logger: Logger, drainSeconds: Double = 10,
+                metrics: NodeMetrics? = nil) throws {
         guard context.config.listen != nil else { throw NodeError("node '\(context.config.name)' has no listen address") }
         try TLSLayer.selfCheck(context.config.tls, node: context.config.name)
         self.context = context
@@ -51,16 +65,34 @@ public final class InferenceServer: Sendable {
         self.pool = pool
         self.logger = logger
         self.drainSeconds = drainSeconds
-        self.limits = context.config.limits
-        self.runner = StageRunner(context: context)
+        let limits = context.config.limits
+        self.metrics = metrics
+        self.live = Mutex((context, StageRunner(context: context)))
         self.tls = try TLSLayer.serverContext(context.config.tls, node: context.config.name)
-        self.link = context.upstream == nil ? nil : try UpstreamLink(context: context, loop: loop, logger: logger)
+        self.link = context.upstream == nil ? nil : try UpstreamPool(context: context, loop: loop, logger: logger, metrics: metrics)
         self.batcherBox = NIOLoopBoundBox.makeBoxSendingValue(nil, eventLoop: loop)
         // Keep some descriptors for the upstream link, the listening socket and files.
         let descriptors = FileDescriptorLimit.raiseSoftToHard() ?? Int.max
         let cap = min(limits.maxConnections, max(1, descriptors.subtractingReportingOverflow(64).partialValue))
         self.connections = ConnectionRegistry(maxConnections: cap, maxPerPeer: limits.maxConnectionsPerPeer)
         self.budget = InputBudget(total: limits.inputBudgetBytes, perPeer: limits.peerInputBudgetBytes)
+        metrics?.setThresholds(context.policy.thresholds)
+        let connections = self.connections
+        metrics?.onScrape { [weak self] in
+            guard let self else { return }
+            metrics?.setConnections(connections.authenticatedCounts(into: self.context.config.name))
+            metrics?.ready.set(to: await self.notReadyBecause() == nil ? 1 : 0)
+        }
+    }
+
+    /// Nil when the node is ready to take requests: listening, not draining, and its upstream link
+    /// up (or it is the root); otherwise why not.
+    public func notReadyBecause() async -> String? {
+        if serverChannel.withLock({ $0 == nil }) { return "not listening" }
+        if draining.withLock({ $0 }) { return "draining" }
+        guard let link else { return nil }
+        let up = (try? await loop.submit { link.isReady }.get()) ?? false
+        return up ? nil : "no connection to upstream '\(context.upstream?.name ?? "?")'"
     }
 
     /// Logs `message` at `level` unless `source` has logged too much lately.
@@ -85,7 +117,6 @@ public final class InferenceServer: Sendable {
         let machineConfig = ServerConnectionStateMachine.Configuration(
             localHello: context.serverHello, allowedPeers: peers, knownNodes: known, maxInFlight: context.config.maxInFlight)
         let tls = self.tls
-        let idle = TimeAmount.milliseconds(Int64(limits.idleTimeoutMillis))
         let channel = try await ServerBootstrap(group: group, childGroup: loop)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -116,8 +147,10 @@ public final class InferenceServer: Sendable {
                     let handler = ServerConnectionHandler(server: self, id: id, reservation: reservation,
                                                           machine: ServerConnectionStateMachine(configuration: machineConfig))
                     // The idle timer sits below TLS: any bytes received count as activity, so a large
-                    // frame arriving slowly is not cut off.
+                    // frame arriving slowly is not cut off. The byte counter, lowest, sees ciphertext.
+                    let idle = TimeAmount.milliseconds(Int64(self.limits.idleTimeoutMillis))
                     try channel.pipeline.syncOperations.addHandlers([
+                        ByteCounter(),
                         IdleStateHandler(readTimeout: idle),
                         NIOSSLServerHandler(context: tls),
                         ByteToMessageHandler(BudgetedFrameDecoder(reservation: reservation)), MessageToByteHandler(FrameEncoder()),
@@ -148,6 +181,7 @@ public final class InferenceServer: Sendable {
 
     /// Stops accepting, lets every connection finish what is in flight (up to `graceSeconds`), then stops the link.
     public func drain(graceSeconds: Double = 10) async {
+        draining.withLock { $0 = true }
         logger.info("draining: no new connections or requests; answering those in flight")
         let listener = serverChannel.withLock { channel -> (any Channel)? in
             defer { channel = nil }
@@ -221,15 +255,16 @@ public final class InferenceServer: Sendable {
             budget = UInt32(max(1, left / 5 * 4))
         }
         let up = InferRequest(sampleID: request.sampleID, deadlineMillis: budget, stageIndex: UInt8(nextStage),
-                              features: context.encodeForUpstream(item))
+                              features: current.encodeForUpstream(item))
         let fallback = self.result(exit: best.exit, best.output)
+        let policy = current.config.onUpstreamFailure
         return link.send(up).hop(to: loop).map { reply -> Frame.Message in
             var r = reply.result
             r.hops = [reply.cost] + r.hops
             return .result(r)
         }.flatMapErrorThrowing { error -> Frame.Message in
             let failure = (error as? UpstreamFailure) ?? .unavailable("\(error)")
-            if self.context.config.onUpstreamFailure == .degrade {
+            if policy == .degrade {
                 var r = fallback
                 r.status = .degraded
                 r.reason = failure.description

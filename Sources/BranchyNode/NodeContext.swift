@@ -21,21 +21,39 @@ public final class NodeContext: Sendable {
     /// Nodes whose upstream is this node: the only peers allowed to connect.
     public let children: [NodeConfig]
 
-    /// Loads the topology, finds `nodeName`, loads the model and checks that they agree.
-    public static func load(topologyPath: String, nodeName: String) throws -> NodeContext {
+    /// Loads the topology, finds `nodeName` (replica `replica` of it, for a node with listed
+    /// replicas), loads the model and checks that they agree. Only this node's TLS files must exist.
+    /// With `reusing`, a context whose model directory is unchanged keeps its loaded model.
+    public static func load(topologyPath: String, nodeName: String, replica: Int? = nil, reusing old: NodeContext? = nil) throws -> NodeContext {
         let url = URL(fileURLWithPath: topologyPath)
         let first = try Topology.load(contentsOf: url, stageOrder: nil, checkFiles: false)
-        let model = try Model.load(directory: first.modelDirectory)
+        let model = try old.flatMap { $0.topology.modelDirectory == first.modelDirectory ? $0.model : nil }
+            ?? Model.load(directory: first.modelDirectory)
         let stageNames = model.network.stages.map(\.name)
-        let topology = try Topology.load(contentsOf: url, stageOrder: stageNames, checkFiles: true)
-        guard let config = topology.node(named: nodeName) else {
+        let topology = try Topology.load(contentsOf: url, stageOrder: stageNames, checkFiles: true, filesOf: nodeName)
+        guard var config = topology.node(named: nodeName) else {
             let known = topology.nodes.map(\.name).joined(separator: ", ")
             throw NodeError("\(topologyPath): no node named '\(nodeName)' (nodes: \(known))")
         }
-        return try NodeContext(topology: topology, config: config, model: model)
+        let listed = config.replicas?.listed ?? []
+        if let replica {
+            guard let own = config.replica(replica) else {
+                throw NodeError("\(topologyPath): node '\(nodeName)' has \(listed.isEmpty ? "no listed replicas" : "replicas 0 to \(listed.count - 1)"), "
+                                + "not replica \(replica)")
+            }
+            config = own
+        } else if !listed.isEmpty, config.listen == nil {
+            throw NodeError("\(topologyPath): node '\(nodeName)' has \(listed.count) replicas and no 'listen:'; "
+                            + "start each with --replica 0 to \(listed.count - 1) to bind its own address")
+        }
+        return try NodeContext(topology: topology, config: config, model: model, replica: replica)
     }
 
-    public init(topology: Topology, config: NodeConfig, model: Model) throws {
+    /// Which listed replica of the node this process is, if it was started as one.
+    public let replica: Int?
+
+    public init(topology: Topology, config: NodeConfig, model: Model, replica: Int? = nil) throws {
+        self.replica = replica
         self.topology = topology
         self.config = config
         self.model = model

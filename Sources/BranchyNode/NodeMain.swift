@@ -1,5 +1,6 @@
 import BranchyData
 import BranchyTopology
+import Dispatch
 import Foundation
 import Logging
 import NIOCore
@@ -20,8 +21,8 @@ public enum NodeMain {
     }
 
     /// Loads the node and checks it has the role the executable serves.
-    public static func context(topology: String, node: String, role: BranchyTopology.NodeRole) throws -> NodeContext {
-        let ctx = try NodeContext.load(topologyPath: topology, nodeName: node)
+    public static func context(topology: String, node: String, role: BranchyTopology.NodeRole, replica: Int? = nil) throws -> NodeContext {
+        let ctx = try NodeContext.load(topologyPath: topology, nodeName: node, replica: replica)
         guard ctx.config.role == role else {
             throw NodeError("\(topology): node '\(node)' has role \(ctx.config.role.rawValue); use branchy-\(ctx.config.role.rawValue) for it")
         }
@@ -38,27 +39,65 @@ public enum NodeMain {
         return url.path
     }
 
-    /// Serves an edge or cloud node until SIGINT or SIGTERM, then drains and returns.
-    public static func serve(topology: String, node: String, role: BranchyTopology.NodeRole, logLevel: String, drainSeconds: Double) async throws {
-        let logger = logger(node: node, level: logLevel)
-        let ctx = try context(topology: topology, node: node, role: role)
+    /// The metrics of the node `context` runs.
+    public static func metrics(for context: NodeContext) -> NodeMetrics {
+        NodeMetrics(node: context.config.name, role: context.config.role.rawValue, model: context.model.spec.name,
+                    fingerprint: String(context.fingerprint.hex.prefix(16)),
+                    exitNames: context.model.network.stages.map(\.exitName), replica: context.replica)
+    }
+
+    /// Serves an edge or cloud node until SIGINT or SIGTERM, then drains and returns. With
+    /// `replica`, it runs that listed replica of the node. SIGHUP re-reads the topology.
+    public static func serve(topology: String, node: String, role: BranchyTopology.NodeRole, logLevel: String, drainSeconds: Double,
+                             replica: Int? = nil) async throws {
+        let logger = logger(node: replica.map { "\(node)#\($0)" } ?? node, level: logLevel)
+        let ctx = try context(topology: topology, node: node, role: role, replica: replica)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
+        var metricsServer: MetricsServer?
+        var hangup: (any DispatchSourceSignal)?
         do {
-            let server = try InferenceServer(context: ctx, group: group, pool: pool, logger: logger, drainSeconds: drainSeconds)
+            let metrics = ctx.config.metrics.map { _ in Self.metrics(for: ctx) }
+            let server = try InferenceServer(context: ctx, group: group, pool: pool, logger: logger, drainSeconds: drainSeconds, metrics: metrics)
             try await server.start()
+            if let endpoint = ctx.config.metrics, let metrics {
+                metricsServer = try await MetricsServer.start(at: endpoint, metrics: metrics, group: group, logger: logger) {
+                    await server.notReadyBecause()
+                }
+            }
+            hangup = onHangup {
+                do {
+                    let changes = try server.reload(topologyPath: topology)
+                    logger.notice("SIGHUP: reloaded \(topology): \(changes)")
+                } catch {
+                    logger.error("SIGHUP: \(error)")
+                }
+            }
             let services = ServiceGroup(configuration: .init(
                 services: [.init(service: server)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
             try await services.run()
         } catch {
+            hangup?.cancel()
+            await metricsServer?.close()
             try? await pool.shutdownGracefully()
             try? await group.shutdownGracefully()
             throw error
         }
+        hangup?.cancel()
+        await metricsServer?.close()
         try? await pool.shutdownGracefully()
         try? await group.shutdownGracefully()
+    }
+
+    /// Runs `body` on every SIGHUP (one at a time) until the returned source is cancelled.
+    public static func onHangup(_ body: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "branchy.sighup"))
+        source.setEventHandler(handler: body)
+        source.resume()
+        return source
     }
 }

@@ -79,6 +79,9 @@ public struct RunReport: Codable, Sendable {
     /// What the figures count.
     public var counted = "per sample: every request and result frame on every link it crossed, both directions, "
         + "each in its TLS record (header, content type and tag); handshakes are counted apart (handshakeBytesAllLinks)"
+    /// Answers per second of the run, second by second (from the answers' arrival times): a
+    /// fault or a reload in the middle of a run shows here.
+    public var throughputTimeline: [Int] = []
     /// A measured baseline run (e.g. topology/cloud-only.yaml) to compare with, when given.
     public var baseline: Baseline?
 
@@ -201,6 +204,11 @@ public struct RunReport: Codable, Sendable {
         latencyMs = latency(records)
         durationSeconds = duration
         samplesPerSecond = duration > 0 ? Double(n) / duration : 0
+        if let last = records.map(\.finishedSeconds).max(), last > 0 {
+            var timeline = [Int](repeating: 0, count: Int(last) + 1)
+            for r in records { timeline[min(timeline.count - 1, max(0, Int(r.finishedSeconds)))] += 1 }
+            throughputTimeline = timeline
+        }
         self.thresholds = thresholds
         self.codec = codec
         self.fingerprint = fingerprint

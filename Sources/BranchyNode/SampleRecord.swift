@@ -25,6 +25,8 @@ public struct SampleRecord: Sendable {
     public var latencySeconds: Double
     /// Per-link costs, nearest link first (empty when the device answered alone).
     public var hops: [HopCost]
+    /// When the answer arrived, in seconds since the run began.
+    public var finishedSeconds: Double = 0
 
     public var correct: Bool { status != .failed && predicted == label }
 }

@@ -100,6 +100,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        if !authenticated { server.metrics?.handshake(server: true, ok: false) }
         handshakeTimer?.cancel()
         forcedClose?.cancel()
         frameTimer?.cancel()
@@ -139,8 +140,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
         if case .forwardRequest(let requestID) = action, case .infer(let request) = frame.message {
             if machine.inFlightCount == 1 { server.connections.setBusy(id, true) }
+            server.metrics?.inFlight.increment()
             if let refusal = server.refusal(of: request) {
-                respond(requestID, .error(refusal))
+                respond(requestID, .error(refusal), arrival: DispatchTime.now().uptimeNanoseconds)
             } else {
                 server.batcher.submit(BatchItem(connection: self, requestID: requestID, request: request,
                                                 arrival: DispatchTime.now().uptimeNanoseconds))
@@ -148,10 +150,21 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             return
         }
         perform(action, context: context)
+        if case .sendHelloAck = action, let peer = machine.peer, let metrics = server.metrics {
+            // The acknowledgement is written: everything counted so far was this link's handshake.
+            let counter = try? context.pipeline.syncOperations.handler(type: ByteCounter.self)
+            counter?.handshakeFinished(meter: metrics.link("\(peer.name)->\(server.context.config.name)"))
+            metrics.handshake(server: true, ok: true)
+        }
     }
 
-    /// Writes the answer to request `requestID`; it is flushed with the others of this turn of the loop.
-    func respond(_ requestID: UInt64, _ message: Frame.Message) {
+    /// Writes the answer to request `requestID` that arrived at `arrival` (uptime nanoseconds); it
+    /// is flushed with the others of this turn of the loop.
+    func respond(_ requestID: UInt64, _ message: Frame.Message, arrival: UInt64) {
+        if let metrics = server.metrics {
+            metrics.inFlight.decrement()
+            metrics.answered(message, nanos: DispatchTime.now().uptimeNanoseconds &- arrival)
+        }
         guard let context else { return }  // connection gone: the request is abandoned
         var frame = Frame(requestID: requestID, message: message)
         do {

@@ -68,6 +68,7 @@ final class StageBatcher {
             case .run(let batch):
                 // Requests of connections that closed meanwhile are abandoned, not computed.
                 let live = batch.filter { $0.connection.isOpen }
+                if live.count < batch.count { server.metrics?.inFlight.decrement(by: Double(batch.count - live.count)) }
                 if live.isEmpty {
                     step = queue.batchFinished(now: Int64(Self.now()))
                     continue
@@ -89,7 +90,8 @@ final class StageBatcher {
                             self.deliver(live, outcomes)
                         case .failure(let error):
                             for item in live {
-                                item.connection.respond(item.requestID, .error(ErrorFrame(code: .internalError, message: "\(error)")))
+                                item.connection.respond(item.requestID, .error(ErrorFrame(code: .internalError, message: "\(error)")),
+                                                        arrival: item.arrival)
                             }
                         }
                         self.handle(self.queue.batchFinished(now: Int64(Self.now())))
@@ -107,6 +109,7 @@ final class StageBatcher {
 
     private func learn(_ nanos: UInt64, _ samples: Int) {
         histogram.record(size: samples, nanos: nanos)
+        server.metrics?.batchSize.record(Double(samples))
         let perSample = Double(nanos) / Double(max(1, samples))
         nanosPerSample = nanosPerSample == 0 ? perSample : 0.8 * nanosPerSample + 0.2 * perSample
     }
@@ -115,14 +118,15 @@ final class StageBatcher {
         for (item, outcome) in zip(items, outcomes) {
             switch outcome {
             case .exited(let exit, let out):
-                item.connection.respond(item.requestID, .result(server.result(exit: exit, out)))
+                item.connection.respond(item.requestID, .result(server.result(exit: exit, out)), arrival: item.arrival)
             case .forward(let features, let next, let best):
                 server.forward(item.request, arrival: item.arrival, features: features, nextStage: next, best: best, on: loop)
                     .assumeIsolated().whenComplete { result in
                         switch result {
-                        case .success(let message): item.connection.respond(item.requestID, message)
+                        case .success(let message): item.connection.respond(item.requestID, message, arrival: item.arrival)
                         case .failure(let error):
-                            item.connection.respond(item.requestID, .error(ErrorFrame(code: .internalError, message: "\(error)")))
+                            item.connection.respond(item.requestID, .error(ErrorFrame(code: .internalError, message: "\(error)")),
+                                                    arrival: item.arrival)
                         }
                     }
             }

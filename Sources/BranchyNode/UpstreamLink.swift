@@ -45,11 +45,15 @@ public final class UpstreamLink: Sendable {
     let local: Hello
     let upstream: NodeConfig
     let linkName: String
+    /// The address this link dials: the upstream node's, or one of its replicas'.
+    let endpoint: Endpoint
+    /// How metrics and logs name the replica this link dials ("0" for an upstream of one process).
+    let replicaLabel: String
     let tls: NIOSSLContext
-    let maxInFlight: Int
-    let maxQueued: Int
-    let deadlineMillis: Int
     let logger: Logger
+    let metrics: NodeMetrics?
+    /// Backoff between reconnection attempts; replicas retry sooner, as their children have others meanwhile.
+    let backoffCapMillis: Int
 
     private struct Pending {
         var promise: EventLoopPromise<UpstreamReply>
@@ -71,6 +75,12 @@ public final class UpstreamLink: Sendable {
         var ready = false
         var stopped = false
         var pending: [UInt64: Pending] = [:]
+        /// The window, the queue behind it and the deadline: set at start and by `reconfigure`.
+        var maxInFlight: Int
+        var maxQueued: Int
+        var deadlineMillis: Int
+        /// With heartbeats on, an unanswered `statsRequest` older than this closes the connection.
+        var heartbeatOutstanding = false
         var waiting: [UInt64: Queued] = [:]
         /// Ids of `waiting` requests in arrival order (ids already expired are skipped).
         var queue = CircularBuffer<UInt64>()
@@ -79,7 +89,7 @@ public final class UpstreamLink: Sendable {
         /// below 128, one byte each as varints. Ids of requests that expired in flight are never
         /// reused (their answer may still come).
         var freeIDs: [UInt64] = []
-        var backoff = Backoff()
+        var backoff: Backoff
         var readyWaiters: [EventLoopPromise<Void>] = []
         var handshakeBytes: UInt64 = 0
         var connections = 0
@@ -137,20 +147,60 @@ public final class UpstreamLink: Sendable {
         (state.closedBytesOut + (state.counter?.bytesOut ?? 0), state.closedBytesIn + (state.counter?.bytesIn ?? 0))
     }
 
-    public init(context: NodeContext, loop: any EventLoop, logger: Logger) throws {
+    public init(context: NodeContext, loop: any EventLoop, logger: Logger, endpoint: Endpoint? = nil, replicaLabel: String = "0",
+                metrics: NodeMetrics? = nil) throws {
         guard let up = context.upstream else { throw NodeError("node '\(context.config.name)' has no upstream") }
+        guard let endpoint = endpoint ?? up.dialAddress else { throw NodeError("upstream '\(up.name)' has no address to dial") }
         self.loop = loop
+        self.endpoint = endpoint
+        self.replicaLabel = replicaLabel
+        self.metrics = metrics
+        self.backoffCapMillis = up.isReplicated ? 1_000 : 5_000
         var hello = context.hello
         hello.names = .empty  // names travel from servers only
         self.local = hello
         self.upstream = up
         self.linkName = "\(context.config.name)->\(up.name)"
         self.tls = try TLSLayer.clientContext(context.config.tls, node: context.config.name)
-        self.maxInFlight = context.config.maxInFlight
-        self.maxQueued = context.config.maxInFlight * 16
-        self.deadlineMillis = context.config.deadlineMillis
         self.logger = logger
-        self.box = NIOLoopBoundBox.makeBoxSendingValue(State(), eventLoop: loop)
+        self.box = NIOLoopBoundBox.makeBoxSendingValue(
+            State(maxInFlight: context.config.maxInFlight, maxQueued: context.config.maxInFlight * 16,
+                  deadlineMillis: context.config.deadlineMillis, backoff: Backoff(maxMillis: backoffCapMillis)),
+            eventLoop: loop)
+    }
+
+    /// Applies a reloaded node's window and deadline to requests sent from now on. On `loop`.
+    func reconfigure(maxInFlight: Int, deadlineMillis: Int) {
+        state.maxInFlight = maxInFlight
+        state.maxQueued = maxInFlight * 16
+        state.deadlineMillis = deadlineMillis
+        drainQueue()
+    }
+
+    /// True while connected with the hello done (and not told to go away). Read on `loop`.
+    var isReady: Bool { state.ready && !state.stopped }
+    /// Requests sent and unanswered, and queued behind the window. Read on `loop`.
+    var outstanding: (inFlight: Int, queued: Int) { (state.pending.count, state.waiting.count) }
+
+    /// Sends a `statsRequest` every `intervalMillis` while connected (protocol version 2); a
+    /// connection that leaves one unanswered until the next is closed, as the replica behind it
+    /// is taken to be dead or hung (its requests fail over to other replicas). On `loop`.
+    func startHeartbeat(intervalMillis: Int64) {
+        loop.scheduleRepeatedTask(initialDelay: .milliseconds(intervalMillis), delay: .milliseconds(intervalMillis)) { task in
+            guard !self.state.stopped else { task.cancel(); return }
+            guard self.state.ready, let channel = self.state.channel, self.state.dialect.isCompact else {
+                self.state.heartbeatOutstanding = false
+                return
+            }
+            if self.state.heartbeatOutstanding {
+                self.logger.warning("upstream \(self.upstream.name) at \(self.endpoint) did not answer a heartbeat within \(intervalMillis) ms; closing")
+                self.state.heartbeatOutstanding = false
+                channel.close(promise: nil)
+                return
+            }
+            self.state.heartbeatOutstanding = true
+            self.upstreamTotals(timeoutMillis: intervalMillis * 4).whenComplete { _ in self.state.heartbeatOutstanding = false }
+        }
     }
 
     /// Starts connecting (and reconnecting whenever the connection drops).
@@ -202,7 +252,7 @@ public final class UpstreamLink: Sendable {
             promise.fail(UpstreamFailure.unavailable(state.stopped ? "link stopped" : "not connected to \(upstream.name)"))
             return
         }
-        guard state.pending.count < maxInFlight || state.waiting.count < maxQueued else {
+        guard state.pending.count < state.maxInFlight || state.waiting.count < state.maxQueued else {
             promise.fail(UpstreamFailure.overloaded(state.waiting.count))
             return
         }
@@ -215,13 +265,13 @@ public final class UpstreamLink: Sendable {
         }
         // The tighter of this link's deadline and what the request still has left; it runs from now,
         // queueing included.
-        let ms = request.deadlineMillis > 0 ? min(deadlineMillis, Int(request.deadlineMillis)) : deadlineMillis
+        let ms = request.deadlineMillis > 0 ? min(state.deadlineMillis, Int(request.deadlineMillis)) : state.deadlineMillis
         let due = NIODeadline.now() + .milliseconds(Int64(ms))
         let timer: Scheduled<Void> = loop.scheduleTask(deadline: due) { [weak self] in self?.expire(id, ms) }
-        if state.pending.count >= maxInFlight {
+        if state.pending.count >= state.maxInFlight {
             state.waiting[id] = Queued(request: request, promise: promise, due: due, timer: timer)
             state.queue.append(id)
-            if state.queue.count > 2 * maxQueued {  // drop ids that expired while queued
+            if state.queue.count > 2 * state.maxQueued {  // drop ids that expired while queued
                 let waiting = state.waiting
                 state.queue = CircularBuffer(state.queue.filter { waiting[$0] != nil })
             }
@@ -304,7 +354,7 @@ public final class UpstreamLink: Sendable {
 
     private func drainQueue() {
         guard let channel = state.channel, state.ready else { return }
-        while state.pending.count < maxInFlight, let id = state.queue.popFirst() {
+        while state.pending.count < state.maxInFlight, let id = state.queue.popFirst() {
             guard let q = state.waiting.removeValue(forKey: id) else { continue }  // expired while queued
             transmit(id: id, q.request, q.promise, due: q.due, timer: q.timer, on: channel)
         }
@@ -321,7 +371,8 @@ public final class UpstreamLink: Sendable {
     }
 
     private func connect() {
-        guard !state.stopped, let endpoint = upstream.dialAddress else { return }
+        guard !state.stopped else { return }
+        let endpoint = self.endpoint
         let tls = self.tls
         ClientBootstrap(group: loop)
             .connectTimeout(.seconds(3))
@@ -360,6 +411,7 @@ public final class UpstreamLink: Sendable {
     private func connectionClosed(_ ch: any Channel) {
         guard state.channel === ch else { return }
         let wasReady = state.ready
+        if state.counter?.finishedHandshake == false { metrics?.handshake(server: false, ok: false) }
         state.closedBytesIn += state.counter?.bytesIn ?? 0
         state.closedBytesOut += state.counter?.bytesOut ?? 0
         state.channel = nil
@@ -369,8 +421,8 @@ public final class UpstreamLink: Sendable {
         failAll(.unavailable("connection to \(upstream.name) lost"))
         state.freeIDs.removeAll()
         state.nextID = 1  // a new connection has nothing in flight
-        if wasReady && !state.stopped { logger.warning("connection to \(upstream.name) closed") }
-        scheduleReconnect(reason: "no connection to \(upstream.name)")
+        if wasReady && !state.stopped { logger.warning("connection to \(upstream.name) at \(endpoint) closed") }
+        scheduleReconnect(reason: "no connection to \(upstream.name) at \(endpoint)")
     }
 
     // MARK: - Called by UpstreamHandler on the loop
@@ -379,7 +431,7 @@ public final class UpstreamLink: Sendable {
     func tlsHandshakeCompleted(peerNames: [String]) -> String? {
         guard peerNames.contains(upstream.name) else {
             let shown = peerNames.isEmpty ? "no DNS name" : peerNames.map { $0.escapedForLog(limit: 64) }.joined(separator: ", ")
-            return "upstream at \(upstream.dialAddress.map { "\($0)" } ?? "?") presented a certificate for \(shown), not for '\(upstream.name)'"
+            return "upstream at \(endpoint) presented a certificate for \(shown), not for '\(upstream.name)'"
         }
         return nil
     }
@@ -398,8 +450,10 @@ public final class UpstreamLink: Sendable {
         state.ready = true
         state.connections += 1
         state.handshakeBytes += (state.counter?.bytesIn ?? 0) + (state.counter?.bytesOut ?? 0)
+        state.counter?.handshakeFinished(meter: metrics?.link(linkName))
+        metrics?.handshake(server: false, ok: true)
         state.backoff.reset()
-        logger.info("connected to \(upstream.role) '\(upstream.name)' at \(upstream.dialAddress.map { "\($0)" } ?? "?")")
+        logger.info("connected to \(upstream.role) '\(upstream.name)' at \(endpoint)")
         let waiters = state.readyWaiters
         state.readyWaiters = []
         for w in waiters { w.succeed(()) }
@@ -420,7 +474,7 @@ public final class UpstreamLink: Sendable {
         case .error(let e):
             logger.error("upstream \(upstream.name) refused the connection: \(String(describing: e).escapedForLog(limit: 512))")
         case .goodbye:
-            logger.info("upstream \(upstream.name) is draining or closing an idle connection")
+            logger.info("upstream \(upstream.name) at \(endpoint) is draining or closing an idle connection")
             state.ready = false
         default:
             logger.warning("unexpected \(frame.message.type) frame from upstream \(upstream.name)")

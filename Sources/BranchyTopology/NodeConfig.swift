@@ -86,6 +86,11 @@ public struct NodeConfig: Sendable, Hashable {
     /// The address its children dial (`address:`), such as `edge.example:7401`, when
     /// that is not `listen`; nil when children dial `listen`.
     public var address: Endpoint?
+    /// Where the node serves plain-HTTP `/metrics`, `/healthz` and `/readyz` (`metrics:`); nil for none.
+    public var metrics: Endpoint?
+    /// The node's replicas (`replicas:`), when it runs as several processes; nil for one process
+    /// dialled at `dialAddress`.
+    public var replicas: ReplicaSet?
     /// The name of the node this one forwards to; nil for the root.
     public var upstream: String?
     /// Feature codec on the link to upstream: one of `codecNames`.
@@ -115,6 +120,8 @@ public struct NodeConfig: Sendable, Hashable {
         thresholds: [Float] = [],
         listen: Endpoint? = nil,
         address: Endpoint? = nil,
+        metrics: Endpoint? = nil,
+        replicas: ReplicaSet? = nil,
         upstream: String? = nil,
         codec: String = "float32",
         onUpstreamFailure: FailurePolicy = .degrade,
@@ -133,6 +140,8 @@ public struct NodeConfig: Sendable, Hashable {
         self.thresholds = thresholds
         self.listen = listen
         self.address = address
+        self.metrics = metrics
+        self.replicas = replicas
         self.upstream = upstream
         self.codec = codec
         self.onUpstreamFailure = onUpstreamFailure
@@ -144,8 +153,19 @@ public struct NodeConfig: Sendable, Hashable {
         self.maxBatchDelayMicros = maxBatchDelayMicros
     }
 
-    /// Where children connect to this node: `address` when given, else `listen`.
+    /// Where children connect to this node: `address` when given, else `listen`. For a replicated
+    /// node, see `replicas`.
     public var dialAddress: Endpoint? { address ?? listen }
+
+    /// Every address children dial: each listed replica's, or the one `dialAddress` (for a
+    /// resolved replica set, the name to resolve).
+    public var dialAddresses: [Endpoint] {
+        switch replicas {
+        case .listed(let list): return list.map(\.address)
+        case .resolved(let name): return [name]
+        case nil: return dialAddress.map { [$0] } ?? []
+        }
+    }
 
     /// True for the root of the tree, the node with no upstream.
     public var isRoot: Bool { upstream == nil }

@@ -40,8 +40,10 @@ public struct Topology: Sendable {
     ///     must be one of them and every path from a device to the root must host
     ///     exactly these stages, in order.
     ///   - checkFiles: When true, each node's TLS CA, certificate and key must exist and be readable.
+    ///   - filesOf: With `checkFiles`, check only this node's files (what the process running it reads).
     /// - Throws: `TopologyError` for any problem, including an unreadable file.
-    public static func load(contentsOf url: URL, stageOrder: [String]? = nil, checkFiles: Bool = true) throws -> Topology {
+    public static func load(contentsOf url: URL, stageOrder: [String]? = nil, checkFiles: Bool = true,
+                            filesOf: String? = nil) throws -> Topology {
         let context = ErrorContext(filePath: url.relativePath)
         let text: String
         do {
@@ -52,17 +54,18 @@ public struct Topology: Sendable {
                 : "no such file"
             throw context.error("", reason)
         }
-        return try parse(yaml: text, fileURL: url, stageOrder: stageOrder, checkFiles: checkFiles)
+        return try parse(yaml: text, fileURL: url, stageOrder: stageOrder, checkFiles: checkFiles, filesOf: filesOf)
     }
 
     /// Validates topology text as if it had been read from `fileURL`; relative paths
     /// resolve against `fileURL`'s folder. Same checks and errors as `load`.
-    public static func parse(yaml: String, fileURL: URL, stageOrder: [String]? = nil, checkFiles: Bool = true) throws -> Topology {
+    public static func parse(yaml: String, fileURL: URL, stageOrder: [String]? = nil, checkFiles: Bool = true,
+                             filesOf: String? = nil) throws -> Topology {
         let context = ErrorContext(filePath: fileURL.relativePath)
         let base = fileURL.absoluteURL.deletingLastPathComponent()
         let document = try TopologyDocument(yaml: yaml, baseDirectory: base, context: context)
         try TopologyValidator(context: context, nodes: document.nodes, stageOrder: stageOrder)
-            .validate(checkFiles: checkFiles)
+            .validate(checkFiles: checkFiles, filesOf: filesOf)
         return Topology(fileURL: fileURL, modelDirectory: document.modelDirectory, dataset: document.dataset,
                         certsDirectory: document.certsDirectory, nodes: document.nodes.map(\.config))
     }

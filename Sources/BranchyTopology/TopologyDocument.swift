@@ -20,7 +20,7 @@ struct ParsedNode {
 /// The file's contents after syntax, key and type checks, before any cross-node check.
 struct TopologyDocument {
     static let topKeys = ["model", "dataset", "certs", "nodes"]
-    static let nodeKeys = ["name", "role", "stages", "thresholds", "listen", "address", "upstream", "codec",
+    static let nodeKeys = ["name", "role", "stages", "thresholds", "listen", "address", "metrics", "replicas", "upstream", "codec",
                            "onUpstreamFailure", "deadlineMs", "maxInFlight", "tls", "limits",
                            "maxBatch", "maxBatchDelayMicros", "protocol"]
     /// Keys of the dynamic batcher, for nodes that serve children (edges and clouds).
@@ -87,6 +87,8 @@ struct TopologyDocument {
         }
         let listen = try parseEndpoint(reader, "listen")
         let address = try parseEndpoint(reader, "address")
+        let metrics = try parseEndpoint(reader, "metrics")
+        let replicas = try parseReplicas(reader)
         let codec = try reader.string("codec") ?? "float32"
         guard NodeConfig.codecNames.contains(codec) else {
             throw context.error(reader.keyPath("codec"),
@@ -116,7 +118,7 @@ struct TopologyDocument {
 
         let config = NodeConfig(
             name: name, role: role, stages: stages, thresholds: thresholds, listen: listen,
-            address: address, upstream: try reader.string("upstream"), codec: codec, onUpstreamFailure: policy,
+            address: address, metrics: metrics, replicas: replicas, upstream: try reader.string("upstream"), codec: codec, onUpstreamFailure: policy,
             deadlineMillis: deadline, maxInFlight: maxInFlight, tls: tls, limits: limits,
             maxBatch: maxBatch, maxBatchDelayMicros: maxBatchDelay, protocolVersion: protocolVersion)
         var keyLines: [String: Int?] = [:]
@@ -130,6 +132,43 @@ struct TopologyDocument {
             do { return try Endpoint(parsing: text) } catch let error as EndpointError {
                 throw reader.context.error(reader.keyPath(key), error.description, line: reader.line(of: key))
             }
+        }
+    }
+
+    /// `replicas:` as a list of `HOST:PORT` (or `{address: HOST:PORT, metrics: HOST:PORT}`) entries,
+    /// or one `HOST:PORT` whose host resolves to every replica; nil when absent.
+    private static func parseReplicas(_ reader: MappingReader) throws -> ReplicaSet? {
+        guard let node = reader.value("replicas") else { return nil }
+        let context = reader.context
+        func endpoint(_ text: String, _ keyPath: String, _ line: Int?) throws -> Endpoint {
+            do { return try Endpoint(parsing: text) } catch let error as EndpointError {
+                throw context.error(keyPath, error.description, line: line)
+            }
+        }
+        switch node {
+        case .scalar:
+            let text = try MappingReader.string(node, keyPath: reader.keyPath("replicas"), context: context)
+            return .resolved(try endpoint(text, reader.keyPath("replicas"), reader.line(of: "replicas")))
+        case .sequence(let sequence):
+            guard !sequence.isEmpty else {
+                throw context.error(reader.keyPath("replicas"), "the list is empty; give one address per replica, or omit 'replicas'",
+                                    line: reader.line(of: "replicas"))
+            }
+            return .listed(try sequence.enumerated().map { i, item in
+                let keyPath = reader.keyPath("replicas[\(i)]")
+                if case .mapping = item {
+                    let entry = try MappingReader(item, path: keyPath, allowed: ["address", "metrics"], context: context)
+                    guard let address = try entry.string("address") else { throw entry.missing("address") }
+                    return Replica(address: try endpoint(address, entry.keyPath("address"), entry.line(of: "address")),
+                                   metrics: try entry.string("metrics").map { try endpoint($0, entry.keyPath("metrics"), entry.line(of: "metrics")) })
+                }
+                let text = try MappingReader.string(item, keyPath: keyPath, context: context)
+                return Replica(address: try endpoint(text, keyPath, item.mark?.line))
+            })
+        default:
+            throw context.error(reader.keyPath("replicas"),
+                                "expected a list of HOST:PORT addresses (one per replica) or one HOST:PORT whose host resolves to every replica, "
+                                + "got \(MappingReader.describe(node))", line: reader.line(of: "replicas"))
         }
     }
 

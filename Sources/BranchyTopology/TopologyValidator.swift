@@ -18,7 +18,8 @@ struct TopologyValidator {
     }
 
     /// Runs every check in a fixed order and throws the first problem found.
-    func validate(checkFiles: Bool) throws {
+    /// - Parameter filesOf: With `checkFiles`, check only this node's TLS files (a process needs only its own).
+    func validate(checkFiles: Bool, filesOf: String? = nil) throws {
         try checkUniqueNames()
         try checkHasDevice()
         try checkRoleRules()
@@ -28,7 +29,7 @@ struct TopologyValidator {
             try StageValidator(context: context, nodes: nodes, stageOrder: stageOrder, indexByName: indexByName).validate()
         }
         try checkThresholdCounts()
-        if checkFiles { try checkTLSFiles() }
+        if checkFiles { try checkTLSFiles(only: filesOf) }
     }
 
     private func error(_ node: ParsedNode, _ key: String, _ reason: String) -> TopologyError {
@@ -64,6 +65,9 @@ struct TopologyValidator {
                     throw error(node, "address",
                                 "\(label) must not have an address; nothing dials a device, it only connects upstream")
                 }
+                if node.has("replicas") {
+                    throw error(node, "replicas", "\(label) cannot have replicas; nothing dials a device (run one device process per camera)")
+                }
                 if node.has("limits") {
                     throw error(node, "limits", "\(label) accepts no connections, so 'limits' (for listening nodes) does not apply")
                 }
@@ -75,10 +79,14 @@ struct TopologyValidator {
                     throw error(node, "upstream", "\(label) does not host the model's last stage '\(last)', so it needs an upstream")
                 }
             case .edge:
-                if config.listen == nil { throw error(node, "listen", "\(label) needs a listen address (host:port)") }
+                if config.listen == nil, config.replicas?.listed.isEmpty ?? true {
+                    throw error(node, "listen", "\(label) needs a listen address (host:port), or listed replicas")
+                }
                 if config.upstream == nil { throw error(node, "upstream", "\(label) needs an upstream (a cloud node)") }
             case .cloud:
-                if config.listen == nil { throw error(node, "listen", "\(label) needs a listen address (host:port)") }
+                if config.listen == nil, config.replicas?.listed.isEmpty ?? true {
+                    throw error(node, "listen", "\(label) needs a listen address (host:port), or listed replicas")
+                }
                 if config.upstream != nil {
                     throw error(node, "upstream", "\(label) must not have an upstream; the cloud is the root of the tree")
                 }
@@ -142,7 +150,22 @@ struct TopologyValidator {
                             "\(label): 'address' is the address its children dial, and nobody can dial \(Self.shownHost(address)); "
                                 + "give a host name or IP of this node, e.g. \(config.role.rawValue).example:\(address.port)")
             }
-            if config.address == nil, let listen = config.listen, listen.isUnspecified, parents.contains(config.name) {
+            if config.address != nil, config.replicas != nil {
+                throw error(node, "address", "\(label) has 'replicas', which give the addresses its children dial; drop 'address'")
+            }
+            if case .resolved(let name) = config.replicas {
+                if config.listen == nil {
+                    throw error(node, "listen", "\(label) has replicas found by resolving \(name.host), so each needs 'listen:' to bind "
+                                    + "(e.g. listen: 0.0.0.0:\(name.port))")
+                }
+                if name.isUnspecified { throw error(node, "replicas", "\(label): nobody can dial \(Self.shownHost(name)); give a host name that resolves to the replicas") }
+            }
+            for (i, replica) in (config.replicas?.listed ?? []).enumerated() where replica.address.isUnspecified {
+                throw context.error(node.keyPath("replicas[\(i)]"),
+                                    "\(label): replica \(i) is dialled at \(replica.address), and nobody can dial \(Self.shownHost(replica.address)); "
+                                        + "give the host name or IP of the replica", line: node.line(of: "replicas"))
+            }
+            if config.address == nil, config.replicas == nil, let listen = config.listen, listen.isUnspecified, parents.contains(config.name) {
                 throw error(node, "listen",
                             "\(label) listens on \(listen), but children cannot dial \(Self.shownHost(listen)); "
                                 + "give 'address:' with the host name or IP and port they dial "
@@ -151,13 +174,35 @@ struct TopologyValidator {
         }
         var seen: [String: ParsedNode] = [:]
         for node in nodes {
-            guard let endpoint = node.config.dialAddress else { continue }
-            let key = "\(endpoint.host.lowercased()):\(endpoint.port)"
-            if let first = seen[key] {
-                let which = node.config.address != nil ? "address" : "listen"
-                throw error(node, which, "address \(endpoint) is already used by node '\(first.config.name)'")
+            for endpoint in node.config.dialAddresses {
+                let key = "\(endpoint.host.lowercased()):\(endpoint.port)"
+                if let first = seen[key] {
+                    let which = node.config.replicas != nil ? "replicas" : node.config.address != nil ? "address" : "listen"
+                    let owner = first.config.name == node.config.name ? "another replica of this node" : "node '\(first.config.name)'"
+                    throw error(node, which, "address \(endpoint) is already used by \(owner)")
+                }
+                seen[key] = node
             }
-            seen[key] = node
+        }
+        // Metrics addresses: never a node's (or replica's) dial or listen address, and never shared,
+        // except wildcard binds (one per host).
+        var metricsSeen: [String: ParsedNode] = [:]
+        for node in nodes {
+            let config = node.config
+            let own = [config.metrics].compactMap { $0 } + (config.replicas?.listed.compactMap(\.metrics) ?? [])
+            for endpoint in own where !endpoint.isUnspecified {
+                let key = "\(endpoint.host.lowercased()):\(endpoint.port)"
+                if let owner = seen[key] {
+                    throw error(node, "metrics", "metrics address \(endpoint) is also where node '\(owner.config.name)' takes connections")
+                }
+                if let listen = config.listen, listen == endpoint {
+                    throw error(node, "metrics", "metrics address \(endpoint) is also this node's listen address; give the metrics their own port")
+                }
+                if let first = metricsSeen[key], first.config.name != config.name || config.replicas == nil {
+                    throw error(node, "metrics", "metrics address \(endpoint) is already used by node '\(first.config.name)'")
+                }
+                metricsSeen[key] = node
+            }
         }
     }
 
@@ -181,9 +226,9 @@ struct TopologyValidator {
         }
     }
 
-    private func checkTLSFiles() throws {
+    private func checkTLSFiles(only name: String?) throws {
         let manager = FileManager.default
-        for node in nodes {
+        for node in nodes where name == nil || node.config.name == name {
             let files = [("ca", "CA certificate", node.config.tls.ca),
                          ("cert", "certificate", node.config.tls.cert),
                          ("key", "private key", node.config.tls.key)]

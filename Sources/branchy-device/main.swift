@@ -1,6 +1,7 @@
 import ArgumentParser
 import BranchyData
 import BranchyNode
+import BranchyTopology
 import BranchyTraining
 import Foundation
 import NIOPosix
@@ -28,6 +29,10 @@ struct DeviceCommand: AsyncParsableCommand {
     var calibration: String?
     @Option(help: "Seconds to wait for the upstream handshake before starting.") var connectTimeout = 15.0
     @Option(help: "Log level.") var logLevel = "info"
+    @Option(help: "Serve /metrics, /healthz and /readyz here (HOST:PORT; default: the node's 'metrics:' in the topology, if any).")
+    var metrics: String?
+    @Option(help: "Seconds to stay connected (and serving metrics) after the report is written, e.g. for a last scrape.")
+    var linger = 0.0
 
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
@@ -36,6 +41,10 @@ struct DeviceCommand: AsyncParsableCommand {
         if !(0...19).contains(sampleNiceness) { throw ValidationError("--sample-niceness must be from 0 to 19") }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a positive number of samples per second") }
         if calibration != nil, html == nil { throw ValidationError("--calibration is for the HTML report: give --html too") }
+        if !(linger >= 0 && linger <= 3600) { throw ValidationError("--linger must be from 0 to 3600 seconds") }
+        if let metrics {
+            do { _ = try Endpoint(parsing: metrics) } catch { throw ValidationError("--metrics: \(error)") }
+        }
     }
 
     func run() async throws {
@@ -50,7 +59,15 @@ struct DeviceCommand: AsyncParsableCommand {
         }
         let count = min(data.count, limit ?? data.count)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let device = try DeviceRunner(context: ctx, group: group, logger: logger)
+        let metricsAddress = try self.metrics.map { try Endpoint(parsing: $0) } ?? ctx.config.metrics
+        let nodeMetrics = metricsAddress.map { _ in NodeMain.metrics(for: ctx) }
+        let device = try DeviceRunner(context: ctx, group: group, logger: logger, metrics: nodeMetrics)
+        var metricsServer: MetricsServer?
+        if let metricsAddress, let nodeMetrics {
+            metricsServer = try await MetricsServer.start(at: metricsAddress, metrics: nodeMetrics, group: group, logger: logger) {
+                await device.notReadyBecause()
+            }
+        }
         await device.start(connectTimeout: connectTimeout)
         let bar = ProgressReporter(total: count, label: node)
         let started = Date()
@@ -62,8 +79,6 @@ struct DeviceCommand: AsyncParsableCommand {
         // Every link's totals: this device's own, then what the upstream reports of its link.
         let upstreamTotals = await device.upstreamLinkTotals()
         let totals = (await device.linkTotals()).map { [$0] + upstreamTotals } ?? upstreamTotals
-        await device.stop()
-        try? await group.shutdownGracefully()
 
         var r = RunReport(records: records, exitNames: ctx.model.network.stages.map(\.exitName), inputShape: ctx.model.spec.input,
                           duration: duration, handshakeBytes: stats.handshakeBytes, thresholds: ctx.policy.thresholds,
@@ -82,6 +97,13 @@ struct DeviceCommand: AsyncParsableCommand {
             try HTMLReport(input: .init(report: r, records: records, calibration: calibrationData)).write(to: URL(fileURLWithPath: html))
         }
         print(r.table, terminator: "")
+        if linger > 0 {
+            logger.info("report written; staying connected for \(linger) s")
+            try? await Task.sleep(for: .seconds(linger))
+        }
+        await device.stop()
+        await metricsServer?.close()
+        try? await group.shutdownGracefully()
         if r.failed > 0 { throw ExitCode(2) }
     }
 

@@ -1,0 +1,198 @@
+import BranchyWire
+import Prometheus
+import Synchronization
+
+/// A node's Prometheus metrics, in its own registry (so that several nodes can share a process,
+/// as in the tests). Names and labels follow Prometheus conventions: `_total` counters, base
+/// units (seconds, bytes), and label values from a small fixed set (exits, statuses, links).
+///
+/// Everything here is safe from any thread; the hot paths (a request answered, bytes read or
+/// written) touch pre-made series only. Gauges that mirror runtime state (connections, queues,
+/// readiness) are set by `collectors` just before each scrape.
+public final class NodeMetrics: Sendable {
+    /// Answer statuses, as the `status` label.
+    public static let statuses = ["answered", "degraded", "failed"]
+    /// Buckets of the request latency histograms, in seconds: 50 µs to 10 s.
+    public static let latencyBuckets: [Duration] = [
+        .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
+        .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+        .seconds(1), .milliseconds(2500), .seconds(10),
+    ]
+    /// Buckets of the batch size histogram: powers of two up to the largest `maxBatch`.
+    public static let batchBuckets: [Double] = (0...12).map { Double(1 << $0) }
+
+    /// Where every series lives; `/metrics` emits it.
+    public let registry = PrometheusCollectorRegistry()
+    let exitNames: [String]
+    /// `requests[exit + 1][status]`: exit −1 is "none" (failed without any exit).
+    private let requests: [[Counter]]
+    private let latency: [DurationHistogram]
+    let inFlight: Gauge
+    let batchSize: ValueHistogram
+    let ready: Gauge
+    private let thresholds: [Gauge]
+    private let reloads: [String: Counter]
+    private let handshakes: [String: Counter]
+    private let links = Mutex<[String: LinkByteMeter]>([:])
+    private let upstreamGauges = Mutex<[String: Gauge]>([:])
+    private let retryCounters = Mutex<[String: Counter]>([:])
+    private let connectionGauges = Mutex<[String: Gauge]>([:])
+    private let hooks = Mutex<[@Sendable () async -> Void]>([])
+
+    /// Makes the node's series: one per exit and status, plus the node's identity as `branchy_node_info`.
+    public init(node: String, role: String, model: String, fingerprint: String, exitNames: [String], replica: Int?) {
+        self.exitNames = exitNames
+        let registry = self.registry
+        _ = registry.makeGauge(name: "branchy_node_info",
+                               labels: [("node", node), ("role", role), ("model", model), ("fingerprint", fingerprint),
+                                        ("replica", replica.map(String.init) ?? "")],
+                               help: "The node this process runs (always 1).").set(to: 1)
+        requests = (["none"] + exitNames).map { exit in
+            Self.statuses.map { status in
+                registry.makeCounter(name: "branchy_requests_total", labels: [("exit", exit), ("status", status)],
+                                     help: "Requests (on a device: samples) answered, by the exit that answered and status.")
+            }
+        }
+        latency = (["none"] + exitNames).map { exit in
+            registry.makeDurationHistogram(name: "branchy_request_duration_seconds", labels: [("exit", exit)], buckets: Self.latencyBuckets,
+                                           help: "Time from a request's arrival (on a device: a sample's start) to its answer, by exit.")
+        }
+        inFlight = registry.makeGauge(name: "branchy_requests_in_flight", help: "Requests received and not yet answered.")
+        batchSize = registry.makeValueHistogram(name: "branchy_batch_size", buckets: Self.batchBuckets,
+                                                help: "Samples per batch run through the node's stages.")
+        ready = registry.makeGauge(name: "branchy_ready", help: "1 when the node is ready: its upstream link is up, or it is the root.")
+        thresholds = exitNames.map { exit in
+            registry.makeGauge(name: "branchy_exit_threshold", labels: [("exit", exit)],
+                               help: "Entropy threshold of each exit in force on this node (the last exit always answers: 0).")
+        }
+        var reloads: [String: Counter] = [:]
+        for result in ["applied", "refused"] {
+            reloads[result] = registry.makeCounter(name: "branchy_config_reloads_total", labels: [("result", result)],
+                                                   help: "Topology reloads (SIGHUP), applied or refused.")
+        }
+        self.reloads = reloads
+        var handshakes: [String: Counter] = [:]
+        for side in ["server", "client"] {
+            for result in ["ok", "failed"] {
+                handshakes["\(side)/\(result)"] = registry.makeCounter(
+                    name: "branchy_handshakes_total", labels: [("side", side), ("result", result)],
+                    help: "TLS handshakes with hello, as server (from children) or client (to upstream), by result.")
+            }
+        }
+        self.handshakes = handshakes
+    }
+
+    /// A request (or sample) answered: `exit` −1 when it failed without any exit.
+    public func answered(exit: Int, status: SampleRecord.Status, nanos: UInt64) {
+        let row = exit + 1
+        guard requests.indices.contains(row) else { return }
+        let column = status == .answered ? 0 : status == .degraded ? 1 : 2
+        requests[row][column].increment()
+        latency[row].record(.nanoseconds(Int64(min(nanos, UInt64(Int64.max)))))
+    }
+
+    /// A message sent down as the answer to a request that arrived `nanos` ago.
+    func answered(_ message: Frame.Message, nanos: UInt64) {
+        switch message {
+        case .result(let r): answered(exit: Int(r.exitIndex), status: r.status == .degraded ? .degraded : .answered, nanos: nanos)
+        default: answered(exit: -1, status: .failed, nanos: nanos)
+        }
+    }
+
+    /// Sets the thresholds gauge to the policy in force.
+    public func setThresholds(_ values: [Float]) {
+        for (i, gauge) in thresholds.enumerated() { gauge.set(to: Double(i < values.count ? values[i] : 0)) }
+    }
+
+    /// Counts a topology reload.
+    public func reloaded(applied: Bool) { reloads[applied ? "applied" : "refused"]?.increment() }
+
+    /// Counts a handshake with hello, as `server` or `client`.
+    func handshake(server: Bool, ok: Bool) { handshakes["\(server ? "server" : "client")/\(ok ? "ok" : "failed")"]?.increment() }
+
+    /// The byte counters of `link` (`child->parent`), made on first use.
+    public func link(_ link: String) -> LinkByteMeter {
+        links.withLock { meters in
+            if let m = meters[link] { return m }
+            let m = LinkByteMeter(link: link, registry: registry)
+            meters[link] = m
+            return m
+        }
+    }
+
+    /// Sets `branchy_upstream_requests{link, replica, state}` and `branchy_upstream_up{link, replica}`.
+    func setUpstream(link: String, replica: String, inFlight: Int, queued: Int, up: Bool) {
+        func gauge(_ name: String, _ labels: [(String, String)], _ help: String) -> Gauge {
+            let key = name + labels.map { "|\($0.1)" }.joined()
+            return upstreamGauges.withLock { gauges in
+                if let g = gauges[key] { return g }
+                let g = registry.makeGauge(name: name, labels: labels, help: help)
+                gauges[key] = g
+                return g
+            }
+        }
+        let requestsHelp = "Requests on the upstream link: sent and unanswered (in_flight) or waiting for a place in the window (queued)."
+        gauge("branchy_upstream_requests", [("link", link), ("replica", replica), ("state", "in_flight")], requestsHelp).set(to: Double(inFlight))
+        gauge("branchy_upstream_requests", [("link", link), ("replica", replica), ("state", "queued")], requestsHelp).set(to: Double(queued))
+        gauge("branchy_upstream_up", [("link", link), ("replica", replica)],
+              "1 while the connection to this upstream replica is up and has finished its hello.").set(to: up ? 1 : 0)
+    }
+
+    /// Counts a request sent again to another replica after the first was lost with its connection.
+    func retried(link: String) {
+        retryCounters.withLock { counters in
+            if counters[link] == nil {
+                counters[link] = registry.makeCounter(name: "branchy_upstream_retries_total", labels: [("link", link)],
+                                                      help: "Requests sent again to another replica after a replica was lost.")
+            }
+            return counters[link]!
+        }.increment()
+    }
+
+    /// Sets `branchy_connections{link}`: open, authenticated connections from children per link.
+    func setConnections(_ counts: [String: Int]) {
+        connectionGauges.withLock { gauges in
+            for key in Set(gauges.keys).union(counts.keys) {
+                if gauges[key] == nil {
+                    gauges[key] = registry.makeGauge(name: "branchy_connections", labels: [("link", key)],
+                                                     help: "Open connections from children that finished their hello, by link.")
+                }
+                gauges[key]!.set(to: Double(counts[key] ?? 0))
+            }
+        }
+    }
+
+    /// Runs `hook` before every scrape (to set gauges from the runtime's state).
+    public func onScrape(_ hook: @escaping @Sendable () async -> Void) {
+        hooks.withLock { $0.append(hook) }
+    }
+
+    /// The exposition text: runs the scrape hooks, then emits every series.
+    public func scrape() async -> [UInt8] {
+        for hook in hooks.withLock({ $0 }) { await hook() }
+        return registry.emitToBuffer()
+    }
+}
+
+/// The byte counters of one link: sent and received, handshakes apart from the traffic after them,
+/// as `branchy_link_bytes_total{link, direction, kind}`. Counted below TLS, so a link's bytes at
+/// both ends agree: what one end sent, the other received.
+public final class LinkByteMeter: Sendable {
+    let handshakeSent: Counter
+    let handshakeReceived: Counter
+    let recordsSent: Counter
+    let recordsReceived: Counter
+
+    init(link: String, registry: PrometheusCollectorRegistry) {
+        let help = "Bytes on a link below TLS, by direction (from this node's side) and kind: the TLS handshake with hello (handshake) "
+            + "or everything after it (records)."
+        func counter(_ direction: String, _ kind: String) -> Counter {
+            registry.makeCounter(name: "branchy_link_bytes_total", labels: [("link", link), ("direction", direction), ("kind", kind)], help: help)
+        }
+        handshakeSent = counter("sent", "handshake")
+        handshakeReceived = counter("received", "handshake")
+        recordsSent = counter("sent", "records")
+        recordsReceived = counter("received", "records")
+    }
+}
