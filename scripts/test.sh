@@ -2,7 +2,8 @@
 # Runs every test: the unit tests (`swift test`, debug build under
 # ThreadSanitizer, live clusters included), then the end-to-end checks
 # (scripts/e2e.sh, release build, real processes over TLS), the fault checks
-# (scripts/e2e-faults.sh), the load check (scripts/load.sh), the ONNX Runtime
+# (scripts/e2e-faults.sh), the load check (scripts/load.sh), the operations checks
+# (scripts/operations.sh: Prometheus, replica fail-over, reload), the ONNX Runtime
 # agreement and allocation checks (scripts/perf-check.sh) and a bounded run of
 # every fuzz target (scripts/fuzz.sh --seconds 30).
 # Installs the Debian packages the checks need when they are missing. Every
@@ -45,6 +46,11 @@ load=0
 scripts/load.sh | tee run/test-load.out || load=$?
 load_counts="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' run/test-load.out | tail -n 1 || true)"
 
+echo "== operations checks (scripts/operations.sh)"
+ops=0
+scripts/operations.sh | tee run/test-operations.out || ops=$?
+ops_counts="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' run/test-operations.out | tail -n 1 || true)"
+
 echo "== ONNX Runtime agreement and allocations (scripts/perf-check.sh)"
 perf=0
 scripts/perf-check.sh | tee run/test-perf.out || perf=$?
@@ -56,13 +62,14 @@ scripts/fuzz.sh --seconds 30 | tee run/test-fuzz.out || fuzz=$?
 fuzz_counts="$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed$' run/test-fuzz.out | tail -n 1 || true)"
 
 verdict() { if [ "$1" -eq 0 ]; then echo "ok"; else echo "FAILED (exit $1)"; fi; }
-suites_failed=$(( (unit != 0) + (e2e != 0) + (faults != 0) + (load != 0) + (perf != 0) + (fuzz != 0) ))
+suites_failed=$(( (unit != 0) + (e2e != 0) + (faults != 0) + (load != 0) + (ops != 0) + (perf != 0) + (fuzz != 0) ))
 echo "== summary"
 echo "unit tests (swift test --sanitize=thread): $(verdict "$unit")"
 echo "end-to-end (scripts/e2e.sh): $(verdict "$e2e")${e2e_counts:+, $e2e_counts}"
 echo "fault checks (scripts/e2e-faults.sh): $(verdict "$faults")${faults_counts:+, $faults_counts}"
 echo "load check (scripts/load.sh): $(verdict "$load")${load_counts:+, $load_counts}"
+echo "operations (scripts/operations.sh): $(verdict "$ops")${ops_counts:+, $ops_counts}"
 echo "ONNX Runtime agreement and allocations (scripts/perf-check.sh): $(verdict "$perf")${perf_counts:+, $perf_counts}"
 echo "fuzz targets (scripts/fuzz.sh --seconds 30): $(verdict "$fuzz")${fuzz_counts:+, ${fuzz_counts#fuzz: }}"
-echo "suites: $((6 - suites_failed)) passed, $suites_failed failed"
+echo "suites: $((7 - suites_failed)) passed, $suites_failed failed"
 [ "$suites_failed" -eq 0 ]
