@@ -4,8 +4,9 @@
 # (scripts/e2e.sh, release build, real processes over TLS), the fault checks
 # (scripts/e2e-faults.sh), the load check (scripts/load.sh), the operations checks
 # (scripts/operations.sh: Prometheus, replica fail-over, reload), the ONNX Runtime
-# agreement and allocation checks (scripts/perf-check.sh) and a bounded run of
-# every fuzz target (scripts/fuzz.sh --seconds 30).
+# agreement and allocation checks (scripts/perf-check.sh), the offline check of
+# the Kubernetes manifests (scripts/k8s-check.sh, no cluster needed) and a bounded
+# run of every fuzz target (scripts/fuzz.sh --seconds 30).
 # Installs the Debian packages the checks need when they are missing. Every
 # suite runs even if an earlier one fails; exits non-zero if any failed.
 set -euo pipefail
@@ -56,13 +57,18 @@ perf=0
 scripts/perf-check.sh | tee run/test-perf.out || perf=$?
 perf_counts="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' run/test-perf.out | tail -n 1 || true)"
 
+echo "== Kubernetes manifests, offline (scripts/k8s-check.sh)"
+k8s=0
+scripts/k8s-check.sh | tee run/test-k8s.out || k8s=$?
+k8s_counts="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' run/test-k8s.out | tail -n 1 || true)"
+
 echo "== fuzz targets, 30 s each (scripts/fuzz.sh)"
 fuzz=0
 scripts/fuzz.sh --seconds 30 | tee run/test-fuzz.out || fuzz=$?
 fuzz_counts="$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed$' run/test-fuzz.out | tail -n 1 || true)"
 
 verdict() { if [ "$1" -eq 0 ]; then echo "ok"; else echo "FAILED (exit $1)"; fi; }
-suites_failed=$(( (unit != 0) + (e2e != 0) + (faults != 0) + (load != 0) + (ops != 0) + (perf != 0) + (fuzz != 0) ))
+suites_failed=$(( (unit != 0) + (e2e != 0) + (faults != 0) + (load != 0) + (ops != 0) + (perf != 0) + (k8s != 0) + (fuzz != 0) ))
 echo "== summary"
 echo "unit tests (swift test --sanitize=thread): $(verdict "$unit")"
 echo "end-to-end (scripts/e2e.sh): $(verdict "$e2e")${e2e_counts:+, $e2e_counts}"
@@ -70,6 +76,7 @@ echo "fault checks (scripts/e2e-faults.sh): $(verdict "$faults")${faults_counts:
 echo "load check (scripts/load.sh): $(verdict "$load")${load_counts:+, $load_counts}"
 echo "operations (scripts/operations.sh): $(verdict "$ops")${ops_counts:+, $ops_counts}"
 echo "ONNX Runtime agreement and allocations (scripts/perf-check.sh): $(verdict "$perf")${perf_counts:+, $perf_counts}"
+echo "Kubernetes manifests (scripts/k8s-check.sh): $(verdict "$k8s")${k8s_counts:+, $k8s_counts}"
 echo "fuzz targets (scripts/fuzz.sh --seconds 30): $(verdict "$fuzz")${fuzz_counts:+, ${fuzz_counts#fuzz: }}"
-echo "suites: $((7 - suites_failed)) passed, $suites_failed failed"
+echo "suites: $((8 - suites_failed)) passed, $suites_failed failed"
 [ "$suites_failed" -eq 0 ]

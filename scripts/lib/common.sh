@@ -267,29 +267,34 @@ run_check() {
     fi
 }
 
+# ensure_venv DIR: makes a Python venv at DIR unless one is there, installing Debian's
+# python3-venv when python3 cannot make one.
+ensure_venv() {
+    local venv="$1"
+    [ -x "$venv/bin/python" ] && return 0
+    ensure_packages python3:python3
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+        rm -rf "$venv"
+        # Debian's python3 keeps venv (and ensurepip) in a package of its own.
+        command -v apt-get >/dev/null 2>&1 || die "python3 cannot make a venv and there is no apt-get to install python3-venv"
+        say "installing python3-venv"
+        local sudo=()
+        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        "${sudo[@]}" apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends python3-venv >&2
+        python3 -m venv "$venv" || die "could not create $venv"
+    fi
+}
+
 # ensure_onnx_venv: makes run/venv with numpy, onnx and onnxruntime from PyPI unless it
-# already has them (installing Debian's python3-venv when python3 cannot make a venv),
-# and sets ONNX_PYTHON to its python.
+# already has them, and sets ONNX_PYTHON to its python.
 ensure_onnx_venv() {
     local venv="$REPO_ROOT/run/venv"
     ONNX_PYTHON="$venv/bin/python"
     if [ -x "$ONNX_PYTHON" ] && "$ONNX_PYTHON" -c 'import numpy, onnx, onnxruntime' 2>/dev/null; then
         return 0
     fi
-    ensure_packages python3:python3
-    if ! [ -x "$ONNX_PYTHON" ]; then
-        if ! python3 -m venv "$venv" 2>/dev/null; then
-            rm -rf "$venv"
-            # Debian's python3 keeps venv (and ensurepip) in a package of its own.
-            command -v apt-get >/dev/null 2>&1 || die "python3 cannot make a venv and there is no apt-get to install python3-venv"
-            say "installing python3-venv"
-            local sudo=()
-            [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-            "${sudo[@]}" apt-get update -qq >&2
-            DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends python3-venv >&2
-            python3 -m venv "$venv" || die "could not create $venv"
-        fi
-    fi
+    ensure_venv "$venv"
     say "installing numpy, onnx and onnxruntime into $venv"
     "$ONNX_PYTHON" -m pip install -q --disable-pip-version-check numpy onnx onnxruntime >&2 \
         || die "pip could not install numpy, onnx and onnxruntime"
