@@ -79,8 +79,8 @@ public final class UpstreamLink: Sendable {
         var maxInFlight: Int
         var maxQueued: Int
         var deadlineMillis: Int
-        /// With heartbeats on, an unanswered `statsRequest` older than this closes the connection.
-        var heartbeatOutstanding = false
+        /// With heartbeats on: when the unanswered heartbeat was sent, if one is.
+        var heartbeatSent: NIODeadline?
         var waiting: [UInt64: Queued] = [:]
         /// Ids of `waiting` requests in arrival order (ids already expired are skipped).
         var queue = CircularBuffer<UInt64>()
@@ -129,12 +129,20 @@ public final class UpstreamLink: Sendable {
             guard self.state.ready, let channel = self.state.channel, self.state.dialect.isCompact else {
                 return self.loop.makeFailedFuture(UpstreamFailure.unavailable("no version 2 connection to \(self.upstream.name)"))
             }
-            let id = self.state.nextID
-            self.state.nextID += 1
+            // Ids are shared with requests and reused once answered, so that they stay one byte.
+            let id: UInt64
+            if let free = self.state.freeIDs.popLast() {
+                id = free
+            } else {
+                id = self.state.nextID
+                self.state.nextID += 1
+            }
             let p = self.loop.makePromise(of: [LinkTotals].self)
             self.state.statsWaiters[id] = p
             channel.writeAndFlush(Frame(requestID: id, message: .statsRequest), promise: nil)
             self.loop.scheduleTask(in: .milliseconds(timeoutMillis)) {
+                // Only this connection's waiter: after a reconnect the id may belong to another.
+                guard self.state.channel === channel else { return }
                 self.state.statsWaiters.removeValue(forKey: id)?.fail(UpstreamFailure.deadline(Int(timeoutMillis)))
             }
             return p.futureResult
@@ -182,24 +190,26 @@ public final class UpstreamLink: Sendable {
     /// Requests sent and unanswered, and queued behind the window. Read on `loop`.
     var outstanding: (inFlight: Int, queued: Int) { (state.pending.count, state.waiting.count) }
 
-    /// Sends a `statsRequest` every `intervalMillis` while connected (protocol version 2); a
-    /// connection that leaves one unanswered until the next is closed, as the replica behind it
-    /// is taken to be dead or hung (its requests fail over to other replicas). On `loop`.
-    func startHeartbeat(intervalMillis: Int64) {
+    /// Sends a `statsRequest` every `intervalMillis` while connected (protocol version 2), one at
+    /// a time; a connection that leaves one unanswered for `timeoutMillis` is closed, as the replica
+    /// behind it is taken to be dead or hung (its requests fail over to other replicas). On `loop`.
+    func startHeartbeat(intervalMillis: Int64, timeoutMillis: Int64) {
         loop.scheduleRepeatedTask(initialDelay: .milliseconds(intervalMillis), delay: .milliseconds(intervalMillis)) { task in
             guard !self.state.stopped else { task.cancel(); return }
             guard self.state.ready, let channel = self.state.channel, self.state.dialect.isCompact else {
-                self.state.heartbeatOutstanding = false
+                self.state.heartbeatSent = nil
                 return
             }
-            if self.state.heartbeatOutstanding {
-                self.logger.warning("upstream \(self.upstream.name) at \(self.endpoint) did not answer a heartbeat within \(intervalMillis) ms; closing")
-                self.state.heartbeatOutstanding = false
-                channel.close(promise: nil)
+            if let sent = self.state.heartbeatSent {
+                if NIODeadline.now() - sent >= .milliseconds(timeoutMillis) {
+                    self.logger.warning("upstream \(self.upstream.name) at \(self.endpoint) did not answer a heartbeat within \(timeoutMillis) ms; closing")
+                    self.state.heartbeatSent = nil
+                    channel.close(promise: nil)
+                }
                 return
             }
-            self.state.heartbeatOutstanding = true
-            self.upstreamTotals(timeoutMillis: intervalMillis * 4).whenComplete { _ in self.state.heartbeatOutstanding = false }
+            self.state.heartbeatSent = .now()
+            self.upstreamTotals(timeoutMillis: timeoutMillis * 2).whenSuccess { _ in self.state.heartbeatSent = nil }
         }
     }
 
@@ -419,6 +429,10 @@ public final class UpstreamLink: Sendable {
         state.ready = false
         state.unflushed.removeAll()
         failAll(.unavailable("connection to \(upstream.name) lost"))
+        let stats = state.statsWaiters
+        state.statsWaiters = [:]
+        for (_, waiter) in stats { waiter.fail(UpstreamFailure.unavailable("connection to \(upstream.name) lost")) }
+        state.heartbeatSent = nil
         state.freeIDs.removeAll()
         state.nextID = 1  // a new connection has nothing in flight
         if wasReady && !state.stopped { logger.warning("connection to \(upstream.name) at \(endpoint) closed") }
@@ -466,8 +480,12 @@ public final class UpstreamLink: Sendable {
         case .result(let r):
             if complete(frame.requestID, .success((r, frame.encodedSize(in: state.dialect)))) { state.freeIDs.append(frame.requestID) }
         case .stats(let links):
-            state.statsWaiters.removeValue(forKey: frame.requestID)?.succeed(links)
+            if let waiter = state.statsWaiters.removeValue(forKey: frame.requestID) {
+                state.freeIDs.append(frame.requestID)
+                waiter.succeed(links)
+            }
         case .error(let e) where frame.requestID != 0 && state.statsWaiters[frame.requestID] != nil:
+            state.freeIDs.append(frame.requestID)
             state.statsWaiters.removeValue(forKey: frame.requestID)?.fail(UpstreamFailure.remote(e))
         case .error(let e) where frame.requestID != 0:
             if complete(frame.requestID, .failure(.remote(e))) { state.freeIDs.append(frame.requestID) }

@@ -22,8 +22,10 @@ public final class UpstreamPool: Sendable {
     let linkName: String
     /// How often a resolved replica set's host name is looked up again.
     static let resolveInterval: TimeAmount = .seconds(5)
-    /// How often links to replicas send a heartbeat (`statsRequest`).
+    /// How often links to replicas send a heartbeat (`statsRequest`), and how long one may stay
+    /// unanswered before the replica is taken for hung.
     static let heartbeatMillis: Int64 = 500
+    static let heartbeatTimeoutMillis: Int64 = 2_000
 
     private struct Member {
         var key: String
@@ -87,14 +89,14 @@ public final class UpstreamPool: Sendable {
 
     private func startLink(_ link: UpstreamLink) {
         link.start()
-        if replicated { link.startHeartbeat(intervalMillis: Self.heartbeatMillis) }
+        if replicated { link.startHeartbeat(intervalMillis: Self.heartbeatMillis, timeoutMillis: Self.heartbeatTimeoutMillis) }
     }
 
     /// Completes once some replica is ready, or fails after `timeoutMillis`.
     public func waitUntilReady(timeoutMillis: Int64) -> EventLoopFuture<Void> {
         let deadline = NIODeadline.now() + .milliseconds(timeoutMillis)
         let promise = loop.makePromise(of: Void.self)
-        func poll() {
+        @Sendable func poll() {
             if state.members.contains(where: { $0.link.isReady }) { promise.succeed(()); return }
             if NIODeadline.now() >= deadline {
                 let name = context.upstream?.name ?? "?"
@@ -255,7 +257,8 @@ public final class UpstreamPool: Sendable {
         while let ai = p {
             var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
             if getnameinfo(ai.pointee.ai_addr, ai.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 {
-                out.insert(String(cString: buffer))
+                let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+                out.insert(String(decoding: bytes, as: UTF8.self))
             }
             p = ai.pointee.ai_next
         }
