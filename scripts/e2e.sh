@@ -25,9 +25,11 @@
 #   emulated links (scripts/netem.sh --short, needs root):
 #     - device, edge and cloud in network namespaces over shaped links, Branchy and
 #       cloud-only: every sample answered in both, and the latency comparison printed
-#   several hosts (scripts/netns-cluster.sh --limit 2000, needs root):
-#     - device, edge and cloud in their own network namespaces on a bridge, each server
-#       bound to 0.0.0.0 and dialled at its `address:`: the same answers as `branchy eval`
+#   several hosts (scripts/netns-cluster.sh --limit 2000 --cloud-replicas 2, needs root):
+#     - device, edge and two cloud replicas in their own network namespaces on a bridge
+#       (four addresses), each server bound to 0.0.0.0, the edge dialled at its `address:`
+#       and the cloud at each replica's: the edge connected to both replicas, both
+#       answered requests, and the same answers as `branchy eval`
 #
 # Prints `ok - NAME` or `not ok - NAME: why` per check, then `N passed, M failed`;
 # exits 1 if any check failed. Details go to run/e2e/ (e2e.log, outputs, reports).
@@ -370,16 +372,22 @@ check_netem() {
     [ -z "$(ip netns list 2>/dev/null | grep '^bnet-')" ] || { echo "bnet- namespaces left after the run"; return 1; }
 }
 
-# (g) scripts/netns-cluster.sh --limit 2000: device, edge and cloud on their own hosts
-# (network namespaces on a bridge), the servers bound to 0.0.0.0 and dialled at their
-# `address:`; the answers equal branchy eval's.
+# (g) scripts/netns-cluster.sh --limit 2000 --cloud-replicas 2: device, edge and two
+# cloud replicas on their own hosts (network namespaces on a bridge, four addresses),
+# the servers bound to 0.0.0.0, the edge dialled at its `address:` and the cloud at each
+# replica's; the edge connected to both replicas, both answered requests, and the
+# answers equal branchy eval's.
 check_netns_cluster() {
     [ "$(id -u)" -eq 0 ] || { echo "scripts/netns-cluster.sh needs root (network namespaces)"; return 1; }
-    local status=0 out="$work/netns-cluster.out"
-    scripts/netns-cluster.sh --limit 2000 > "$out" 2> "$work/netns-cluster.err" || status=$?
+    local status=0 out="$work/netns-cluster.out" run="scripts/netns-cluster.sh --limit 2000 --cloud-replicas 2"
+    $run > "$out" 2> "$work/netns-cluster.err" || status=$?
     cat "$out" "$work/netns-cluster.err" >&2
-    [ "$status" -eq 0 ] || { echo "scripts/netns-cluster.sh --limit 2000 exited $status: $(grep -m 1 '^not ok' "$out" || tail -n 1 "$work/netns-cluster.err")"; return 1; }
+    [ "$status" -eq 0 ] || { echo "$run exited $status: $(grep -m 1 '^not ok' "$out" || tail -n 1 "$work/netns-cluster.err")"; return 1; }
+    grep -q "^ok - namespaces for device, edge, cloud-0, cloud-1 " "$out" || { echo "no 'ok - namespaces for device, edge, cloud-0, cloud-1' line"; return 1; }
     grep -q "^ok - 2000 samples through the device" "$out" || { echo "no 'ok - 2000 samples through the device' line"; return 1; }
+    grep -q "^ok - each node dialled its upstream at the upstream's namespace address, every replica's" "$out" \
+        || { echo "no 'ok - each node dialled its upstream ..., every replica's' line"; return 1; }
+    grep -q "^ok - every replica of 'cloud' answered requests" "$out" || { echo "no 'ok - every replica of 'cloud' answered requests' line"; return 1; }
     grep -q "^ok - predictions identical to branchy eval" "$out" || { echo "no 'ok - predictions identical to branchy eval' line"; return 1; }
     [ -z "$(ip netns list 2>/dev/null | grep '^bhost-')" ] || { echo "bhost- namespaces left after the run"; return 1; }
 }
@@ -400,7 +408,7 @@ check "edge refuses plain TCP" check_plaintext_refused
 check "local cluster stops on SIGTERM" check_local_down
 check "fan-in: four devices at once" check_fanin
 check "emulated links: Branchy and cloud-only, every sample answered (netem.sh --short)" check_netem
-check "several hosts: servers bound to 0.0.0.0, dialled at their address, same answers as branchy eval (netns-cluster.sh --limit 2000)" check_netns_cluster
+check "several hosts, two cloud replicas: servers bound to 0.0.0.0, dialled at their addresses, both replicas answered, same answers as branchy eval (netns-cluster.sh --limit 2000 --cloud-replicas 2)" check_netns_cluster
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -8,6 +8,14 @@
 # through the device in its namespace and checks that the predictions equal
 # `branchy eval --topology <generated topology>`.
 #
+# With --cloud-replicas N (N >= 2) the cloud node runs as N replicas, each in its own
+# namespace (bhost-cloud-0, bhost-cloud-1, ...) with its own IP: the generated topology
+# gives the cloud `listen: 0.0.0.0:PORT` and `replicas:` with each replica's IP:PORT
+# (and `metrics:` at IP:MPORT, MPORT the cloud's metrics port, else PORT + 1000) instead
+# of `address:`; each replica runs `branchy-cloud --replica K`, the edge must connect to
+# every one, and every replica must answer requests (its branchy_requests_total, read
+# from the device's namespace, above 0; together, the samples that reached the cloud).
+#
 # Prints `ok - ...` or `not ok - ...` per check, then `N passed, M failed`; exits 1
 # when a check failed. Details (node logs, reports) go to run/netns-cluster/.
 # Needs root. Removes its namespaces (bhost-*) and every process in them at the end,
@@ -20,23 +28,28 @@ set -euo pipefail
 
 usage() {
     cat <<USAGE
-usage: $(basename "$0") [--limit N] [--topology F]
-  --limit N      samples through the device (default: the whole test set, 10,000)
-  --topology F   the cluster (default topology/local.yaml); every node gets a namespace
+usage: $(basename "$0") [--limit N] [--topology F] [--cloud-replicas N]
+  --limit N            samples through the device (default: the whole test set, 10,000)
+  --topology F         the cluster (default topology/local.yaml); every node gets a namespace
+  --cloud-replicas N   run the cloud node as N replicas, each in its own namespace
+                       (bhost-cloud-0, bhost-cloud-1, ...); default 1, one cloud process
 USAGE
 }
 
-limit="" topology=topology/local.yaml
+limit="" topology=topology/local.yaml cloud_replicas=1
 need() { [ "$#" -ge 2 ] && [ -n "$2" ] || { usage >&2; die "$1 needs a value"; }; }
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --limit) need "$@"; limit="$2"; shift 2 ;;
         --topology) need "$@"; topology="$2"; shift 2 ;;
+        --cloud-replicas) need "$@"; cloud_replicas="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument '$1'" ;;
     esac
 done
 [ -z "$limit" ] || [[ "$limit" =~ ^[1-9][0-9]*$ ]] || die "--limit must be a positive integer"
+[[ "$cloud_replicas" =~ ^[1-9][0-9]*$ ]] || die "--cloud-replicas must be a positive integer"
+[ "$cloud_replicas" -le 200 ] || die "--cloud-replicas: at most 200 (one /24 holds every host)"
 if [ -f "$topology" ]; then
     topology="$(abs_path "$topology")"
 elif [ -f "$REPO_ROOT/$topology" ]; then
@@ -60,6 +73,7 @@ e2e=(python3 "$REPO_ROOT/scripts/lib/e2e.py")
 
 netns_require
 ensure_packages openssl:openssl
+[ "$cloud_replicas" -eq 1 ] || ensure_packages curl:curl
 ensure_built
 bin="$BRANCHY_BIN"
 
@@ -98,9 +112,36 @@ lan_create() {
 # host_ns NAME: the namespace of node NAME.
 host_ns() { printf '%s%s\n' "$PREFIX" "$1"; }
 
-# add_host NAME: a namespace for node NAME with the next IP of the subnet, joined to
-# the bridge (interface eth0 inside, port hN on the bridge). Call it again, for
-# another replica or node, to grow the layout.
+# node_hosts NODE: the hosts that run node NODE, one a line: NODE itself, or NODE-0,
+# NODE-1, ... for the replicated cloud (--cloud-replicas N >= 2).
+node_hosts() {
+    local k
+    if [ "$1" = "$replicated" ]; then
+        for ((k = 0; k < cloud_replicas; k++)); do printf '%s-%s\n' "$1" "$k"; done
+    else
+        printf '%s\n' "$1"
+    fi
+}
+
+# all_hosts: every host, in the order of the topology's nodes.
+all_hosts() {
+    local name
+    for name in $(cut -f1 <<< "$nodes"); do node_hosts "$name"; done
+}
+
+# dial_lines NODE: the line a child logs for each connection to NODE (one per replica).
+dial_lines() {
+    local role port host
+    role="$(node_field "$generated" "$1" 2)"
+    port="$(port_of "$(node_field "$generated" "$1" 3)")"
+    for host in $(node_hosts "$1"); do
+        printf "connected to %s '%s' at %s:%s\n" "$role" "$1" "${host_ip[$host]}" "$port"
+    done
+}
+
+# add_host NAME: a namespace for node (or replica) NAME with the next IP of the subnet,
+# joined to the bridge (interface eth0 inside, port hN on the bridge). Call it again,
+# for another replica or node, to grow the layout.
 add_host() {
     local name="$1" ns ip
     [ -z "${host_ip[$name]:-}" ] || { say "add_host: '$name' already has a namespace"; return 1; }
@@ -122,17 +163,28 @@ nodes="$(topology_nodes "$topology")"
 device="$(awk -F'\t' '$2 == "device" { print $1; exit }' <<< "$nodes")"
 model="$(topology_path "$topology" model)"
 dataset="$(topology_path "$topology" dataset)"
+replicated=""   # the node that runs as --cloud-replicas replicas, when N >= 2
+if [ "$cloud_replicas" -ge 2 ]; then
+    clouds="$(awk -F'\t' '$2 == "cloud" { print $1 }' <<< "$nodes")"
+    [ "$(grep -c . <<< "$clouds")" -eq 1 ] || die "--cloud-replicas needs exactly one cloud node in $topology, found: ${clouds:-none}"
+    replicated="$clouds"
+    ! grep -qE '^[[:space:]]+replicas:' "$topology" || die "--cloud-replicas: $topology already lists replicas"
+    [ "$(node_field "$topology" "$replicated" 3)" != - ] || die "--cloud-replicas: cloud '$replicated' of $topology has no listen: (its port is every replica's)"
+fi
 
 # check NAME FUNCTION: runs FUNCTION in this shell (so that the processes and hosts it
 # adds stay known); it prints nothing on success, or why it failed on its last line
-# of standard output; its standard error goes to the log. Prints `ok - NAME` or
+# of standard output; its standard error goes to the log. Figures it appends to
+# $work/figures (one a line) are shown after the name. Prints `ok - NAME (figures)` or
 # `not ok - NAME: why`; returns 1 on failure.
 check() {
-    local name="$1" why status=0
+    local name="$1" why status=0 figures
     printf '\n### %s\n' "$name" >> "$log"
+    : > "$work/figures"
     "$2" > "$work/why" 2>>"$log" || status=$?
+    figures="$(awk 'NF { printf "%s%s", sep, $0; sep = "; " }' "$work/figures")"
     if [ "$status" -eq 0 ]; then
-        echo "ok - $name"
+        echo "ok - $name${figures:+ ($figures)}"
         passed=$((passed + 1))
     else
         why="$(awk 'NF { last = $0 } END { print last }' "$work/why")"
@@ -159,7 +211,7 @@ sys.exit(0)' "$2"
 
 check_namespaces() {
     [ -n "$device" ] || { echo "no device in $topology"; return 1; }
-    ! cut -f1 <<< "$nodes" | grep -qx lan || { echo "a node named 'lan' would share the bridge's namespace $NS_LAN"; return 1; }
+    ! all_hosts | grep -qx lan || { echo "a node named 'lan' would share the bridge's namespace $NS_LAN"; return 1; }
     if [ -n "$(netns_list "$PREFIX")" ]; then
         say "removing namespaces left by an earlier run: $(netns_list "$PREFIX" | tr '\n' ' ')"
         netns_cleanup "$PREFIX"
@@ -167,11 +219,11 @@ check_namespaces() {
     fi
     lan_create || { echo "could not make the bridge namespace $NS_LAN"; return 1; }
     local name
-    for name in $(cut -f1 <<< "$nodes"); do
+    for name in $(all_hosts); do
         add_host "$name" || { echo "could not make the namespace of '$name'"; return 1; }
     done
-    # Every host reaches every other across the bridge.
-    for name in $(cut -f1 <<< "$nodes"); do
+    # The device's host reaches every other across the bridge.
+    for name in $(all_hosts); do
         [ "$name" != "$device" ] || continue
         reachable "$(host_ns "$device")" "${host_ip[$name]}" \
             || { echo "$device cannot reach $name at ${host_ip[$name]}"; return 1; }
@@ -181,12 +233,15 @@ check_namespaces() {
 # Makes the TLS files when any is missing (as cluster.sh does); they name the
 # nodes, not their addresses, so the generated topology uses the same ones.
 check_topology() {
-    local dir name missing=0 pairs=()
+    local dir name host ips missing=0 pairs=()
     dir="$(topology_certs_dir "$topology")"
     [ -f "$dir/ca.pem" ] || missing=1
     for name in $(cut -f1 <<< "$nodes"); do
         [ -f "$dir/$name.pem" ] && [ -f "$dir/$name-key.pem" ] || missing=1
-        pairs+=("$name=${host_ip[$name]}")
+        # A replicated node: one IP per replica (they share the node's certificate).
+        ips=""
+        for host in $(node_hosts "$name"); do ips+=",${host_ip[$host]}"; done
+        pairs+=("$name=${ips#,}")
     done
     if [ "$missing" -eq 1 ]; then
         scripts/gen-certs.sh "$topology" "$dir" >&2 || { echo "could not make the certificates of $topology"; return 1; }
@@ -200,29 +255,52 @@ check_topology() {
         || { echo "the generated topology is refused: $(tail -n 1 "$work/validate.out")"; return 1; }
 }
 
-# Servers, clouds first, each in its namespace; waits until each listens on 0.0.0.0.
+# Servers, clouds first, each in its namespace (each replica of the replicated cloud in
+# its own, with --replica K); waits until each listens on 0.0.0.0, then until every child
+# of the replicated cloud (other than the device) has connected to every replica.
 check_servers() {
     [ -s "$generated" ] || { echo "no generated topology"; return 1; }
-    local name role listen port ns pid waited bound
+    local name role listen port host ns pid waited bound k
+    local -a replica
     while IFS=$'\t' read -r name role listen; do
-        ns="$(host_ns "$name")"
         port="$(port_of "$listen")"
-        ip netns exec "$ns" "$bin/branchy-$role" --topology "$generated" --node "$name" \
-            </dev/null >"$work/$name.log" 2>&1 &
-        pid=$!
-        server_pids+=("$pid")
-        waited=0
-        until netns_listening "$ns" "$port"; do
-            proc_running "$pid" || { echo "$name exited before listening: $(tail -n 1 "$work/$name.log")"; return 1; }
-            [ "$waited" -lt $((START_TIMEOUT * 10)) ] || { echo "$name did not listen within $START_TIMEOUT s"; return 1; }
-            sleep 0.1
-            waited=$((waited + 1))
+        k=0
+        for host in $(node_hosts "$name"); do
+            ns="$(host_ns "$host")"
+            replica=()
+            [ "$name" != "$replicated" ] || replica=(--replica "$k")
+            ip netns exec "$ns" "$bin/branchy-$role" --topology "$generated" --node "$name" "${replica[@]}" \
+                </dev/null >"$work/$host.log" 2>&1 &
+            pid=$!
+            server_pids+=("$pid")
+            waited=0
+            until netns_listening "$ns" "$port"; do
+                proc_running "$pid" || { echo "$host exited before listening: $(tail -n 1 "$work/$host.log")"; return 1; }
+                [ "$waited" -lt $((START_TIMEOUT * 10)) ] || { echo "$host did not listen within $START_TIMEOUT s"; return 1; }
+                sleep 0.1
+                waited=$((waited + 1))
+            done
+            bound="$(ip netns exec "$ns" ss -Hltn "sport = :$port" | awk '{ print $4; exit }')"
+            [ "$bound" = "0.0.0.0:$port" ] || { echo "$host is bound to $bound, not 0.0.0.0:$port"; return 1; }
+            echo "started $host ($role${replica[*]:+, ${replica[*]}}, pid $pid) in $ns: bound to $bound, dialled at ${host_ip[$host]}:$port" >&2
+            k=$((k + 1))
         done
-        bound="$(ip netns exec "$ns" ss -Hltn "sport = :$port" | awk '{ print $4; exit }')"
-        [ "$bound" = "0.0.0.0:$port" ] || { echo "$name is bound to $bound, not 0.0.0.0:$port"; return 1; }
-        echo "started $name ($role, pid $pid) in $ns: bound to $bound, dialled at ${host_ip[$name]}:$port" >&2
     done < <(topology_nodes "$generated" | awk -F'\t' '$2 == "cloud" { print $1 "\t" $2 "\t" $3 }
                                                       $2 == "edge" { e = e $1 "\t" $2 "\t" $3 "\n" } END { printf "%s", e }')
+    if [ -n "$replicated" ]; then
+        # So that requests can go to every replica from the first sample on.
+        local line
+        for name in $(topology_nodes "$generated" | awk -F'\t' -v up="$replicated" -v d="$device" '$4 == up && $1 != d { print $1 }'); do
+            while IFS= read -r line; do
+                waited=0
+                until grep -qF "$line" "$work/$name.log"; do
+                    [ "$waited" -lt $((START_TIMEOUT * 10)) ] || { echo "$name's log has no '$line' within $START_TIMEOUT s"; return 1; }
+                    sleep 0.1
+                    waited=$((waited + 1))
+                done
+            done < <(dial_lines "$replicated")
+        done
+    fi
     servers_up=1
 }
 
@@ -251,18 +329,48 @@ check_device() {
     echo "$samples" > "$work/samples"
 }
 
-# Each link went to the address its upstream is dialled at, not to loopback.
+# Each link went to the address its upstream is dialled at, not to loopback; a child of
+# the replicated cloud connected to every replica's.
 check_dialled() {
     local name up line
     while IFS=$'\t' read -r name _ _ up _; do
         [ "$up" != "-" ] || continue
-        line="connected to $(node_field "$generated" "$up" 2) '$up' at ${host_ip[$up]}:$(port_of "$(node_field "$generated" "$up" 3)")"
-        if [ "$name" = "$device" ]; then
-            grep -qF "$line" "$work/device.err" || { echo "the device's log has no '$line'"; return 1; }
-        elif [ -f "$work/$name.log" ]; then
-            grep -qF "$line" "$work/$name.log" || { echo "$name's log has no '$line'"; return 1; }
-        fi
+        while IFS= read -r line; do
+            if [ "$name" = "$device" ]; then
+                grep -qF "$line" "$work/device.err" || { echo "the device's log has no '$line'"; return 1; }
+            elif [ -f "$work/$name.log" ]; then
+                grep -qF "$line" "$work/$name.log" || { echo "$name's log has no '$line'"; return 1; }
+            fi
+        done < <(dial_lines "$up")
     done < <(topology_nodes "$generated")
+}
+
+# Every replica of the replicated cloud answered requests: its branchy_requests_total (the
+# sum of its series), read from the device's namespace at the replica's `metrics:` address,
+# is above 0, and the replicas' add up to the samples the device's report has the cloud
+# answer.
+check_replicas_answered() {
+    [ "$servers_up" -eq 1 ] || { echo "the servers are not all running"; return 1; }
+    [ -s "$work/device.json" ] || { echo "no report from the device"; return 1; }
+    local host ip address count total=0 expected
+    for host in $(node_hosts "$replicated"); do
+        ip="${host_ip[$host]}"
+        address="$(sed -nE "s/^[[:space:]]+metrics: \"(${ip//./\\.}:[0-9]+)\".*/\1/p" "$generated" | head -n 1)"
+        [ -n "$address" ] || { echo "$host has no metrics address in $generated"; return 1; }
+        count="$(ip netns exec "$(host_ns "$device")" curl -sf --max-time 10 "http://$address/metrics" \
+                 | awk '$1 ~ /^branchy_requests_total([{]|$)/ { s += $NF } END { printf "%d\n", s }')" \
+            || { echo "no metrics from $host at http://$address/metrics"; return 1; }
+        echo "$host at $address: branchy_requests_total $count" >&2
+        echo "$host: $count requests" >> "$work/figures"
+        [ "$count" -gt 0 ] || { echo "$host answered no request"; return 1; }
+        total=$((total + count))
+    done
+    expected="$(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(sum(e["count"] for e in r["exits"] if e.get("node") == sys.argv[2]))' "$work/device.json" "$replicated")" \
+        || { echo "no readable report"; return 1; }
+    [ "$total" -eq "$expected" ] || { echo "the replicas answered $total requests, the report has '$replicated' answer $expected samples"; return 1; }
 }
 
 # The same (sample, exit, class) as `branchy eval` on the generated topology.
@@ -292,12 +400,21 @@ check_cleanup() {
 }
 
 if [ -z "$limit" ]; then samples_label="the whole test set"; elif [ "$limit" = 1 ]; then samples_label="1 sample"; else samples_label="$limit samples"; fi
-check "namespaces for $(cut -f1 <<< "$nodes" | tr '\n' ' ' | sed 's/ $//; s/ /, /g') on one bridge ($SUBNET.0/24)" check_namespaces \
+if [ -n "$replicated" ]; then
+    replicas_label=", '$replicated' as $cloud_replicas replicas"
+    dialled_label=", every replica's"
+else
+    replicas_label="" dialled_label=""
+fi
+check "namespaces for $(all_hosts | tr '\n' ' ' | sed 's/ $//; s/ /, /g') on one bridge ($SUBNET.0/24)" check_namespaces \
     || { echo "$passed passed, $failed failed"; exit 1; }
-check "topology with each server bound to 0.0.0.0 and dialled at its namespace's IP (${generated#"$REPO_ROOT"/})" check_topology || true
-check "servers bound to 0.0.0.0 in their namespaces" check_servers || true
+check "topology with each server bound to 0.0.0.0 and dialled at its namespace's IP$replicas_label (${generated#"$REPO_ROOT"/})" check_topology || true
+check "servers bound to 0.0.0.0 in their namespaces$replicas_label" check_servers || true
 check "$samples_label through the device in its namespace, all answered" check_device || true
-check "each node dialled its upstream at the upstream's namespace address" check_dialled || true
+check "each node dialled its upstream at the upstream's namespace address$dialled_label" check_dialled || true
+if [ -n "$replicated" ]; then
+    check "every replica of '$replicated' answered requests, in all as many as the report's samples answered at '$replicated'" check_replicas_answered || true
+fi
 check "predictions identical to branchy eval on the generated topology" check_matches_eval || true
 check "servers stopped, namespaces removed" check_cleanup || true
 

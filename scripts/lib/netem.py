@@ -4,10 +4,14 @@
     netem.py topology SRC OUT --edge-ip IP --cloud-ip IP
         SRC with every edge's and cloud's listen host replaced (ports kept) and
         model/dataset/certs made absolute; everything else as it was.
-    netem.py hosts SRC OUT [--bind HOST] NODE=IP...
+    netem.py hosts SRC OUT [--bind HOST] NODE=IP[,IP...]...
         SRC for nodes on several hosts (scripts/netns-cluster.sh): every node with a
         listen address binds HOST (default 0.0.0.0) on its port, and its children
-        dial `address: IP:port`; model/dataset/certs made absolute.
+        dial `address: IP:port`; model/dataset/certs made absolute. A node given
+        several IPs runs as that many replicas instead: `replicas:` lists
+        `{address: IP:port, metrics: IP:mport}` for each IP (mport: the node's
+        `metrics:` port, else its listen port + 1000), and the node loses its
+        `address:` and `metrics:` lines.
     netem.py standin SRC OUT --cloud-ip IP
         A cloud-only stand-in made from SRC (for when topology/cloud-only.yaml is
         missing): the device keeps its stages but never exits (thresholds 0) and
@@ -104,8 +108,13 @@ def absolute_paths(src, lines):
         lines.insert(0, f"certs: {base}")   # the loader's default: the topology's folder
 
 
+def bracketed(host):
+    return f"[{host}]" if ":" in host else host
+
+
 def rewrite_hosts(src, out, ips, bind="0.0.0.0"):
-    """ips: node name -> IP (or host name) its children dial; every listening node needs one."""
+    """ips: node name -> [IP (or host name)] its children dial, one per replica (one IP:
+    no replicas); every listening node needs one."""
     with open(src) as f:
         lines = f.read().split("\n")
     absolute_paths(src, lines)
@@ -123,17 +132,37 @@ def rewrite_hosts(src, out, ips, bind="0.0.0.0"):
         i = node["lines"]["listen"]
         port = node["keys"]["listen"].strip("\"'").rsplit(":", 1)[1]
         indent = re.match(r"^([ \t]*)", lines[i]).group(1)
-        host = ips[node["name"]]
-        host = f"[{host}]" if ":" in host else host
-        address = f"{indent}address: \"{host}:{port}\""
-        if "address" in node["lines"]:
-            lines[node["lines"]["address"]] = address
-        else:
-            lines.insert(i + 1, address)
-        lines[i] = f"{indent}listen: \"{'[' + bind + ']' if ':' in bind else bind}:{port}\""
+        hosts = ips[node["name"]]
+        listen = f"{indent}listen: \"{bracketed(bind)}:{port}\""
+        if len(hosts) == 1:
+            address = f"{indent}address: \"{bracketed(hosts[0])}:{port}\""
+            if "address" in node["lines"]:
+                lines[node["lines"]["address"]] = address
+            else:
+                lines.insert(i + 1, address)
+            lines[i] = listen
+            continue
+        if "replicas" in node["keys"]:
+            die(f"node '{node['name']}' of {src} already has replicas")
+        metrics = node["keys"].get("metrics", "").strip("\"'")
+        mport = metrics.rsplit(":", 1)[1] if metrics else str(int(port) + 1000)
+        block = [listen, f"{indent}replicas:"]
+        for host in hosts:
+            block += [f"{indent}  - address: \"{bracketed(host)}:{port}\"",
+                      f"{indent}    metrics: \"{bracketed(host)}:{mport}\""]
+        drop = {node["lines"][k] for k in ("address", "metrics") if k in node["lines"]}
+        span = range(node["first"], node["last"] + 1)
+        new = []
+        for j in span:
+            if j == i:
+                new += block
+            elif j not in drop:
+                new.append(lines[j])
+        lines[node["first"]:node["last"] + 1] = new
     with open(out, "w") as f:
         f.write(f"# Made by scripts/netns-cluster.sh from {os.path.abspath(src)}: each server binds {bind}\n"
-                "# in its own network namespace; its children dial its namespace's address.\n")
+                "# in its own network namespace; its children dial its namespace's address (a replicated\n"
+                "# node's children dial each replica's).\n")
         f.write("\n".join(lines))
 
 
@@ -331,7 +360,10 @@ def main():
             name, sep, ip = pair.partition("=")
             if not sep or not name or not ip:
                 die(f"expected NODE=IP, got '{pair}'")
-            ips[name] = ip
+            hosts = ip.split(",")
+            if not all(hosts):
+                die(f"expected NODE=IP[,IP...], got '{pair}'")
+            ips[name] = hosts
         rewrite_hosts(src, out, ips, bind)
     elif cmd == "standin":
         standin(a[1], a[2], dict(zip(a[3::2], a[4::2]))["--cloud-ip"])
