@@ -152,7 +152,8 @@ eval_thresholds() {
         line="$(topology_nodes "$topology" | awk -F'\t' -v n="$node" '$1 == n')"
         [ -n "$line" ] || { echo "no node '$node' in $topology"; return 1; }
         IFS=$'\t' read -r _ _ _ up stages thr _ <<< "$line"
-        n="$(awk -F, '{ print NF }' <<< "$stages")"
+        # `-` is a node that hosts no stage (stages: []).
+        if [ "$stages" = "-" ]; then n=0; else n="$(awk -F, '{ print NF }' <<< "$stages")"; fi
         [ "$up" != "-" ] || n=$((n - 1))   # the root hosts the model's last exit
         if [ "$thr" != "-" ]; then
             given=1
