@@ -257,6 +257,9 @@ public struct RunReport: Codable, Sendable {
                 + "\(f(rawOffloadBytesPerSample)) bytes per sample, \(f(savingsFactor, 2))x more\n"
         }
         out += "latency p50 \(f(latencyMs.p50, 3)) ms, p99 \(f(latencyMs.p99, 3)) ms; \(f(samplesPerSecond, 0)) samples/s over \(f(durationSeconds, 2)) s\n"
+        if throughputTimeline.count > 1 {
+            out += "answers per second, second by second: " + throughputTimeline.map(String.init).joined(separator: " ") + "\n"
+        }
         return out
     }
 }
