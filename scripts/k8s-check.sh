@@ -6,12 +6,16 @@
 #     renderer in scripts/lib/k8s_check.py, which also has to agree with kubectl where both run
 #   - validates every rendered resource on its own against the Kubernetes JSON schemas of one
 #     version (kubernetes-validate --strict: unknown fields are errors; default 1.32.0)
-#   - makes sure the validation can fail: a Deployment with a misspelt field and one with a
-#     value of the wrong type must both be refused
+#   - makes sure the validation can fail: a Deployment with a misspelt field, one with a value
+#     of the wrong type and a NetworkPolicy with a misspelt field must all be refused
 #   - checks that the manifests agree with the topology in their ConfigMap and the Containerfile
-#     (ports, probes, user, security context, Secrets and mounts, Service names, drain time)
+#     (ports, probes, user, security context, Service names, drain time; each pod holds its own
+#     node's three TLS files from the node's Secret and no other node's certificate or key; the
+#     NetworkPolicies let each node's children reach its TLS port and only monitoring
+#     namespaces its metrics port)
 #   - has `branchy` load the cluster's topology and the device's copy (with the executables of
-#     BRANCHY_BIN, .build/release or .build/debug; skipped with a note when none is built)
+#     BRANCHY_BIN, .build/release or .build/debug; skipped with a note when none is built); an
+#     executable that refuses them fails the check
 #   - .containerignore and .dockerignore say the same
 # Installs python3 and openssl with apt-get and kubernetes-validate (PyPI) into run/venv-k8s
 # when missing. Prints `ok - NAME` or `not ok - NAME: why` per check, then `N passed, M failed`;
@@ -145,20 +149,29 @@ if [ -s "$work/base.yaml" ]; then
     validate_stream base "$work/base.yaml"
 fi
 
-check_refuses() {
+check_refuses() {   # current_file, refused_kind (lower case, as kubernetes-validate names it)
     "$venv/bin/kubernetes-validate" --strict --quiet --no-warn -k "$K8S_VERSION" "$current_file" > "$work/kv" 2>&1 \
         && { echo "kubernetes-validate accepted $(basename "$current_file")"; return 1; }
-    grep -q "did not validate for resource deployment/" "$work/kv" \
+    grep -q "did not validate for resource $refused_kind/" "$work/kv" \
         || { echo "kubernetes-validate failed without naming the resource: $(head -n 1 "$work/kv")"; return 1; }
     echo "$(head -n 1 "$work/kv")" >&2
 }
 deployment_file="$(awk -F'\t' '$2 ~ /^Deployment / { print $1; exit }' "$work/base.list" 2>/dev/null || true)"
 if [ -n "$deployment_file" ]; then
     "${helper[@]}" break "$deployment_file" "$work/broken" > "$work/broken.list" 2>>"$log"
+    refused_kind=deployment
     current_file="$work/broken/unknown-field.yaml"
     run_check "a Deployment with a misspelt field (readinesProbe) is refused" check_refuses
     current_file="$work/broken/wrong-type.yaml"
     run_check "a Deployment with a wrong type (replicas: \"two\") is refused" check_refuses
+fi
+policy_file="$(awk -F'\t' '$2 ~ /^NetworkPolicy / { print $1; exit }' "$work/base.list" 2>/dev/null || true)"
+if [ -n "$policy_file" ]; then
+    # Dropped on the way in, a misspelt `ingress:` would leave the pods refusing every connection.
+    "${helper[@]}" break "$policy_file" "$work/broken-policy" > "$work/broken-policy.list" 2>>"$log"
+    refused_kind=networkpolicy
+    current_file="$work/broken-policy/unknown-field.yaml"
+    run_check "a NetworkPolicy with a misspelt field (ingres) is refused" check_refuses
 fi
 
 check_agree() {
@@ -167,7 +180,7 @@ check_agree() {
 }
 if [ -s "$work/base.yaml" ]; then
     current_file="$work/base.yaml"
-    run_check "base agrees with its topology and the Containerfile (ports, probes, user, mounts, Services)" check_agree
+    run_check "base agrees with its topology and the Containerfile (ports, probes, user, own TLS files, Services, NetworkPolicies)" check_agree
 fi
 
 for overlay in "${overlays[@]}"; do
@@ -204,24 +217,16 @@ for candidate in "${BRANCHY_BIN:+$BRANCHY_BIN/branchy}" .build/release/branchy .
     [ -n "$candidate" ] && [ -x "$candidate" ] && { branchy="$candidate"; break; }
 done
 check_loads() {
-    local reason
-    if "$branchy" eval --model models/b-lenet3 --dataset data/fashion-mnist --limit 1 --topology "$current_file" \
-        > "$work/eval" 2>&1; then
-        return 0
-    fi
-    reason="$(grep -v '^\s*$' "$work/eval" | tail -n 1)"
+    local reason hint="" status=0
+    "$branchy" eval --model models/b-lenet3 --dataset data/fashion-mnist --limit 1 --topology "$current_file" \
+        > "$work/eval" 2>&1 || status=$?
+    [ "$status" -ne 0 ] || return 0
     cat "$work/eval" >&2
+    reason="$(grep -v '^\s*$' "$work/eval" | tail -n 1)"
     if grep -qE "unknown key '(metrics|replicas)'" "$work/eval"; then
-        # An executable built before the runtime knew these keys: check the rest of the file.
-        "${helper[@]}" older-loader "$current_file" "$work/older.yaml" || return 1
-        if "$branchy" eval --model models/b-lenet3 --dataset data/fashion-mnist --limit 1 --topology "$work/older.yaml" \
-            > "$work/eval" 2>&1; then
-            echo "older executable: accepted once metrics: and replicas: were rewritten" > "$work/figures"
-            return 0
-        fi
-        reason="$(grep -v '^\s*$' "$work/eval" | tail -n 1)"
+        hint=" (an executable built before the topology had metrics: and replicas:; rebuild it)"
     fi
-    echo "$reason"
+    echo "$branchy refuses it: ${reason:-exit status $status}$hint"
     return 1
 }
 if [ -n "$branchy" ]; then

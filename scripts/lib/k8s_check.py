@@ -9,14 +9,14 @@
                              prints `FILE<TAB>Kind namespace/name` per document
   same A B                   A and B hold the same resources once the hash suffixes of generated
                              names are taken off (names and the references to them)
-  break DOC OUTDIR           writes two invalid copies of the Deployment in DOC: one with a field
-                             the schema does not have, one with a value of the wrong type
+  break DOC OUTDIR           writes invalid copies of the Deployment or NetworkPolicy in DOC: one
+                             with a field the schema does not have (and, of a Deployment, one
+                             with a value of the wrong type)
   topology STREAM OUT        writes the `topology.yaml` of the ConfigMap in STREAM to OUT
-  older-loader TOPO OUT      writes TOPO for a loader that predates `metrics:` and `replicas:`:
-                             drops `metrics:`, turns `replicas: HOST:PORT` into `address:`
   agree STREAM CONTAINERFILE checks that the manifests agree with their topology and the image
-                             (ports, probes, users, Secrets, Service names, drain time); prints
-                             one problem per line and exits 1 if there is any
+                             (ports, probes, users, each pod's own TLS files and no other node's,
+                             Service names, NetworkPolicies, drain time); prints one problem per
+                             line and exits 1 if there is any
   device-copy CLUSTER DEVICE the device's copy of the topology differs from the cluster's only in
                              its paths and the edge's `address:`
 
@@ -28,7 +28,10 @@ import copy
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 
 import yaml
 
@@ -174,15 +177,22 @@ def same(a, b):
 
 def break_copies(doc_path, outdir):
     doc = load_stream(doc_path)[0]
-    if doc.get("kind") != "Deployment":
-        fail(f"{doc_path} is not a Deployment")
     os.makedirs(outdir, exist_ok=True)
-    unknown = copy.deepcopy(doc)
-    container = unknown["spec"]["template"]["spec"]["containers"][0]
-    container["readinesProbe"] = container.pop("readinessProbe")   # misspelt: no such field
-    wrong = copy.deepcopy(doc)
-    wrong["spec"]["replicas"] = "two"                                # a string where an integer belongs
-    for name, broken in (("unknown-field", unknown), ("wrong-type", wrong)):
+    if doc.get("kind") == "Deployment":
+        unknown = copy.deepcopy(doc)
+        container = unknown["spec"]["template"]["spec"]["containers"][0]
+        container["readinesProbe"] = container.pop("readinessProbe")   # misspelt: no such field
+        wrong = copy.deepcopy(doc)
+        wrong["spec"]["replicas"] = "two"                                # a string where an integer belongs
+        copies = (("unknown-field", unknown), ("wrong-type", wrong))
+    elif doc.get("kind") == "NetworkPolicy":
+        # Misspelt, `ingress:` would be dropped and the pods it isolates would refuse everything.
+        unknown = copy.deepcopy(doc)
+        unknown["spec"]["ingres"] = unknown["spec"].pop("ingress")
+        copies = (("unknown-field", unknown),)
+    else:
+        fail(f"{doc_path} is neither a Deployment nor a NetworkPolicy")
+    for name, broken in copies:
         out = os.path.join(outdir, f"{name}.yaml")
         with open(out, "w", encoding="utf-8") as f:
             yaml.safe_dump(broken, f, sort_keys=False)
@@ -202,22 +212,6 @@ def write_topology(stream, out):
     _, text = topology_text(load_stream(stream))
     with open(out, "w", encoding="utf-8") as f:
         f.write(text)
-
-
-def older_loader(src, out):
-    lines = []
-    with open(src, encoding="utf-8") as f:
-        for line in f:
-            if re.match(r"^\s+metrics:", line):
-                continue
-            m = re.match(r"^(\s+)replicas:\s*([^\s#\[]+)", line)
-            if m:
-                line = f"{m.group(1)}address: {m.group(2)}\n"
-            elif re.match(r"^\s+replicas:", line):
-                fail(f"{src}: only `replicas: HOST:PORT` can be rewritten for an older loader", 1)
-            lines.append(line)
-    with open(out, "w", encoding="utf-8") as f:
-        f.writelines(lines)
 
 
 def device_copy(cluster, device):
@@ -281,6 +275,257 @@ def service_for(host, docs, namespace):
 
 def selects(selector, labels):
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def file_data(obj):
+    """The files a Secret or ConfigMap gives a volume, as bytes."""
+    out = {}
+    if obj.get("kind") == "Secret":
+        for k, v in (obj.get("data") or {}).items():
+            try:
+                out[k] = base64.b64decode("".join(str(v).split()))
+            except Exception:
+                out[k] = b""
+        for k, v in (obj.get("stringData") or {}).items():
+            out[k] = str(v).encode()
+    else:
+        for k, v in (obj.get("data") or {}).items():
+            out[k] = str(v).encode()
+        for k, v in (obj.get("binaryData") or {}).items():
+            out[k] = base64.b64decode(v)
+    return out
+
+
+def own_tls_files(node, name, certs_dir):
+    """The node's TLS files as the loader names them, relative to certs_dir; None if one is outside it."""
+    paths = {"CA certificate": "ca.pem", "certificate": f"{name}.pem", "private key": f"{name}-key.pem"}
+    tls = node.get("tls") or {}
+    for what, key in (("CA certificate", "ca"), ("certificate", "cert"), ("private key", "key")):
+        if key in tls:
+            paths[what] = str(tls[key])
+    out = {}
+    for what, path in paths.items():
+        if path.startswith("/"):
+            rel = os.path.relpath(os.path.normpath(path), certs_dir or "/")
+        else:
+            rel = os.path.normpath(path)
+        if rel.startswith(".."):
+            return None
+        out[what] = rel
+    return out
+
+
+def openssl(*args, stdin=None):
+    r = subprocess.run(["openssl", *args], input=stdin, capture_output=True)
+    return r.returncode, r.stdout.decode(errors="replace")
+
+
+def pem_problems(node_name, own, files, nodes):
+    """With openssl: the certificate names the node, the key is its key, the CA signed it."""
+    if shutil.which("openssl") is None:
+        return []
+    data = {what: files.get(f, ("", "", b""))[2] for what, f in own.items()}
+    if not all(b"-----BEGIN " in d for d in data.values()):
+        return []   # already reported
+    problems = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for what, d in data.items():
+            with open(os.path.join(tmp, what.replace(" ", "-")), "wb") as f:
+                f.write(d)
+        ca, cert, key = (os.path.join(tmp, w) for w in ("CA-certificate", "certificate", "private-key"))
+        status, out = openssl("x509", "-in", cert, "-noout", "-ext", "subjectAltName")
+        names = re.findall(r"DNS:([^,\s]+)", out)
+        if status != 0:
+            problems.append(f"{own['certificate']} is not a certificate")
+        elif node_name not in names:
+            theirs = [n for n in names if n in nodes]
+            problems.append(f"{own['certificate']} names {', '.join(names) or 'no DNS name'}, not the node '{node_name}'"
+                            + (f": it is the certificate of node '{theirs[0]}'" if theirs else ""))
+        s1, pub_cert = openssl("x509", "-in", cert, "-noout", "-pubkey")
+        s2, pub_key = openssl("pkey", "-in", key, "-pubout")
+        if s2 != 0:
+            problems.append(f"{own['private key']} is not a private key")
+        elif s1 == 0 and pub_cert.strip() != pub_key.strip():
+            problems.append(f"{own['private key']} is not the key of {own['certificate']}")
+        if status == 0 and openssl("verify", "-CAfile", ca, cert)[0] != 0:
+            problems.append(f"{own['certificate']} is not signed by the CA in {own['CA certificate']}")
+    return problems
+
+
+def label_matches(selector, labels):
+    """A Kubernetes label selector against labels: {} selects everything."""
+    if selector is None:
+        return False
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        k, op, values = e.get("key"), e.get("operator"), e.get("values") or []
+        if op == "In" and labels.get(k) not in values:
+            return False
+        if op == "NotIn" and k in labels and labels[k] in values:
+            return False
+        if op == "Exists" and k not in labels:
+            return False
+        if op == "DoesNotExist" and k in labels:
+            return False
+    return True
+
+
+def selector_text(selector):
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    parts += [f"{e.get('key')} {e.get('operator')} {e.get('values') or ''}".strip() for e in selector.get("matchExpressions") or []]
+    return ", ".join(parts) or "{} (everything)"
+
+
+def network_policies(docs, deployments, served, nodes, namespace):
+    """What the NetworkPolicies let in, against the topology: a node's serving port (`branchy`)
+    only from the pods of its children when they all run in the cluster and from everywhere when
+    some (devices) do not; its `metrics` port only from namespaces a namespaceSelector picks; every
+    pod isolated by some policy; ports by names the containers have. Kubelet probes come from the
+    pod's node, which NetworkPolicy does not block, so they need no rule."""
+    problems = []
+    say = problems.append
+    policies = [d for d in docs if d.get("kind") == "NetworkPolicy"]
+
+    def ns_of(doc):
+        return (doc.get("metadata") or {}).get("namespace", namespace)
+
+    def ns_labels(ns):
+        labels = {"kubernetes.io/metadata.name": ns}   # set by Kubernetes on every namespace
+        for d in docs:
+            if d.get("kind") == "Namespace" and d["metadata"]["name"] == ns:
+                labels.update(d["metadata"].get("labels") or {})
+        return labels
+
+    def pod_labels(dep):
+        return dep["spec"]["template"]["metadata"].get("labels", {})
+
+    def container_ports(dep):
+        c = (dep["spec"]["template"]["spec"].get("containers") or [{}])[0]
+        return {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
+
+    def ingress_isolates(pol):
+        types = pol["spec"].get("policyTypes") or ["Ingress"]
+        return "Ingress" in types
+
+    def port_names(rule, ports, pol_who, dep_who, report=True):
+        """The container port names a rule covers; every port when it names none."""
+        if not rule.get("ports"):
+            return set(ports)
+        covered = set()
+        for p in rule["ports"]:
+            want, proto = p.get("port"), p.get("protocol", "TCP")
+            if proto != "TCP":
+                continue
+            if want is None:
+                covered |= set(ports)
+            elif isinstance(want, str):
+                if want in ports:
+                    covered.add(want)
+                elif report:
+                    say(f"{pol_who}: port '{want}' is not a port of {dep_who}'s container ({', '.join(ports)})")
+            else:
+                end = p.get("endPort", want)
+                hit = {n for n, num in ports.items() if num is not None and want <= num <= end}
+                if not hit and report:
+                    say(f"{pol_who}: port {want} is not a port of {dep_who}'s container ({', '.join(f'{n} {v}' for n, v in ports.items())})")
+                covered |= hit
+        return covered
+
+    for pol in policies:
+        who = f"NetworkPolicy {pol['metadata']['name']}"
+        sel = pol["spec"].get("podSelector")
+        if sel is None:
+            say(f"{who}: has no podSelector")
+            continue
+        if not any(ns_of(d) == ns_of(pol) and label_matches(sel, pod_labels(d)) for d in deployments):
+            say(f"{who}: its podSelector ({selector_text(sel)}) selects no pod of the manifests")
+
+    for name, (dep, labels) in served.items():
+        node = nodes[name]
+        dep_who = f"Deployment {dep['metadata']['name']}"
+        ports = container_ports(dep)
+        mine = [p for p in policies if ns_of(p) == ns_of(dep) and ingress_isolates(p)
+                and label_matches(p["spec"].get("podSelector"), labels)]
+        if not mine:
+            say(f"{dep_who}: no NetworkPolicy selects its pods for Ingress, so every source may reach every port")
+            continue
+        # (policy, rule, ports it covers) for each ingress rule that applies to these pods.
+        rules = []
+        for pol in mine:
+            for rule in pol["spec"].get("ingress") or []:
+                rules.append((pol, rule, port_names(rule, ports, f"NetworkPolicy {pol['metadata']['name']}", dep_who)))
+
+        children = [n for n, c in nodes.items() if c.get("upstream") == name]
+        inside = {n: served[n][0] for n in children if n in served}
+        outside = [n for n in children if n not in served]
+        serving = [(pol, rule) for pol, rule, covered in rules if "branchy" in covered]
+        open_to_all = [pol for pol, rule in serving if not rule.get("from")]
+        if not serving:
+            say(f"{dep_who}: no NetworkPolicy lets anyone reach its port 'branchy', so its children ({', '.join(children) or 'none'}) cannot connect")
+        elif outside:
+            if not open_to_all:
+                say(f"{dep_who}: its children ({', '.join(outside)}) run outside the cluster, but its port 'branchy' "
+                    f"is open only to selected peers; give it a rule without `from`")
+        else:
+            if open_to_all:
+                say(f"{dep_who}: NetworkPolicy {open_to_all[0]['metadata']['name']} opens its port 'branchy' to every source, "
+                    f"but only its children ({', '.join(children)}) dial it, all in the cluster")
+            reached = set(inside) if open_to_all else set()
+            for pol, rule in serving:
+                pol_who = f"NetworkPolicy {pol['metadata']['name']}"
+                for peer in rule.get("from") or []:
+                    if "ipBlock" in peer or "namespaceSelector" in peer or "podSelector" not in peer:
+                        say(f"{pol_who}: lets {json.dumps(peer, sort_keys=True)} reach {dep_who}'s port 'branchy', "
+                            f"beyond the pods of its children ({', '.join(children)})")
+                    if "ipBlock" in peer:
+                        continue
+                    ns_sel = peer.get("namespaceSelector")
+                    here = label_matches(ns_sel, ns_labels(ns_of(dep))) if ns_sel is not None else ns_of(pol) == ns_of(dep)
+                    picked = [d for d in deployments if here and label_matches(peer.get("podSelector", {}), pod_labels(d))]
+                    if "namespaceSelector" not in peer:
+                        for d in picked:
+                            if all(d is not c for c in inside.values()):
+                                say(f"{pol_who}: lets the pods of Deployment {d['metadata']['name']} reach {dep_who}'s port 'branchy', "
+                                    f"but they run none of its children ({', '.join(children)})")
+                    reached |= {n for n, c in inside.items() if any(d is c for d in picked)}
+            for n in sorted(set(inside) - reached):
+                say(f"{dep_who}: its child '{n}' (Deployment {inside[n]['metadata']['name']}) may not reach its port 'branchy'")
+
+        if "metrics" in ports:
+            scraping = [(pol, rule) for pol, rule, covered in rules if "metrics" in covered]
+            if not scraping:
+                say(f"{dep_who}: no NetworkPolicy lets a monitoring namespace reach its port 'metrics'")
+            for pol, rule in scraping:
+                pol_who = f"NetworkPolicy {pol['metadata']['name']}"
+                if not rule.get("from"):
+                    say(f"{pol_who}: opens {dep_who}'s port 'metrics' to every source, not only the monitoring namespaces")
+                    continue
+                for peer in rule["from"]:
+                    ns_sel = peer.get("namespaceSelector")
+                    if "ipBlock" in peer or ns_sel is None or not (ns_sel.get("matchLabels") or ns_sel.get("matchExpressions")):
+                        say(f"{pol_who}: lets {json.dumps(peer, sort_keys=True)} reach {dep_who}'s port 'metrics'; "
+                            f"only pods in namespaces a namespaceSelector with labels picks should")
+
+    # A Service that takes traffic from outside the cluster leads only to ports open to every source.
+    for svc in docs:
+        if svc.get("kind") != "Service" or svc["spec"].get("type") not in ("NodePort", "LoadBalancer"):
+            continue
+        for name, (dep, labels) in served.items():
+            if not selects(svc["spec"].get("selector"), labels):
+                continue
+            ports = container_ports(dep)
+            mine = [p for p in policies if ns_of(p) == ns_of(dep) and ingress_isolates(p)
+                    and label_matches(p["spec"].get("podSelector"), labels)]
+            for sp in svc["spec"].get("ports") or []:
+                target = sp.get("targetPort", sp.get("port"))
+                tname = target if isinstance(target, str) else next((n for n, v in ports.items() if v == target), str(target))
+                if mine and not any(tname in port_names(r, ports, "", "", report=False) and not r.get("from")
+                                    for p in mine for r in p["spec"].get("ingress") or []):
+                    say(f"Service {svc['metadata']['name']} ({svc['spec']['type']}): leads outside traffic to Deployment "
+                        f"{dep['metadata']['name']}'s port '{tname}', which no NetworkPolicy opens to every source")
+    return problems
 
 
 def agree(stream, containerfile):
@@ -402,16 +647,24 @@ def agree(stream, containerfile):
             if missing:
                 say(f"{who}: no {part} for {', '.join(missing)}")
 
-        # Certificates: every file the loader may check exists in the mounted folder, the node's
-        # own from a Secret that holds a PEM, and no other node's key is in the pod.
+        # Certificates: the node checks and reads only its own TLS files, so its pod holds those
+        # three, from the node's own Secret, and nothing else: no other node's certificate or key,
+        # not the CA's key. The names are the loader's (`tls:` of the node, else ca.pem, NODE.pem,
+        # NODE-key.pem); the contents are checked too when openssl is there.
         certs_mount = next((m for m in c.get("volumeMounts", []) if m.get("mountPath") == certs_dir), None)
         if certs_mount is None:
             say(f"{who}: nothing is mounted at the topology's certs folder {certs_dir}")
             continue
         volume = volumes.get(certs_mount["name"], {})
         sources = (volume.get("projected") or {}).get("sources") or ([{"secret": volume["secret"]}] if "secret" in volume else [])
+        if not sources:
+            say(f"{who}: the volume '{certs_mount['name']}' at {certs_dir} is neither a Secret nor a projected volume")
         files = {}
+        modes = [(volume.get("projected") or volume.get("secret") or {}).get("defaultMode", 0o644)]
         for source in sources:
+            unknown = sorted(set(source) - {"secret", "configMap"})
+            if unknown:
+                say(f"{who}: the certs volume also projects {', '.join(unknown)}")
             for kind, ref in (("Secret", "secret"), ("ConfigMap", "configMap")):
                 if ref not in source:
                     continue
@@ -420,36 +673,58 @@ def agree(stream, containerfile):
                 if obj is None:
                     say(f"{who}: mounts {kind} '{name}', which the manifests do not define")
                     continue
-                items = source[ref].get("items") or [{"key": k, "path": k} for k in (obj.get("data") or {})]
+                data = file_data(obj)
+                items = source[ref].get("items") or [{"key": k, "path": k} for k in data]
                 for item in items:
-                    if item["key"] not in (obj.get("data") or {}):
+                    if item["key"] not in data:
                         say(f"{who}: {kind} '{name}' has no key '{item['key']}'")
                     if item["path"] in files:
                         say(f"{who}: two sources of the certs volume give {item['path']}")
-                    files[item["path"]] = (kind, name, (obj.get("data") or {}).get(item["key"], ""))
-        for other in nodes:
-            for f in ("ca.pem", f"{other}.pem", f"{other}-key.pem"):
-                if f not in files:
-                    say(f"{who}: {certs_dir}/{f} is missing, and the loader checks that every node's TLS files exist")
-        for f in ("ca.pem", f"{node_name}.pem", f"{node_name}-key.pem"):
-            kind, name, data = files.get(f, ("", "", ""))
-            if kind != "Secret":
-                say(f"{who}: {f} should come from the node's Secret, not from {kind or 'nowhere'} {name}")
+                    if "mode" in item:
+                        modes.append(item["mode"])
+                    files[item["path"]] = (kind, name, data.get(item["key"], b""))
+        own = own_tls_files(node, node_name, certs_dir)
+        if own is None:
+            say(f"{who}: node '{node_name}' has `tls:` paths outside {certs_dir}, where its Secret is mounted")
+            continue
+        secret_names = set()
+        for what, f in own.items():
+            kind, name, data = files.get(f, ("", "", b""))
+            if not kind:
+                say(f"{who}: {certs_dir}/{f}, the node's {what}, is missing: the node checks it at start-up")
                 continue
-            try:
-                pem = base64.b64decode(data).decode()
-            except Exception:
-                pem = ""
-            if "-----BEGIN " not in pem:
+            if kind != "Secret":
+                say(f"{who}: {f} should come from the node's Secret, not from {kind} '{name}'")
+                continue
+            secret_names.add(name)
+            if b"-----BEGIN " not in data:
                 say(f"{who}: {f} in Secret '{name}' is not a PEM file")
-        for f, (kind, name, _) in files.items():
-            if kind == "Secret" and f.endswith("-key.pem") and f != f"{node_name}-key.pem":
-                say(f"{who}: Secret '{name}' puts another node's key, {f}, in this pod")
-        mode = (volume.get("projected") or volume.get("secret") or {}).get("defaultMode", 0o644)
-        if mode & 0o007:
-            say(f"{who}: the certs volume's mode {oct(mode)} lets every user read the key")
-        if mode & 0o040 and not psc.get("fsGroup"):
-            say(f"{who}: the key is readable through its group only, and the pod sets no fsGroup")
+        if len(secret_names) > 1:
+            say(f"{who}: the node's files come from several Secrets ({', '.join(sorted(secret_names))}), not its own one")
+        for secret in sorted(secret_names):
+            extra = sorted(set(file_data(by_name[("Secret", secret)])) - set(own.values()))
+            if extra:
+                say(f"{who}: its Secret '{secret}' also holds {', '.join(extra)}; a node's Secret holds only its own TLS files")
+        others = {}
+        for other in nodes:
+            if other != node_name:
+                others[f"{other}.pem"] = f"the certificate of node '{other}'"
+                others[f"{other}-key.pem"] = f"the key of node '{other}'"
+        others["ca-key.pem"] = "the CA's key"
+        for f, (kind, name, _) in sorted(files.items()):
+            if f in own.values():
+                continue
+            if os.path.basename(f) in others:
+                say(f"{who}: {kind} '{name}' puts {others[os.path.basename(f)]}, {f}, in this pod")
+            else:
+                say(f"{who}: {kind} '{name}' puts {f} in the certs folder, which is not one of the node's own TLS files")
+        for problem in pem_problems(node_name, own, files, nodes):
+            say(f"{who}: {problem}")
+        for mode in modes:
+            if mode & 0o007:
+                say(f"{who}: the certs volume's mode {oct(mode)} lets every user read the key")
+            if mode & 0o040 and not psc.get("fsGroup"):
+                say(f"{who}: the key is readable through its group only, and the pod sets no fsGroup")
 
     # Services against the addresses the topology gives.
     for name, node in nodes.items():
@@ -488,14 +763,15 @@ def agree(stream, containerfile):
         if "replicas" not in node and dep["spec"].get("replicas", 1) != 1:
             say(f"Deployment {dep['metadata']['name']}: node '{name}' is one named process, but runs {dep['spec'].get('replicas')}")
 
+    problems.extend(network_policies(docs, deployments, served, nodes, namespace))
+
     for p in problems:
         print(p)
     return 1 if problems else 0
 
 
 def main(argv):
-    commands = {"render": 1, "split": 2, "same": 2, "break": 2, "topology": 2, "older-loader": 2, "agree": 2,
-                "device-copy": 2}
+    commands = {"render": 1, "split": 2, "same": 2, "break": 2, "topology": 2, "agree": 2, "device-copy": 2}
     if len(argv) < 2 or argv[1] not in commands or len(argv) - 2 != commands[argv[1]]:
         fail(__doc__)
     cmd, args = argv[1], argv[2:]
@@ -512,9 +788,6 @@ def main(argv):
         return 0
     if cmd == "topology":
         write_topology(*args)
-        return 0
-    if cmd == "older-loader":
-        older_loader(*args)
         return 0
     if cmd == "agree":
         return agree(*args)
