@@ -30,6 +30,11 @@
 #       (four addresses), each server bound to 0.0.0.0, the edge dialled at its `address:`
 #       and the cloud at each replica's: the edge connected to both replicas, both
 #       answered requests, and the same answers as `branchy eval`
+#   several hosts, replicas found by name (scripts/netns-cluster.sh --limit 2000
+#   --cloud-replicas 2 --replicas-by-name, needs root):
+#     - the same, with the cloud's replicas as one host name (`replicas:
+#       "cloud.branchy.test:7402"`) that resolves, through the /etc/hosts of the edge's
+#       namespace, to both replicas' IPs; the replicas started without --replica
 #
 # Prints `ok - NAME` or `not ok - NAME: why` per check, then `N passed, M failed`;
 # exits 1 if any check failed. Details go to run/e2e/ (e2e.log, outputs, reports).
@@ -392,6 +397,34 @@ check_netns_cluster() {
     [ -z "$(ip netns list 2>/dev/null | grep '^bhost-')" ] || { echo "bhost- namespaces left after the run"; return 1; }
 }
 
+# (h) scripts/netns-cluster.sh --limit 2000 --cloud-replicas 2 --replicas-by-name: as (g),
+# but the topology names the cloud's replicas by one host name, `replicas:
+# "cloud.branchy.test:7402"`, which resolves in the edge's namespace (its /etc/hosts) to
+# both replicas' IPs; the replicas start without --replica, the edge resolves the name and
+# connects to both, both answer, the answers equal branchy eval's, and no namespace nor
+# /etc/netns/bhost-* file is left.
+check_netns_cluster_by_name() {
+    [ "$(id -u)" -eq 0 ] || { echo "scripts/netns-cluster.sh needs root (network namespaces)"; return 1; }
+    local status=0 out="$work/netns-cluster-by-name.out" err="$work/netns-cluster-by-name.err"
+    local run="scripts/netns-cluster.sh --limit 2000 --cloud-replicas 2 --replicas-by-name" line
+    $run > "$out" 2> "$err" || status=$?
+    cat "$out" "$err" >&2
+    [ "$status" -eq 0 ] || { echo "$run exited $status: $(grep -m 1 '^not ok' "$out" || tail -n 1 "$err")"; return 1; }
+    for line in "namespaces for device, edge, cloud-0, cloud-1 " \
+                "cloud.branchy.test resolves to every replica of 'cloud' in the namespace of edge" \
+                "topology with each server bound to 0.0.0.0 and dialled at its namespace's IP, 'cloud' as 2 replicas found by name (replicas: cloud.branchy.test:7402)" \
+                "servers bound to 0.0.0.0 in their namespaces, 'cloud' as 2 replicas started without --replica" \
+                "2000 samples through the device" \
+                "each node dialled its upstream at the upstream's namespace address, every address cloud.branchy.test resolves to" \
+                "every replica of 'cloud' found by name answered requests" \
+                "predictions identical to branchy eval" \
+                "servers stopped, namespaces removed, /etc/netns/bhost-* removed"; do
+        grep '^ok - ' "$out" | grep -qF "ok - $line" || { echo "no 'ok - $line' line"; return 1; }
+    done
+    [ -z "$(ip netns list 2>/dev/null | grep '^bhost-')" ] || { echo "bhost- namespaces left after the run"; return 1; }
+    ! compgen -G "/etc/netns/bhost-*" >/dev/null || { echo "files left after the run: $(echo /etc/netns/bhost-*)"; return 1; }
+}
+
 check "branchy calibrate writes the frontier from held-out training samples" check_calibrate
 check "cloud-only baseline: every raw image to the cloud, same answers as branchy eval" check_cloud_only
 check "local cluster starts" check_local_up
@@ -409,6 +442,7 @@ check "local cluster stops on SIGTERM" check_local_down
 check "fan-in: four devices at once" check_fanin
 check "emulated links: Branchy and cloud-only, every sample answered (netem.sh --short)" check_netem
 check "several hosts, two cloud replicas: servers bound to 0.0.0.0, dialled at their addresses, both replicas answered, same answers as branchy eval (netns-cluster.sh --limit 2000 --cloud-replicas 2)" check_netns_cluster
+check "several hosts, two cloud replicas found by name: cloud.branchy.test resolves to both in the edge's namespace, the edge dialled both, both answered, same answers as branchy eval (netns-cluster.sh --limit 2000 --cloud-replicas 2 --replicas-by-name)" check_netns_cluster_by_name
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -16,10 +16,22 @@
 # every one, and every replica must answer requests (its branchy_requests_total, read
 # from the device's namespace, above 0; together, the samples that reached the cloud).
 #
+# With --replicas-by-name as well, the children of the cloud find its replicas by name, as
+# behind a Kubernetes headless Service: the generated topology gives the cloud
+# `listen: 0.0.0.0:PORT`, `metrics: 0.0.0.0:MPORT` and `replicas: "cloud.branchy.test:PORT"`
+# (one host name) instead of the list; the namespace of each child of the cloud (the edge)
+# gets /etc/netns/NS/hosts, which `ip netns exec` puts over /etc/hosts, with one
+# `IP cloud.branchy.test` line per replica, and /etc/netns/NS/host.conf with `multi on`
+# (without it glibc's getaddrinfo returns only the first matching line); getaddrinfo there
+# (`getent ahostsv4`) must return every replica's IP. The replicas start without --replica,
+# each binding the node's listen: and metrics: (read at its IP:MPORT); the edge resolves
+# the name (at start and every 5 s) and must connect to every address.
+#
 # Prints `ok - ...` or `not ok - ...` per check, then `N passed, M failed`; exits 1
 # when a check failed. Details (node logs, reports) go to run/netns-cluster/.
-# Needs root. Removes its namespaces (bhost-*) and every process in them at the end,
-# on Ctrl-C and on SIGTERM too, and those a crashed earlier run left at the start.
+# Needs root. Removes its namespaces (bhost-*), every process in them and their files
+# /etc/netns/bhost-* at the end, on Ctrl-C and on SIGTERM too, and those a crashed earlier
+# run left at the start.
 # Environment: BRANCHY_BIN (folder of built executables; skips the build),
 # START_TIMEOUT (seconds per server, default 30), DEVICE_TIMEOUT (default 900).
 set -euo pipefail
@@ -28,21 +40,27 @@ set -euo pipefail
 
 usage() {
     cat <<USAGE
-usage: $(basename "$0") [--limit N] [--topology F] [--cloud-replicas N]
+usage: $(basename "$0") [--limit N] [--topology F] [--cloud-replicas N [--replicas-by-name]]
   --limit N            samples through the device (default: the whole test set, 10,000)
   --topology F         the cluster (default topology/local.yaml); every node gets a namespace
   --cloud-replicas N   run the cloud node as N replicas, each in its own namespace
                        (bhost-cloud-0, bhost-cloud-1, ...); default 1, one cloud process
+  --replicas-by-name   with --cloud-replicas N >= 2: the topology names the replicas by one
+                       host name, replicas: "$REPLICAS_NAME:PORT", which resolves (the
+                       /etc/hosts of the cloud's children's namespaces) to every replica's
+                       IP, instead of listing them; the replicas start without --replica
 USAGE
 }
 
-limit="" topology=topology/local.yaml cloud_replicas=1
+REPLICAS_NAME=cloud.branchy.test   # the host name of the replicas, with --replicas-by-name
+limit="" topology=topology/local.yaml cloud_replicas=1 by_name=0
 need() { [ "$#" -ge 2 ] && [ -n "$2" ] || { usage >&2; die "$1 needs a value"; }; }
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --limit) need "$@"; limit="$2"; shift 2 ;;
         --topology) need "$@"; topology="$2"; shift 2 ;;
         --cloud-replicas) need "$@"; cloud_replicas="$2"; shift 2 ;;
+        --replicas-by-name) by_name=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument '$1'" ;;
     esac
@@ -50,6 +68,7 @@ done
 [ -z "$limit" ] || [[ "$limit" =~ ^[1-9][0-9]*$ ]] || die "--limit must be a positive integer"
 [[ "$cloud_replicas" =~ ^[1-9][0-9]*$ ]] || die "--cloud-replicas must be a positive integer"
 [ "$cloud_replicas" -le 200 ] || die "--cloud-replicas: at most 200 (one /24 holds every host)"
+[ "$by_name" -eq 0 ] || [ "$cloud_replicas" -ge 2 ] || die "--replicas-by-name needs --cloud-replicas N with N >= 2"
 if [ -f "$topology" ]; then
     topology="$(abs_path "$topology")"
 elif [ -f "$REPO_ROOT/$topology" ]; then
@@ -92,6 +111,9 @@ finish() {
     netns_cleanup "$PREFIX" 2>>"$log" || true
     if [ -n "$(netns_list "$PREFIX")" ]; then
         say "netns-cluster: namespaces left over: $(netns_list "$PREFIX" | tr '\n' ' ')"
+    fi
+    if compgen -G "/etc/netns/$PREFIX*" >/dev/null; then
+        say "netns-cluster: files left over: $(echo /etc/netns/"$PREFIX"*)"
     fi
     exit "$status"
 }
@@ -164,12 +186,17 @@ device="$(awk -F'\t' '$2 == "device" { print $1; exit }' <<< "$nodes")"
 model="$(topology_path "$topology" model)"
 dataset="$(topology_path "$topology" dataset)"
 replicated=""   # the node that runs as --cloud-replicas replicas, when N >= 2
+children=""     # with --replicas-by-name: the nodes whose upstream is $replicated
 if [ "$cloud_replicas" -ge 2 ]; then
     clouds="$(awk -F'\t' '$2 == "cloud" { print $1 }' <<< "$nodes")"
     [ "$(grep -c . <<< "$clouds")" -eq 1 ] || die "--cloud-replicas needs exactly one cloud node in $topology, found: ${clouds:-none}"
     replicated="$clouds"
     ! grep -qE '^[[:space:]]+replicas:' "$topology" || die "--cloud-replicas: $topology already lists replicas"
     [ "$(node_field "$topology" "$replicated" 3)" != - ] || die "--cloud-replicas: cloud '$replicated' of $topology has no listen: (its port is every replica's)"
+    if [ "$by_name" -eq 1 ]; then
+        children="$(topology_nodes "$topology" | awk -F'\t' -v up="$replicated" '$4 == up { print $1 }')"
+        [ -n "$children" ] || die "--replicas-by-name: no node of $topology has '$replicated' as its upstream"
+    fi
 fi
 
 # check NAME FUNCTION: runs FUNCTION in this shell (so that the processes and hosts it
@@ -212,10 +239,11 @@ sys.exit(0)' "$2"
 check_namespaces() {
     [ -n "$device" ] || { echo "no device in $topology"; return 1; }
     ! all_hosts | grep -qx lan || { echo "a node named 'lan' would share the bridge's namespace $NS_LAN"; return 1; }
-    if [ -n "$(netns_list "$PREFIX")" ]; then
-        say "removing namespaces left by an earlier run: $(netns_list "$PREFIX" | tr '\n' ' ')"
+    if [ -n "$(netns_list "$PREFIX")" ] || compgen -G "/etc/netns/$PREFIX*" >/dev/null; then
+        say "removing what an earlier run left: $( (netns_list "$PREFIX"; compgen -G "/etc/netns/$PREFIX*") | tr '\n' ' ')"
         netns_cleanup "$PREFIX"
         [ -z "$(netns_list "$PREFIX")" ] || { echo "could not remove the namespaces of an earlier run"; return 1; }
+        ! compgen -G "/etc/netns/$PREFIX*" >/dev/null || { echo "could not remove the files /etc/netns/$PREFIX* of an earlier run"; return 1; }
     fi
     lan_create || { echo "could not make the bridge namespace $NS_LAN"; return 1; }
     local name
@@ -227,6 +255,32 @@ check_namespaces() {
         [ "$name" != "$device" ] || continue
         reachable "$(host_ns "$device")" "${host_ip[$name]}" \
             || { echo "$device cannot reach $name at ${host_ip[$name]}"; return 1; }
+    done
+}
+
+# --replicas-by-name: in the namespace of each child of the replicated cloud, $REPLICAS_NAME
+# names every replica's IP. /etc/netns/NS/hosts (which `ip netns exec NS` bind-mounts over
+# /etc/hosts) is the machine's /etc/hosts plus one line per replica; /etc/netns/NS/host.conf
+# says `multi on`, since glibc's getaddrinfo stops at the first matching line of /etc/hosts
+# without it (and the machine's host.conf may not say it). getaddrinfo there (getent
+# ahostsv4, as the child's lookup) must return every replica's IP and no other.
+check_name_resolves() {
+    local child ns host want got
+    want="$(for host in $(node_hosts "$replicated"); do echo "${host_ip[$host]}"; done | sort)"
+    for child in $children; do
+        ns="$(host_ns "$child")"
+        {
+            echo "# Written by scripts/netns-cluster.sh --replicas-by-name: /etc/hosts in $ns."
+            grep -vwF "$REPLICAS_NAME" /etc/hosts || true
+            for host in $(node_hosts "$replicated"); do printf '%s\t%s\n' "${host_ip[$host]}" "$REPLICAS_NAME"; done
+        } | netns_etc "$ns" hosts || { echo "could not write /etc/netns/$ns/hosts"; return 1; }
+        printf '# Written by scripts/netns-cluster.sh --replicas-by-name: every matching line of /etc/hosts.\nmulti on\n' \
+            | netns_etc "$ns" host.conf || { echo "could not write /etc/netns/$ns/host.conf"; return 1; }
+        cat "/etc/netns/$ns/hosts" "/etc/netns/$ns/host.conf" >&2
+        got="$(ip netns exec "$ns" getent ahostsv4 "$REPLICAS_NAME" | awk '$2 == "STREAM" { print $1 }' | sort -u)" || got=""
+        echo "ip netns exec $ns getent ahostsv4 $REPLICAS_NAME: $(echo $got)" >&2
+        [ "$got" = "$want" ] || { echo "$REPLICAS_NAME resolves in $ns to $(echo ${got:-nothing}), not to every replica ($(echo $want))"; return 1; }
+        echo "in $ns: $(echo $got | sed 's/ /, /g')" >> "$work/figures"
     done
 }
 
@@ -246,7 +300,9 @@ check_topology() {
     if [ "$missing" -eq 1 ]; then
         scripts/gen-certs.sh "$topology" "$dir" >&2 || { echo "could not make the certificates of $topology"; return 1; }
     fi
-    python3 scripts/lib/netem.py hosts "$topology" "$generated" --bind 0.0.0.0 "${pairs[@]}" || return 1
+    local -a by=()
+    [ "$by_name" -eq 0 ] || by=(--by-name "$REPLICAS_NAME")
+    python3 scripts/lib/netem.py hosts "$topology" "$generated" --bind 0.0.0.0 "${by[@]}" "${pairs[@]}" || return 1
     cat "$generated" >&2
     # The real loader must accept it.
     local -a args=(eval --model "$model" --topology "$generated" --limit 1)
@@ -256,8 +312,9 @@ check_topology() {
 }
 
 # Servers, clouds first, each in its namespace (each replica of the replicated cloud in
-# its own, with --replica K); waits until each listens on 0.0.0.0, then until every child
-# of the replicated cloud (other than the device) has connected to every replica.
+# its own, with --replica K, or without it with --replicas-by-name); waits until each
+# listens on 0.0.0.0, then until every child of the replicated cloud (other than the
+# device) has connected to every replica.
 check_servers() {
     [ -s "$generated" ] || { echo "no generated topology"; return 1; }
     local name role listen port host ns pid waited bound k
@@ -268,7 +325,7 @@ check_servers() {
         for host in $(node_hosts "$name"); do
             ns="$(host_ns "$host")"
             replica=()
-            [ "$name" != "$replicated" ] || replica=(--replica "$k")
+            [ "$name" != "$replicated" ] || [ "$by_name" -eq 1 ] || replica=(--replica "$k")
             ip netns exec "$ns" "$bin/branchy-$role" --topology "$generated" --node "$name" "${replica[@]}" \
                 </dev/null >"$work/$host.log" 2>&1 &
             pid=$!
@@ -330,9 +387,18 @@ check_device() {
 }
 
 # Each link went to the address its upstream is dialled at, not to loopback; a child of
-# the replicated cloud connected to every replica's.
+# the replicated cloud connected to every replica's (with --replicas-by-name, after it
+# logged that the name resolves to all of them).
 check_dialled() {
-    local name up line
+    local name up line file
+    if [ "$by_name" -eq 1 ]; then
+        line="$REPLICAS_NAME resolves to $(for name in $(node_hosts "$replicated"); do echo "${host_ip[$name]}"; done \
+                                           | LC_ALL=C sort | paste -sd, | sed 's/,/, /g')"
+        for name in $children; do
+            if [ "$name" = "$device" ]; then file="$work/device.err"; else file="$work/$name.log"; fi
+            grep -qF "$line" "$file" || { echo "$name's log has no '$line'"; return 1; }
+        done
+    fi
     while IFS=$'\t' read -r name _ _ up _; do
         [ "$up" != "-" ] || continue
         while IFS= read -r line; do
@@ -345,17 +411,34 @@ check_dialled() {
     done < <(topology_nodes "$generated")
 }
 
+# node_metrics_port NODE: the port of NODE's own `metrics:` in the generated topology.
+node_metrics_port() {
+    awk -v n="$1" '
+        /^[ \t]*-[ \t]+name:/ { v = $0; sub(/^[^:]*:[ \t]*/, "", v); gsub(/["\047 \t]/, "", v); node = v; next }
+        node == n && /^[ \t]+metrics:/ { v = $0; sub(/[ \t]+#.*$/, "", v); gsub(/["\047 \t]/, "", v)
+                                          k = split(v, a, ":"); print a[k]; exit }' "$generated"
+}
+
 # Every replica of the replicated cloud answered requests: its branchy_requests_total (the
-# sum of its series), read from the device's namespace at the replica's `metrics:` address,
-# is above 0, and the replicas' add up to the samples the device's report has the cloud
-# answer.
+# sum of its series), read from the device's namespace at the replica's `metrics:` address
+# (with --replicas-by-name, the replica's IP and the port of the node's `metrics:`, which
+# every replica binds on 0.0.0.0), is above 0, and the replicas' add up to the samples the
+# device's report has the cloud answer.
 check_replicas_answered() {
     [ "$servers_up" -eq 1 ] || { echo "the servers are not all running"; return 1; }
     [ -s "$work/device.json" ] || { echo "no report from the device"; return 1; }
-    local host ip address count total=0 expected
+    local host ip address count total=0 expected mport=""
+    if [ "$by_name" -eq 1 ]; then
+        mport="$(node_metrics_port "$replicated")"
+        [[ "$mport" =~ ^[0-9]+$ ]] || { echo "'$replicated' has no metrics: port in $generated"; return 1; }
+    fi
     for host in $(node_hosts "$replicated"); do
         ip="${host_ip[$host]}"
-        address="$(sed -nE "s/^[[:space:]]+metrics: \"(${ip//./\\.}:[0-9]+)\".*/\1/p" "$generated" | head -n 1)"
+        if [ -n "$mport" ]; then
+            address="$ip:$mport"
+        else
+            address="$(sed -nE "s/^[[:space:]]+metrics: \"(${ip//./\\.}:[0-9]+)\".*/\1/p" "$generated" | head -n 1)"
+        fi
         [ -n "$address" ] || { echo "$host has no metrics address in $generated"; return 1; }
         count="$(ip netns exec "$(host_ns "$device")" curl -sf --max-time 10 "http://$address/metrics" \
                  | awk '$1 ~ /^branchy_requests_total([{]|$)/ { s += $NF } END { printf "%d\n", s }')" \
@@ -390,33 +473,46 @@ check_matches_eval() {
     "${e2e[@]}" same-predictions "$work/device.jsonl" "$work/eval.jsonl" "$work/device.json"
 }
 
-# Everything stops and every namespace goes away.
+# Everything stops and every namespace goes away, with its files in /etc/netns.
 check_cleanup() {
     [ "${#server_pids[@]}" -eq 0 ] || stop_children "$log" "${server_pids[@]}"
     server_pids=()
     servers_up=0
     netns_cleanup "$PREFIX" >&2 || true
     [ -z "$(netns_list "$PREFIX")" ] || { echo "namespaces left: $(netns_list "$PREFIX" | tr '\n' ' ')"; return 1; }
+    ! compgen -G "/etc/netns/$PREFIX*" >/dev/null || { echo "files left: $(echo /etc/netns/"$PREFIX"*)"; return 1; }
 }
 
 if [ -z "$limit" ]; then samples_label="the whole test set"; elif [ "$limit" = 1 ]; then samples_label="1 sample"; else samples_label="$limit samples"; fi
-if [ -n "$replicated" ]; then
+answered_label="every replica of '$replicated'" servers_label="" cleanup_label=""
+if [ "$by_name" -eq 1 ]; then
+    replicas_name="$REPLICAS_NAME:$(port_of "$(node_field "$topology" "$replicated" 3)")"
+    replicas_label=", '$replicated' as $cloud_replicas replicas found by name (replicas: $replicas_name)"
+    servers_label=", '$replicated' as $cloud_replicas replicas started without --replica"
+    dialled_label=", every address $REPLICAS_NAME resolves to"
+    answered_label="every replica of '$replicated' found by name"
+    cleanup_label=", /etc/netns/$PREFIX* removed"
+elif [ -n "$replicated" ]; then
     replicas_label=", '$replicated' as $cloud_replicas replicas"
+    servers_label="$replicas_label"
     dialled_label=", every replica's"
 else
     replicas_label="" dialled_label=""
 fi
 check "namespaces for $(all_hosts | tr '\n' ' ' | sed 's/ $//; s/ /, /g') on one bridge ($SUBNET.0/24)" check_namespaces \
     || { echo "$passed passed, $failed failed"; exit 1; }
+if [ "$by_name" -eq 1 ]; then
+    check "$REPLICAS_NAME resolves to every replica of '$replicated' in the namespace of $(echo $children | sed 's/ /, /g') (/etc/netns/NS/hosts, getaddrinfo)" check_name_resolves || true
+fi
 check "topology with each server bound to 0.0.0.0 and dialled at its namespace's IP$replicas_label (${generated#"$REPO_ROOT"/})" check_topology || true
-check "servers bound to 0.0.0.0 in their namespaces$replicas_label" check_servers || true
+check "servers bound to 0.0.0.0 in their namespaces$servers_label" check_servers || true
 check "$samples_label through the device in its namespace, all answered" check_device || true
 check "each node dialled its upstream at the upstream's namespace address$dialled_label" check_dialled || true
 if [ -n "$replicated" ]; then
-    check "every replica of '$replicated' answered requests, in all as many as the report's samples answered at '$replicated'" check_replicas_answered || true
+    check "$answered_label answered requests, in all as many as the report's samples answered at '$replicated'" check_replicas_answered || true
 fi
 check "predictions identical to branchy eval on the generated topology" check_matches_eval || true
-check "servers stopped, namespaces removed" check_cleanup || true
+check "servers stopped, namespaces removed$cleanup_label" check_cleanup || true
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -4,14 +4,16 @@
     netem.py topology SRC OUT --edge-ip IP --cloud-ip IP
         SRC with every edge's and cloud's listen host replaced (ports kept) and
         model/dataset/certs made absolute; everything else as it was.
-    netem.py hosts SRC OUT [--bind HOST] NODE=IP[,IP...]...
+    netem.py hosts SRC OUT [--bind HOST] [--by-name NAME] NODE=IP[,IP...]...
         SRC for nodes on several hosts (scripts/netns-cluster.sh): every node with a
         listen address binds HOST (default 0.0.0.0) on its port, and its children
         dial `address: IP:port`; model/dataset/certs made absolute. A node given
         several IPs runs as that many replicas instead: `replicas:` lists
         `{address: IP:port, metrics: IP:mport}` for each IP (mport: the node's
         `metrics:` port, else its listen port + 1000), and the node loses its
-        `address:` and `metrics:` lines.
+        `address:` and `metrics:` lines. With --by-name, such a node gets
+        `replicas: "NAME:port"` instead (one host name, which the caller makes
+        resolve to every IP) and `metrics: "HOST:mport"`, which each replica binds.
     netem.py standin SRC OUT --cloud-ip IP
         A cloud-only stand-in made from SRC (for when topology/cloud-only.yaml is
         missing): the device keeps its stages but never exits (thresholds 0) and
@@ -112,9 +114,10 @@ def bracketed(host):
     return f"[{host}]" if ":" in host else host
 
 
-def rewrite_hosts(src, out, ips, bind="0.0.0.0"):
+def rewrite_hosts(src, out, ips, bind="0.0.0.0", by_name=None):
     """ips: node name -> [IP (or host name)] its children dial, one per replica (one IP:
-    no replicas); every listening node needs one."""
+    no replicas); every listening node needs one. by_name: the host name that a node
+    with several IPs is dialled by (`replicas: "NAME:port"`), instead of listing them."""
     with open(src) as f:
         lines = f.read().split("\n")
     absolute_paths(src, lines)
@@ -146,10 +149,14 @@ def rewrite_hosts(src, out, ips, bind="0.0.0.0"):
             die(f"node '{node['name']}' of {src} already has replicas")
         metrics = node["keys"].get("metrics", "").strip("\"'")
         mport = metrics.rsplit(":", 1)[1] if metrics else str(int(port) + 1000)
-        block = [listen, f"{indent}replicas:"]
-        for host in hosts:
-            block += [f"{indent}  - address: \"{bracketed(host)}:{port}\"",
-                      f"{indent}    metrics: \"{bracketed(host)}:{mport}\""]
+        if by_name:
+            block = [listen, f"{indent}metrics: \"{bracketed(bind)}:{mport}\"",
+                     f"{indent}replicas: \"{by_name}:{port}\""]
+        else:
+            block = [listen, f"{indent}replicas:"]
+            for host in hosts:
+                block += [f"{indent}  - address: \"{bracketed(host)}:{port}\"",
+                          f"{indent}    metrics: \"{bracketed(host)}:{mport}\""]
         drop = {node["lines"][k] for k in ("address", "metrics") if k in node["lines"]}
         span = range(node["first"], node["last"] + 1)
         new = []
@@ -162,7 +169,8 @@ def rewrite_hosts(src, out, ips, bind="0.0.0.0"):
     with open(out, "w") as f:
         f.write(f"# Made by scripts/netns-cluster.sh from {os.path.abspath(src)}: each server binds {bind}\n"
                 "# in its own network namespace; its children dial its namespace's address (a replicated\n"
-                "# node's children dial each replica's).\n")
+                + ("# node's children dial each address its replicas' host name resolves to).\n" if by_name else
+                   "# node's children dial each replica's).\n"))
         f.write("\n".join(lines))
 
 
@@ -352,9 +360,15 @@ def main():
         rewrite_topology(src, out, {"edge": opts["--edge-ip"], "cloud": opts["--cloud-ip"]})
     elif cmd == "hosts":
         src, out, rest = a[1], a[2], a[3:]
-        bind = "0.0.0.0"
-        if rest[:1] == ["--bind"]:
-            bind, rest = rest[1], rest[2:]
+        bind, by_name = "0.0.0.0", None
+        while rest[:1] in (["--bind"], ["--by-name"]):
+            if len(rest) < 2 or not rest[1]:
+                die(f"{rest[0]} needs a value")
+            if rest[0] == "--bind":
+                bind = rest[1]
+            else:
+                by_name = rest[1]
+            rest = rest[2:]
         ips = {}
         for pair in rest:
             name, sep, ip = pair.partition("=")
@@ -364,7 +378,7 @@ def main():
             if not all(hosts):
                 die(f"expected NODE=IP[,IP...], got '{pair}'")
             ips[name] = hosts
-        rewrite_hosts(src, out, ips, bind)
+        rewrite_hosts(src, out, ips, bind, by_name)
     elif cmd == "standin":
         standin(a[1], a[2], dict(zip(a[3::2], a[4::2]))["--cloud-ip"])
     elif cmd == "sink":

@@ -20,9 +20,14 @@
 #                                      0 for none), LOSS (e.g. 0.5%, 0 for none)
 #   netns_exec NS COMMAND...           runs COMMAND inside NS
 #   netns_listening NS PORT            true when something in NS listens on TCP PORT
+#   netns_etc NS FILE                  writes standard input to /etc/netns/NS/FILE, which
+#                                      `ip netns exec NS` bind-mounts over /etc/FILE for what
+#                                      it runs (hosts, host.conf, ...; the rest of /etc is
+#                                      the machine's); only for processes started after it
 #   netns_cleanup PREFIX               ends every process inside each namespace named
 #                                      PREFIX*, then deletes those namespaces (their veths,
-#                                      qdiscs and firewall rules go with them)
+#                                      qdiscs and firewall rules go with them) and the
+#                                      files /etc/netns/PREFIX*
 #
 # How a link is shaped. The kernels this runs on may lack sch_netem (this one is built
 # without it), so netns_shape does not use netem:
@@ -46,6 +51,7 @@
 
 NETNS_STATE_DIR="${NETNS_STATE_DIR:-$REPO_ROOT/run/netns}"
 NETNS_DELAYER="$REPO_ROOT/scripts/lib/netns_delay.py"
+NETNS_ETC_MARK=.made-by-branchy-scripts   # in /etc/netns when netns_etc made that folder
 
 netns_require() {
     [ "$(id -u)" -eq 0 ] || die "network namespaces need root"
@@ -115,6 +121,16 @@ netns_forwarding() {
 
 netns_listening() {
     [ -n "$(ip netns exec "$1" ss -Hltn "sport = :$2" 2>/dev/null)" ]
+}
+
+netns_etc() {
+    local ns="$1" file="$2"
+    case "$file" in ''|*/*|.*) say "netns_etc: '$file' is not a file name of /etc"; return 1 ;; esac
+    if [ ! -d /etc/netns ]; then
+        # Marked, so that netns_cleanup removes it again once empty (after a crash too).
+        mkdir -p /etc/netns && : > "/etc/netns/$NETNS_ETC_MARK" || return 1
+    fi
+    mkdir -p "/etc/netns/$ns" && cat > "/etc/netns/$ns/$file"
 }
 
 # netns_rate_bits RATE: a tc rate (1mbit, 10Mbit, 500kbit, 2mbps, 100000) in bits/s.
@@ -217,4 +233,10 @@ netns_cleanup() {
         ip netns del "$ns" 2>/dev/null || say "netns_cleanup: could not delete $ns"
         rm -f "$NETNS_STATE_DIR/peers/$ns."* "$NETNS_STATE_DIR/$ns-"*.ready
     done
+    # Also those of namespaces already gone (a run that crashed half-way through its cleanup),
+    # and /etc/netns itself when netns_etc made it and nothing else is left in it.
+    rm -rf "/etc/netns/$prefix"*
+    if [ -f "/etc/netns/$NETNS_ETC_MARK" ] && [ -z "$(ls -A /etc/netns | grep -vxF "$NETNS_ETC_MARK")" ]; then
+        rm -f "/etc/netns/$NETNS_ETC_MARK" && rmdir /etc/netns
+    fi
 }
