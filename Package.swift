@@ -96,7 +96,7 @@ let package = Package(
             .product(name: "NIOTestUtils", package: "swift-nio"),
         ]),
         .testTarget(name: "BranchyTopologyTests", dependencies: ["BranchyTopology"]),
-        .testTarget(name: "BranchyToolTests", dependencies: ["branchy"]),
+        .testTarget(name: "BranchyToolTests", dependencies: ["branchy", "BranchyTopology"]),
         .testTarget(name: "BranchyNodeTests", dependencies: [
             "BranchyNode", "BranchyModel", "BranchyData", "BranchyTensor", "BranchyWire", "BranchyTopology",
             .product(name: "NIOCore", package: "swift-nio"),
