@@ -96,7 +96,7 @@ let package = Package(
             .product(name: "NIOTestUtils", package: "swift-nio"),
         ]),
         .testTarget(name: "BranchyTopologyTests", dependencies: ["BranchyTopology"]),
-        .testTarget(name: "BranchyToolTests", dependencies: ["branchy"]),
+        .testTarget(name: "BranchyToolTests", dependencies: ["branchy", "BranchyTopology"]),
         .testTarget(name: "BranchyNodeTests", dependencies: [
             "BranchyNode", "BranchyModel", "BranchyData", "BranchyTensor", "BranchyWire", "BranchyTopology",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -104,6 +104,8 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
     ],
     swiftLanguageModes: [.v6]

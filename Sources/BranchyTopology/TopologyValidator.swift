@@ -79,12 +79,14 @@ struct TopologyValidator {
                     throw error(node, "upstream", "\(label) does not host the model's last stage '\(last)', so it needs an upstream")
                 }
             case .edge:
-                if config.listen == nil, config.replicas?.listed.isEmpty ?? true {
+                // A resolved replica set without 'listen:' is refused by checkAddresses, which says what to bind.
+                if config.listen == nil, config.replicas == nil {
                     throw error(node, "listen", "\(label) needs a listen address (host:port), or listed replicas")
                 }
                 if config.upstream == nil { throw error(node, "upstream", "\(label) needs an upstream (a cloud node)") }
             case .cloud:
-                if config.listen == nil, config.replicas?.listed.isEmpty ?? true {
+                // A resolved replica set without 'listen:' is refused by checkAddresses, which says what to bind.
+                if config.listen == nil, config.replicas == nil {
                     throw error(node, "listen", "\(label) needs a listen address (host:port), or listed replicas")
                 }
                 if config.upstream != nil {
@@ -190,14 +192,16 @@ struct TopologyValidator {
         for node in nodes {
             let config = node.config
             let own = [config.metrics].compactMap { $0 } + (config.replicas?.listed.compactMap(\.metrics) ?? [])
-            for endpoint in own where !endpoint.isUnspecified {
+            for endpoint in own {
                 let key = "\(endpoint.host.lowercased()):\(endpoint.port)"
-                if let owner = seen[key] {
+                if !endpoint.isUnspecified, let owner = seen[key] {
                     throw error(node, "metrics", "metrics address \(endpoint) is also where node '\(owner.config.name)' takes connections")
                 }
+                // Also for wildcards: the node's own wildcard listen and metrics cannot bind one port.
                 if let listen = config.listen, listen == endpoint {
                     throw error(node, "metrics", "metrics address \(endpoint) is also this node's listen address; give the metrics their own port")
                 }
+                guard !endpoint.isUnspecified else { continue }
                 if let first = metricsSeen[key], first.config.name != config.name || config.replicas == nil {
                     throw error(node, "metrics", "metrics address \(endpoint) is already used by node '\(first.config.name)'")
                 }

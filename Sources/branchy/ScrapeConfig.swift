@@ -47,7 +47,8 @@ struct ScrapeConfig: ParsableCommand {
                     targets.append((m.isUnspecified ? Endpoint(host: r.address.host, port: m.port) : m, "\(i)"))
                 }
             } else if let m = node.metrics {
-                let host = m.isUnspecified ? (node.dialAddress?.host ?? "127.0.0.1") : m.host
+                // A wildcard bind is reached where children dial the node (for a resolved replica set, its name).
+                let host = m.isUnspecified ? (node.dialAddresses.first?.host ?? "127.0.0.1") : m.host
                 targets.append((Endpoint(host: host, port: m.port), ""))
             }
             for (endpoint, replica) in targets {

@@ -58,7 +58,7 @@ struct GraphErrorTests {
 
     @Test func edgeNeedsListen() throws {
         try expectError(replacing("    listen: 127.0.0.1:7401\n", with: ""), keyPath: "nodes[1].listen",
-                        reason: "edge 'edge' needs a listen address")
+                        reason: "edge 'edge' needs a listen address (host:port), or listed replicas")
     }
 
     @Test func edgeNeedsUpstream() throws {
@@ -73,7 +73,7 @@ struct GraphErrorTests {
 
     @Test func cloudNeedsListen() throws {
         try expectError(replacing("    listen: 127.0.0.1:7402", with: ""), keyPath: "nodes[2].listen",
-                        reason: "cloud 'cloud' needs a listen address")
+                        reason: "cloud 'cloud' needs a listen address (host:port), or listed replicas")
     }
 
     @Test func linkSettingsNeedAnUpstream() throws {
