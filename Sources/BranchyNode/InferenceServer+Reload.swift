@@ -47,6 +47,9 @@ extension InferenceServer {
         (lb.handshakeTimeoutMillis, lb.idleTimeoutMillis) = (0, 0)
         if la != lb { fixed.append("limits (other than handshakeTimeoutMs and idleTimeoutMs)") }
         if Set(old.children.map(\.name)) != Set(new.children.map(\.name)) { fixed.append("the nodes whose upstream this is") }
+        let oldReplicas = old.upstream?.replicas, newReplicas = new.upstream?.replicas
+        func resolved(_ r: ReplicaSet?) -> Bool { if case .resolved = r { return true } else { return false } }
+        if oldReplicas != newReplicas, resolved(oldReplicas) || resolved(newReplicas) { fixed.append("the upstream's replicas host name") }
         guard fixed.isEmpty else {
             throw NodeError("node '\(a.name)': the new topology changes \(fixed.joined(separator: ", ")), which takes a restart; "
                             + "reload refused, the running configuration stays")
@@ -62,8 +65,8 @@ extension InferenceServer {
         if a.onUpstreamFailure != b.onUpstreamFailure { out.append("onUpstreamFailure \(a.onUpstreamFailure.rawValue) -> \(b.onUpstreamFailure.rawValue)") }
         if a.deadlineMillis != b.deadlineMillis { out.append("deadlineMs \(a.deadlineMillis) -> \(b.deadlineMillis)") }
         if a.maxInFlight != b.maxInFlight { out.append("maxInFlight \(a.maxInFlight) -> \(b.maxInFlight)") }
-        if old.upstream?.replicas != new.upstream?.replicas {
-            out.append("upstream replicas \(old.upstream?.dialAddresses.map(\.description) ?? []) -> \(new.upstream?.dialAddresses.map(\.description) ?? [])")
+        if old.upstream?.dialAddresses != new.upstream?.dialAddresses {
+            out.append("upstream addresses \(old.upstream?.dialAddresses.map(\.description) ?? []) -> \(new.upstream?.dialAddresses.map(\.description) ?? [])")
         }
         if a.limits != b.limits { out.append("limits") }
         return out.isEmpty ? "no changes" : out.joined(separator: "; ")

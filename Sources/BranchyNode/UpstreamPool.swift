@@ -77,7 +77,7 @@ public final class UpstreamPool: Sendable {
         loop.execute {
             guard !self.state.started else { return }
             self.state.started = true
-            for m in self.state.members { self.startLink(m.link) }
+            for m in self.state.members { self.startLink(m.link, heartbeat: self.replicated) }
             if case .resolved(let name) = self.context.upstream?.replicas {
                 self.resolve(name)
                 self.loop.scheduleRepeatedTask(initialDelay: Self.resolveInterval, delay: Self.resolveInterval) { task in
@@ -87,9 +87,9 @@ public final class UpstreamPool: Sendable {
         }
     }
 
-    private func startLink(_ link: UpstreamLink) {
+    private func startLink(_ link: UpstreamLink, heartbeat: Bool) {
         link.start()
-        if replicated { link.startHeartbeat(intervalMillis: Self.heartbeatMillis, timeoutMillis: Self.heartbeatTimeoutMillis) }
+        if heartbeat { link.startHeartbeat(intervalMillis: Self.heartbeatMillis, timeoutMillis: Self.heartbeatTimeoutMillis) }
     }
 
     /// Completes once some replica is ready, or fails after `timeoutMillis`.
@@ -185,13 +185,20 @@ public final class UpstreamPool: Sendable {
         }
     }
 
-    /// Applies a reloaded topology: the window and deadline of every link, and the replica list
-    /// (new replicas are dialled, removed ones retired once their requests are answered).
+    /// Applies a reloaded topology: the window and deadline of every link, and the addresses
+    /// (new replicas or a new address are dialled, links to those gone are retired once their
+    /// requests are answered). A resolved set keeps its name (a reload that changes it is refused).
     func reconfigure(_ new: NodeContext) {
         loop.execute {
             for m in self.state.members { m.link.reconfigure(maxInFlight: new.config.maxInFlight, deadlineMillis: new.config.deadlineMillis) }
-            guard case .listed(let replicas) = new.upstream?.replicas else { return }
-            self.setMembers(replicas.enumerated().map { ("\($0.element.address)", $0.element.address, "\($0.offset)") }, context: new)
+            switch new.upstream?.replicas {
+            case .listed(let replicas):
+                self.setMembers(replicas.enumerated().map { ("\($0.element.address)", $0.element.address, "\($0.offset)") }, context: new)
+            case nil:
+                if let address = new.upstream?.dialAddress { self.setMembers([("\(address)", address, "0")], context: new) }
+            case .resolved:
+                break
+            }
         }
     }
 
@@ -206,7 +213,7 @@ public final class UpstreamPool: Sendable {
                                                    replicaLabel: w.label, metrics: metrics) {
                 logger.info("upstream replica \(w.address) added")
                 kept.append(Member(key: w.key, link: link))
-                if state.started { startLink(link) }
+                if state.started { startLink(link, heartbeat: context.upstream?.isReplicated ?? false) }
             }
         }
         for m in state.members where !kept.contains(where: { $0.key == m.key }) {

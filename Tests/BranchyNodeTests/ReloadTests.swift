@@ -20,14 +20,19 @@ import Testing
         var edgeHostsTheDeviceStage = false
         /// The cloud's replicas (none: it listens on one address).
         var cloudReplicas: [Int] = []
+        /// The cloud's address when it runs as one process.
+        var cloudPort = 7_002
+        /// A host name that resolves to the cloud's replicas (instead of a list).
+        var cloudReplicasName: String? = nil
     }
 
     static func yaml(_ fixture: Fixture, _ s: Setup) -> String {
         let device = s.edgeHostsTheDeviceStage ? "stages: []" : "stages: [device]\n    thresholds: [0.1]"
         let edgeStages = s.edgeHostsTheDeviceStage ? "stages: [device, edge]\n    thresholds: [0.1, \(s.edgeThreshold)]"
             : "stages: [edge]\n    thresholds: [\(s.edgeThreshold)]"
-        let cloud = s.cloudReplicas.isEmpty ? "listen: 127.0.0.1:7002"
+        var cloud = s.cloudReplicas.isEmpty ? "listen: 127.0.0.1:\(s.cloudPort)"
             : "replicas:\n" + s.cloudReplicas.map { "      - 127.0.0.1:\($0)" }.joined(separator: "\n")
+        if let name = s.cloudReplicasName { cloud = "listen: 0.0.0.0:\(s.cloudPort)\n    replicas: \(name):\(s.cloudPort)" }
         return """
             model: \(fixture.modelDirectory.path)
             certs: \(fixture.certs.path)
@@ -218,9 +223,27 @@ import Testing
         let harness = try Harness(Setup(cloudReplicas: [7_002, 7_012]))
         try harness.rewrite(Setup(cloudReplicas: [7_002, 7_022, 7_032]))
         let changes = try harness.reload()
-        #expect(changes == "upstream replicas [\"127.0.0.1:7002\", \"127.0.0.1:7012\"] -> "
+        #expect(changes == "upstream addresses [\"127.0.0.1:7002\", \"127.0.0.1:7012\"] -> "
                     + "[\"127.0.0.1:7002\", \"127.0.0.1:7022\", \"127.0.0.1:7032\"]", "\(changes)")
         #expect(harness.server.current.upstream?.dialAddresses.map(\.port) == [7_002, 7_022, 7_032])
+        await harness.shutdown()
+    }
+
+    @Test func aNewAddressOfTheUpstreamIsApplied() async throws {
+        let harness = try Harness()
+        try harness.rewrite(Setup(cloudPort: 7_003))
+        let changes = try harness.reload()
+        #expect(changes == "upstream addresses [\"127.0.0.1:7002\"] -> [\"127.0.0.1:7003\"]", "\(changes)")
+        #expect(harness.server.current.upstream?.dialAddress?.port == 7_003)
+        await harness.shutdown()
+    }
+
+    @Test func aChangedReplicasHostNameIsRefused() async throws {
+        let harness = try Harness(Setup(cloudReplicasName: "localhost"))
+        try harness.rewrite(Setup(cloudReplicasName: "localhost.localdomain"))
+        let error = #expect(throws: NodeError.self) { try harness.reload() }
+        #expect(error?.description.contains("the upstream's replicas host name") == true, "\(String(describing: error))")
+        #expect(harness.server.current.upstream?.replicas == .resolved(Endpoint(host: "localhost", port: 7_002)))
         await harness.shutdown()
     }
 
