@@ -51,8 +51,7 @@ extension InferenceServer {
         func resolved(_ r: ReplicaSet?) -> Bool { if case .resolved = r { return true } else { return false } }
         if oldReplicas != newReplicas, resolved(oldReplicas) || resolved(newReplicas) { fixed.append("the upstream's replicas host name") }
         guard fixed.isEmpty else {
-            throw NodeError("node '\(a.name)': the new topology changes \(fixed.joined(separator: ", ")), which takes a restart; "
-                            + "reload refused, the running configuration stays")
+            throw NodeError("node '\(a.name)': the new topology changes \(fixed.joined(separator: ", ")), which takes a restart")
         }
     }
 

@@ -71,7 +71,7 @@ public enum NodeMain {
                     let changes = try server.reload(topologyPath: topology)
                     logger.notice("SIGHUP: reloaded \(topology): \(changes)")
                 } catch {
-                    logger.error("SIGHUP: \(error)")
+                    logger.error("SIGHUP: \(topology) not applied, the running configuration stays: \(error)")
                 }
             }
             let services = ServiceGroup(configuration: .init(
