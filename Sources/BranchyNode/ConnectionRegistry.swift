@@ -1,10 +1,10 @@
+import NIOConcurrencyHelpers
 import NIOCore
-import Synchronization
 
 /// The open connections of a server: how many there are, which peer identity each one
 /// authenticated as, and which to give up when the node is full.
 ///
-/// Shared by every event loop of the server, so its state sits behind a `Mutex`; channels are
+/// Shared by every event loop of the server, so its state sits behind a lock (`NIOLockedValueBox`: a pthread mutex, which ThreadSanitizer understands); channels are
 /// closed by the caller, outside the lock.
 final class ConnectionRegistry: Sendable {
     /// Why a connection was not admitted.
@@ -39,7 +39,7 @@ final class ConnectionRegistry: Sendable {
     let maxConnections: Int
     /// Most connections per peer identity.
     let maxPerPeer: Int
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     init(maxConnections: Int, maxPerPeer: Int) {
         self.maxConnections = max(1, maxConnections)
@@ -47,14 +47,14 @@ final class ConnectionRegistry: Sendable {
     }
 
     /// Number of open connections.
-    var count: Int { state.withLock { $0.entries.count } }
+    var count: Int { state.withLockedValue { $0.entries.count } }
 
     /// Number of connections that authenticated as `peer`.
-    func count(of peer: String) -> Int { state.withLock { $0.perPeer[peer] ?? 0 } }
+    func count(of peer: String) -> Int { state.withLockedValue { $0.perPeer[peer] ?? 0 } }
 
     /// Authenticated connections per link (`peer->node`), for the connections gauge.
     func authenticatedCounts(into node: String) -> [String: Int] {
-        state.withLock { s in
+        state.withLockedValue { s in
             var out: [String: Int] = [:]
             for (peer, n) in s.perPeer { out["\(peer)->\(node)"] = n }
             return out
@@ -65,7 +65,7 @@ final class ConnectionRegistry: Sendable {
     /// successful hello is removed and returned in `shed` for the caller to close; authenticated
     /// connections are never given up for a newcomer, so when all are authenticated it is refused.
     func admit(_ channel: any Channel) -> Result<(id: UInt64, shed: (channel: any Channel, peer: String?)?), Refusal> {
-        state.withLock { s in
+        state.withLockedValue { s in
             if s.draining { return .failure(.draining) }
             var shed: (channel: any Channel, peer: String?)? = nil
             if s.entries.count >= maxConnections {
@@ -85,7 +85,7 @@ final class ConnectionRegistry: Sendable {
     /// Records that connection `id` said hello as `peer`. False when `peer` already holds
     /// `maxPerPeer` connections.
     func authenticate(_ id: UInt64, as peer: String) -> Bool {
-        state.withLock { s in
+        state.withLockedValue { s in
             guard s.entries[id] != nil else { return false }
             let held = s.perPeer[peer] ?? 0
             guard held < maxPerPeer else { return false }
@@ -97,32 +97,32 @@ final class ConnectionRegistry: Sendable {
 
     /// Connection `id` now has requests in flight (`busy`) or none. Call on changes only.
     func setBusy(_ id: UInt64, _ busy: Bool) {
-        state.withLock { $0.entries[id]?.busy = busy }
+        state.withLockedValue { $0.entries[id]?.busy = busy }
     }
 
     /// Forgets connection `id` (it closed).
     func remove(_ id: UInt64) {
-        state.withLock { s in _ = Self.remove(id, from: &s) }
+        state.withLockedValue { s in _ = Self.remove(id, from: &s) }
     }
 
     /// Removes and returns up to `count` connections to close so that others can be accepted:
     /// unauthenticated ones first, then authenticated ones with nothing in flight, oldest first.
     func shed(_ count: Int) -> [any Channel] {
-        state.withLock { s in
+        state.withLockedValue { s in
             Self.victims(in: s, count: count).compactMap { Self.remove($0, from: &s) }
         }
     }
 
     /// Stops admitting and returns every open connection.
     func beginDrain() -> [any Channel] {
-        state.withLock { s in
+        state.withLockedValue { s in
             s.draining = true
             return s.entries.values.map(\.channel)
         }
     }
 
     /// Every open connection.
-    func all() -> [any Channel] { state.withLock { $0.entries.values.map(\.channel) } }
+    func all() -> [any Channel] { state.withLockedValue { $0.entries.values.map(\.channel) } }
 
     private static func victims(in s: State, count: Int) -> [UInt64] {
         let unauthenticated = s.entries.filter { $0.value.peer == nil }.sorted { $0.value.opened < $1.value.opened }

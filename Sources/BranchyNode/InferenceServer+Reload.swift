@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import BranchyTopology
 import Foundation
 
@@ -16,7 +17,7 @@ extension InferenceServer {
             let new = try NodeContext.load(topologyPath: path, nodeName: context.config.name, replica: context.replica, reusing: old)
             try Self.checkReloadable(from: context, to: new)
             let changes = Self.describeChanges(from: old, to: new)
-            live.withLock { $0 = (new, StageRunner(context: new)) }
+            live.withLockedValue { $0 = (new, StageRunner(context: new)) }
             link?.reconfigure(new)
             metrics?.setThresholds(new.policy.thresholds)
             metrics?.reloaded(applied: true)

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import BranchyModel
 import BranchyTensor
 import BranchyTopology
@@ -8,7 +9,6 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,19 +40,19 @@ public final class InferenceServer: Sendable {
     /// Seconds `run()` gives connections to finish what is in flight after graceful shutdown begins.
     let drainSeconds: Double
     private let tls: NIOSSLContext
-    private let serverChannel = Mutex<(any Channel)?>(nil)
+    private let serverChannel = NIOLockedValueBox<(any Channel)?>(nil)
     private let batcherBox: NIOLoopBoundBox<StageBatcher?>
     /// What a reload may change: the context in force and the stage runner with its thresholds.
-    let live: Mutex<(context: NodeContext, runner: StageRunner)>
+    let live: NIOLockedValueBox<(context: NodeContext, runner: StageRunner)>
     /// True from the start of the drain on: the node is no longer ready.
-    private let draining = Mutex(false)
+    private let draining = NIOLockedValueBox(false)
 
     /// The context in force (the latest reload's, or the one the server started with).
-    public var current: NodeContext { live.withLock { $0.context } }
+    public var current: NodeContext { live.withLockedValue { $0.context } }
     /// The stage runner in force.
-    var runner: StageRunner { live.withLock { $0.runner } }
+    var runner: StageRunner { live.withLockedValue { $0.runner } }
     /// Timeouts, caps and budgets in force (timeouts change on reload; caps and budgets do not).
-    var limits: ServerLimits { live.withLock { $0.context.config.limits } }
+    var limits: ServerLimits { live.withLockedValue { $0.context.config.limits } }
 
     public init(context: NodeContext, group: any EventLoopGroup, pool: NIOThreadPool, logger: Logger, drainSeconds: Double = 10,
                 metrics: NodeMetrics? = nil) throws {
@@ -67,7 +67,7 @@ public final class InferenceServer: Sendable {
         self.drainSeconds = drainSeconds
         let limits = context.config.limits
         self.metrics = metrics
-        self.live = Mutex((context, StageRunner(context: context)))
+        self.live = NIOLockedValueBox((context, StageRunner(context: context)))
         self.tls = try TLSLayer.serverContext(context.config.tls, node: context.config.name)
         self.link = context.upstream == nil ? nil : try UpstreamPool(context: context, loop: loop, logger: logger, metrics: metrics)
         self.batcherBox = NIOLoopBoundBox.makeBoxSendingValue(nil, eventLoop: loop)
@@ -88,8 +88,8 @@ public final class InferenceServer: Sendable {
     /// Nil when the node is ready to take requests: listening, not draining, and its upstream link
     /// up (or it is the root); otherwise why not.
     public func notReadyBecause() async -> String? {
-        if serverChannel.withLock({ $0 == nil }) { return "not listening" }
-        if draining.withLock({ $0 }) { return "draining" }
+        if serverChannel.withLockedValue({ $0 == nil }) { return "not listening" }
+        if draining.withLockedValue({ $0 }) { return "draining" }
         guard let link else { return nil }
         let up = (try? await loop.submit { link.isReady }.get()) ?? false
         return up ? nil : "no connection to upstream '\(context.upstream?.name ?? "?")'"
@@ -159,7 +159,7 @@ public final class InferenceServer: Sendable {
                 }
             }
             .bind(host: endpoint.host, port: endpoint.port).get()
-        serverChannel.withLock { $0 = channel }
+        serverChannel.withLockedValue { $0 = channel }
         logger.info("\(context.config.role) '\(context.config.name)' hosting stages \(context.config.stages) listening on \(endpoint)\(context.config.address.map { ", dialled at \($0)" } ?? "") (batches of at most \(context.config.maxBatch) samples, waiting at most \(context.config.maxBatchDelayMicros) µs; model \(context.model.spec.name) \(context.fingerprint.hex.prefix(16)); at most \(connections.maxConnections) connections, \(limits.maxConnectionsPerPeer) per peer; handshake timeout \(limits.handshakeTimeoutMillis) ms, idle timeout \(limits.idleTimeoutMillis) ms; input budget \(limits.inputBudgetBytes) bytes, \(limits.peerInputBudgetBytes) per peer)")
         return channel.localAddress!
     }
@@ -181,9 +181,9 @@ public final class InferenceServer: Sendable {
 
     /// Stops accepting, lets every connection finish what is in flight (up to `graceSeconds`), then stops the link.
     public func drain(graceSeconds: Double = 10) async {
-        draining.withLock { $0 = true }
+        draining.withLockedValue { $0 = true }
         logger.info("draining: no new connections or requests; answering those in flight")
-        let listener = serverChannel.withLock { channel -> (any Channel)? in
+        let listener = serverChannel.withLockedValue { channel -> (any Channel)? in
             defer { channel = nil }
             return channel
         }
@@ -283,7 +283,7 @@ public final class InferenceServer: Sendable {
 extension InferenceServer: Service {
     /// Serves until graceful shutdown (SIGTERM or SIGINT under a `ServiceGroup`), then drains.
     public func run() async throws {
-        if serverChannel.withLock({ $0 == nil }) { try await start() }
+        if serverChannel.withLockedValue({ $0 == nil }) { try await start() }
         try? await gracefulShutdown()
         await drain(graceSeconds: drainSeconds)
     }

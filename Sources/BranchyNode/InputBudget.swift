@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The node-wide and per-peer bounds on bytes of incomplete frames held in memory.
 ///
@@ -15,7 +15,7 @@ final class InputBudget: Sendable {
     let total: Int
     /// Bound per peer identity in bytes.
     let perPeer: Int
-    private let state = Mutex<(used: Int, byPeer: [String: Int])>((0, [:]))
+    private let state = NIOLockedValueBox<(used: Int, byPeer: [String: Int])>((0, [:]))
 
     init(total: Int, perPeer: Int) {
         self.total = total
@@ -23,11 +23,11 @@ final class InputBudget: Sendable {
     }
 
     /// Bytes reserved now, node-wide.
-    var used: Int { state.withLock { $0.used } }
+    var used: Int { state.withLockedValue { $0.used } }
 
     /// Reserves `bytes` for `peer`, or throws naming the bound that would be exceeded.
     func reserve(_ bytes: Int, peer: String) throws {
-        try state.withLock { s in
+        try state.withLockedValue { s in
             let mine = s.byPeer[peer] ?? 0
             if mine + bytes > perPeer {
                 throw Exceeded(description: "peer '\(peer)' would buffer \(mine + bytes) bytes of incomplete frames, "
@@ -44,7 +44,7 @@ final class InputBudget: Sendable {
 
     /// Returns `bytes` reserved for `peer`.
     func release(_ bytes: Int, peer: String) {
-        state.withLock { s in
+        state.withLockedValue { s in
             s.used -= bytes
             let left = (s.byPeer[peer] ?? bytes) - bytes
             s.byPeer[peer] = left > 0 ? left : nil

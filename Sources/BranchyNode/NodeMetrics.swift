@@ -1,6 +1,6 @@
+import NIOConcurrencyHelpers
 import BranchyWire
 import Prometheus
-import Synchronization
 
 /// A node's Prometheus metrics, in its own registry (so that several nodes can share a process,
 /// as in the tests). Names and labels follow Prometheus conventions: `_total` counters, base
@@ -34,11 +34,11 @@ public final class NodeMetrics: Sendable {
     private let thresholds: [Gauge]
     private let reloads: [String: Counter]
     private let handshakes: [String: Counter]
-    private let links = Mutex<[String: LinkByteMeter]>([:])
-    private let upstreamGauges = Mutex<[String: Gauge]>([:])
-    private let retryCounters = Mutex<[String: Counter]>([:])
-    private let connectionGauges = Mutex<[String: Gauge]>([:])
-    private let hooks = Mutex<[@Sendable () async -> Void]>([])
+    private let links = NIOLockedValueBox<[String: LinkByteMeter]>([:])
+    private let upstreamGauges = NIOLockedValueBox<[String: Gauge]>([:])
+    private let retryCounters = NIOLockedValueBox<[String: Counter]>([:])
+    private let connectionGauges = NIOLockedValueBox<[String: Gauge]>([:])
+    private let hooks = NIOLockedValueBox<[@Sendable () async -> Void]>([])
 
     /// Makes the node's series: one per exit and status, plus the node's identity as `branchy_node_info`.
     public init(node: String, role: String, model: String, fingerprint: String, exitNames: [String], replica: Int?) {
@@ -113,7 +113,7 @@ public final class NodeMetrics: Sendable {
 
     /// The byte counters of `link` (`child->parent`), made on first use.
     public func link(_ link: String) -> LinkByteMeter {
-        links.withLock { meters in
+        links.withLockedValue { meters in
             if let m = meters[link] { return m }
             let m = LinkByteMeter(link: link, registry: registry)
             meters[link] = m
@@ -125,7 +125,7 @@ public final class NodeMetrics: Sendable {
     func setUpstream(link: String, replica: String, inFlight: Int, queued: Int, up: Bool) {
         func gauge(_ name: String, _ labels: [(String, String)], _ help: String) -> Gauge {
             let key = name + labels.map { "|\($0.1)" }.joined()
-            return upstreamGauges.withLock { gauges in
+            return upstreamGauges.withLockedValue { gauges in
                 if let g = gauges[key] { return g }
                 let g = registry.makeGauge(name: name, labels: labels, help: help)
                 gauges[key] = g
@@ -141,7 +141,7 @@ public final class NodeMetrics: Sendable {
 
     /// Counts a request sent again to another replica after the first was lost with its connection.
     func retried(link: String) {
-        retryCounters.withLock { counters in
+        retryCounters.withLockedValue { counters in
             if counters[link] == nil {
                 counters[link] = registry.makeCounter(name: "branchy_upstream_retries_total", labels: [("link", link)],
                                                       help: "Requests sent again to another replica after a replica was lost.")
@@ -152,7 +152,7 @@ public final class NodeMetrics: Sendable {
 
     /// Sets `branchy_connections{link}`: open, authenticated connections from children per link.
     func setConnections(_ counts: [String: Int]) {
-        connectionGauges.withLock { gauges in
+        connectionGauges.withLockedValue { gauges in
             for key in Set(gauges.keys).union(counts.keys) {
                 if gauges[key] == nil {
                     gauges[key] = registry.makeGauge(name: "branchy_connections", labels: [("link", key)],
@@ -165,12 +165,12 @@ public final class NodeMetrics: Sendable {
 
     /// Runs `hook` before every scrape (to set gauges from the runtime's state).
     public func onScrape(_ hook: @escaping @Sendable () async -> Void) {
-        hooks.withLock { $0.append(hook) }
+        hooks.withLockedValue { $0.append(hook) }
     }
 
     /// The exposition text: runs the scrape hooks, then emits every series.
     public func scrape() async -> [UInt8] {
-        for hook in hooks.withLock({ $0 }) { await hook() }
+        for hook in hooks.withLockedValue({ $0 }) { await hook() }
         return registry.emitToBuffer()
     }
 }

@@ -1,5 +1,5 @@
+import NIOConcurrencyHelpers
 import NIOCore
-import Synchronization
 
 /// Rate-limits warnings per source (a peer's address, or a kind of event), so that a peer
 /// that misbehaves in a loop cannot flood the log: at most `burst` lines per source per
@@ -15,7 +15,7 @@ final class WarningLimiter: Sendable {
     let window: TimeAmount
     /// Sources remembered at once; beyond it, the table starts over.
     let capacity: Int
-    private let buckets = Mutex<[String: Bucket]>([:])
+    private let buckets = NIOLockedValueBox<[String: Bucket]>([:])
 
     init(burst: Int = 5, window: TimeAmount = .seconds(10), capacity: Int = 4_096) {
         self.burst = burst
@@ -26,7 +26,7 @@ final class WarningLimiter: Sendable {
     /// Whether a warning from `source` may be logged now, and how many from it were left out
     /// since the last one logged.
     func admit(_ source: String, now: NIODeadline = .now()) -> (log: Bool, suppressed: Int) {
-        buckets.withLock { table in
+        buckets.withLockedValue { table in
             if table[source] == nil && table.count >= capacity { table.removeAll(keepingCapacity: true) }
             var b = table[source] ?? Bucket(windowStart: now, logged: 0, suppressed: 0)
             if now - b.windowStart >= window {
