@@ -22,6 +22,10 @@
 #     - SIGTERM stops every node in time
 #   fan-in cluster (topology/fanin.yaml):
 #     - four devices at once, 2,000 samples each, all answered
+#   CIFAR-10 path (scripts/cifar-check.sh):
+#     - a synthetic set in CIFAR-10's binary format: a 3×32×32 model trained, evaluated
+#       and calibrated on it, refused by a 1×28×28 model, and run as a cluster with the
+#       same answers as `branchy eval`
 #   emulated links (scripts/netem.sh --short, needs root):
 #     - device, edge and cloud in network namespaces over shaped links, Branchy and
 #       cloud-only: every sample answered in both, and the latency comparison printed
@@ -359,6 +363,14 @@ check_fanin() {
 
 # --- Emulated links -----------------------------------------------------------------
 
+# The CIFAR-10 path on a synthetic set in the real binary format (scripts/cifar-check.sh).
+check_cifar() {
+    local status=0 out="$work/cifar-check.out"
+    scripts/cifar-check.sh > "$out" 2> "$work/cifar-check.err" || status=$?
+    cat "$out" >&2
+    [ "$status" -eq 0 ] || { echo "scripts/cifar-check.sh exited $status: $(grep -m 1 '^not ok' "$out" || tail -n 1 "$work/cifar-check.err")"; return 1; }
+}
+
 # (f) scripts/netem.sh --short: Branchy and the cloud-only baseline over shaped links
 # between network namespaces, every sample answered, the comparison printed.
 check_netem() {
@@ -440,6 +452,7 @@ check "edge refuses the cloud's certificate" check_tls_other_node_cert
 check "edge refuses plain TCP" check_plaintext_refused
 check "local cluster stops on SIGTERM" check_local_down
 check "fan-in: four devices at once" check_fanin
+check "CIFAR-10 path on a synthetic set: train, eval, calibrate, shape check, cluster (cifar-check.sh)" check_cifar
 check "emulated links: Branchy and cloud-only, every sample answered (netem.sh --short)" check_netem
 check "several hosts, two cloud replicas: servers bound to 0.0.0.0, dialled at their addresses, both replicas answered, same answers as branchy eval (netns-cluster.sh --limit 2000 --cloud-replicas 2)" check_netns_cluster
 check "several hosts, two cloud replicas found by name: cloud.branchy.test resolves to both in the edge's namespace, the edge dialled both, both answered, same answers as branchy eval (netns-cluster.sh --limit 2000 --cloud-replicas 2 --replicas-by-name)" check_netns_cluster_by_name

@@ -4,8 +4,8 @@ public enum IDXError: Error, CustomStringConvertible, Equatable, Sendable {
     case fileMissing(file: String)
     /// None of the candidate names exists in the directory.
     case notFoundInDirectory(directory: String, candidates: [String])
-    /// `load(path:)` was given a file whose name does not contain `images-idx3`,
-    /// so the matching labels file cannot be derived from it.
+    /// `load(path:)` was given a file whose name neither contains `images-idx3` (so the
+    /// matching labels file cannot be derived from it) nor ends in `.bin` (a CIFAR-10 batch).
     case notAnImagesFile(file: String)
     /// The file exists but could not be read.
     case unreadable(file: String, reason: String)
@@ -37,7 +37,8 @@ public enum IDXError: Error, CustomStringConvertible, Equatable, Sendable {
         case .notFoundInDirectory(let directory, let candidates):
             return "\(directory): none of \(candidates.joined(separator: ", ")) found"
         case .notAnImagesFile(let file):
-            return "\(file): not an IDX images file (name must contain 'images-idx3' so the labels file can be found), and not a directory"
+            return "\(file): not an IDX images file (name must contain 'images-idx3' so the labels file can be found), "
+                + "not a CIFAR-10 batch (name must end in .bin), and not a directory"
         case .unreadable(let file, let reason):
             return "\(file): cannot read: \(reason)"
         case .badGzip(let file, let reason):

@@ -91,7 +91,7 @@ public final class DeviceRunner: Sendable {
     /// With a `rate` (samples per second), sample `i` starts no earlier than `i / rate` seconds
     /// after the first, as frames from a camera would arrive; without one, each starts as soon
     /// as a place in the window of `concurrency` is free.
-    public func run(data: IDXDataset, count: Int, concurrency: Int, rate: Double? = nil, threads: Int = 1,
+    public func run(data: ImageDataset, count: Int, concurrency: Int, rate: Double? = nil, threads: Int = 1,
                     niceness: Int = DeviceRunner.defaultSampleThreadNiceness,
                     progress: @escaping @Sendable (Int) -> Void) async -> [SampleRecord] {
         guard count > 0 else { return [] }
@@ -235,7 +235,7 @@ public final class DeviceRunner: Sendable {
 /// next, the window, the records and the progress reported. All of it is guarded by `condition`.
 private final class DeviceRun: @unchecked Sendable {
     let device: DeviceRunner
-    let data: IDXDataset
+    let data: ImageDataset
     let count: Int
     let concurrency: Int
     let rate: Double?
@@ -254,7 +254,7 @@ private final class DeviceRun: @unchecked Sendable {
     private var loopPumpScheduled = false
     private var threadsLeft: Int
 
-    init(device: DeviceRunner, data: IDXDataset, count: Int, concurrency: Int, threads: Int, rate: Double?,
+    init(device: DeviceRunner, data: ImageDataset, count: Int, concurrency: Int, threads: Int, rate: Double?,
          progress: @escaping @Sendable (Int) -> Void, done: EventLoopPromise<[SampleRecord]>) {
         self.device = device
         self.data = data

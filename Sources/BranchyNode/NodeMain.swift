@@ -34,7 +34,7 @@ public enum NodeMain {
     public static func datasetPath(explicit: String?, context: NodeContext) throws -> String {
         if let explicit { return explicit }
         guard let url = context.topology.dataset else {
-            throw NodeError("\(context.topology.fileURL.path): no 'dataset:' key and no --dataset given; name the IDX data set to classify")
+            throw NodeError("\(context.topology.fileURL.path): no 'dataset:' key and no --dataset given; name the data set to classify (IDX or CIFAR-10 binary)")
         }
         return url.path
     }

@@ -25,7 +25,7 @@ public enum Evaluator {
     /// Computes every exit on `count` samples of `data`. Features crossing from one stage to the next
     /// go through `codec` per sample, as they do on the wire between tiers. Throws when the
     /// images are not the network's input.
-    public static func trace(network: Network, data: IDXDataset, limit: Int? = nil, codec: FeatureCodecKind = .float32,
+    public static func trace(network: Network, data: ImageDataset, limit: Int? = nil, codec: FeatureCodecKind = .float32,
                              batchSize: Int = 256, progress: Bool = false) throws -> ExitTrace {
         try trace(network: network, data: data, limit: limit, links: LinkCodecs(between: codec, stages: network.stages.count),
                   batchSize: batchSize, progress: progress)
@@ -34,7 +34,7 @@ public enum Evaluator {
     /// Computes every exit on `count` samples of `data`, with the codec of each link the cluster's
     /// samples cross: `links.codecs[i]` is applied to the input of stage `i` (index 0 to the raw
     /// input, for a device that hosts no stage), nil where the stages run in one process.
-    public static func trace(network: Network, data: IDXDataset, limit: Int? = nil, links: LinkCodecs,
+    public static func trace(network: Network, data: ImageDataset, limit: Int? = nil, links: LinkCodecs,
                              batchSize: Int = 256, progress: Bool = false,
                              measure: ((_ stage: Int, _ item: Tensor) -> Int)? = nil) throws -> ExitTrace {
         try network.checkInput(of: data)

@@ -41,7 +41,7 @@ public final class Trainer {
 
     /// Trains `config.epochs` epochs on `data`, calling `onEpoch` after each. Throws when the
     /// images are not the network's input.
-    public func train(on data: IDXDataset, onEpoch: (EpochSummary) -> Void) throws {
+    public func train(on data: ImageDataset, onEpoch: (EpochSummary) -> Void) throws {
         try network.checkInput(of: data)
         let n = min(data.count, config.limit ?? data.count)
         let batches = (n + config.batchSize - 1) / config.batchSize

@@ -15,7 +15,7 @@ struct DeviceCommand: AsyncParsableCommand {
 
     @Option(help: "Topology file.") var topology: String
     @Option(help: "Name of this node in the topology.") var node: String
-    @Option(help: "IDX data set: a directory (test split) or an images file (default: the topology's 'dataset:').") var dataset: String?
+    @Option(help: "Data set: a directory (its test split; IDX or CIFAR-10 binary), an IDX images file or a CIFAR-10 .bin batch (default: the topology's 'dataset:').") var dataset: String?
     @Option(help: "Classify only the first N samples.") var limit: Int?
     @Option(help: "Samples in flight at once (default: 16, at most the node's maxInFlight).") var concurrency: Int?
     @Option(help: "Threads that compute samples started while others are in flight (default: 1).") var threads: Int?
@@ -53,9 +53,9 @@ struct DeviceCommand: AsyncParsableCommand {
         // Read before the run, so that a bad file stops the device before it spends any time.
         let calibrationData = try html == nil ? nil : loadCalibration(modelDirectory: ctx.topology.modelDirectory)
         let dataset = try NodeMain.datasetPath(explicit: self.dataset, context: ctx)
-        let data = try IDXDataset.load(path: dataset)
-        guard [1, data.rows, data.cols] == ctx.model.spec.input else {
-            throw ValidationError("\(dataset): images are 1×\(data.rows)×\(data.cols) but the model expects \(ctx.model.spec.input)")
+        let data = try ImageDataset.load(path: dataset)
+        guard data.shape == ctx.model.spec.input else {
+            throw ValidationError("\(dataset): images are \(data.shapeDescription) but the model expects \(ctx.model.spec.input)")
         }
         let count = min(data.count, limit ?? data.count)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

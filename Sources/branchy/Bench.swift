@@ -36,7 +36,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "GEMM columns.") var n = 1024
     @Option(help: "GEMM inner dimension.") var k = 1024
     @Option(help: "Kernel path: baseline, avx2 or avx512 (default: the widest this CPU supports).") var isa: String?
-    @Option(help: "IDX data set whose first images feed the models.") var dataset = "data/fashion-mnist"
+    @Option(help: "Data set (IDX or CIFAR-10 binary) whose first images feed the models.") var dataset = "data/fashion-mnist"
 
     func validate() throws {
         if let isa {
@@ -63,7 +63,7 @@ struct Bench: AsyncParsableCommand {
         }
         if doModels {
             let dirs = model.isEmpty ? ["models/b-lenet3", "models/b-lenet"] : model
-            let data = try IDXDataset.load(path: dataset)
+            let data = try ImageDataset.load(path: dataset)
             for dir in dirs {
                 let loaded = try Model.load(directory: URL(fileURLWithPath: dir))
                 try loaded.network.checkInput(of: data)
@@ -128,10 +128,10 @@ struct Bench: AsyncParsableCommand {
         return .init(m: m, n: n, k: k, threads: t, isa: KernelISA.active.description, gflops: 2 * Double(m) * Double(n) * Double(k) / s / 1e9)
     }
 
-    private func benchModel(_ net: CompiledNetwork, name: String, path: String, data: IDXDataset, batch b: Int, threads t: Int) -> BenchResult.ModelFigure {
+    private func benchModel(_ net: CompiledNetwork, name: String, path: String, data: ImageDataset, batch b: Int, threads t: Int) -> BenchResult.ModelFigure {
         Parallel.threads = t
         let run = path == "full" ? Array(net.stages.indices) : [net.stages.firstIndex { $0.name == path }!]
-        let per = data.rows * data.cols
+        let per = data.pixelsPerImage
         var input = [Float](repeating: 0, count: b * per)
         for s in 0..<b {
             let i = s % data.count

@@ -21,7 +21,7 @@ struct Calibrate: ParsableCommand {
         """)
 
     @Option(help: "Model directory.") var model: String = "models/b-lenet3"
-    @Option(help: "Directory holding the IDX training set.") var data: String = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Directory holding the training set (IDX or CIFAR-10 binary).") var data: String = "/usr/share/datasets/fashion-mnist"
     @Option(help: "Held-out samples (as given to train).") var validation: Int = 5000
     @Option(help: "Seed given to train (it fixes which samples were held out).") var seed: UInt64 = 1
     @Option(help: "Topology whose device path gives each link's codec (default: device, edge and cloud with --codec).") var topology: String?
@@ -69,7 +69,7 @@ struct Calibrate: ParsableCommand {
             }
             cost = WireCost.threeNodes(network: network, codecs: codecs)
         }
-        let all = try IDXDataset.load(directory: URL(fileURLWithPath: data), split: .train)
+        let all = try ImageDataset.load(directory: URL(fileURLWithPath: data), split: .train)
         let (_, held) = split(all, holdOut: validation, seed: seed)
         printError("calibrating on \(held.count) held-out training samples, links \(cost.codecs.map { $0?.name ?? "-" }.joined(separator: ","))")
         let trace = try Evaluator.trace(network: network, data: held, links: cost.linkCodecs, progress: true,

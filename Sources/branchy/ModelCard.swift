@@ -10,6 +10,8 @@ struct ModelCard {
     var trainSamples: Int
     var validationSamples: Int
     var dataPath: String
+    /// What the training images are, e.g. `CIFAR-10 binary, 3×32×32 images`.
+    var dataKind: String
     var seconds: Double
     var epochLog: [String]
     var test: (path: String, report: EvalReport)?
@@ -18,7 +20,7 @@ struct ModelCard {
         let spec = model.spec
         var s = "# Model card: \(spec.name)\n\n"
         s += "Trained by `branchy train` (this repository's Swift engine).\n\n"
-        s += "- data: Fashion-MNIST training set from `\(dataPath)`: \(trainSamples) samples for training, \(validationSamples) held out to choose the thresholds\n"
+        s += "- data: training set (\(dataKind)) from `\(dataPath)`: \(trainSamples) samples for training, \(validationSamples) held out to choose the thresholds\n"
         s += "- epochs \(config.epochs), batch \(config.batchSize), Adam, peak learning rate \(config.learningRate) with warm-up and cosine decay, "
         s += "exit weights \(config.exitWeights), weight decay \(config.weightDecay), horizontal flips \(config.flip), shifts \(config.shift), seed \(config.seed)\n"
         s += String(format: "- training time %.0f s on %d threads, %.1f s per epoch\n", seconds, Parallel.threads,

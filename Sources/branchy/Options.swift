@@ -10,7 +10,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Model directory (model.json + weights.safetensors).")
     var model: String = "models/b-lenet3"
 
-    @Option(help: "IDX data set: a directory (test split) or an images file.")
+    @Option(help: "Data set: a directory (its test split; IDX or CIFAR-10 binary, told by its file names), an IDX images file or a CIFAR-10 .bin batch.")
     var dataset: String = "data/fashion-mnist"
 
     @Option(help: "Evaluate only the first N samples.")
@@ -34,12 +34,12 @@ struct ModelOptions: ParsableArguments {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
-    func load() throws -> (Model, IDXDataset, LinkCodecs) {
+    func load() throws -> (Model, ImageDataset, LinkCodecs) {
         if let threads { Parallel.threads = max(1, threads) }
         let m = try Model.load(directory: URL(fileURLWithPath: model))
-        let d = try IDXDataset.load(path: dataset)
-        guard [1, d.rows, d.cols] == m.spec.input else {
-            throw ValidationError("\(dataset): images are 1×\(d.rows)×\(d.cols) but the model expects \(m.spec.input)")
+        let d = try ImageDataset.load(path: dataset)
+        guard d.shape == m.spec.input else {
+            throw ValidationError("\(dataset): images are \(d.shapeDescription) but the model expects \(m.spec.input)")
         }
         let stages = m.network.stages.count
         if let topology {

@@ -15,11 +15,12 @@ struct Train: ParsableCommand {
     @Option(help: "A model.json to train instead of a built-in architecture.")
     var spec: String?
 
-    @Option(help: "Directory holding the IDX training set (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]).")
+    @Option(help: ArgumentHelp("Directory holding the training set: IDX (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]) or CIFAR-10 binary (data_batch_1.bin … data_batch_5.bin).",
+                               discussion: "The format is told by the file names."))
     var data: String = "/usr/share/datasets/fashion-mnist"
 
-    @Option(help: "Test set for the model card.")
-    var test: String = "data/fashion-mnist"
+    @Option(help: "Test set for the model card (default: test_batch.bin in --data for CIFAR-10, else data/fashion-mnist).")
+    var test: String?
 
     @Option(help: "Output model directory.")
     var out: String
@@ -58,10 +59,16 @@ struct Train: ParsableCommand {
         config.weightDecay = weightDecay; config.seed = seed; config.flip = flip; config.shift = shift
         network.initialize(seed: seed)
 
-        let all = try IDXDataset.load(directory: URL(fileURLWithPath: data), split: .train)
+        let dataURL = URL(fileURLWithPath: data)
+        let format = try DatasetFormat.detect(directory: dataURL)
+        let all = try ImageDataset.load(directory: dataURL, split: .train)
+        guard all.shape == modelSpec.input else {
+            throw ValidationError("\(data): images are \(all.shapeDescription) but \(modelSpec.name) expects \(modelSpec.input)")
+        }
         let (trainSet, valSet) = split(all, holdOut: validation, seed: seed)
         config.limit = limit
-        printError("training \(modelSpec.name) on \(trainSet.count) samples (\(valSet.count) held out), \(Parallel.threads) threads")
+        printError("training \(modelSpec.name) on \(trainSet.count) \(all.shapeDescription) images from \(data) (\(format)), "
+                   + "\(valSet.count) held out, \(Parallel.threads) threads")
         let trainer = try Trainer(network: network, config: config)
         var log: [String] = []
         let started = Date()
@@ -83,9 +90,10 @@ struct Train: ParsableCommand {
         let model = try Model.save(finalNetwork, to: outURL, metadata: ["arch": modelSpec.name, "seed": "\(seed)", "epochs": "\(epochs)"])
 
         var card = ModelCard(model: model, config: config, trainSamples: trainSet.count, validationSamples: valSet.count,
-                             dataPath: data, seconds: seconds, epochLog: log)
+                             dataPath: data, dataKind: "\(format), \(all.shapeDescription) images", seconds: seconds, epochLog: log)
         // The card's test section is optional: left out when the test set is missing or of other images.
-        if let testSet = try? IDXDataset.load(path: test),
+        let test = self.test ?? (format == .cifar10 ? data : "data/fashion-mnist")
+        if let testSet = try? ImageDataset.load(path: test),
            let trace = try? Evaluator.trace(network: model.network, data: testSet, links: codecKind) {
             card.test = (test, EvalReport(trace: trace, policy: ExitPolicy(thresholds: thresholds), codec: codec))
         }
@@ -96,21 +104,17 @@ struct Train: ParsableCommand {
 }
 
 /// Splits off `holdOut` samples chosen by a seeded shuffle: (training, held out).
-func split(_ d: IDXDataset, holdOut: Int, seed: UInt64) -> (IDXDataset, IDXDataset) {
+func split(_ d: ImageDataset, holdOut: Int, seed: UInt64) -> (ImageDataset, ImageDataset) {
     var rng = SeededRandom(seed: seed ^ 0xA11CE)
     var order = Array(0..<d.count)
     order.shuffle(using: &rng)
     let h = min(holdOut, d.count - 1)
-    func subset(_ idx: ArraySlice<Int>) -> IDXDataset {
-        let b = d.batch(indices: idx)
-        return IDXDataset(images: b.images, labels: b.labels, rows: d.rows, cols: d.cols)
-    }
-    return (subset(order[h...]), subset(order[..<h]))
+    return (d.subset(order[h...]), d.subset(order[..<h]))
 }
 
 /// The thresholds that send most samples out early while the held-out accuracy stays within
 /// `tolerance` points of the last exit alone (BranchyNet's screening, on a finer grid).
-func chooseThresholds(network: Network, validation: IDXDataset, codec: LinkCodecs, tolerance: Double) throws -> [Float] {
+func chooseThresholds(network: Network, validation: ImageDataset, codec: LinkCodecs, tolerance: Double) throws -> [Float] {
     var thresholds = [Float](repeating: 0, count: network.stages.count - 1)
     guard validation.count > 0 else { return thresholds }
     let trace = try Evaluator.trace(network: network, data: validation, links: codec)

@@ -10,11 +10,11 @@ struct Tune: ParsableCommand {
         abstract: "Choose a trained model's default thresholds again on the training samples held out at training time.")
 
     @Option(help: "Model directory.") var model: String = "models/b-lenet3"
-    @Option(help: "Directory holding the IDX training set.") var data: String = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Directory holding the training set (IDX or CIFAR-10 binary).") var data: String = "/usr/share/datasets/fashion-mnist"
     @Option(help: "Held-out samples (as given to train).") var validation: Int = 5000
     @Option(help: "Seed given to train (it fixes which samples were held out).") var seed: UInt64 = 1
     @Option(help: "Accuracy loss allowed against the final exit alone, in points, on the held-out samples.") var tolerance: Double = 0.1
-    @Option(help: "Test set for the model card.") var test: String = "data/fashion-mnist"
+    @Option(help: "Test set for the model card (default: test_batch.bin in --data for CIFAR-10, else data/fashion-mnist).") var test: String?
     @Flag(help: "Write the thresholds into model.json and update MODEL_CARD.md.") var write = false
 
     func run() throws {
@@ -22,7 +22,7 @@ struct Tune: ParsableCommand {
         let m = try Model.load(directory: dir)
         let codecName = m.spec.defaults?.codec ?? "int8"
         let codec = try LinkCodecs.parse(codecName, stages: m.network.stages.count)
-        let all = try IDXDataset.load(directory: URL(fileURLWithPath: data), split: .train)
+        let all = try ImageDataset.load(directory: URL(fileURLWithPath: data), split: .train)
         let (_, held) = split(all, holdOut: validation, seed: seed)
         let t = try chooseThresholds(network: m.network, validation: held, codec: codec, tolerance: tolerance)
         print("thresholds chosen on \(held.count) held-out samples (tolerance \(tolerance) points): " + t.map { String(format: "%g", $0) }.joined(separator: ","))
@@ -33,7 +33,8 @@ struct Tune: ParsableCommand {
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try enc.encode(spec).write(to: dir.appendingPathComponent(Model.specFileName))
         let updated = try Model.load(directory: dir)
-        let testSet = try IDXDataset.load(path: test)
+        let test = try self.test ?? (DatasetFormat.detect(directory: URL(fileURLWithPath: data)) == .cifar10 ? data : "data/fashion-mnist")
+        let testSet = try ImageDataset.load(path: test)
         let report = EvalReport(trace: try Evaluator.trace(network: updated.network, data: testSet, links: codec),
                                 policy: ExitPolicy(thresholds: t), codec: codecName)
         print(report.table, terminator: "")

@@ -56,3 +56,19 @@ func gzip(_ bytes: [UInt8]) throws -> [UInt8] {
 /// Root of the package, found from this source file's location.
 let packageRoot = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// CIFAR-10 binary records: for each label, the label byte then 3 × 32 × 32 pixel bytes,
+/// `pixel(record, channel, y, x)` each (by default a pattern that differs in every one of them).
+func cifarRecords(_ labels: [UInt8], pixel: (Int, Int, Int, Int) -> UInt8 = cifarPixel) -> [UInt8] {
+    var out: [UInt8] = []
+    for (r, label) in labels.enumerated() {
+        out.append(label)
+        for c in 0..<3 { for y in 0..<32 { for x in 0..<32 { out.append(pixel(r, c, y, x)) } } }
+    }
+    return out
+}
+
+/// The default pixel pattern of `cifarRecords`.
+func cifarPixel(_ record: Int, _ channel: Int, _ y: Int, _ x: Int) -> UInt8 {
+    UInt8((record * 7 + channel * 85 + y * 3 + x) % 256)
+}

@@ -42,10 +42,10 @@ func idxError(_ body: () throws -> IDXDataset, sourceLocation: SourceLocation = 
 
     @Test func pathNotAnImagesFile() throws {
         let dir = try TempDirectory()
-        let file = try dir.write("weights.bin", goodImages)
+        let file = try dir.write("weights.safetensors", goodImages)
         let error = idxError { try IDXDataset.load(path: file.path) }
         #expect(error == .notAnImagesFile(file: file.path))
-        #expect(error?.description.contains("weights.bin") == true)
+        #expect(error?.description.contains("weights.safetensors") == true)
     }
 
     @Test func directoryWithoutSplit() throws {
