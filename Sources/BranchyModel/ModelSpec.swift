@@ -56,7 +56,7 @@ public struct ExitSpec: Codable, Sendable, Equatable {
 /// | `relu`, `flatten` | — |
 /// | `linear` | `name`, `out`, `bias` (true) |
 /// | `batchnorm` | `name`, `epsilon` (1e-5), `momentum` (none: trained with the running statistics as constants; else with batch statistics, updating the running ones). Compiled inference folds a batch norm that directly follows a `conv` into its weights and bias |
-/// | `lrn` | `size` (5), `alpha` (1e-4), `beta` (0.75), `k` (2): local response normalisation across channels, y = x / (k + alpha · Σ x²)^beta over the `size` channels centred on each (Chainer's and Caffe's form with alpha not divided by size) |
+/// | `lrn` | `size` (5, odd), `alpha` (1e-4), `beta` (0.75), `k` (2): local response normalisation across channels, y = x / (k + alpha · Σ x²)^beta over the `size` channels centred on each (Chainer's and Caffe's form with alpha not divided by size) |
 /// | `padchannels` | `out`, `pad` (out − input channels): zero channels added to reach `out`, `pad` of them before the input's (BranchyNet's ResNet shortcut) |
 /// | `residual` | `name`, `layers` (the body), `shortcut` (none: identity): y = body(x) + shortcut(x); both must give the same shape. A ReLU after the addition is a `relu` layer after the block |
 /// | `sign` | — (y = +1 where x ≥ 0, so 0 maps to +1, else −1; trained straight-through, clipped at abs(x) ≤ 1) |
@@ -67,6 +67,15 @@ public struct ExitSpec: Codable, Sendable, Equatable {
 /// stage's trunk or exit, nested blocks included. Blocks nest at most
 /// ``ModelLimits/maxNesting`` deep. `layers` and `shortcut` belong to `residual` only, the
 /// `lrn` fields to `lrn` only; elsewhere they are refused.
+///
+/// A block that halves the map and doubles the channels, with a projection shortcut, then its ReLU:
+///
+///     {"op": "residual", "name": "b1",
+///      "layers": [{"op": "conv", "name": "b1.conv1", "out": 32, "kernel": 3, "stride": 2, "pad": 1},
+///                 {"op": "batchnorm", "name": "b1.bn1"}, {"op": "relu"},
+///                 {"op": "conv", "name": "b1.conv2", "out": 32, "kernel": 3, "pad": 1}, {"op": "batchnorm", "name": "b1.bn2"}],
+///      "shortcut": [{"op": "conv", "name": "b1.proj", "out": 32, "kernel": 1, "stride": 2}, {"op": "batchnorm", "name": "b1.bnp"}]},
+///     {"op": "relu"}
 public struct LayerSpec: Codable, Sendable, Equatable {
     public var op: String
     public var name: String?
