@@ -139,6 +139,25 @@ extension ModelFixture {
         } } }
     }
 
+    /// LRN's input gradient against central differences of Σ y · dy.
+    @Test func localResponseNormalisationGradient() {
+        let norm = LocalResponseNorm(channels: 4, plane: 6, size: 3, alpha: 0.4, beta: 0.75, k: 1.5)
+        var x = ModelFixture.randomInput([4, 2, 3], count: 2, seed: 42)
+        let dy = ModelFixture.randomInput([4, 2, 3], count: 2, seed: 43)
+        let (y, scale) = norm.forward(x)
+        let dx = norm.backward(x: x, y: y, scale: scale, dy: dy)
+        func loss() -> Double { zip(norm.forward(x).y.data, dy.data).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
+        let eps: Float = 1e-3
+        for i in 0..<x.count {
+            let v = x.data[i]
+            x.data[i] = v + eps; let up = loss()
+            x.data[i] = v - eps; let down = loss()
+            x.data[i] = v
+            let numeric = (up - down) / Double(2 * eps)
+            #expect(abs(numeric - Double(dx.data[i])) <= 1e-3 * max(1, abs(numeric)), "x[\(i)]: \(numeric) vs \(dx.data[i])")
+        }
+    }
+
     // MARK: The description's checks
 
     func oneStage(_ trunk: [LayerSpec], input: [Int] = [2, 6, 6]) -> ModelSpec {
