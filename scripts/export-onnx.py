@@ -2,12 +2,15 @@
 """Exports a Branchy model to ONNX, one graph per stage plus one for the whole network,
 and optionally checks ONNX Runtime's early-exit decisions against `branchy eval`.
 
-usage: export-onnx.py MODEL_DIR OUT_DIR [--check DATASET_DIR] [--branchy BIN_DIR]
+usage: export-onnx.py MODEL_DIR OUT_DIR [--check DATASET_DIR] [--branchy BIN_DIR] [--unfolded-batchnorm]
 
 Writes OUT_DIR/<stage>.onnx for every stage (input `input`: (N, stage input shape);
 outputs `features`: the trunk's output, and `logits`: the stage exit's logits) and
 OUT_DIR/full.onnx (input `image`: (N, 1, 28, 28); every trunk chained, outputs
 `logits_<exit name>` for every exit). N is a dynamic batch dimension; opset 17.
+Residual blocks become an Add of their body and shortcut. A batch norm that directly
+follows a convolution is folded into it, as Branchy's compiled inference does;
+--unfolded-batchnorm exports it as a BatchNormalization node instead.
 
 --check DATASET_DIR runs the stage graphs with ONNX Runtime over the IDX test set of
 DATASET_DIR with the model's default thresholds and codec, applies the early-exit rule
@@ -210,6 +213,8 @@ def main():
                         help="compare ONNX Runtime's exit and class on the IDX test set with branchy eval")
     parser.add_argument("--branchy", metavar="BIN_DIR",
                         help="folder of the branchy executable for --check (default: $BRANCHY_BIN, else scripts/build.sh)")
+    parser.add_argument("--unfolded-batchnorm", action="store_true",
+                        help="export every batch norm as a BatchNormalization node (default: fold those right after a conv)")
     args = parser.parse_args()
 
     model_dir, out_dir = os.path.abspath(args.model_dir), os.path.abspath(args.out_dir)
@@ -217,7 +222,7 @@ def main():
         model = bx.Model(model_dir)
     except (OSError, ValueError, KeyError, bx.ModelFormatError) as e:
         die(f"{model_dir}: {e}")
-    files = bx.export(model, out_dir)
+    files = bx.export(model, out_dir, fold=not args.unfolded_batchnorm)
     for name, path in files.items():
         print(f"wrote {path}", file=sys.stderr)
     if args.check:

@@ -3,9 +3,9 @@ import CBranchyKernels
 import Foundation
 
 /// A network compiled for inference on one kernel path: each stage's layers fused into
-/// steps over weights packed once (convolution with its ReLU and max pooling, linear
-/// layers with their ReLU), run on caller-owned ``InferenceWorkspace``s so that a sample
-/// allocates nothing.
+/// steps over weights packed once (convolution with the batch norm, ReLU and max pooling
+/// that follow it, linear layers with their ReLU, a residual block's sum with its ReLU),
+/// run on caller-owned ``InferenceWorkspace``s so that a sample allocates nothing.
 ///
 /// Results per sample do not depend on the batch: every output element is the same chain
 /// of multiply-adds whether the sample runs alone or among others, at any position. The
@@ -33,93 +33,47 @@ public final class CompiledNetwork: Sendable {
     let maxMap: Int
     /// Floats of the largest linear scratch.
     let maxLinearScratch: Int
-    /// Floats of every convolution's own input buffer, one after the other.
+    /// Floats of the convolutions' input buffers (one per geometry), one after the other.
     let convBuffers: Int
+    /// Levels of workspace buffers: 1 + the deepest nesting of residual blocks.
+    let levels: Int
+    /// Whether a batch norm directly after a convolution is folded into it.
+    public let foldsBatchNorm: Bool
 
     /// Compiles `network` for `isa` (default: the active path; a path this CPU cannot run
-    /// falls back to the widest it can).
-    public init(_ network: Network, isa requested: KernelISA = .active) {
+    /// falls back to the widest it can). With `foldBatchNorm` (the default) a batch norm that
+    /// directly follows a convolution is folded into its weights and bias; without, it runs
+    /// as a step of its own (the reference the folded form is tested against).
+    public init(_ network: Network, isa requested: KernelISA = .active, foldBatchNorm: Bool = true) {
         let isa = requested.isSupported ? requested : .best
         self.network = network
         self.isa = isa
         self.classes = network.spec.classes
         self.group = isa.mr
-        var bufferOffset = 0
-        var maxAct = network.stages.map { $0.inputShape.reduce(1, *) }.max() ?? 0
-        var maxMap = 0, maxScratch = 0
-        func compile(_ layers: [Layer], stage: Int, exit: Bool) -> [CompiledStep] {
-            var steps: [CompiledStep] = []
-            var i = 0
-            while i < layers.count {
-                let layer = layers[i]
-                maxAct = max(maxAct, layer.outputShape.reduce(1, *))
-                switch layer {
-                case let conv as ConvLayer:
-                    // Fuse what follows: ReLU and max pooling, in either order (max commutes with ReLU).
-                    var relu = false, pool: Pool2DGeometry? = nil
-                    var j = i + 1
-                    while j < layers.count {
-                        if layers[j] is ReLULayer, !relu { relu = true; j += 1; continue }
-                        if let p = layers[j] as? MaxPoolLayer, pool == nil { pool = p.geometry; j += 1; continue }
-                        break
-                    }
-                    var step = ConvStep(geometry: conv.geometry, weight: conv.weight.value, bias: conv.bias?.value,
-                                        relu: relu, pool: pool, isa: isa, group: isa.mr)
-                    step.bufferOffset = bufferOffset
-                    bufferOffset += (step.bufferFloats + 15) / 16 * 16
-                    maxMap = max(maxMap, step.mapFloats)
-                    maxAct = max(maxAct, step.outputCount, conv.geometry.outputCount)
-                    steps.append(.conv(step))
-                    i = j
-                case let linear as LinearLayer:
-                    let relu = i + 1 < layers.count && layers[i + 1] is ReLULayer
-                    let step = LinearStep(weight: linear.weight.value, bias: linear.bias?.value, relu: relu, isa: isa)
-                    maxScratch = max(maxScratch, step.scratchFloats)
-                    steps.append(.linear(step))
-                    i += relu ? 2 : 1
-                case let linear as BinaryLinearLayer:
-                    let step = BinaryLinearStep(weight: linear.weight.value, bias: linear.bias?.value, isa: isa)
-                    maxScratch = max(maxScratch, step.scratchFloats(isa.mr))
-                    steps.append(.binaryLinear(step))
-                    i += 1
-                case is SignLayer:
-                    steps.append(.sign(count: layer.outputShape.reduce(1, *)))
-                    i += 1
-                case let bn as BatchNormLayer:
-                    let (scale, shift) = BatchNorm.affine(mean: bn.mean, variance: bn.variance, gamma: bn.gamma.value,
-                                                          beta: bn.beta.value, epsilon: bn.epsilon)
-                    steps.append(.affine(scale: scale, shift: shift, plane: layer.outputShape.dropFirst().reduce(1, *)))
-                    i += 1
-                case is FlattenLayer:
-                    i += 1
-                case let pool as MaxPoolLayer:
-                    let relu = i + 1 < layers.count && layers[i + 1] is ReLULayer
-                    steps.append(.maxPool(pool.geometry, relu: relu))
-                    i += relu ? 2 : 1
-                case is ReLULayer:
-                    steps.append(.relu(count: layer.outputShape.reduce(1, *)))
-                    i += 1
-                default:
-                    steps.append(.layer(stage: stage, exit: exit, index: i, inputShape: layer.inputShape, outputShape: layer.outputShape))
-                    i += 1
-                }
-            }
-            return steps
-        }
-        stages = network.stages.enumerated().map { index, s in
+        self.foldsBatchNorm = foldBatchNorm
+        var compiler = StepCompiler(isa: isa, foldBatchNorm: foldBatchNorm)
+        compiler.maxActivation = network.stages.map { $0.inputShape.reduce(1, *) }.max() ?? 0
+        stages = network.stages.map { s in
             Stage(name: s.name, inputCount: s.inputShape.reduce(1, *), featureShape: s.outputShape,
-                  trunk: compile(s.trunk, stage: index, exit: false), exit: compile(s.exit, stage: index, exit: true))
+                  trunk: compiler.compile(s.trunk, level: 0), exit: compiler.compile(s.exit, level: 0))
         }
-        maxActivation = maxAct
-        self.maxMap = maxMap
-        maxLinearScratch = maxScratch
-        convBuffers = bufferOffset
+        maxActivation = compiler.maxActivation
+        maxMap = compiler.maxMap
+        maxLinearScratch = compiler.maxLinearScratch
+        convBuffers = compiler.bufferOffset
+        levels = compiler.levels
     }
 
     /// A workspace for one thread of this network (any stage).
     public func makeWorkspace() -> InferenceWorkspace {
-        InferenceWorkspace(owner: ObjectIdentifier(self), sizes: [convBuffers, maxMap + 64, maxLinearScratch + 64, maxActivation, maxActivation,
-                                   group * maxActivation, group * maxActivation])
+        var sizes = [convBuffers, maxMap + 64, maxLinearScratch + 64]
+        for level in 0..<levels {
+            // Two per-sample buffers, two for a group's outputs in turn, and one for the
+            // shortcut of a residual block at this level (none needed at the deepest).
+            sizes += [maxActivation, maxActivation, group * maxActivation, group * maxActivation,
+                      level + 1 < levels ? group * maxActivation : 0]
+        }
+        return InferenceWorkspace(owner: ObjectIdentifier(self), sizes: sizes)
     }
 
     /// Runs stage `index` on `count` samples: input (count × inputCount) → features
@@ -133,15 +87,23 @@ public final class CompiledNetwork: Sendable {
         var done = 0
         while done < count {
             let n = min(group, count - done)
-            runSteps(s.trunk, n, input + done * s.inputCount, s.inputCount, features + done * s.featureCount, workspace)
-            runSteps(s.exit, n, features + done * s.featureCount, s.featureCount, logits + done * classes, workspace)
+            runSteps(s.trunk, n, input + done * s.inputCount, s.inputCount, features + done * s.featureCount, workspace, level: 0)
+            runSteps(s.exit, n, features + done * s.featureCount, s.featureCount, logits + done * classes, workspace, level: 0)
             done += n
         }
     }
 
+    /// Workspace buffer `slot` of `level`: 0 and 1 per sample, 2 and 3 for a group's outputs,
+    /// 4 a residual block's shortcut.
+    @inline(__always)
+    private func buffer(_ ws: InferenceWorkspace, level: Int, _ slot: Int) -> UnsafeMutablePointer<Float> {
+        ws.buffer(3 + 5 * level + slot)
+    }
+
     /// Runs `steps` on n ≤ group samples: x (n × inCount) → y (n × the last step's output).
+    /// Values between steps live in `level`'s buffers; x and y must lie outside them.
     private func runSteps(_ steps: [CompiledStep], _ n: Int, _ x: UnsafePointer<Float>, _ inCount: Int,
-                          _ y: UnsafeMutablePointer<Float>, _ ws: InferenceWorkspace) {
+                          _ y: UnsafeMutablePointer<Float>, _ ws: InferenceWorkspace, level: Int) {
         if steps.isEmpty {
             y.update(from: x, count: n * inCount)
             return
@@ -153,20 +115,20 @@ public final class CompiledNetwork: Sendable {
             var j = i + 1
             if steps[i].perSample { while j < steps.count && steps[j].perSample { j += 1 } }
             let last = j == steps.count
-            let dst = last ? y : ws.buffer(flip ? 6 : 5)
+            let dst = last ? y : buffer(ws, level: level, flip ? 3 : 2)
             if steps[i].perSample {
                 let outCount = steps[j - 1].outputCount
                 for s in 0..<n {
                     var a = cur + s * curCount
                     for t in i..<j {
-                        let out = t == j - 1 ? dst + s * outCount : ws.buffer((t - i) % 2 == 0 ? 3 : 4)
+                        let out = t == j - 1 ? dst + s * outCount : buffer(ws, level: level, (t - i) % 2)
                         runPerSample(steps[t], a, out, ws)
                         a = UnsafePointer(out)
                     }
                 }
                 curCount = outCount
             } else {
-                runGroup(steps[i], n, cur, curCount, dst, ws)
+                runGroup(steps[i], n, cur, curCount, dst, ws, level: level)
                 curCount = steps[i].outputCount
             }
             cur = UnsafePointer(dst)
@@ -184,6 +146,8 @@ public final class CompiledNetwork: Sendable {
             bk_maxpool(isa.rawValue, Int32(p.channels), Int32(p.inH), Int32(p.inW), x, p.inH * p.inW, p.inW,
                        Int32(p.kernel), Int32(p.stride), Int32(p.pad), Int32(p.outH), Int32(p.outW),
                        y, p.outH * p.outW, p.outW, relu ? 1 : 0)
+        case .avgPool(let p):
+            AvgPool2D.forward(p, planes: p.channels, x, y)
         case .relu(let count):
             for i in 0..<count { y[i] = x[i] > 0 ? x[i] : 0 }
         case .sign(let count):
@@ -193,13 +157,17 @@ public final class CompiledNetwork: Sendable {
                 let sc = scale[c], sh = shift[c], o = c * plane
                 for i in o..<(o + plane) { y[i] = x[i] * sc + sh }
             }
-        case .linear, .binaryLinear, .layer:
+        case .lrn(let norm):
+            norm.forward(x, y, scale: nil)
+        case .padChannels(let inputCount, let outputCount, let offset):
+            PadChannelsLayer.run(x, y, inputCount: inputCount, outputCount: outputCount, offset: offset)
+        case .linear, .binaryLinear, .residual:
             preconditionFailure("not a per-sample step")
         }
     }
 
     private func runGroup(_ step: CompiledStep, _ n: Int, _ x: UnsafePointer<Float>, _ inCount: Int,
-                          _ y: UnsafeMutablePointer<Float>, _ ws: InferenceWorkspace) {
+                          _ y: UnsafeMutablePointer<Float>, _ ws: InferenceWorkspace, level: Int) {
         switch step {
         case .linear(let l):
             l.run(n, x, y, scratch: ws.buffer(2))
@@ -207,12 +175,21 @@ public final class CompiledNetwork: Sendable {
             l.run(n, x, y, scratch: UnsafeMutableRawPointer(ws.buffer(2)))
         case .conv(let c):
             c.runBatch(n, x, y, workspace: ws.buffer(0), map: ws.buffer(1))
-        case .layer(let stage, let exit, let index, let inputShape, let outputShape):
-            let s = network.stages[stage]
-            let layer = exit ? s.exit[index] : s.trunk[index]
-            let t = Tensor(shape: [n] + inputShape, data: Array(UnsafeBufferPointer(start: x, count: n * inCount)))
-            let out = layer.forward(t, training: false)
-            out.data.withUnsafeBufferPointer { y.update(from: $0.baseAddress!, count: n * outputShape.reduce(1, *)) }
+        case .residual(let r):
+            // The body writes y; the shortcut (unless the identity) this level's shortcut buffer.
+            runSteps(r.body, n, x, inCount, y, ws, level: level + 1)
+            var s = x
+            if !r.shortcut.isEmpty {
+                let b = buffer(ws, level: level, 4)
+                runSteps(r.shortcut, n, x, inCount, b, ws, level: level + 1)
+                s = UnsafePointer(b)
+            }
+            let count = n * r.outputCount
+            if r.relu {
+                for i in 0..<count { let v = y[i] + s[i]; y[i] = v > 0 ? v : 0 }
+            } else {
+                for i in 0..<count { y[i] += s[i] }
+            }
         default:
             preconditionFailure("not a group step")
         }

@@ -127,42 +127,61 @@ struct BinaryLinearStep: Sendable {
     }
 }
 
+/// A residual block compiled for inference: its body and shortcut as steps of their own,
+/// then the sum, with the ReLU that follows the block fused in.
+struct ResidualStep: Sendable {
+    let body: [CompiledStep]
+    /// Empty: the identity.
+    let shortcut: [CompiledStep]
+    let outputCount: Int
+    let relu: Bool
+}
+
 /// One step of a compiled stage.
 enum CompiledStep: Sendable {
     /// Per sample.
     case conv(ConvStep)
     /// Per sample: max pooling (and ReLU) not preceded by a convolution.
     case maxPool(Pool2DGeometry, relu: Bool)
+    /// Per sample: average pooling.
+    case avgPool(Pool2DGeometry)
     /// Per sample: a ReLU on its own.
     case relu(count: Int)
     /// Per sample: y = ±1 by sign (`bk_sign`).
     case sign(count: Int)
     /// Per sample: batch normalisation in inference form, y = x · scale[c] + shift[c] over planes of `plane` values.
     case affine(scale: [Float], shift: [Float], plane: Int)
+    /// Per sample: local response normalisation.
+    case lrn(LocalResponseNorm)
+    /// Per sample: the input's `inputCount` values at `offset` in `outputCount` zeros.
+    case padChannels(inputCount: Int, outputCount: Int, offset: Int)
     /// On a group of samples.
     case linear(LinearStep)
     /// On a group of samples.
     case binaryLinear(BinaryLinearStep)
-    /// On a group of samples: a layer without a compiled form, run through its Tensor forward pass.
-    case layer(stage: Int, exit: Bool, index: Int, inputShape: [Int], outputShape: [Int])
+    /// On a group of samples: the body and the shortcut each run as a stage's steps do, one
+    /// workspace level deeper.
+    case residual(ResidualStep)
 
     var perSample: Bool {
         switch self {
         case .conv(let c): c.batch == 1
-        case .maxPool, .relu, .sign, .affine: true
-        case .linear, .binaryLinear, .layer: false
+        case .maxPool, .avgPool, .relu, .sign, .affine, .lrn, .padChannels: true
+        case .linear, .binaryLinear, .residual: false
         }
     }
 
     var outputCount: Int {
         switch self {
         case .conv(let c): c.outputCount
-        case .maxPool(let p, _): p.outputCount
+        case .maxPool(let p, _), .avgPool(let p): p.outputCount
         case .relu(let count), .sign(let count): count
         case .affine(let scale, _, let plane): scale.count * plane
+        case .lrn(let norm): norm.count
+        case .padChannels(_, let count, _): count
         case .linear(let l): l.outputCount
         case .binaryLinear(let l): l.outputCount
-        case .layer(_, _, _, _, let shape): shape.reduce(1, *)
+        case .residual(let r): r.outputCount
         }
     }
 }

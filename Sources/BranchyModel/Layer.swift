@@ -29,6 +29,14 @@ public class Layer {
 
     /// Drops what the last training forward kept.
     public func clearCache() {}
+
+    /// The layers inside this one (a residual block's body and shortcut), in order.
+    public var sublayers: [Layer] { [] }
+}
+
+extension Sequence where Element == Layer {
+    /// These layers and every layer nested in them, depth first, each before its sublayers.
+    var flattened: [Layer] { flatMap { [$0] + $0.sublayers.flattened } }
 }
 
 final class ConvLayer: Layer {
@@ -216,4 +224,29 @@ final class BatchNormLayer: Layer {
     }
 
     override func clearCache() { cachedInput = nil; cachedBatch = nil }
+}
+
+/// Local response normalisation across channels (`lrn`, see ``LocalResponseNorm``).
+final class LRNLayer: Layer {
+    let norm: LocalResponseNorm
+    private var cached: (x: Tensor, y: Tensor, scale: Tensor)?
+
+    init(inputShape: [Int], size: Int, alpha: Float, beta: Float, k: Float) {
+        norm = LocalResponseNorm(channels: inputShape[0], plane: inputShape.dropFirst().reduce(1, *), size: size,
+                                 alpha: alpha, beta: beta, k: k)
+        super.init(inputShape: inputShape, outputShape: inputShape)
+    }
+
+    override func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let (y, scale) = norm.forward(x)
+        if training { cached = (x, y, scale) }
+        return y
+    }
+
+    override func backward(_ dy: Tensor, needInputGradient: Bool) -> Tensor? {
+        let c = cached!
+        return norm.backward(x: c.x, y: c.y, scale: c.scale, dy: dy)
+    }
+
+    override func clearCache() { cached = nil }
 }

@@ -55,9 +55,27 @@ public struct ExitSpec: Codable, Sendable, Equatable {
 /// | `maxpool`, `avgpool` | `kernel`, `stride` (= kernel), `pad` (0), `ceil` (false) |
 /// | `relu`, `flatten` | — |
 /// | `linear` | `name`, `out`, `bias` (true) |
-/// | `batchnorm` | `name`, `epsilon` (1e-5), `momentum` (none: trained with the running statistics as constants; else with batch statistics, updating the running ones) |
+/// | `batchnorm` | `name`, `epsilon` (1e-5), `momentum` (none: trained with the running statistics as constants; else with batch statistics, updating the running ones). Compiled inference folds a batch norm that directly follows a `conv` into its weights and bias |
+/// | `lrn` | `size` (5, odd), `alpha` (1e-4), `beta` (0.75), `k` (2): local response normalisation across channels, y = x / (k + alpha · Σ x²)^beta over the `size` channels centred on each (Chainer's and Caffe's form with alpha not divided by size) |
+/// | `padchannels` | `out`, `pad` (out − input channels): zero channels added to reach `out`, `pad` of them before the input's (BranchyNet's ResNet shortcut) |
+/// | `residual` | `name`, `layers` (the body), `shortcut` (none: identity): y = body(x) + shortcut(x); both must give the same shape. A ReLU after the addition is a `relu` layer after the block |
 /// | `sign` | — (y = +1 where x ≥ 0, so 0 maps to +1, else −1; trained straight-through, clipped at abs(x) ≤ 1) |
 /// | `binlinear` | `name`, `out`, `bias` (true): XNOR-Net binary linear, α · dot(sign(x), sign(W)) + b |
+///
+/// The layers of a `residual` block (body and shortcut) are named like any other: their
+/// tensors are `STAGE.trunk.NAME.weight` (or `.exit.`), so every name must be unique within a
+/// stage's trunk or exit, nested blocks included. Blocks nest at most
+/// ``ModelLimits/maxNesting`` deep. `layers` and `shortcut` belong to `residual` only, the
+/// `lrn` fields to `lrn` only; elsewhere they are refused.
+///
+/// A block that halves the map and doubles the channels, with a projection shortcut, then its ReLU:
+///
+///     {"op": "residual", "name": "b1",
+///      "layers": [{"op": "conv", "name": "b1.conv1", "out": 32, "kernel": 3, "stride": 2, "pad": 1},
+///                 {"op": "batchnorm", "name": "b1.bn1"}, {"op": "relu"},
+///                 {"op": "conv", "name": "b1.conv2", "out": 32, "kernel": 3, "pad": 1}, {"op": "batchnorm", "name": "b1.bn2"}],
+///      "shortcut": [{"op": "conv", "name": "b1.proj", "out": 32, "kernel": 1, "stride": 2}, {"op": "batchnorm", "name": "b1.bnp"}]},
+///     {"op": "relu"}
 public struct LayerSpec: Codable, Sendable, Equatable {
     public var op: String
     public var name: String?
@@ -69,11 +87,24 @@ public struct LayerSpec: Codable, Sendable, Equatable {
     public var bias: Bool?
     public var epsilon: Float?
     public var momentum: Float?
+    /// `lrn`: the window of channels, its scale, exponent and additive constant.
+    public var size: Int?
+    public var alpha: Float?
+    public var beta: Float?
+    public var k: Float?
+    /// `residual`: the body.
+    public var layers: [LayerSpec]?
+    /// `residual`: the shortcut (absent or empty: the identity).
+    public var shortcut: [LayerSpec]?
 
     public init(op: String, name: String? = nil, out: Int? = nil, kernel: Int? = nil, stride: Int? = nil,
-                pad: Int? = nil, ceil: Bool? = nil, bias: Bool? = nil, epsilon: Float? = nil, momentum: Float? = nil) {
+                pad: Int? = nil, ceil: Bool? = nil, bias: Bool? = nil, epsilon: Float? = nil, momentum: Float? = nil,
+                size: Int? = nil, alpha: Float? = nil, beta: Float? = nil, k: Float? = nil,
+                layers: [LayerSpec]? = nil, shortcut: [LayerSpec]? = nil) {
         self.op = op; self.name = name; self.out = out; self.kernel = kernel; self.stride = stride
         self.pad = pad; self.ceil = ceil; self.bias = bias; self.epsilon = epsilon; self.momentum = momentum
+        self.size = size; self.alpha = alpha; self.beta = beta; self.k = k
+        self.layers = layers; self.shortcut = shortcut
     }
 
     public static func conv(_ name: String, out: Int, kernel: Int, stride: Int = 1, pad: Int = 0) -> LayerSpec {
@@ -87,6 +118,16 @@ public struct LayerSpec: Codable, Sendable, Equatable {
     public static func linear(_ name: String, out: Int) -> LayerSpec { LayerSpec(op: "linear", name: name, out: out) }
     public static func batchNorm(_ name: String, momentum: Float? = nil) -> LayerSpec {
         LayerSpec(op: "batchnorm", name: name, momentum: momentum)
+    }
+    public static func avgPool(_ kernel: Int, stride: Int? = nil) -> LayerSpec {
+        LayerSpec(op: "avgpool", kernel: kernel, stride: stride)
+    }
+    public static func lrn(size: Int, alpha: Float, beta: Float, k: Float) -> LayerSpec {
+        LayerSpec(op: "lrn", size: size, alpha: alpha, beta: beta, k: k)
+    }
+    public static func padChannels(out: Int) -> LayerSpec { LayerSpec(op: "padchannels", out: out) }
+    public static func residual(_ name: String, _ body: [LayerSpec], shortcut: [LayerSpec]? = nil) -> LayerSpec {
+        LayerSpec(op: "residual", name: name, layers: body, shortcut: shortcut)
     }
     public static let sign = LayerSpec(op: "sign")
     public static func binaryLinear(_ name: String, out: Int) -> LayerSpec { LayerSpec(op: "binlinear", name: name, out: out) }

@@ -50,7 +50,7 @@ public final class Network: @unchecked Sendable {
     /// Every tensor the weights file must hold, name → expected shape (parameters and batch-norm statistics).
     public var expectedTensors: [(name: String, shape: [Int])] {
         var out = parameters.map { ($0.name, $0.value.shape) }
-        for s in stages { for case let bn as BatchNormLayer in s.trunk + s.exit {
+        for s in stages { for case let bn as BatchNormLayer in (s.trunk + s.exit).flattened {
             out.append((bn.statisticNames.mean, bn.mean.shape)); out.append((bn.statisticNames.variance, bn.variance.shape))
         } }
         return out
@@ -60,7 +60,7 @@ public final class Network: @unchecked Sendable {
     public var namedTensors: [String: Tensor] {
         var out: [String: Tensor] = [:]
         for p in parameters { out[p.name] = p.value }
-        for s in stages { for case let bn as BatchNormLayer in s.trunk + s.exit {
+        for s in stages { for case let bn as BatchNormLayer in (s.trunk + s.exit).flattened {
             out[bn.statisticNames.mean] = bn.mean; out[bn.statisticNames.variance] = bn.variance
         } }
         return out
@@ -70,7 +70,7 @@ public final class Network: @unchecked Sendable {
     @discardableResult
     public func assign(_ name: String, _ value: Tensor) -> Bool {
         if let p = parameters.first(where: { $0.name == name }) { p.value = value; return true }
-        for s in stages { for case let bn as BatchNormLayer in s.trunk + s.exit {
+        for s in stages { for case let bn as BatchNormLayer in (s.trunk + s.exit).flattened {
             if bn.statisticNames.mean == name { bn.mean = value; return true }
             if bn.statisticNames.variance == name { bn.variance = value; return true }
         } }

@@ -89,9 +89,12 @@ private struct Checker {
                 throw fail("\(at).name", "stage name '\(stage.name)' is empty or used twice")
             }
             let input = shape
-            let trunk = try layers(stage.trunk, prefix: "\(stage.name).trunk", at: "\(at).trunk", shape: &shape)
+            var trunkNames = Set<String>(), exitNames = Set<String>()
+            let trunk = try layers(stage.trunk, prefix: "\(stage.name).trunk", at: "\(at).trunk", scope: "\(at).trunk",
+                                   names: &trunkNames, depth: 0, shape: &shape)
             var exitShape = shape
-            let exit = try layers(stage.exit.layers, prefix: "\(stage.name).exit", at: "\(at).exit.layers", shape: &exitShape)
+            let exit = try layers(stage.exit.layers, prefix: "\(stage.name).exit", at: "\(at).exit.layers", scope: "\(at).exit.layers",
+                                  names: &exitNames, depth: 0, shape: &exitShape)
             guard exitShape == [spec.classes] else {
                 throw fail("\(at).exit", "exit '\(stage.exit.name)' must end in \(spec.classes) logits, but produces shape \(exitShape)")
             }
@@ -122,19 +125,41 @@ private struct Checker {
         }
     }
 
+    /// Refuses the keys that belong to other ops: `layers` and `shortcut` (a `residual` block's)
+    /// and `size`, `alpha`, `beta`, `k` (an `lrn` layer's).
+    func misplacedKeys(_ l: LayerSpec, at here: String) throws {
+        let keys: [(String, String, Bool)] = [
+            ("layers", "residual", l.layers != nil), ("shortcut", "residual", l.shortcut != nil),
+            ("size", "lrn", l.size != nil), ("alpha", "lrn", l.alpha != nil), ("beta", "lrn", l.beta != nil), ("k", "lrn", l.k != nil),
+        ]
+        for (key, owner, present) in keys where present && l.op != owner {
+            throw fail("\(here).\(key)", "'\(key)' belongs to '\(owner)' layers only, not to '\(l.op)'")
+        }
+    }
+
     /// Plans `specs` in order on input `shape`, leaving the last output shape in `shape`.
-    mutating func layers(_ specs: [LayerSpec], prefix: String, at: String, shape: inout [Int]) throws -> [LayerPlan] {
+    ///
+    /// `names` holds the layer names already used in `scope` (a stage's trunk or exit, whose
+    /// tensors share one prefix), residual blocks' layers included; `depth` is the number of
+    /// residual blocks around `specs`.
+    mutating func layers(_ specs: [LayerSpec], prefix: String, at: String, scope: String, names seen: inout Set<String>,
+                         depth: Int, shape: inout [Int]) throws -> [LayerPlan] {
         var planned: [LayerPlan] = []
-        var seen = Set<String>()
         for (i, l) in specs.enumerated() {
             let here = "\(at)[\(i)]"
+            try misplacedKeys(l, at: here)
             func need(_ v: Int?, _ key: String, min: Int = 1) throws -> Int {
                 guard let v else { throw fail("\(here).\(key)", "'\(l.op)' needs '\(key)'") }
                 return try size(v, at: "\(here).\(key)", min: min)
             }
             func named() throws -> String {
-                guard let n = l.name, !n.isEmpty else { throw fail("\(here).name", "'\(l.op)' needs a 'name' (it has weights)") }
-                guard seen.insert(n).inserted else { throw fail("\(here).name", "layer name '\(n)' used twice in \(at)") }
+                guard let n = l.name, !n.isEmpty else {
+                    throw fail("\(here).name", "'\(l.op)' needs a 'name'" + (l.op == "residual" ? "" : " (it has weights)"))
+                }
+                guard seen.insert(n).inserted else {
+                    throw fail("\(here).name", "layer name '\(n)' used twice in \(scope)"
+                        + (depth > 0 ? " (names must be unique across its residual blocks too)" : ""))
+                }
                 return "\(prefix).\(n)"
             }
             func needImage() throws {
@@ -196,8 +221,49 @@ private struct Checker {
                 try count([[shape[0]], [shape[0]], [shape[0]], [shape[0]]], at: here)
                 if let m = l.momentum, !(m > 0 && m <= 1) { throw fail("\(here).momentum", "must lie in (0, 1], got \(m)") }
                 layer = .batchNorm(name: name, shape: shape, epsilon: l.epsilon ?? 1e-5, momentum: l.momentum)
+            case "lrn":
+                try needImage()
+                let n = try need(l.size ?? 5, "size")
+                guard n % 2 == 1 else { throw fail("\(here).size", "the window must be odd (centred on each channel), got \(n)") }
+                let alpha = l.alpha ?? 1e-4, beta = l.beta ?? 0.75, k = l.k ?? 2
+                guard alpha >= 0 else { throw fail("\(here).alpha", "must be >= 0, got \(alpha)") }
+                guard beta >= 0 else { throw fail("\(here).beta", "must be >= 0, got \(beta)") }
+                guard k > 0 else { throw fail("\(here).k", "must be > 0, got \(k)") }
+                output = shape
+                layer = .lrn(shape: shape, size: n, alpha: alpha, beta: beta, k: k)
+            case "padchannels":
+                try needImage()
+                let out = try need(l.out, "out")
+                guard out >= shape[0] else { throw fail("\(here).out", "\(out) is fewer than the input's \(shape[0]) channels") }
+                let front = try need(l.pad ?? (out - shape[0]), "pad", min: 0)
+                guard front <= out - shape[0] else {
+                    throw fail("\(here).pad", "\(front) zero channels in front do not fit: \(shape[0]) channels padded to \(out) leave \(out - shape[0])")
+                }
+                output = [out, shape[1], shape[2]]
+                try feature("output", output, at: here)
+                layer = .padChannels(shape: shape, out: out, front: front)
+            case "residual":
+                let name = try named()
+                guard depth < ModelLimits.maxNesting else {
+                    throw fail(here, "residual block '\(l.name!)' is nested \(depth + 1) deep, more than the limit of \(ModelLimits.maxNesting)")
+                }
+                guard let body = l.layers, !body.isEmpty else {
+                    throw fail("\(here).layers", "residual block '\(l.name!)' needs at least one layer in 'layers'")
+                }
+                var bodyShape = shape, shortcutShape = shape
+                let bodyPlan = try layers(body, prefix: prefix, at: "\(here).layers", scope: scope, names: &seen,
+                                          depth: depth + 1, shape: &bodyShape)
+                let shortcutPlan = try layers(l.shortcut ?? [], prefix: prefix, at: "\(here).shortcut", scope: scope, names: &seen,
+                                              depth: depth + 1, shape: &shortcutShape)
+                guard bodyShape == shortcutShape else {
+                    let what = shortcutPlan.isEmpty ? "its input (identity shortcut)" : "its shortcut"
+                    throw fail(here, "residual block '\(l.name!)': the body gives \(bodyShape) but \(what) gives \(shortcutShape); "
+                        + "both must have the same shape" + (shortcutPlan.isEmpty ? " (add a 'shortcut' that maps the input to the body's shape)" : ""))
+                }
+                output = bodyShape
+                layer = .residual(name: name, body: bodyPlan, shortcut: shortcutPlan, inputShape: shape, outputShape: output)
             default:
-                throw fail("\(here).op", "unknown op '\(l.op)' (expected conv, maxpool, avgpool, relu, flatten, linear, batchnorm, sign or binlinear)")
+                throw fail("\(here).op", "unknown op '\(l.op)' (expected conv, maxpool, avgpool, relu, flatten, linear, batchnorm, lrn, padchannels, residual, sign or binlinear)")
             }
             planned.append(layer)
             shape = output

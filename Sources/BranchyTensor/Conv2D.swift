@@ -1,7 +1,7 @@
 import CBranchyKernels
 
 /// Shape of a 2-D convolution: input (C, H, W), weight (outC, C, kH, kW), output (outC, outH, outW).
-public struct Conv2DGeometry: Sendable, Equatable {
+public struct Conv2DGeometry: Sendable, Hashable {
     public var inC: Int, inH: Int, inW: Int
     public var outC: Int, kH: Int, kW: Int
     public var stride: Int, pad: Int

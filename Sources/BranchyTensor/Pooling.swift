@@ -83,22 +83,30 @@ public enum AvgPool2D {
     /// y: (N, C, outH, outW) = mean over windows of x: (N, C, H, W).
     public static func forward(_ g: Pool2DGeometry, x: Tensor) -> Tensor {
         let n = x.count / g.inputCount
+        var y = Tensor(shape: [n, g.channels, g.outH, g.outW])
+        x.data.withUnsafeBufferPointer { xp in
+            y.data.withUnsafeMutableBufferPointer { yp in forward(g, planes: n * g.channels, xp.baseAddress!, yp.baseAddress!) }
+        }
+        return y
+    }
+
+    /// `planes` planes of x (inH × inW each) → y (outH × outW each); compiled inference runs
+    /// it per sample (planes = channels). Allocates nothing.
+    public static func forward(_ g: Pool2DGeometry, planes: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
         let oh = g.outH, ow = g.outW
-        var y = Tensor(shape: [n, g.channels, oh, ow])
-        for plane in 0..<(n * g.channels) {
+        for plane in 0..<planes {
             let xo = plane * g.inH * g.inW, yo = plane * oh * ow
             for oy in 0..<oh {
                 let y0 = max(0, oy * g.stride - g.pad), y1 = min(g.inH, oy * g.stride - g.pad + g.kernel)
                 for ox in 0..<ow {
                     let x0 = max(0, ox * g.stride - g.pad), x1 = min(g.inW, ox * g.stride - g.pad + g.kernel)
                     var s: Float = 0
-                    for iy in y0..<y1 { for ix in x0..<x1 { s += x.data[xo + iy * g.inW + ix] } }
+                    for iy in y0..<y1 { for ix in x0..<x1 { s += x[xo + iy * g.inW + ix] } }
                     let cnt = max(1, (y1 - y0) * (x1 - x0))
-                    y.data[yo + oy * ow + ox] = s / Float(cnt)
+                    y[yo + oy * ow + ox] = s / Float(cnt)
                 }
             }
         }
-        return y
     }
 
     /// dx: each dy spread evenly over its window.

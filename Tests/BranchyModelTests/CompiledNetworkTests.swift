@@ -6,9 +6,11 @@ import Testing
 @Suite struct CompiledNetworkTests {
     /// Specs that exercise every compiled step and the fallback: direct and im2col convolutions,
     /// fused ReLU and pooling in both orders, pooling with padding and ceil mode, linear layers
-    /// with and without ReLU, batch normalisation (a per-sample affine step) and average pooling (run as a layer).
+    /// with and without ReLU, batch normalisation (folded into a convolution, or a per-sample affine
+    /// step), average pooling, residual blocks (identity, projection and zero-padded shortcuts,
+    /// nested, with and without a fused ReLU) and local response normalisation.
     static var specs: [ModelSpec] {
-        [ModelFixture.tiny, ModelFixture.tinyBatchNorm,
+        [ModelFixture.tiny, ModelFixture.tinyBatchNorm, ModelFixture.residualIdentity(), ModelFixture.residualProjection(),
          ModelSpec(name: "mixed", input: [1, 13, 11], classes: 7, stages: [
             StageSpec(name: "a", trunk: [
                 .conv("c1", out: 13, kernel: 3, pad: 1), .relu, .maxPool(2, stride: 2, ceil: true),
@@ -89,6 +91,45 @@ import Testing
             #expect(Self.compiledOutputs(CompiledNetwork(network, isa: .avx2), input, perSample: false)
                     == Self.compiledOutputs(CompiledNetwork(network, isa: .avx512), input, perSample: false), "\(spec.name)")
         }
+    }
+
+    /// Folding a batch norm into the convolution before it changes the arithmetic, not the
+    /// function: folded and unfolded inference agree within float rounding, and the folded
+    /// network has no affine step left after a convolution.
+    @Test(arguments: KernelISA.supported)
+    func foldedBatchNormMatchesUnfolded(isa: KernelISA) throws {
+        for (index, spec) in [ModelFixture.tinyBatchNorm, ModelFixture.residualIdentity(), ModelFixture.residualProjection()].enumerated() {
+            let network = try ModelFixture.randomNetwork(spec, seed: 90 + UInt64(index))
+            let folded = CompiledNetwork(network, isa: isa)
+            let unfolded = CompiledNetwork(network, isa: isa, foldBatchNorm: false)
+            #expect(folded.foldsBatchNorm && !unfolded.foldsBatchNorm)
+            #expect(Self.affineSteps(folded) < Self.affineSteps(unfolded), "\(spec.name)")
+            let input = ModelFixture.randomInput(spec.input, count: 13, seed: 7)
+            let a = Self.compiledOutputs(folded, input, perSample: false), b = Self.compiledOutputs(unfolded, input, perSample: false)
+            for i in network.stages.indices {
+                let scale = max(1, b.features[i].map(abs).max() ?? 1)
+                #expect(maxDifference(a.features[i], b.features[i]) <= 2e-5 * scale, "\(spec.name) stage \(i) on \(isa)")
+                #expect(maxDifference(a.logits[i], b.logits[i]) <= 2e-4 * max(1, b.logits[i].map(abs).max() ?? 1),
+                        "\(spec.name) stage \(i) logits on \(isa)")
+            }
+        }
+        // The shipped models have no batch norm right after a convolution: nothing changes for them.
+        let bin = try Network(spec: Architectures.bLeNet3Bin)
+        #expect(Self.affineSteps(CompiledNetwork(bin)) == Self.affineSteps(CompiledNetwork(bin, foldBatchNorm: false)))
+    }
+
+    /// Affine (batch norm) steps anywhere in the compiled network, residual blocks included.
+    static func affineSteps(_ net: CompiledNetwork) -> Int {
+        func count(_ steps: [CompiledStep]) -> Int {
+            steps.reduce(0) { n, step in
+                switch step {
+                case .affine: n + 1
+                case .residual(let r): n + count(r.body) + count(r.shortcut)
+                default: n
+                }
+            }
+        }
+        return net.stages.reduce(0) { $0 + count($1.trunk) + count($1.exit) }
     }
 
     @Test func summaryMatchesSoftmaxReference() {

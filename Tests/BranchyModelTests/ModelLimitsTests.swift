@@ -31,7 +31,8 @@ import Testing
 
     @Test func limitsAreTheDocumentedValues() {
         #expect(ModelLimits.maxSize == 1 << 24)
-        #expect(ModelLimits.maxTensorElements == 1 << 24)
+        #expect(ModelLimits.maxTensorElements == 1 << 25)
+        #expect(ModelLimits.maxNesting == 8)
         #expect(ModelLimits.maxFeatureElements == 1 << 22)
         #expect(ModelLimits.maxParameters == 1 << 28)
     }
@@ -73,14 +74,14 @@ import Testing
     }
 
     @Test func convWeightTooLarge() {
-        let spec = oneStage(input: [1024, 8, 8], trunk: [.conv("c", out: 1024, kernel: 5, pad: 2)])
-        expectError(spec, at: "stages[0].trunk[0]", "weight [1024, 1024, 5, 5]", "more than the limit of 16777216")
+        let spec = oneStage(input: [1024, 8, 8], trunk: [.conv("c", out: 1024, kernel: 6, pad: 2)])
+        expectError(spec, at: "stages[0].trunk[0]", "weight [1024, 1024, 6, 6]", "more than the limit of 33554432")
     }
 
     @Test func convWeightCountOverflows() {
         // Every size is within the limit, but out × in × kernel × kernel overflows Int.
         let spec = oneStage(input: [1, 1, 1], trunk: [.conv("c", out: 1 << 24, kernel: 1 << 24, pad: 1 << 23)])
-        expectError(spec, at: "stages[0].trunk[0]", "weight [16777216, 1, 16777216, 16777216]", "more than the limit of 16777216")
+        expectError(spec, at: "stages[0].trunk[0]", "weight [16777216, 1, 16777216, 16777216]", "more than the limit of 33554432")
     }
 
     @Test func convOutputTooLarge() {
@@ -89,14 +90,14 @@ import Testing
     }
 
     @Test func convWorkspaceTooLarge() {
-        // The im2col buffer of one sample is (64·3·3) × (256·256) values.
+        // The im2col buffer of one sample is (64·3·3) × (256·256) values: 37,748,736.
         let spec = oneStage(input: [64, 256, 256], trunk: [.conv("c", out: 1, kernel: 3, pad: 1)])
-        expectError(spec, at: "stages[0].trunk[0]", "workspace", "more than the limit of 16777216")
+        expectError(spec, at: "stages[0].trunk[0]", "workspace", "more than the limit of 33554432")
     }
 
     @Test func linearWeightTooLarge() {
-        let spec = oneStage(input: [1, 64, 64], trunk: [], exit: [.flatten, .linear("fc", out: 8192), .linear("out", out: 3)])
-        expectError(spec, at: "stages[0].exit.layers[1]", "weight [8192, 4096]", "more than the limit of 16777216")
+        let spec = oneStage(input: [1, 64, 64], trunk: [], exit: [.flatten, .linear("fc", out: 8193), .linear("out", out: 3)])
+        expectError(spec, at: "stages[0].exit.layers[1]", "weight [8193, 4096]", "more than the limit of 33554432")
     }
 
     @Test func tooManyParametersInAll() {

@@ -180,11 +180,11 @@ import Testing
     }
 
     @Test func tensorAboveTheElementLimit() {
-        // 2^24 + 1 BF16 elements: the bytes are there, but no model has a tensor this large.
-        let count = (1 << 24) + 1
+        // 2^25 + 1 BF16 elements: the bytes are there, but no model has a tensor this large.
+        let count = (1 << 25) + 1
         let error = F.error(single(#"{"dtype":"BF16","shape":[\#(count)],"data_offsets":[0,\#(2 * count)]}"#,
                                    data: [UInt8](repeating: 0, count: 2 * count)))
-        #expect(error?.description == "\(file): tensor 'w': shape [16777217] has more than the limit of 16777216 elements")
+        #expect(error?.description == "\(file): tensor 'w': shape [33554433] has more than the limit of 33554432 elements")
     }
 
     @Test func bytesThatBelongToNoTensor() {

@@ -3,7 +3,9 @@
 Shared by scripts/export-onnx.py and scripts/lib/ort_bench.py. Reads model.json and
 weights.safetensors directly (numpy only, no torch) and mirrors, in float32:
 
-  - the layer semantics of Sources/BranchyModel (NetworkPlan, Layer, LayerPlan);
+  - the layer semantics of Sources/BranchyModel (NetworkPlan, Layer, LayerPlan), residual
+    blocks included (an Add of the body and the shortcut), and the batch-norm folding of
+    CompiledNetwork (optional: `fold`);
   - the pooling geometry of Sources/BranchyTensor/Pooling.swift (ceil mode drops a last
     window that would start in the right/bottom padding, as PyTorch does);
   - the feature codecs of Sources/BranchyTensor/FeatureCodec.swift, applied per sample;
@@ -159,6 +161,24 @@ class Model:
                              gamma=self._weight(name + ".weight", [c]), beta=self._weight(name + ".bias", [c]),
                              mean=self._weight(name + ".running_mean", [c]),
                              var=self._weight(name + ".running_var", [c]))
+            elif op == "lrn":
+                layer.update(size=int(l.get("size", 5)), alpha=float(np.float32(l.get("alpha", 1e-4))),
+                             beta=float(np.float32(l.get("beta", 0.75))), k=float(np.float32(l.get("k", 2))))
+            elif op == "padchannels":
+                c, h, w = shape
+                out = int(l["out"])
+                front = int(l.get("pad", out - c))
+                layer.update(front=front, back=out - c - front)
+                shape = [out, h, w]
+            elif op == "residual":
+                # The block's layers are named as if they stood in the enclosing list (same prefix).
+                body, body_shape = self._plan(l["layers"], prefix, shape)
+                shortcut, shortcut_shape = self._plan(l.get("shortcut") or [], prefix, shape)
+                if body_shape != shortcut_shape:
+                    raise ModelFormatError(f"{prefix}: residual block {l['name']}: body gives {body_shape}, "
+                                           f"shortcut {shortcut_shape}")
+                layer.update(name=f"{prefix}.{l['name']}", body=body, shortcut=shortcut)
+                shape = body_shape
             else:
                 raise ModelFormatError(f"{prefix}: unknown op {op}")
             layer["output_shape"] = list(shape)
@@ -169,10 +189,24 @@ class Model:
 # --- ONNX graphs ---------------------------------------------------------------
 
 
+def fold_batchnorm(conv, bn):
+    """A conv layer's (weight, bias) with the batch norm after it folded in, in float32 as
+    CompiledNetwork does it: scale = gamma / sqrt(var + eps), shift = beta - mean * scale,
+    weight * scale per output channel, bias * scale + shift (bias 0 when the conv has none)."""
+    f = np.float32
+    scale = (bn["gamma"] / np.sqrt(bn["var"] + f(bn["epsilon"]))).astype(f)
+    shift = (bn["beta"] - bn["mean"] * scale).astype(f)
+    weight = (conv["weight"] * scale[:, None, None, None]).astype(f)
+    bias = conv["bias"] if conv["bias"] is not None else np.zeros_like(scale)
+    return weight, (bias * scale + shift).astype(f)
+
+
 class _GraphBuilder:
-    def __init__(self):
+    def __init__(self, fold=True):
         from onnx import helper, numpy_helper  # noqa: F401  (imported here: the numpy twins need no onnx)
         self.helper, self.numpy_helper = helper, numpy_helper
+        # Fold a batch norm that directly follows a conv into it, as Branchy's compiled inference does.
+        self.fold = fold
         self.nodes, self.initializers, self.names = [], [], set()
         self.counter = 0
 
@@ -196,11 +230,23 @@ class _GraphBuilder:
         `last_output` names the last value (an Identity is added when there are no layers)."""
         if not layers:
             return self.node("Identity", [x], prefix, output=last_output) if last_output else x
-        for i, l in enumerate(layers):
-            out = last_output if (last_output and i == len(layers) - 1) else None
+        i = 0
+        while i < len(layers):
+            l = layers[i]
+            folded = (self.fold and l["op"] == "conv" and i + 1 < len(layers) and layers[i + 1]["op"] == "batchnorm")
+            last = i + (2 if folded else 1) == len(layers)
+            out = last_output if (last_output and last) else None
             base = f"{prefix}.{i}.{l['op']}"
             op = l["op"]
-            if op == "conv":
+            if op == "conv" and folded:
+                bn = layers[i + 1]
+                weight, bias = fold_batchnorm(l, bn)
+                inputs = [x, self.const(f"{l['name']}.weight+{bn['name']}", weight),
+                          self.const(f"{l['name']}.bias+{bn['name']}", bias)]
+                p, k, s = l["pad"], l["kernel"], l["stride"]
+                x = self.node("Conv", inputs, base, out, kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p])
+                i += 1
+            elif op == "conv":
                 inputs = [x, self.const(l["name"] + ".weight", l["weight"])]
                 if l["bias"] is not None:
                     inputs.append(self.const(l["name"] + ".bias", l["bias"]))
@@ -234,8 +280,19 @@ class _GraphBuilder:
                               [x, self.const(n + ".weight", l["gamma"]), self.const(n + ".bias", l["beta"]),
                                self.const(n + ".running_mean", l["mean"]), self.const(n + ".running_var", l["var"])],
                               base, out, epsilon=l["epsilon"])
+            elif op == "lrn":
+                # ONNX divides alpha by the window size; Branchy's (Chainer's) form does not.
+                x = self.node("LRN", [x], base, out, size=l["size"], alpha=l["alpha"] * l["size"], beta=l["beta"], bias=l["k"])
+            elif op == "padchannels":
+                pads = self.const(f"{base}.pads", np.array([0, l["front"], 0, 0, 0, l["back"], 0, 0], dtype=np.int64))
+                x = self.node("Pad", [x, pads], base, out, mode="constant")
+            elif op == "residual":
+                body = self.layers(l["body"], x, f"{base}.body")
+                shortcut = self.layers(l["shortcut"], x, f"{base}.shortcut") if l["shortcut"] else x
+                x = self.node("Add", [body, shortcut], base, out)
             else:
                 raise ModelFormatError(f"unknown op {op}")
+            i += 1
         return x
 
     def model(self, name, inputs, outputs, doc):
@@ -258,10 +315,10 @@ STAGE_INPUT = "input"
 FULL_INPUT = "image"
 
 
-def stage_graph(model, index):
+def stage_graph(model, index, fold=True):
     """Stage `index`: input (N, stage input shape) -> outputs `features` (trunk) and `logits` (exit)."""
     st = model.stages[index]
-    g = _GraphBuilder()
+    g = _GraphBuilder(fold)
     feats = g.layers(st["trunk"], STAGE_INPUT, f"{st['name']}.trunk", last_output="features")
     g.layers(st["exit"], feats, f"{st['name']}.exit", last_output="logits")
     return g.model(f"{model.name}.{st['name']}", [(STAGE_INPUT, st["input_shape"])],
@@ -269,9 +326,9 @@ def stage_graph(model, index):
                    f"Branchy model {model.name}, stage {st['name']} (trunk + exit {st['exit_name']})")
 
 
-def full_graph(model):
+def full_graph(model, fold=True):
     """Every trunk chained, every exit computed: input `image` -> `logits_<exit name>` per exit."""
-    g = _GraphBuilder()
+    g = _GraphBuilder(fold)
     x = FULL_INPUT
     outputs = []
     for st in model.stages:
@@ -283,13 +340,15 @@ def full_graph(model):
                    f"Branchy model {model.name}: all stages, all exits")
 
 
-def export(model, out_dir):
-    """Writes <stage>.onnx for every stage and full.onnx; returns {path name: file}."""
+def export(model, out_dir, fold=True):
+    """Writes <stage>.onnx for every stage and full.onnx; returns {path name: file}. With `fold`,
+    a batch norm right after a conv is folded into the conv's weights (as Branchy's compiled
+    inference runs it); without, it is a BatchNormalization node."""
     import onnx
     os.makedirs(out_dir, exist_ok=True)
     files = {}
-    graphs = [(st["name"], stage_graph(model, i)) for i, st in enumerate(model.stages)]
-    graphs.append(("full", full_graph(model)))
+    graphs = [(st["name"], stage_graph(model, i, fold)) for i, st in enumerate(model.stages)]
+    graphs.append(("full", full_graph(model, fold)))
     for name, m in graphs:
         onnx.checker.check_model(m, full_check=True)
         path = os.path.join(out_dir, f"{name}.onnx")

@@ -106,6 +106,17 @@ enum MakeCorpus {
                           exit: ExitSpec(name: "b-exit", layers: [.linear("fc", out: 3)])),
             ],
             defaults: ModelSpec.Defaults(thresholds: [0.5], codec: "float16")))))
+        try writer.write("model-spec", "residual-lrn.json", [UInt8](encoder.encode(ModelSpec(
+            name: "tiny-res", input: [2, 6, 6], classes: 3,
+            stages: [
+                StageSpec(name: "a", trunk: [
+                    .residual("r1", [LayerSpec(op: "conv", name: "c1", out: 4, kernel: 3, stride: 2, pad: 1),
+                                     LayerSpec(op: "batchnorm", name: "bn1", momentum: 0.5)],
+                              shortcut: [.avgPool(1, stride: 2), .padChannels(out: 4)]),
+                    .relu, .lrn(size: 3, alpha: 0.5, beta: 0.75, k: 1),
+                    .residual("r2", [.residual("r3", [.conv("c2", out: 4, kernel: 1)])]),
+                ], exit: ExitSpec(name: "a-exit", layers: [.flatten, .linear("fc", out: 3)])),
+            ]))))
 
         // Topologies: the shipped files.
         let topologies = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("topology").path)
