@@ -170,12 +170,42 @@ PY
     "${helper[@]}" same-predictions "$work/device.jsonl" "$work/eval-topology.jsonl" "$work/device.json"
 }
 
+# The paper's networks (b-alexnet, b-resnet110): a few training steps on the synthetic set,
+# saved and loaded, then run as a three-node cluster on the first $ARCH_SAMPLES test samples,
+# whose answers must equal branchy eval's on the same topology.
+ARCH_SAMPLES=200
+check_arch() {
+    local arch="$1" port="$2" dir="$work/$1" topo="$work/$1.yaml" status=0
+    [ -f "$data/test_batch.bin" ] || { echo "no data set"; return 1; }
+    "$bin/branchy" train --arch "$arch" --data "$data" --out "$dir" --limit 300 --epochs 1 --batch 32 --validation 100 --seed 1 \
+        > "$work/$arch-train.out" 2> "$work/$arch-train.err" || { echo "branchy train --arch $arch failed: $(tail -n 1 "$work/$arch-train.err")"; return 1; }
+    grep -h "^training time\|s/epoch\|seconds" "$work/$arch-train.err" | tail -n 2 >&2 || true
+    sed -e "s|^model: model|model: $arch|" -e "s|^certs: certs|certs: certs-$arch|" -e "/thresholds:/d" \
+        -e "s|127.0.0.1:7491|127.0.0.1:$port|" -e "s|127.0.0.1:7492|127.0.0.1:$((port + 1))|" "$topology" > "$topo"
+    scripts/gen-certs.sh "$topo" >&2
+    scripts/cluster.sh up "$topo" >&2 || { echo "the $arch cluster did not start (logs in run/$arch/)"; return 1; }
+    timeout 600 "$bin/branchy-device" --topology "$topo" --node device --limit "$ARCH_SAMPLES" --report "$work/$arch-device.json" \
+        --predictions "$work/$arch-device.jsonl" > "$work/$arch-device.out" 2> "$work/$arch-device.err" || status=$?
+    scripts/cluster.sh down "$topo" >&2
+    [ "$status" -eq 0 ] || { echo "branchy-device exited $status: $(tail -n 1 "$work/$arch-device.err")"; return 1; }
+    cat "$work/$arch-device.out" >&2
+    "${helper[@]}" report "$work/$arch-device.json" "$ARCH_SAMPLES" "$work/$arch-device.jsonl" || return 1
+    "$bin/branchy" eval --model "$dir" --dataset "$data" --topology "$topo" --limit "$ARCH_SAMPLES" \
+        --predictions "$work/$arch-eval.jsonl" > "$work/$arch-eval.out" 2>&1 \
+        || { echo "branchy eval --topology failed: $(tail -n 1 "$work/$arch-eval.out")"; return 1; }
+    "${helper[@]}" same-predictions "$work/$arch-device.jsonl" "$work/$arch-eval.jsonl" "$work/$arch-device.json"
+}
+check_alexnet() { check_arch b-alexnet 7493; }
+check_resnet() { check_arch b-resnet110 7495; }
+
 check "branchy make-synthetic-cifar writes $train training and $test test records" check_make
 check "branchy train reads the directory as CIFAR-10 and trains a 3×32×32 model" check_train
 check "branchy eval: directory and test_batch.bin agree, accuracy at least 80%" check_eval
 check "branchy calibrate on the held-out training samples" check_calibrate
 check "a 1×28×28 model refuses the set in branchy eval and branchy-device" check_shape_refused
 check "the trained model as a cluster: every test sample answered, some at each exit, same answers as branchy eval" check_cluster
+check "b-alexnet: trained a few steps, saved, loaded, as a cluster the same answers as branchy eval" check_alexnet
+check "b-resnet110: trained a few steps, saved, loaded, as a cluster the same answers as branchy eval" check_resnet
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
