@@ -33,13 +33,7 @@ esac
 # A topology path is relative to the directory the script was started from,
 # or failing that to the repository root.
 topology="${2:-topology/local.yaml}"
-if [ -f "$topology" ]; then
-    topology="$(abs_path "$topology")"
-elif [ -f "$REPO_ROOT/$topology" ]; then
-    topology="$REPO_ROOT/$topology"
-else
-    die "no topology file '$topology'"
-fi
+topology="$(resolve_topology "$topology")" || exit 1
 cd "$REPO_ROOT"
 
 cluster="$(basename "$topology")"

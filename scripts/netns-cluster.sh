@@ -69,13 +69,7 @@ done
 [[ "$cloud_replicas" =~ ^[1-9][0-9]*$ ]] || die "--cloud-replicas must be a positive integer"
 [ "$cloud_replicas" -le 200 ] || die "--cloud-replicas: at most 200 (one /24 holds every host)"
 [ "$by_name" -eq 0 ] || [ "$cloud_replicas" -ge 2 ] || die "--replicas-by-name needs --cloud-replicas N with N >= 2"
-if [ -f "$topology" ]; then
-    topology="$(abs_path "$topology")"
-elif [ -f "$REPO_ROOT/$topology" ]; then
-    topology="$REPO_ROOT/$topology"
-else
-    die "no topology file '$topology'"
-fi
+topology="$(resolve_topology "$topology")" || exit 1
 cd "$REPO_ROOT"
 
 PREFIX=bhost-

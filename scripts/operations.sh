@@ -113,6 +113,9 @@ check_prometheus() {
 # OVERHEAD_RUNS times with Prometheus scraping device, edge and cloud every second and as many
 # times with Prometheus stopped (SIGSTOP), interleaved. Prometheus shares the machine's cores
 # with the cluster here, so its own work counts against the scraped runs. Prints the medians.
+# duration_of REPORT: a device report's run time in seconds.
+duration_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["durationSeconds"])' "$1"; }
+
 measure_overhead() {
     local images=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
     if [ ! -f "$images" ]; then
@@ -123,11 +126,11 @@ measure_overhead() {
     for k in $(seq "$runs"); do
         kill -STOP "$prometheus_pid"
         "$bin/branchy-device" --topology "$LOCAL" --node device --dataset "$images" --report "$work/overhead-off-$k.json" > /dev/null 2>>"$log"
-        without+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["durationSeconds"])' "$work/overhead-off-$k.json")")
+        without+=("$(duration_of "$work/overhead-off-$k.json")")
         kill -CONT "$prometheus_pid"
         "$bin/branchy-device" --topology "$LOCAL" --node device --dataset "$images" --metrics "$DEVICE_METRICS" \
             --report "$work/overhead-on-$k.json" > /dev/null 2>>"$log"
-        with+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["durationSeconds"])' "$work/overhead-on-$k.json")")
+        with+=("$(duration_of "$work/overhead-on-$k.json")")
     done
     echo "run seconds without scraping: ${without[*]}; with: ${with[*]}" >&2
     # And what one scrape costs the edge: its CPU time over 2,000 scrapes in a row.

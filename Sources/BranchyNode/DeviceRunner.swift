@@ -43,7 +43,7 @@ public final class DeviceRunner: Sendable {
         self.link = context.upstream == nil ? nil : try UpstreamPool(context: context, loop: loop, logger: logger, metrics: metrics)
         metrics?.setThresholds(context.policy.thresholds)
         if let metrics, let link = self.link {
-            metrics.onScrape { metrics.ready.set(to: ((try? await link.loop.submit { link.isReady }.get()) ?? false) ? 1 : 0) }
+            metrics.onScrape { metrics.ready.set(to: await link.notReadyBecause() == nil ? 1 : 0) }
         } else {
             metrics?.ready.set(to: 1)
         }
@@ -51,9 +51,7 @@ public final class DeviceRunner: Sendable {
 
     /// Nil when the upstream link is up (or there is none); otherwise why not.
     public func notReadyBecause() async -> String? {
-        guard let link else { return nil }
-        let up = (try? await link.loop.submit { link.isReady }.get()) ?? false
-        return up ? nil : "no connection to upstream '\(context.upstream?.name ?? "?")'"
+        await link?.notReadyBecause()
     }
 
     /// The window a device keeps by default: `defaultConcurrency`, at most the link's `maxInFlight`.
@@ -209,8 +207,9 @@ public final class DeviceRunner: Sendable {
     public func linkStatistics() async -> LinkStatistics {
         guard let link else { return LinkStatistics() }
         return (try? await link.loop.submit {
-            LinkStatistics(handshakeBytes: link.handshakeBytes, connections: link.connections,
-                           bytesSent: link.measuredBytes.sent, bytesReceived: link.measuredBytes.received)
+            let t = link.totals
+            return LinkStatistics(handshakeBytes: t.handshakeBytes, connections: Int(t.connections),
+                                  bytesSent: t.bytesSent, bytesReceived: t.bytesReceived)
         }.get()) ?? LinkStatistics()
     }
 

@@ -90,9 +90,7 @@ public final class InferenceServer: Sendable {
     public func notReadyBecause() async -> String? {
         if serverChannel.withLockedValue({ $0 == nil }) { return "not listening" }
         if draining.withLockedValue({ $0 }) { return "draining" }
-        guard let link else { return nil }
-        let up = (try? await loop.submit { link.isReady }.get()) ?? false
-        return up ? nil : "no connection to upstream '\(context.upstream?.name ?? "?")'"
+        return await link?.notReadyBecause()
     }
 
     /// Logs `message` at `level` unless `source` has logged too much lately.
@@ -225,15 +223,17 @@ public final class InferenceServer: Sendable {
     }
 
     /// Checks that a request is for this node's first stage and has its input's shape; nil when it is.
+    /// Reads only what a reload cannot change (the stages), so it takes no lock.
     func refusal(of request: InferRequest) -> ErrorFrame? {
-        let first = runner.stageIndices[0]
+        let first = context.stageIndices[0]
+        let inputShape = context.model.network.stages[first].inputShape
         guard Int(request.stageIndex) == first else {
             return ErrorFrame(code: .badStage,
                 message: "this node runs stage \(first) (\(context.config.stages.joined(separator: ","))), request is for stage \(request.stageIndex)")
         }
-        guard request.features.shape == runner.inputShape else {
+        guard request.features.shape == inputShape else {
             return ErrorFrame(code: .badTensor,
-                message: "stage \(first) takes features of shape \(runner.inputShape), got \(request.features.shape)")
+                message: "stage \(first) takes features of shape \(inputShape), got \(request.features.shape)")
         }
         return nil
     }

@@ -110,11 +110,6 @@ public final class UpstreamLink: Sendable {
         _modify { yield &box.value }
     }
 
-    /// TLS handshake plus hello/ack bytes of every connection made, both directions. Read on `loop`.
-    public var handshakeBytes: UInt64 { state.handshakeBytes }
-    /// Number of successful handshakes (1 + reconnects). Read on `loop`.
-    public var connections: Int { state.connections }
-
     /// This link's totals, as a server reports them to its children. Read on `loop`.
     public var totals: LinkTotals {
         let bytes = measuredBytes

@@ -112,6 +112,12 @@ public final class UpstreamPool: Sendable {
     /// Whether some replica is connected with its hello done. Read on `loop`.
     public var isReady: Bool { state.members.contains { $0.link.isReady } }
 
+    /// Nil when some replica of the upstream is ready; otherwise why not. From any thread.
+    public func notReadyBecause() async -> String? {
+        let up = (try? await loop.submit { self.isReady }.get()) ?? false
+        return up ? nil : "no connection to upstream '\(context.upstream?.name ?? "?")'"
+    }
+
     /// Sends a request to a replica; on a lost connection or an overloaded replica, again to
     /// another while the deadline allows. The future completes exactly once, on `loop`.
     public func send(_ request: InferRequest) -> EventLoopFuture<UpstreamReply> {
@@ -282,12 +288,8 @@ public final class UpstreamPool: Sendable {
                           bytesSent: all.reduce(0) { $0 + $1.bytesSent }, bytesReceived: all.reduce(0) { $0 + $1.bytesReceived })
     }
 
-    /// TLS handshake plus hello/ack bytes of every connection to every replica. Read on `loop`.
-    public var handshakeBytes: UInt64 { totals.handshakeBytes }
     /// Successful handshakes with every replica. Read on `loop`.
     public var connections: Int { Int(totals.connections) }
-    /// Bytes counted below TLS on every connection to every replica. Read on `loop`.
-    public var measuredBytes: (sent: UInt64, received: UInt64) { (totals.bytesSent, totals.bytesReceived) }
 
     /// What the upstream node reports of its own upstream link, asked of a ready replica.
     public func upstreamTotals(timeoutMillis: Int64 = 2_000) -> EventLoopFuture<[LinkTotals]> {

@@ -12,6 +12,18 @@ die() { printf '%s: %s\n' "$(basename "$0" .sh)" "$*" >&2; exit 1; }
 # Absolute path of a file given relative to the current directory.
 abs_path() { realpath -m "$1"; }
 
+# resolve_topology PATH: the topology file as an absolute path: PATH relative to the
+# current directory, or failing that to the repository root; dies when neither exists.
+resolve_topology() {
+    if [ -f "$1" ]; then
+        abs_path "$1"
+    elif [ -f "$REPO_ROOT/$1" ]; then
+        printf '%s\n' "$REPO_ROOT/$1"
+    else
+        die "no topology file '$1'"
+    fi
+}
+
 # --- Debian packages -------------------------------------------------------
 
 # ensure_packages COMMAND:PACKAGE ...

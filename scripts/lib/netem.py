@@ -78,15 +78,9 @@ def read_nodes(lines):
 
 def rewrite_topology(src, out, ips):
     """ips: role -> host for the listen addresses."""
-    base = os.path.dirname(os.path.abspath(src))
     with open(src) as f:
         lines = f.read().split("\n")
-    for i, line in enumerate(lines):
-        m = re.match(r"^(model|dataset|certs):[ \t]*(.*?)[ \t]*(#.*)?$", line)
-        if m and m.group(2):
-            lines[i] = f"{m.group(1)}: {absolute(m.group(2), base)}"
-    if not any(re.match(r"^certs:", l) for l in lines):
-        lines.insert(0, f"certs: {base}")   # the loader's default: the topology's folder
+    absolute_paths(src, lines)
     for node in read_nodes(lines):
         role = node["keys"].get("role", "").strip("\"'")
         if role in ips and "listen" in node["keys"]:
