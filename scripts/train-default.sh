@@ -3,8 +3,9 @@
 #   models/b-lenet3  (three exits: device, edge, cloud) — the default model
 #   models/b-lenet   (the paper's two-exit layout)      — with --paper
 #   models/b-lenet3-bin (binarised device stage, 1-bit features) — with --bin
+#   models/b-resnet3 (residual blocks and batch norm, three exits)  — with --resnet
 # Installs Debian's dataset-fashion-mnist if the training set is missing.
-# usage: scripts/train-default.sh [--paper | --bin] [extra branchy train options]
+# usage: scripts/train-default.sh [--paper | --bin | --resnet] [extra branchy train options]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,10 @@ elif [ "${1:-}" = "--bin" ]; then
     arch=b-lenet3-bin
     epochs=25
     shift
+elif [ "${1:-}" = "--resnet" ]; then
+    arch=b-resnet3
+    epochs=30
+    set -- --shift 1 --weight-decay 0.05 "${@:2}"
 fi
 
 swift build -c release --product branchy >&2

@@ -1,7 +1,7 @@
 /// Built-in architectures, as written to `model.json` by `branchy train --arch NAME`.
 public enum Architectures {
     /// Names accepted by `named(_:)`.
-    public static let names = ["b-lenet", "b-lenet3", "b-lenet3-bin", "b-alexnet", "b-resnet110"]
+    public static let names = ["b-lenet", "b-lenet3", "b-lenet3-bin", "b-resnet3", "b-alexnet", "b-resnet110"]
 
     /// The description of a built-in architecture, or nil.
     public static func named(_ name: String) -> ModelSpec? {
@@ -9,6 +9,7 @@ public enum Architectures {
         case "b-lenet": return bLeNet
         case "b-lenet3": return bLeNet3
         case "b-lenet3-bin": return bLeNet3Bin
+        case "b-resnet3": return bResNet3
         case "b-alexnet": return bAlexNet
         case "b-resnet110": return bResNet110
         default: return nil
@@ -139,6 +140,39 @@ public enum Architectures {
                 .conv("conv4", out: 64, kernel: 3, pad: 1), .relu,
                 .conv("conv5", out: 64, kernel: 3, pad: 1), .maxPool(2), .relu,
             ], exit: ExitSpec(name: "cloud-exit", layers: [.flatten, .linear("fc1", out: 256), .relu, .linear("fc2", out: 10)])),
+        ])
+
+    /// A 3×3 convolution without bias (the batch norm after it supplies the shift).
+    static func conv3(_ name: String, out: Int, kernel: Int = 3) -> LayerSpec {
+        LayerSpec(op: "conv", name: name, out: out, kernel: kernel, pad: kernel / 2, bias: false)
+    }
+
+    /// A basic residual block of `channels` (conv · BN · ReLU · conv · BN, identity shortcut), then its ReLU.
+    static func basicBlock(_ name: String, channels: Int) -> [LayerSpec] {
+        [.residual(name, [conv3("\(name).conv1", out: channels), .batchNorm("\(name).bn1", momentum: 0.1), .relu,
+                          conv3("\(name).conv2", out: channels), .batchNorm("\(name).bn2", momentum: 0.1)]), .relu]
+    }
+
+    /// Three stages built from residual blocks with batch norm, shaped for the tiers. The device runs
+    /// two small convolutions and squeezes to a 2×14×14 map (392 values); its exit has a 64-unit
+    /// hidden layer. The edge runs a 32-channel convolution and block at 7×7 and forwards 32×4×4;
+    /// the cloud runs 96 channels: a convolution and two blocks at 4×4, then average pooling.
+    public static let bResNet3 = ModelSpec(
+        name: "b-resnet3", input: [1, 28, 28], classes: 10,
+        stages: [
+            StageSpec(name: "device", trunk: [
+                conv3("conv1", out: 8), .batchNorm("bn1", momentum: 0.1), .relu, .maxPool(2),
+                conv3("conv2", out: 8), .batchNorm("bn2", momentum: 0.1), .relu,
+                conv3("squeeze", out: 2, kernel: 1), .batchNorm("bn3", momentum: 0.1),
+            ], exit: ExitSpec(name: "device-exit", layers: [.flatten, .linear("fc1", out: 64), .relu, .linear("fc2", out: 10)])),
+            StageSpec(name: "edge", trunk: [
+                conv3("conv1", out: 32), .batchNorm("bn1", momentum: 0.1), .relu, .maxPool(2),
+            ] + basicBlock("b1", channels: 32) + [.maxPool(2, ceil: true)],
+            exit: ExitSpec(name: "edge-exit", layers: [.flatten, .linear("fc", out: 10)])),
+            StageSpec(name: "cloud", trunk: [
+                conv3("conv1", out: 96), .batchNorm("bn1", momentum: 0.1), .relu,
+            ] + basicBlock("b1", channels: 96) + basicBlock("b2", channels: 96) + [.avgPool(4)],
+            exit: ExitSpec(name: "cloud-exit", layers: [.flatten, .linear("fc", out: 10)])),
         ])
 
     /// BranchyNet's local response normalisation (Chainer's form: α not divided by the window).
