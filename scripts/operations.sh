@@ -209,7 +209,7 @@ check_reload() {
     local device=$!
     pids+=("$device")
     sleep 2
-    # The edge's threshold 0.55 -> 2.0: far more of what reaches the edge leaves there.
+    # The edge's threshold 0.7 -> 2.0: far more of what reaches the edge leaves there.
     python3 - "$topo" <<'PY'
 import re, sys
 p = sys.argv[1]

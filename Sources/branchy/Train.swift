@@ -10,7 +10,7 @@ struct Train: ParsableCommand {
         abstract: "Train an early-exit network jointly on all exits and write a model directory with its card.")
 
     @Option(help: "Built-in architecture: \(Architectures.names.joined(separator: ", ")).")
-    var arch: String = "b-lenet3"
+    var arch: String = "b-resnet3"
 
     @Option(help: "A model.json to train instead of a built-in architecture.")
     var spec: String?

@@ -10,18 +10,18 @@ struct ShippedTopologyTests {
     @Test func localLoadsAsThreeTiers() throws {
         let topology = try Topology.load(contentsOf: local, stageOrder: lenetStages, checkFiles: false)
         #expect(topology.nodes.map(\.name) == ["device", "edge", "cloud"])
-        #expect(topology.modelDirectory.path == repositoryRoot.appendingPathComponent("models/b-lenet3").standardizedFileURL.path)
+        #expect(topology.modelDirectory.path == repositoryRoot.appendingPathComponent("models/b-resnet3").standardizedFileURL.path)
         #expect(topology.certsDirectory?.path == repositoryRoot.appendingPathComponent("certs/local").standardizedFileURL.path)
 
         let device = try #require(topology.node(named: "device"))
         #expect(device.role == .device && device.listen == nil && device.upstream == "edge")
-        #expect(device.stages == ["device"] && device.thresholds == [0.65] && device.codec == "int8")
+        #expect(device.stages == ["device"] && device.thresholds == [0.6] && device.codec == "int8")
         #expect(device.onUpstreamFailure == .degrade)
         #expect(device.deadlineMillis == 10_000 && device.maxInFlight == 256)
 
         let edge = try #require(topology.node(named: "edge"))
         #expect(edge.listen == Endpoint(host: "127.0.0.1", port: 7401))
-        #expect(edge.upstream == "cloud" && edge.codec == "int8" && edge.thresholds == [0.55])
+        #expect(edge.upstream == "cloud" && edge.codec == "int8" && edge.thresholds == [0.7])
 
         let cloud = try #require(topology.node(named: "cloud"))
         #expect(cloud.listen == Endpoint(host: "127.0.0.1", port: 7402))
