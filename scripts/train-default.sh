@@ -15,26 +15,14 @@ if [ ! -e "$data/train-images-idx3-ubyte.gz" ] && [ ! -e "$data/train-images-idx
     apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null
 fi
 
-# b-resnet3: 30 epochs, random shifts of one pixel, decoupled weight decay 0.05.
-arch=b-resnet3
-epochs=30
-extra=(--shift 1 --weight-decay 0.05)
-if [ "${1:-}" = "--lenet3" ]; then
-    arch=b-lenet3
-    epochs=20
-    extra=()
-    shift
-elif [ "${1:-}" = "--paper" ]; then
-    arch=b-lenet
-    epochs=8
-    extra=()
-    shift
-elif [ "${1:-}" = "--bin" ]; then
-    arch=b-lenet3-bin
-    epochs=25
-    extra=()
-    shift
-fi
+# b-resnet3 also trains with random shifts of one pixel and decoupled weight decay 0.05.
+extra=()
+case "${1:-}" in
+    --lenet3) arch=b-lenet3 epochs=20; shift ;;
+    --paper) arch=b-lenet epochs=8; shift ;;
+    --bin) arch=b-lenet3-bin epochs=25; shift ;;
+    *) arch=b-resnet3 epochs=30 extra=(--shift 1 --weight-decay 0.05) ;;
+esac
 
 swift build -c release --product branchy >&2
 bin="$(swift build -c release --show-bin-path)"

@@ -155,15 +155,16 @@ public enum Architectures {
             ], exit: ExitSpec(name: "cloud-exit", layers: [.flatten, .linear("fc1", out: 256), .relu, .linear("fc2", out: 10)])),
         ])
 
-    /// A 3×3 convolution without bias (the batch norm after it supplies the shift).
-    static func conv3(_ name: String, out: Int, kernel: Int = 3) -> LayerSpec {
+    /// A convolution that keeps the map's size (odd kernel, padded by half) and has no bias: the batch
+    /// norm after it supplies the shift.
+    static func biaslessConv(_ name: String, out: Int, kernel: Int = 3) -> LayerSpec {
         LayerSpec(op: "conv", name: name, out: out, kernel: kernel, pad: kernel / 2, bias: false)
     }
 
     /// A basic residual block of `channels` (conv · BN · ReLU · conv · BN, identity shortcut), then its ReLU.
     static func basicBlock(_ name: String, channels: Int) -> [LayerSpec] {
-        [.residual(name, [conv3("\(name).conv1", out: channels), .batchNorm("\(name).bn1", momentum: 0.1), .relu,
-                          conv3("\(name).conv2", out: channels), .batchNorm("\(name).bn2", momentum: 0.1)]), .relu]
+        [.residual(name, [biaslessConv("\(name).conv1", out: channels), .batchNorm("\(name).bn1", momentum: 0.1), .relu,
+                          biaslessConv("\(name).conv2", out: channels), .batchNorm("\(name).bn2", momentum: 0.1)]), .relu]
     }
 
     /// Three stages built from residual blocks with batch norm, shaped for the tiers. The device runs
@@ -174,16 +175,16 @@ public enum Architectures {
         name: "b-resnet3", input: [1, 28, 28], classes: 10,
         stages: [
             StageSpec(name: "device", trunk: [
-                conv3("conv1", out: 8), .batchNorm("bn1", momentum: 0.1), .relu, .maxPool(2),
-                conv3("conv2", out: 8), .batchNorm("bn2", momentum: 0.1), .relu,
-                conv3("squeeze", out: 2, kernel: 1), .batchNorm("bn3", momentum: 0.1),
+                biaslessConv("conv1", out: 8), .batchNorm("bn1", momentum: 0.1), .relu, .maxPool(2),
+                biaslessConv("conv2", out: 8), .batchNorm("bn2", momentum: 0.1), .relu,
+                biaslessConv("squeeze", out: 2, kernel: 1), .batchNorm("bn3", momentum: 0.1),
             ], exit: ExitSpec(name: "device-exit", layers: [.flatten, .linear("fc1", out: 64), .relu, .linear("fc2", out: 10)])),
             StageSpec(name: "edge", trunk: [
-                conv3("conv1", out: 32), .batchNorm("bn1", momentum: 0.1), .relu, .maxPool(2),
+                biaslessConv("conv1", out: 32), .batchNorm("bn1", momentum: 0.1), .relu, .maxPool(2),
             ] + basicBlock("b1", channels: 32) + [.maxPool(2, ceil: true)],
             exit: ExitSpec(name: "edge-exit", layers: [.flatten, .linear("fc", out: 10)])),
             StageSpec(name: "cloud", trunk: [
-                conv3("conv1", out: 96), .batchNorm("bn1", momentum: 0.1), .relu,
+                biaslessConv("conv1", out: 96), .batchNorm("bn1", momentum: 0.1), .relu,
             ] + basicBlock("b1", channels: 96) + basicBlock("b2", channels: 96) + [.avgPool(4)],
             exit: ExitSpec(name: "cloud-exit", layers: [.flatten, .linear("fc", out: 10)])),
         ])

@@ -20,13 +20,16 @@ struct Bench: AsyncParsableCommand {
             
             """)
 
+    /// The models measured when no --model is given: the default first.
+    static let defaultModels = [ModelOptions.defaultModel, "models/b-lenet3", "models/b-lenet"]
+
     @Flag(help: "Print one JSON object instead of tables.") var json = false
     @Flag(help: "Measure the matrix product.") var gemm = false
     @Flag(help: "Measure the models.") var models = false
     @Flag(help: "Measure a cluster on loopback with TLS (see below).") var cluster = false
     @Option(help: "Topology of the cluster to measure.") var topology = "topology/local.yaml"
     @Option(help: "Samples per cluster run.") var clusterSamples = 10_000
-    @Option(help: "Model directory; repeat for several (default: models/b-resnet3, models/b-lenet3 and models/b-lenet).") var model: [String] = []
+    @Option(help: "Model directory; repeat for several (default: \(Self.defaultModels.joined(separator: ", "))).") var model: [String] = []
     @Option(help: "What to run: 'full' (every stage with its exit) or a stage name; repeat for several (default: full and every stage).")
     var path: [String] = []
     @Option(help: "Batch sizes, comma-separated.") var batch = "1,256"
@@ -62,7 +65,7 @@ struct Bench: AsyncParsableCommand {
             if !json { printGemm(result.gemm) }
         }
         if doModels {
-            let dirs = model.isEmpty ? ["models/b-resnet3", "models/b-lenet3", "models/b-lenet"] : model
+            let dirs = model.isEmpty ? Self.defaultModels : model
             let data = try ImageDataset.load(path: dataset)
             for dir in dirs {
                 let loaded = try Model.load(directory: URL(fileURLWithPath: dir))

@@ -20,7 +20,7 @@ struct Calibrate: ParsableCommand {
         defaults and writes the frontier to calibration.json in the model directory.
         """)
 
-    @Option(help: "Model directory.") var model: String = "models/b-resnet3"
+    @Option(help: "Model directory.") var model: String = ModelOptions.defaultModel
     @Option(help: "Directory holding the training set (IDX or CIFAR-10 binary).") var data: String = "/usr/share/datasets/fashion-mnist"
     @Option(help: "Held-out samples (as given to train).") var validation: Int = 5000
     @Option(help: "Seed given to train (it fixes which samples were held out).") var seed: UInt64 = 1

@@ -6,7 +6,7 @@ struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Describe a model directory: stages, shapes, parameters, fingerprint.")
 
     @Option(help: "Model directory.")
-    var model: String = "models/b-resnet3"
+    var model: String = ModelOptions.defaultModel
 
     func run() throws {
         let m = try Model.load(directory: URL(fileURLWithPath: model))

@@ -7,8 +7,11 @@ import Foundation
 
 /// Options shared by the commands that run a trained model over a data set.
 struct ModelOptions: ParsableArguments {
+    /// The default model directory of every command that takes `--model`.
+    static let defaultModel = "models/b-resnet3"
+
     @Option(help: "Model directory (model.json + weights.safetensors).")
-    var model: String = "models/b-resnet3"
+    var model: String = Self.defaultModel
 
     @Option(help: "Data set: a directory (its test split; IDX or CIFAR-10 binary, told by its file names), an IDX images file or a CIFAR-10 .bin batch.")
     var dataset: String = "data/fashion-mnist"
