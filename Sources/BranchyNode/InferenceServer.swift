@@ -124,7 +124,7 @@ public final class InferenceServer: Sendable {
                         AcceptBackoffHandler(shouldForwardIOErrorCaught: false) { error in self.acceptFailed(error) })
                 }
             }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let id: UInt64

@@ -381,7 +381,7 @@ public final class UpstreamLink: Sendable {
         let tls = self.tls
         ClientBootstrap(group: loop)
             .connectTimeout(.seconds(3))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // No hostname: the server's identity is its node name, checked after the handshake.
