@@ -8,10 +8,13 @@ final class InputReservation {
     var peer: String?
     /// Bytes reserved for the frame being received.
     private(set) var reserved = 0
-    /// Counts reservations, so a deadline set for one frame can tell whether it is still the same frame.
+    /// Counts frames completed, so a deadline set for one frame can tell whether it is still the same frame.
     private(set) var generation = 0
-    /// Called after each reservation with its size (the connection sets a completion deadline).
-    var onReserve: ((Int) -> Void)?
+    /// True from the first byte of a frame until the frame is complete.
+    private(set) var inProgress = false
+    /// Called when a frame's first bytes arrive (nil: its size is not known yet) and again once its
+    /// size is known and reserved: the connection sets the frame's completion deadline.
+    var onFrameProgress: ((Int?) -> Void)?
 
     init(budget: InputBudget) {
         self.budget = budget
@@ -21,8 +24,21 @@ final class InputReservation {
         guard let peer else { return }
         try budget.reserve(bytes, peer: peer)
         reserved = bytes
+        onFrameProgress?(bytes)
+    }
+
+    /// Bytes of a frame arrived and the frame is not complete yet.
+    func partial() {
+        guard !inProgress else { return }
+        inProgress = true
+        onFrameProgress?(nil)
+    }
+
+    /// The frame in progress is complete.
+    func finished() {
+        release()
+        inProgress = false
         generation += 1
-        onReserve?(bytes)
     }
 
     func release() {
@@ -55,8 +71,13 @@ struct BudgetedFrameDecoder: NIOSingleStepByteToMessageDecoder {
 
     mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
         let maxPayload = reservation.peer == nil ? min(Self.maxPayloadBeforeHello, limits.maxPayloadBytes) : limits.maxPayloadBytes
-        guard let size = try plain.peekFrameSize(buffer, maxPayload: maxPayload) else { return nil }
+        guard let size = try plain.peekFrameSize(buffer, maxPayload: maxPayload) else {
+            // Part of a header: the frame's deadline runs from its first byte.
+            if buffer.readableBytes > 0 { reservation.partial() }
+            return nil
+        }
         if buffer.readableBytes < size {
+            reservation.partial()
             if reservation.reserved == 0 {
                 try reservation.reserve(size)
                 // Room for exactly this frame, so the buffer does not grow by doubling.
@@ -64,7 +85,7 @@ struct BudgetedFrameDecoder: NIOSingleStepByteToMessageDecoder {
             }
             return nil
         }
-        reservation.release()
+        reservation.finished()
         return try plain.decode(buffer: &buffer)
     }
 

@@ -39,6 +39,8 @@ public final class InferenceServer: Sendable {
     let warnings = WarningLimiter()
     /// Seconds `run()` gives connections to finish what is in flight after graceful shutdown begins.
     let drainSeconds: Double
+    /// The process's accept backoff, shared with its other listeners.
+    let acceptBackoff: AcceptBackoff
     private let tls: NIOSSLContext
     private let serverChannel = NIOLockedValueBox<(any Channel)?>(nil)
     private let batcherBox: NIOLoopBoundBox<StageBatcher?>
@@ -55,7 +57,7 @@ public final class InferenceServer: Sendable {
     var limits: ServerLimits { live.withLockedValue { $0.context.config.limits } }
 
     public init(context: NodeContext, group: any EventLoopGroup, pool: NIOThreadPool, logger: Logger, drainSeconds: Double = 10,
-                metrics: NodeMetrics? = nil) throws {
+                metrics: NodeMetrics? = nil, acceptBackoff: AcceptBackoff? = nil) throws {
         guard context.config.listen != nil else { throw NodeError("node '\(context.config.name)' has no listen address") }
         try TLSLayer.selfCheck(context.config.tls, node: context.config.name)
         self.context = context
@@ -65,6 +67,7 @@ public final class InferenceServer: Sendable {
         self.pool = pool
         self.logger = logger
         self.drainSeconds = drainSeconds
+        self.acceptBackoff = acceptBackoff ?? AcceptBackoff(logger: logger)
         let limits = context.config.limits
         self.metrics = metrics
         self.live = NIOLockedValueBox((context, StageRunner(context: context)))
@@ -90,6 +93,7 @@ public final class InferenceServer: Sendable {
     public func notReadyBecause() async -> String? {
         if serverChannel.withLockedValue({ $0 == nil }) { return "not listening" }
         if draining.withLockedValue({ $0 }) { return "draining" }
+        if let accept = acceptBackoff.notReadyBecause { return accept }
         return await link?.notReadyBecause()
     }
 
@@ -115,13 +119,15 @@ public final class InferenceServer: Sendable {
         let machineConfig = ServerConnectionStateMachine.Configuration(
             localHello: context.serverHello, allowedPeers: peers, knownNodes: known, maxInFlight: context.config.maxInFlight)
         let tls = self.tls
+        // Compressed features must state the shape of this node's input before they are inflated.
+        let wireLimits = WireLimits(compressedShape: context.model.network.stages[context.stageIndices[0]].inputShape)
         let channel = try await ServerBootstrap(group: group, childGroup: loop)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        AcceptBackoffHandler(shouldForwardIOErrorCaught: false) { error in self.acceptFailed(error) })
+                        self.acceptBackoff.handler(listener: "the TLS port \(endpoint)") { self.shedForAccept() })
                 }
             }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -151,7 +157,7 @@ public final class InferenceServer: Sendable {
                         ByteCounter(),
                         IdleStateHandler(readTimeout: idle),
                         NIOSSLServerHandler(context: tls),
-                        ByteToMessageHandler(BudgetedFrameDecoder(reservation: reservation)), MessageToByteHandler(FrameEncoder()),
+                        ByteToMessageHandler(BudgetedFrameDecoder(reservation: reservation, limits: wireLimits)), MessageToByteHandler(FrameEncoder()),
                         handler,
                     ])
                 }
@@ -162,19 +168,12 @@ public final class InferenceServer: Sendable {
         return channel.localAddress!
     }
 
-    /// Called on the listening channel's loop when `accept` fails: with the descriptor table full,
-    /// sheds unauthenticated and idle connections so that valid peers get in, and pauses accepting.
-    private func acceptFailed(_ error: IOError) -> TimeAmount {
-        var shed = 0
-        if error.errnoCode == EMFILE || error.errnoCode == ENFILE {
-            let victims = connections.shed(max(1, connections.count / 16))
-            for victim in victims { victim.close(promise: nil) }
-            shed = victims.count
-        }
-        let pause: TimeAmount = shed > 0 ? .milliseconds(5) : .milliseconds(250)
-        log(.warning, from: "accept",
-            "accept failed: \(error); closed \(shed) unauthenticated or idle connections; pausing accept for \(pause.nanoseconds / 1_000_000) ms")
-        return pause
+    /// With the descriptor table full, closes unauthenticated and idle connections so that valid
+    /// peers get in; returns how many. On the listening channel's loop.
+    private func shedForAccept() -> Int {
+        let victims = connections.shed(max(1, connections.count / 16))
+        for victim in victims { victim.close(promise: nil) }
+        return victims.count
     }
 
     /// Stops accepting, lets every connection finish what is in flight (up to `graceSeconds`), then stops the link.
@@ -297,6 +296,7 @@ extension UpstreamFailure {
         case .deadline: return .deadlineExceeded
         case .remote(let e): return e.code
         case .overloaded: return .tooManyRequests
+        case .invalidAnswer: return .upstreamUnavailable
         }
     }
 }

@@ -18,11 +18,19 @@ public final class MetricsServer: Sendable {
     let channel: any Channel
 
     /// Binds `endpoint` and serves until `close()`.
+    /// `acceptBackoff` is the process's policy for failed accepts, shared with its other listeners.
     public static func start(at endpoint: Endpoint, metrics: NodeMetrics, group: any EventLoopGroup, logger: Logger,
+                             acceptBackoff: AcceptBackoff? = nil,
                              readiness: @escaping @Sendable () async -> String?) async throws -> MetricsServer {
+        let backoff = acceptBackoff ?? AcceptBackoff(logger: logger)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(backoff.handler(listener: "the metrics port \(endpoint)"))
+                }
+            }
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)

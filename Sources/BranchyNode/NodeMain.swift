@@ -59,10 +59,13 @@ public enum NodeMain {
         var hangup: (any DispatchSourceSignal)?
         do {
             let metrics = ctx.config.metrics.map { _ in Self.metrics(for: ctx) }
-            let server = try InferenceServer(context: ctx, group: group, pool: pool, logger: logger, drainSeconds: drainSeconds, metrics: metrics)
+            let acceptBackoff = AcceptBackoff(logger: logger)
+            let server = try InferenceServer(context: ctx, group: group, pool: pool, logger: logger, drainSeconds: drainSeconds, metrics: metrics,
+                                             acceptBackoff: acceptBackoff)
             try await server.start()
             if let endpoint = ctx.config.metrics, let metrics {
-                metricsServer = try await MetricsServer.start(at: endpoint, metrics: metrics, group: group, logger: logger) {
+                metricsServer = try await MetricsServer.start(at: endpoint, metrics: metrics, group: group, logger: logger,
+                                                              acceptBackoff: acceptBackoff) {
                     await server.notReadyBecause()
                 }
             }

@@ -102,8 +102,8 @@ public struct RunReport: Codable, Sendable {
     /// Adds every link's totals (the device's own link first) and the handshake-inclusive figures.
     public mutating func setLinkTotals(_ totals: [LinkTotals]) {
         linkTotals = totals
-        handshakeBytesAllLinks = totals.reduce(0) { $0 + $1.handshakeBytes }
-        bytesPerSampleWithHandshakes = samples == 0 ? 0 : Double(totalWireBytes + handshakeBytesAllLinks) / Double(samples)
+        handshakeBytesAllLinks = totals.reduce(0) { $0.adding(saturating: $1.handshakeBytes) }
+        bytesPerSampleWithHandshakes = samples == 0 ? 0 : Double(totalWireBytes.adding(saturating: handshakeBytesAllLinks)) / Double(samples)
     }
 
     /// Compares this run with the report of a baseline run.
@@ -158,10 +158,10 @@ public struct RunReport: Codable, Sendable {
                                             responseTLSBytes: 0, meanRequestTLSBytes: 0, meanResponseTLSBytes: 0, meanRequestFrameBytes: 0)
                 }
                 acc[h.link]!.requests += 1
-                acc[h.link]!.requestFrameBytes += h.requestFrameBytes
-                acc[h.link]!.responseFrameBytes += h.responseFrameBytes
-                acc[h.link]!.requestTLSBytes += h.requestTLSBytes
-                acc[h.link]!.responseTLSBytes += h.responseTLSBytes
+                acc[h.link]!.requestFrameBytes.add(saturating: h.requestFrameBytes)
+                acc[h.link]!.responseFrameBytes.add(saturating: h.responseFrameBytes)
+                acc[h.link]!.requestTLSBytes.add(saturating: h.requestTLSBytes)
+                acc[h.link]!.responseTLSBytes.add(saturating: h.responseTLSBytes)
             } }
             return order.map { k in
                 var l = acc[k]!
@@ -172,8 +172,8 @@ public struct RunReport: Codable, Sendable {
                 return l
             }
         }
-        func wire(_ r: SampleRecord) -> UInt64 { r.hops.reduce(0) { $0 + $1.requestTLSBytes + $1.responseTLSBytes } }
-        func frames(_ r: SampleRecord) -> UInt64 { r.hops.reduce(0) { $0 + $1.requestFrameBytes + $1.responseFrameBytes } }
+        func wire(_ r: SampleRecord) -> UInt64 { r.hops.reduce(0) { $0.adding(saturating: $1.requestTLSBytes).adding(saturating: $1.responseTLSBytes) } }
+        func frames(_ r: SampleRecord) -> UInt64 { r.hops.reduce(0) { $0.adding(saturating: $1.requestFrameBytes).adding(saturating: $1.responseFrameBytes) } }
         func latency(_ rs: [SampleRecord]) -> Latency {
             let ms = rs.map { $0.latencySeconds * 1000 }.sorted()
             guard !ms.isEmpty else { return Latency(p50: 0, p99: 0, mean: 0) }
@@ -182,7 +182,7 @@ public struct RunReport: Codable, Sendable {
         }
         exits = exitNames.enumerated().map { i, name in
             let rs = records.filter { $0.exit == i }
-            let total = rs.reduce(UInt64(0)) { $0 + wire($1) }
+            let total = rs.reduce(UInt64(0)) { $0.adding(saturating: wire($1)) }
             let nodes = Array(Set(rs.map(\.node))).sorted()
             return Exit(name: name, node: nodes.joined(separator: ","), index: i, count: rs.count, fraction: n == 0 ? 0 : Double(rs.count) / Double(n),
                         accuracy: rs.isEmpty ? 0 : Double(rs.filter(\.correct).count) / Double(rs.count),
@@ -191,12 +191,12 @@ public struct RunReport: Codable, Sendable {
                         links: linksOf(rs), latencyMs: latency(rs))
         }
         links = linksOf(records)
-        totalWireBytes = records.reduce(0) { $0 + wire($1) }
-        totalFrameBytes = records.reduce(0) { $0 + frames($1) }
+        totalWireBytes = records.reduce(0) { $0.adding(saturating: wire($1)) }
+        totalFrameBytes = records.reduce(0) { $0.adding(saturating: frames($1)) }
         tlsHandshakeBytes = handshakeBytes
         bytesPerSample = n == 0 ? 0 : Double(totalWireBytes) / Double(n)
         let resultFrames = records.compactMap { $0.hops.first?.responseFrameBytes }
-        let typicalResult = resultFrames.isEmpty ? 60 : Int(resultFrames.reduce(0, +) / UInt64(resultFrames.count))
+        let typicalResult = resultFrames.isEmpty ? 60 : Int(min(resultFrames.reduce(0) { $0.adding(saturating: $1) } / UInt64(resultFrames.count), UInt64(UInt32.max)))
         let perRaw = RunReport.rawOffloadExchangeBytes(inputShape: inputShape, resultFrameBytes: typicalResult)
         rawOffloadBytes = UInt64(perRaw * n)
         rawOffloadBytesPerSample = Double(perRaw)
@@ -262,4 +262,16 @@ public struct RunReport: Codable, Sendable {
         }
         return out
     }
+}
+
+extension UInt64 {
+    /// `self + other`, or `UInt64.max` where the sum would overflow: byte counts reported by peers
+    /// are bounded where they are decoded, and a report's sums saturate rather than trap.
+    func adding(saturating other: UInt64) -> UInt64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? .max : sum
+    }
+
+    /// Adds `other`, saturating at `UInt64.max`.
+    mutating func add(saturating other: UInt64) { self = adding(saturating: other) }
 }

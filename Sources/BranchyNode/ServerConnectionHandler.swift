@@ -27,6 +27,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// within the handshake timeout or `size / minimumFrameRate` seconds, whichever is longer, so
     /// a peer cannot pin the input budget by trickling bytes.
     static let minimumFrameRate = 32 * 1024
+    /// Most bytes of answers (results, stats, errors) that may wait to be written to a peer that does
+    /// not read; past it the connection is closed. Reading pauses long before, at the write buffer's
+    /// high-water mark, so this bounds what frames already received can still add.
+    static let maxUnwrittenBytes = 4 << 20
+    /// How long a peer may leave answers unread (the connection not writable) before it is closed.
+    static let stallTimeout: TimeAmount = .seconds(10)
 
     private let server: InferenceServer
     private let id: UInt64
@@ -44,6 +50,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var label = "unknown peer"
     /// True while a flush of written answers is scheduled.
     private var flushScheduled = false
+    /// Set while the connection is not writable: closes it if the peer keeps not reading.
+    private var stallTimer: Scheduled<Void>?
+    /// When the frame in progress began to arrive.
+    private var frameStart = NIODeadline.now()
 
     /// Whether the connection is still there to take answers.
     var isOpen: Bool { context != nil }
@@ -66,20 +76,24 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             server.log(.info, from: sourceKey, "\(label): no TLS handshake and hello within \(timeout) ms; closing")
             self.context?.close(promise: nil)
         }
-        reservation.onReserve = { [weak self] bytes in self?.frameStarted(bytes: bytes) }
+        reservation.onFrameProgress = { [weak self] bytes in self?.frameProgress(bytes: bytes) }
     }
 
-    /// A frame of `bytes` began to arrive in pieces: it must be complete in time.
-    private func frameStarted(bytes: Int) {
+    /// A frame began to arrive in pieces (`bytes` nil), or its size became known: it must be
+    /// complete within the handshake timeout or `bytes / minimumFrameRate` seconds, whichever is
+    /// longer, counted from its first byte.
+    private func frameProgress(bytes: Int?) {
         guard let context else { return }
+        if bytes == nil { frameStart = .now() }
         frameTimer?.cancel()
         let generation = reservation.generation
-        let byRate = TimeAmount.milliseconds(Int64(bytes) * 1000 / Int64(Self.minimumFrameRate))
+        let byRate = TimeAmount.milliseconds(Int64(bytes ?? 0) * 1000 / Int64(Self.minimumFrameRate))
         let allowed = max(TimeAmount.milliseconds(Int64(server.limits.handshakeTimeoutMillis)), byRate)
-        frameTimer = context.eventLoop.assumeIsolated().scheduleTask(in: allowed) { [self] in
-            guard let context = self.context, reservation.reserved > 0, reservation.generation == generation else { return }
+        let size = bytes.map { "a frame of \($0) bytes" } ?? "a frame header"
+        frameTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: frameStart + allowed) { [self] in
+            guard let context = self.context, reservation.inProgress, reservation.generation == generation else { return }
             perform(machine.refuse(.limitReached,
-                "a frame of \(bytes) bytes was not complete within \(allowed.nanoseconds / 1_000_000) ms"), context: context)
+                "\(size) was not complete within \(allowed.nanoseconds / 1_000_000) ms of its first byte"), context: context)
         }
     }
 
@@ -93,10 +107,43 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     /// A peer that does not read what it is sent: stop reading from it until it does, so answers
     /// and errors cannot pile up in memory.
+    /// If it still does not read after ``stallTimeout``, close the connection.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        context.channel.setOption(.autoRead, value: context.channel.isWritable).whenFailure { _ in }
-        if context.channel.isWritable { context.read() }
+        let writable = context.channel.isWritable
+        context.channel.setOption(.autoRead, value: writable).whenFailure { _ in }
+        if writable {
+            stallTimer?.cancel()
+            stallTimer = nil
+            context.read()
+        } else if stallTimer == nil {
+            stallTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.stallTimeout) { [self] in
+                stallTimer = nil
+                guard let context = self.context, !context.channel.isWritable else { return }
+                server.log(.warning, from: sourceKey,
+                           "\(label): has not read its answers for \(Self.stallTimeout.nanoseconds / 1_000_000_000) s; closing")
+                context.close(promise: nil)
+            }
+        }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Writes `frame` and schedules one flush for this turn of the loop; closes the connection
+    /// instead when the peer has left more than ``maxUnwrittenBytes`` unread.
+    private func writeAnswer(_ frame: Frame, context: ChannelHandlerContext) {
+        if !context.channel.isWritable,
+           let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes), buffered > Self.maxUnwrittenBytes {
+            server.log(.warning, from: sourceKey, "\(label): \(buffered) bytes of answers unread, more than \(Self.maxUnwrittenBytes); closing")
+            context.close(promise: nil)
+            return
+        }
+        context.write(wrapOutboundOut(frame), promise: nil)
+        if !flushScheduled {
+            flushScheduled = true
+            context.eventLoop.assumeIsolated().execute { [self] in
+                flushScheduled = false
+                self.context?.flush()
+            }
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -104,6 +151,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         handshakeTimer?.cancel()
         forcedClose?.cancel()
         frameTimer?.cancel()
+        stallTimer?.cancel()
         reservation.release()
         self.context = nil
         server.connections.remove(id)
@@ -174,14 +222,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             // good and silently end the connection: answer with an error instead.
             frame = Frame(requestID: requestID, message: .error(ErrorFrame(code: .internalError, message: "the answer cannot be sent: \(error)")))
         }
-        context.write(wrapOutboundOut(frame), promise: nil)
-        if !flushScheduled {
-            flushScheduled = true
-            context.eventLoop.assumeIsolated().execute { [self] in
-                flushScheduled = false
-                self.context?.flush()
-            }
-        }
+        writeAnswer(frame, context: context)
         perform(machine.sentResponse(requestID: requestID), context: context)
         if machine.inFlightCount == 0 { server.connections.setBusy(id, false) }
     }
@@ -194,15 +235,19 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(Frame(requestID: 0, message: .helloAck(hello))), promise: nil)
         case .sendError(let requestID, let error, let close):
             if requestID == 0 || close { server.log(.warning, from: sourceKey, "\(label): \(error)") }
-            let done = context.writeAndFlush(wrapOutboundOut(Frame(requestID: requestID, message: .error(error))))
-            if close { closeSoon(context, after: done) }
+            if close {
+                closeSoon(context, after: context.writeAndFlush(wrapOutboundOut(Frame(requestID: requestID, message: .error(error)))))
+            } else {
+                writeAnswer(Frame(requestID: requestID, message: .error(error)), context: context)
+            }
         case .sendGoodbye(let thenClose):
             let done = context.writeAndFlush(wrapOutboundOut(Frame(requestID: 0, message: .goodbye)))
             if thenClose { closeSoon(context, after: done) }
         case .close:
             context.close(promise: nil)
         case .sendStats(let requestID):
-            context.writeAndFlush(wrapOutboundOut(Frame(requestID: requestID, message: .stats(server.upstreamTotals))), promise: nil)
+            writeAnswer(Frame(requestID: requestID, message: .stats(server.upstreamTotals)), context: context)
+            perform(machine.sentResponse(requestID: requestID), context: context)
         }
     }
 

@@ -17,6 +17,9 @@ public enum UpstreamFailure: Error, CustomStringConvertible, Sendable {
     case remote(ErrorFrame)
     /// Too many requests queued for the link.
     case overloaded(Int)
+    /// The upstream node answered with a result this node cannot trust (an exit or class the model
+    /// does not have); the connection is dropped.
+    case invalidAnswer(String)
 
     public var description: String {
         switch self {
@@ -24,6 +27,7 @@ public enum UpstreamFailure: Error, CustomStringConvertible, Sendable {
         case .deadline(let ms): return "upstream deadline of \(ms) ms exceeded"
         case .remote(let e): return "upstream error: \(e)"
         case .overloaded(let n): return "upstream link overloaded (\(n) requests queued)"
+        case .invalidAnswer(let why): return "upstream answer refused: \(why)"
         }
     }
 }
@@ -54,6 +58,11 @@ public final class UpstreamLink: Sendable {
     let metrics: NodeMetrics?
     /// Backoff between reconnection attempts; replicas retry sooner, as their children have others meanwhile.
     let backoffCapMillis: Int
+    /// The model's exit names, in order, and its class count: what a result from upstream may name.
+    let exitNames: [String]
+    let classCount: Int
+    /// The first exit upstream can answer from: the one after this node's last stage.
+    let firstUpstreamExit: Int
 
     private struct Pending {
         var promise: EventLoopPromise<UpstreamReply>
@@ -102,6 +111,8 @@ public final class UpstreamLink: Sendable {
         var dialect = FrameDialect.open
         /// `statsRequest`s sent and not yet answered.
         var statsWaiters: [UInt64: EventLoopPromise<[LinkTotals]>] = [:]
+        /// Why the last attempt to connect failed or the last connection ended, until the next hello succeeds.
+        var lastProblem: String?
     }
 
     private let box: NIOLoopBoundBox<State>
@@ -164,6 +175,9 @@ public final class UpstreamLink: Sendable {
         self.local = hello
         self.upstream = up
         self.linkName = "\(context.config.name)->\(up.name)"
+        self.exitNames = context.model.network.stages.map(\.exitName)
+        self.classCount = context.model.spec.classes
+        self.firstUpstreamExit = (context.stageIndices.last ?? -1) + 1
         self.tls = try TLSLayer.clientContext(context.config.tls, node: context.config.name)
         self.logger = logger
         self.box = NIOLoopBoundBox.makeBoxSendingValue(
@@ -182,6 +196,8 @@ public final class UpstreamLink: Sendable {
 
     /// True while connected with the hello done (and not told to go away). Read on `loop`.
     var isReady: Bool { state.ready && !state.stopped }
+    /// Why the link is down (the last failed dial or lost connection), when it is. Read on `loop`.
+    var lastProblem: String? { isReady ? nil : state.lastProblem }
     /// Requests sent and unanswered, and queued behind the window. Read on `loop`.
     var outstanding: (inFlight: Int, queued: Int) { (state.pending.count, state.waiting.count) }
 
@@ -408,6 +424,7 @@ public final class UpstreamLink: Sendable {
 
     private func scheduleReconnect(reason: String) {
         guard !state.stopped else { return }
+        state.lastProblem = reason
         let delay = state.backoff.next(random: Double.random(in: 0...1))
         logger.warning("\(reason); retrying in \(delay) ms")
         loop.scheduleTask(in: .milliseconds(Int64(delay))) { self.connect() }
@@ -462,6 +479,7 @@ public final class UpstreamLink: Sendable {
         state.counter?.handshakeFinished(meter: metrics?.link(linkName))
         metrics?.handshake(server: false, ok: true)
         state.backoff.reset()
+        state.lastProblem = nil
         logger.info("connected to \(upstream.role) '\(upstream.name)' at \(endpoint)")
         let waiters = state.readyWaiters
         state.readyWaiters = []
@@ -473,6 +491,14 @@ public final class UpstreamLink: Sendable {
     func received(_ frame: Frame) {
         switch frame.message {
         case .result(let r):
+            if let problem = check(r) {
+                // A peer that lies about what it answered: the sample is not answered from it, and the
+                // connection, which can no longer be trusted, is dropped (its other requests fail over).
+                logger.error("upstream \(upstream.name) at \(endpoint) sent an impossible result for request \(frame.requestID): \(problem); closing")
+                complete(frame.requestID, .failure(.invalidAnswer(problem)))
+                state.channel?.close(promise: nil)
+                return
+            }
             if complete(frame.requestID, .success((r, frame.encodedSize(in: state.dialect)))) { state.freeIDs.append(frame.requestID) }
         case .stats(let links):
             if let waiter = state.statsWaiters.removeValue(forKey: frame.requestID) {
@@ -495,6 +521,22 @@ public final class UpstreamLink: Sendable {
     }
 
     var helloFrame: Frame { Frame(requestID: 0, message: .hello(local)) }
+
+    /// Why a result from upstream cannot be true for this model, or nil: its exit must be one of the
+    /// upstream stages' exits, under that exit's name, and its class one the model has.
+    func check(_ r: InferResult) -> String? {
+        let exit = Int(r.exitIndex)
+        guard exit >= firstUpstreamExit, exit < exitNames.count else {
+            return "field exitIndex is \(exit), expected \(firstUpstreamExit)...\(exitNames.count - 1) (the exits upstream of this node)"
+        }
+        guard r.exitName == exitNames[exit] else {
+            return "field exitName is '\(r.exitName.escapedForLog(limit: 64))', expected '\(exitNames[exit])' for exit \(exit)"
+        }
+        guard Int(r.predictedClass) < classCount else {
+            return "field predictedClass is \(r.predictedClass), expected 0...\(classCount - 1)"
+        }
+        return nil
+    }
 }
 
 /// The link's handler at the top of its pipeline: checks the server's certificate name once

@@ -114,8 +114,10 @@ public final class UpstreamPool: Sendable {
 
     /// Nil when some replica of the upstream is ready; otherwise why not. From any thread.
     public func notReadyBecause() async -> String? {
-        let up = (try? await loop.submit { self.isReady }.get()) ?? false
-        return up ? nil : "no connection to upstream '\(context.upstream?.name ?? "?")'"
+        let (up, problems) = (try? await loop.submit { (self.isReady, self.state.members.compactMap(\.link.lastProblem)) }.get()) ?? (false, [])
+        guard !up else { return nil }
+        let why = problems.isEmpty ? "" : ": " + problems.prefix(3).joined(separator: "; ")
+        return "no connection to upstream '\(context.upstream?.name ?? "?")'\(why)"
     }
 
     /// Sends a request to a replica; on a lost connection or an overloaded replica, again to
@@ -314,12 +316,12 @@ public final class UpstreamPool: Sendable {
 
 extension UpstreamFailure {
     /// Whether another replica may answer what this one could not: a lost or refused connection,
-    /// a replica shutting down or overloaded. Deadlines and answers with errors are final.
+    /// a replica shutting down or overloaded. Deadlines, answers with errors and impossible answers are final.
     var isRetryable: Bool {
         switch self {
         case .unavailable, .overloaded: return true
         case .remote(let e): return e.code == .shuttingDown || e.code == .tooManyRequests || e.code == .upstreamUnavailable
-        case .deadline: return false
+        case .deadline, .invalidAnswer: return false
         }
     }
 }

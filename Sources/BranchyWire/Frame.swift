@@ -188,13 +188,17 @@ public struct WireLimits: Hashable, Sendable {
     public var maxPayloadBytes: Int
     /// Largest number of elements in a feature tensor.
     public var maxTensorElements: Int
+    /// The one shape a compressed feature tensor may state (a server's input shape), when set: a
+    /// compressed tensor of any other shape is refused before anything is decompressed, so a peer
+    /// cannot make the receiver inflate more than it will use.
+    public var compressedShape: [Int]?
 
-    /// Creates limits.
-    public init(maxPayloadBytes: Int = 4 << 20, maxTensorElements: Int = 1 << 22) {
-        precondition(maxPayloadBytes >= 0 && maxPayloadBytes <= Int(UInt32.max), "maxPayloadBytes \(maxPayloadBytes) out of 0...\(UInt32.max)")
-        precondition(maxTensorElements >= 1, "maxTensorElements must be positive, got \(maxTensorElements)")
-        self.maxPayloadBytes = maxPayloadBytes
-        self.maxTensorElements = maxTensorElements
+    /// Creates limits. Values out of range are clamped: `maxPayloadBytes` to 0...2^32 − 1,
+    /// `maxTensorElements` to at least 1.
+    public init(maxPayloadBytes: Int = 4 << 20, maxTensorElements: Int = 1 << 22, compressedShape: [Int]? = nil) {
+        self.maxPayloadBytes = min(max(0, maxPayloadBytes), Int(UInt32.max))
+        self.maxTensorElements = max(1, maxTensorElements)
+        self.compressedShape = compressedShape
     }
 
     /// 4 MiB payloads, 2^22 tensor elements.
@@ -210,4 +214,11 @@ public struct WireLimits: Hashable, Sendable {
     /// and int8 scales that could reconstruct values beyond it (scale > 2^20 / 255), are refused as
     /// `badTensor`, so a peer cannot make a stage overflow to infinity.
     public static let maxFeatureMagnitude: Float = 1_048_576
+    /// Largest byte count a hop may report for one request or response (fixed by the protocol): 2^33,
+    /// more than a frame of the largest length field in its TLS records. A result that reports more is
+    /// refused, so sums over a run's hops cannot overflow.
+    public static let maxHopBytes: UInt64 = 1 << 33
+    /// Largest connection or byte count a `stats` entry may carry (fixed by the protocol): 2^50 (1 PiB),
+    /// so the totals of every link of a report add up without overflow.
+    public static let maxLinkTotal: UInt64 = 1 << 50
 }

@@ -316,6 +316,10 @@ extension PayloadReader {
             }
             data = try bytes("tensor.data", count: expected)
         } else {
+            if let wanted = limits.compressedShape, wanted != shape {
+                throw TensorCheck.invalid("tensor.dims", "\(shape) (\(compression)-compressed)",
+                                          "\(wanted), the input this node takes; compressed data of another shape is not decompressed")
+            }
             guard remaining >= 1 else { throw truncated("tensor.data", needed: 1) }
             packed = try bytes("tensor.data", count: remaining)
             do {

@@ -125,6 +125,13 @@ public struct InferResult: Hashable, Sendable {
 }
 
 extension PayloadReader {
+    /// A hop's byte count in the fixed layout of version 1, at most ``WireLimits/maxHopBytes``.
+    mutating func hopBytes(_ field: String) throws -> UInt64 {
+        let v = try integer(field, as: UInt64.self)
+        guard v <= WireLimits.maxHopBytes else { throw invalid(field, value: "\(v)", expected: "at most \(WireLimits.maxHopBytes)") }
+        return v
+    }
+
     mutating func readInferResult() throws -> InferResult {
         let rawStatus = try integer("status", as: UInt8.self)
         guard let status = ResultStatus(rawValue: rawStatus) else {
@@ -146,10 +153,10 @@ extension PayloadReader {
             let link = try string("hops[\(i)].link", maxBytes: WireLimits.maxNameBytes)
             hops.append(HopCost(
                 link: link,
-                requestFrameBytes: try integer("hops[\(i)].requestFrameBytes"),
-                responseFrameBytes: try integer("hops[\(i)].responseFrameBytes"),
-                requestTLSBytes: try integer("hops[\(i)].requestTLSBytes"),
-                responseTLSBytes: try integer("hops[\(i)].responseTLSBytes")))
+                requestFrameBytes: try hopBytes("hops[\(i)].requestFrameBytes"),
+                responseFrameBytes: try hopBytes("hops[\(i)].responseFrameBytes"),
+                requestTLSBytes: try hopBytes("hops[\(i)].requestTLSBytes"),
+                responseTLSBytes: try hopBytes("hops[\(i)].responseTLSBytes")))
         }
         return InferResult(status: status, reason: reason, exitIndex: exitIndex, exitName: exitName,
                            nodeName: nodeName, predictedClass: predictedClass, confidence: confidence,
@@ -237,10 +244,10 @@ extension PayloadReader {
         hops.reserveCapacity(min(count, remaining / 5))
         for i in 0..<count {
             hops.append(HopCost(link: try nameReference("hops[\(i)].link", names: names),
-                                requestFrameBytes: try varint("hops[\(i)].requestFrameBytes"),
-                                responseFrameBytes: try varint("hops[\(i)].responseFrameBytes"),
-                                requestTLSBytes: try varint("hops[\(i)].requestTLSBytes"),
-                                responseTLSBytes: try varint("hops[\(i)].responseTLSBytes")))
+                                requestFrameBytes: try varint("hops[\(i)].requestFrameBytes", max: WireLimits.maxHopBytes),
+                                responseFrameBytes: try varint("hops[\(i)].responseFrameBytes", max: WireLimits.maxHopBytes),
+                                requestTLSBytes: try varint("hops[\(i)].requestTLSBytes", max: WireLimits.maxHopBytes),
+                                responseTLSBytes: try varint("hops[\(i)].responseTLSBytes", max: WireLimits.maxHopBytes)))
         }
         return InferResult(status: flags & 1 == 1 ? .degraded : .ok, reason: reason, exitIndex: exitIndex, exitName: exitName,
                            nodeName: nodeName, predictedClass: UInt16(predicted), confidence: confidence, entropy: entropy, hops: hops)

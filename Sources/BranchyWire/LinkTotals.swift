@@ -45,9 +45,9 @@ extension PayloadReader {
             guard let name = String(validating: raw, as: UTF8.self) else {
                 throw invalid("links[\(i)].link", value: "\(length) bytes", expected: "valid UTF-8")
             }
-            out.append(LinkTotals(link: name, connections: try varint("links[\(i)].connections"),
-                                  handshakeBytes: try varint("links[\(i)].handshakeBytes"),
-                                  bytesSent: try varint("links[\(i)].bytesSent"), bytesReceived: try varint("links[\(i)].bytesReceived")))
+            out.append(LinkTotals(link: name, connections: try varint("links[\(i)].connections", max: WireLimits.maxLinkTotal),
+                                  handshakeBytes: try varint("links[\(i)].handshakeBytes", max: WireLimits.maxLinkTotal),
+                                  bytesSent: try varint("links[\(i)].bytesSent", max: WireLimits.maxLinkTotal), bytesReceived: try varint("links[\(i)].bytesReceived", max: WireLimits.maxLinkTotal)))
         }
         return out
     }

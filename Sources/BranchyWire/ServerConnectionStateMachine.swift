@@ -78,7 +78,8 @@ public struct ServerConnectionStateMachine: Sendable {
         case close
         /// The connection is gone: abandon these forwarded requests that were never answered.
         case abandonRequests([UInt64])
-        /// Answer `statsRequest` `requestID` with this node's upstream link totals (no state kept).
+        /// Answer `statsRequest` `requestID` with this node's upstream link totals, then call
+        /// ``sentResponse(requestID:)`` as for any answer.
         case sendStats(requestID: UInt64)
     }
 
@@ -135,6 +136,20 @@ public struct ServerConnectionStateMachine: Sendable {
             case .closed: return .none
             case .ready, .draining:
                 guard frame.requestID != 0 else { return fail(.badFrame, "request id 0 is reserved for connection-level frames") }
+                // Ids are unique per connection across every kind of request; a stats answer holds a
+                // place in the window until it is written, like any other answer.
+                if inFlight.contains(frame.requestID) {
+                    return .sendError(requestID: frame.requestID,
+                                      ErrorFrame(code: .duplicateRequestID, message: "request id \(frame.requestID) is already in flight"),
+                                      close: false)
+                }
+                if isAtCapacity {
+                    return .sendError(requestID: frame.requestID,
+                                      ErrorFrame(code: .tooManyRequests,
+                                                 message: "\(inFlight.count) requests in flight, limit is \(configuration.maxInFlight)"),
+                                      close: false)
+                }
+                inFlight.insert(frame.requestID)
                 return .sendStats(requestID: frame.requestID)
             }
         }
@@ -157,6 +172,10 @@ public struct ServerConnectionStateMachine: Sendable {
                         "protocol version \(hello.protocolVersion) not supported, this node speaks versions \(supported.lowerBound) to \(min(UInt16(supported.upperBound), local.protocolVersion))")
         }
         let name = hello.nodeName.escapedForLog(limit: 64)
+        // Names travel from servers to clients only: a client's hello carries an empty table.
+        guard hello.names.names.isEmpty else {
+            return fail(.badFrame, "peer '\(name)' sent a hello with \(hello.names.names.count) names; a client's hello carries none")
+        }
         guard hello.fingerprint == local.fingerprint else {
             return fail(.fingerprintMismatch,
                         "peer '\(name)' runs model \(hello.fingerprint), this node runs \(local.fingerprint)")

@@ -64,8 +64,11 @@ struct DeviceCommand: AsyncParsableCommand {
         let device = try DeviceRunner(context: ctx, group: group, logger: logger, metrics: nodeMetrics)
         var metricsServer: MetricsServer?
         if let metricsAddress, let nodeMetrics {
-            metricsServer = try await MetricsServer.start(at: metricsAddress, metrics: nodeMetrics, group: group, logger: logger) {
-                await device.notReadyBecause()
+            let acceptBackoff = AcceptBackoff(logger: logger)
+            metricsServer = try await MetricsServer.start(at: metricsAddress, metrics: nodeMetrics, group: group, logger: logger,
+                                                          acceptBackoff: acceptBackoff) {
+                if let accept = acceptBackoff.notReadyBecause { return accept }
+                return await device.notReadyBecause()
             }
         }
         await device.start(connectTimeout: connectTimeout)
