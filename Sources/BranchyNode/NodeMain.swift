@@ -9,13 +9,21 @@ import ServiceLifecycle
 
 /// The bodies of the node executables, kept here so that the executables stay thin.
 public enum NodeMain {
-    /// Sends swift-log output to stderr at `level`, labelled with the node name.
-    public static func logger(node: String, level: String) -> Logger {
+    /// Sends swift-log output to stderr at `level`, labelled with the node name, as plain lines or
+    /// (`format` json) one JSON object per line.
+    public static func logger(node: String, level: String, format: LogFormat = .text) -> Logger {
         let lvl = Logger.Level(rawValue: level) ?? .info
         LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = lvl
-            return h
+            switch format {
+            case .text:
+                var h = StreamLogHandler.standardError(label: label)
+                h.logLevel = lvl
+                return h
+            case .json:
+                var h = JSONLogHandler(label: label)
+                h.logLevel = lvl
+                return h
+            }
         }
         return Logger(label: node)
     }
@@ -40,17 +48,29 @@ public enum NodeMain {
     }
 
     /// The metrics of the node `context` runs.
+    /// Every series it will count into exists at zero from the start.
     public static func metrics(for context: NodeContext) -> NodeMetrics {
-        NodeMetrics(node: context.config.name, role: context.config.role.rawValue, model: context.model.spec.name,
-                    fingerprint: String(context.fingerprint.hex.prefix(16)),
-                    exitNames: context.model.network.stages.map(\.exitName), replica: context.replica)
+        let name = context.config.name
+        let metrics = NodeMetrics(node: name, role: context.config.role.rawValue, model: context.model.spec.name,
+                                  fingerprint: String(context.fingerprint.hex.prefix(16)),
+                                  exitNames: context.model.network.stages.map(\.exitName), replica: context.replica)
+        let replicas: [String]
+        switch context.upstream?.replicas {
+        case .listed(let listed): replicas = listed.indices.map(String.init)
+        case .resolved: replicas = []  // labelled by address, known only once resolved
+        case nil: replicas = context.upstream == nil ? [] : ["0"]
+        }
+        metrics.prepare(upstreamLink: context.upstream.map { "\(name)->\($0.name)" }, replicas: replicas,
+                        childLinks: context.children.map { "\($0.name)->\(name)" })
+        if let expiry = TLSLayer.certificateExpiry(context.config.tls) { metrics.setCertificateExpiry(node: name, unixSeconds: expiry) }
+        return metrics
     }
 
     /// Serves an edge or cloud node until SIGINT or SIGTERM, then drains and returns. With
     /// `replica`, it runs that listed replica of the node. SIGHUP re-reads the topology.
-    public static func serve(topology: String, node: String, role: BranchyTopology.NodeRole, logLevel: String, drainSeconds: Double,
-                             replica: Int? = nil) async throws {
-        let logger = logger(node: replica.map { "\(node)#\($0)" } ?? node, level: logLevel)
+    public static func serve(topology: String, node: String, role: BranchyTopology.NodeRole, logLevel: String, logFormat: LogFormat = .text,
+                             drainSeconds: Double, replica: Int? = nil) async throws {
+        let logger = logger(node: replica.map { "\(node)#\($0)" } ?? node, level: logLevel, format: logFormat)
         let ctx = try context(topology: topology, node: node, role: role, replica: replica)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let pool = NIOThreadPool(numberOfThreads: 2)

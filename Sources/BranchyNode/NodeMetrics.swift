@@ -37,6 +37,8 @@ public final class NodeMetrics: Sendable {
     private let links = NIOLockedValueBox<[String: LinkByteMeter]>([:])
     private let upstreamGauges = NIOLockedValueBox<[String: Gauge]>([:])
     private let retryCounters = NIOLockedValueBox<[String: Counter]>([:])
+    private let ejectionCounters = NIOLockedValueBox<[String: Counter]>([:])
+    private let upstreamLatency = NIOLockedValueBox<[String: DurationHistogram]>([:])
     private let connectionGauges = NIOLockedValueBox<[String: Gauge]>([:])
     private let hooks = NIOLockedValueBox<[@Sendable () async -> Void]>([])
 
@@ -139,15 +141,71 @@ public final class NodeMetrics: Sendable {
               "1 while the connection to this upstream replica is up and has finished its hello.").set(to: up ? 1 : 0)
     }
 
-    /// Counts a request sent again to another replica after the first was lost with its connection.
-    func retried(link: String) {
+    /// Makes, at zero, every series a node of `role` will count into, so that `rate()` and alerts see
+    /// them from the first scrape: the byte counters of `links` (the node's upstream link and its
+    /// children's), the upstream link's retries, latency and the ejections of each of `replicas`,
+    /// and the connection gauges of the children's links.
+    public func prepare(upstreamLink: String?, replicas: [String], childLinks: [String]) {
+        for l in childLinks + (upstreamLink.map { [$0] } ?? []) { _ = link(l) }
+        if let upstreamLink {
+            _ = retryCounter(upstreamLink)
+            _ = upstreamHistogram(upstreamLink)
+            for r in replicas { _ = ejectionCounter(link: upstreamLink, replica: r) }
+        }
+        setConnections(Dictionary(uniqueKeysWithValues: childLinks.map { ($0, 0) }))
+    }
+
+    /// Sets `branchy_tls_certificate_expiry_timestamp_seconds{node}`: when the node's certificate expires (Unix time).
+    public func setCertificateExpiry(node: String, unixSeconds: Double) {
+        registry.makeGauge(name: "branchy_tls_certificate_expiry_timestamp_seconds", labels: [("node", node)],
+                           help: "When this node's TLS certificate expires (notAfter), in seconds since the Unix epoch.").set(to: unixSeconds)
+    }
+
+    /// Counts a replica taken out of rotation after consecutive failures.
+    func ejected(link: String, replica: String) {
+        ejectionCounter(link: link, replica: replica).increment()
+    }
+
+    private func ejectionCounter(link: String, replica: String) -> Counter {
+        ejectionCounters.withLockedValue { counters in
+            let key = "\(link)|\(replica)"
+            if let c = counters[key] { return c }
+            let c = registry.makeCounter(name: "branchy_upstream_ejections_total", labels: [("link", link), ("replica", replica)],
+                                         help: "Times an upstream replica was taken out of rotation after consecutive failed requests.")
+            counters[key] = c
+            return c
+        }
+    }
+
+    /// Records the time from sending a request upstream to its answer.
+    func upstreamAnswered(link: String, nanos: UInt64) {
+        upstreamHistogram(link).record(.nanoseconds(Int64(min(nanos, UInt64(Int64.max)))))
+    }
+
+    private func upstreamHistogram(_ link: String) -> DurationHistogram {
+        upstreamLatency.withLockedValue { hs in
+            if let h = hs[link] { return h }
+            let h = registry.makeDurationHistogram(name: "branchy_upstream_request_duration_seconds", labels: [("link", link)],
+                                                   buckets: Self.latencyBuckets,
+                                                   help: "Time from sending a request upstream to its answer, by link.")
+            hs[link] = h
+            return h
+        }
+    }
+
+    private func retryCounter(_ link: String) -> Counter {
         retryCounters.withLockedValue { counters in
             if counters[link] == nil {
                 counters[link] = registry.makeCounter(name: "branchy_upstream_retries_total", labels: [("link", link)],
                                                       help: "Requests sent again to another replica after a replica was lost.")
             }
             return counters[link]!
-        }.increment()
+        }
+    }
+
+    /// Counts a request sent again to another replica after the first was lost with its connection.
+    func retried(link: String) {
+        retryCounter(link).increment()
     }
 
     /// Sets `branchy_connections{link}`: open, authenticated connections from children per link.

@@ -104,6 +104,13 @@ public enum TLSLayer {
         return (chain, key, ca)
     }
 
+    /// When the node's own certificate (the first of its chain) expires, in seconds since the Unix
+    /// epoch; nil when it cannot be read.
+    public static func certificateExpiry(_ files: TLSFiles) -> Double? {
+        guard let cert = try? NIOSSLCertificate.fromPEMFile(files.cert.path).first else { return nil }
+        return Double(cert.notValidAfter)
+    }
+
     /// DNS names (subject alternative names) of a certificate.
     public static func dnsNames(of cert: NIOSSLCertificate) -> [String] {
         cert._subjectAlternativeNames().compactMap { san in

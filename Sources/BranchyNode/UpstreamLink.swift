@@ -66,6 +66,8 @@ public final class UpstreamLink: Sendable {
 
     private struct Pending {
         var promise: EventLoopPromise<UpstreamReply>
+        /// When the request was written.
+        var sent: NIODeadline
         var requestFrameBytes: Int
         var requestTLSBytes: Int
         var timer: Scheduled<Void>
@@ -317,7 +319,7 @@ public final class UpstreamLink: Sendable {
             return
         }
         channel.write(frame, promise: nil)
-        state.pending[id] = Pending(promise: promise, requestFrameBytes: frame.encodedSize(in: state.dialect), requestTLSBytes: 0, timer: timer)
+        state.pending[id] = Pending(promise: promise, sent: .now(), requestFrameBytes: frame.encodedSize(in: state.dialect), requestTLSBytes: 0, timer: timer)
         state.unflushed.append(id)
         if !state.flushScheduled {
             state.flushScheduled = true
@@ -365,6 +367,7 @@ public final class UpstreamLink: Sendable {
             let cost = HopCost(link: linkName, requestFrameBytes: UInt64(p.requestFrameBytes), responseFrameBytes: UInt64(responseFrameBytes),
                                requestTLSBytes: UInt64(p.requestTLSBytes),
                                responseTLSBytes: UInt64(TLSRecordOverhead.wireBytes(forFrame: responseFrameBytes)))
+            metrics?.upstreamAnswered(link: linkName, nanos: UInt64(max(0, (NIODeadline.now() - p.sent).nanoseconds)))
             p.promise.succeed(UpstreamReply(result: result, cost: cost))
         case .failure(let f):
             p.promise.fail(f)

@@ -38,6 +38,8 @@ public final class UpstreamPool: Sendable {
         var next = 0
         var stopped = false
         var started = false
+        /// Replicas out of rotation after consecutive failures, keyed by `Member.key`.
+        var outliers = OutlierDetector()
     }
     private let box: NIOLoopBoundBox<State>
     private var state: State {
@@ -134,20 +136,40 @@ public final class UpstreamPool: Sendable {
     }
 
     /// The ready link with the fewest outstanding requests, not in `tried`; ties go in turn.
+    /// Ejected replicas are passed over while any other ready replica is left.
     private func pick(excluding tried: [ObjectIdentifier]) -> UpstreamLink? {
         let members = state.members
         guard !members.isEmpty else { return nil }
-        var best: UpstreamLink?
-        var bestLoad = Int.max
+        let now = NIODeadline.now()
         let start = state.next % members.count
-        for k in 0..<members.count {
-            let link = members[(start + k) % members.count].link
-            guard link.isReady, !tried.contains(ObjectIdentifier(link)) else { continue }
-            let o = link.outstanding
-            if o.inFlight + o.queued < bestLoad { best = link; bestLoad = o.inFlight + o.queued }
-        }
         state.next = start + 1
-        return best
+        for allowEjected in [false, true] {
+            var best: UpstreamLink?
+            var bestLoad = Int.max
+            for k in 0..<members.count {
+                let m = members[(start + k) % members.count]
+                guard m.link.isReady, !tried.contains(ObjectIdentifier(m.link)) else { continue }
+                guard allowEjected || !state.outliers.isEjected(m.key, at: now) else { continue }
+                let o = m.link.outstanding
+                if o.inFlight + o.queued < bestLoad { best = m.link; bestLoad = o.inFlight + o.queued }
+            }
+            if let best { return best }
+        }
+        return nil
+    }
+
+    /// Counts an outcome of a request to `link` for outlier ejection.
+    private func record(_ link: UpstreamLink, failure: UpstreamFailure?) {
+        guard let member = state.members.first(where: { $0.link === link }) else { return }
+        let now = NIODeadline.now()
+        guard let failure else {
+            state.outliers.succeeded(member.key, at: now)
+            return
+        }
+        guard failure.countsAgainstReplica, let ejection = state.outliers.failed(member.key, at: now) else { return }
+        metrics?.ejected(link: linkName, replica: link.replicaLabel)
+        let millis = ejection.duration.nanoseconds / 1_000_000
+        logger.warning("upstream replica \(member.key) failed \(ejection.failures) requests in a row (last: \(failure)); out of rotation for \(millis) ms")
     }
 
     private func attempt(_ request: InferRequest, _ promise: EventLoopPromise<UpstreamReply>, due: NIODeadline?, tried: [ObjectIdentifier]) {
@@ -170,9 +192,11 @@ public final class UpstreamPool: Sendable {
         link.send(req).whenComplete { result in
             switch result {
             case .success(let reply):
+                self.record(link, failure: nil)
                 promise.succeed(reply)
             case .failure(let error):
                 let failure = (error as? UpstreamFailure) ?? .unavailable("\(error)")
+                self.record(link, failure: failure)
                 if failure.isRetryable, !self.state.stopped, NIODeadline.now() < due,
                    self.state.members.contains(where: { $0.link.isReady && $0.link !== link && !tried.contains(ObjectIdentifier($0.link)) }) {
                     self.metrics?.retried(link: self.linkName)
@@ -225,6 +249,7 @@ public final class UpstreamPool: Sendable {
             }
         }
         for m in state.members where !kept.contains(where: { $0.key == m.key }) {
+            state.outliers.remove(m.key)
             logger.info("upstream replica \(m.key) removed; retiring its link once its requests are answered")
             state.retired.append(m.link)
             retire(m.link)

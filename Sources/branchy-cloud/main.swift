@@ -10,11 +10,14 @@ struct CloudCommand: AsyncParsableCommand {
     @Option(help: "Topology file.") var topology: String
     @Option(help: "Name of this node in the topology.") var node: String
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(help: "Log format: text (plain lines) or json (one JSON object per line, for log collectors).") var logFormat: LogFormat = .text
     @Option(help: "Seconds to let in-flight requests finish on shutdown.") var drainSeconds = 10.0
     @Option(help: "Which listed replica of the node to run (0, 1, …): it binds that replica's address when the node has no 'listen:'.")
     var replica: Int?
 
     func run() async throws {
-        try await NodeMain.serve(topology: topology, node: node, role: .cloud, logLevel: logLevel, drainSeconds: drainSeconds, replica: replica)
+        try await NodeMain.serve(topology: topology, node: node, role: .cloud, logLevel: logLevel, logFormat: logFormat, drainSeconds: drainSeconds, replica: replica)
     }
 }
+
+extension LogFormat: ExpressibleByArgument {}

@@ -29,6 +29,7 @@ struct DeviceCommand: AsyncParsableCommand {
     var calibration: String?
     @Option(help: "Seconds to wait for the upstream handshake before starting.") var connectTimeout = 15.0
     @Option(help: "Log level.") var logLevel = "info"
+    @Option(help: "Log format: text (plain lines) or json (one JSON object per line, for log collectors).") var logFormat: LogFormat = .text
     @Option(help: "Serve /metrics, /healthz and /readyz here (HOST:PORT; default: the node's 'metrics:' in the topology, if any).")
     var metrics: String?
     @Option(help: "Seconds to stay connected (and serving metrics) after the report is written, e.g. for a last scrape.")
@@ -48,7 +49,7 @@ struct DeviceCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = NodeMain.logger(node: node, level: logLevel)
+        let logger = NodeMain.logger(node: node, level: logLevel, format: logFormat)
         let ctx = try NodeMain.context(topology: topology, node: node, role: .device)
         // Read before the run, so that a bad file stops the device before it spends any time.
         let calibrationData = try html == nil ? nil : loadCalibration(modelDirectory: ctx.topology.modelDirectory)
@@ -125,3 +126,5 @@ final class ProgressReporter: Sendable {
     func update(_ done: Int) { bar.withLock { $0.update(done, fields: "answered") } }
     func finish() { bar.withLock { $0.update($0.total, fields: "answered", force: true); $0.finish() } }
 }
+
+extension LogFormat: ExpressibleByArgument {}
