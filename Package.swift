@@ -1,8 +1,6 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
-
 let package = Package(
     name: "Branchy",
     platforms: [.macOS(.v15)],
@@ -29,19 +27,21 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
+    // Release builds keep every check (-O, never -Ounchecked): input from files and peers is checked
+    // with thrown errors, and the preconditions left guard invariants of the code itself.
     targets: [
         // Layer 0: kernels. The C kernels carry one path per vector ISA, chosen at run time;
         // they are optimised in every configuration so that debug test runs stay quick.
         .target(name: "CBranchyKernels", cSettings: [.unsafeFlags(["-O2", "-fno-math-errno"])]),
         // Lossless compressors (LZ4, Zstandard) loaded from the system's shared libraries at run time.
         .target(name: "CBranchyCompression", linkerSettings: [.linkedLibrary("dl")]),
-        .target(name: "BranchyTensor", dependencies: ["CBranchyKernels", "CBranchyCompression"], swiftSettings: fast),
+        .target(name: "BranchyTensor", dependencies: ["CBranchyKernels", "CBranchyCompression"]),
         // Layer 1: data sets and model description / weights.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "BranchyData", dependencies: ["CZlib"]),
-        .target(name: "BranchyModel", dependencies: ["BranchyTensor"], swiftSettings: fast),
+        .target(name: "BranchyModel", dependencies: ["BranchyTensor"]),
         // Layer 2: training and evaluation.
-        .target(name: "BranchyTraining", dependencies: ["BranchyModel", "BranchyData"], swiftSettings: fast),
+        .target(name: "BranchyTraining", dependencies: ["BranchyModel", "BranchyData"]),
         // Protocol and configuration.
         .target(name: "BranchyWire", dependencies: [
             "BranchyTensor",

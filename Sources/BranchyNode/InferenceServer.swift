@@ -234,6 +234,9 @@ public final class InferenceServer: Sendable {
             return ErrorFrame(code: .badTensor,
                 message: "stage \(first) takes features of shape \(inputShape), got \(request.features.shape)")
         }
+        if let problem = request.features.inconsistency {
+            return ErrorFrame(code: .badTensor, message: "features do not fit together: \(problem)")
+        }
         return nil
     }
 

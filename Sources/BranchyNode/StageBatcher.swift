@@ -76,23 +76,24 @@ final class StageBatcher {
                 let runner = server.runner
                 let requests = live.map(\.request)
                 if nanosPerSample * Double(live.count) <= Self.inlineLimitNanos {
-                    let (outcomes, nanos) = Self.compute(runner, requests)
-                    learn(nanos, live.count)
-                    deliver(live, outcomes)
+                    do {
+                        let (outcomes, nanos) = try Self.compute(runner, requests)
+                        learn(nanos, live.count)
+                        deliver(live, outcomes)
+                    } catch {
+                        fail(live, error)
+                    }
                     step = queue.batchFinished(now: Int64(Self.now()))
                     continue
                 }
-                server.pool.runIfActive(eventLoop: loop) { Self.compute(runner, requests) }
+                server.pool.runIfActive(eventLoop: loop) { try Self.compute(runner, requests) }
                     .assumeIsolated().whenComplete { result in
                         switch result {
                         case .success(let (outcomes, nanos)):
                             self.learn(nanos, live.count)
                             self.deliver(live, outcomes)
                         case .failure(let error):
-                            for item in live {
-                                item.connection.respond(item.requestID, .error(ErrorFrame(code: .internalError, message: "\(error)")),
-                                                        arrival: item.arrival)
-                            }
+                            self.fail(live, error)
                         }
                         self.handle(self.queue.batchFinished(now: Int64(Self.now())))
                     }
@@ -101,10 +102,17 @@ final class StageBatcher {
         }
     }
 
-    private static func compute(_ runner: StageRunner, _ requests: [InferRequest]) -> ([StageRunner.Outcome], UInt64) {
+    private static func compute(_ runner: StageRunner, _ requests: [InferRequest]) throws -> ([StageRunner.Outcome], UInt64) {
         let start = now()
-        let outcomes = runner.run(batch: requests.map(\.tensor))
+        let outcomes = runner.run(batch: try requests.map { try $0.tensor() })
         return (outcomes, now() - start)
+    }
+
+    /// Answers every request of a batch that could not be computed with an error.
+    private func fail(_ items: [BatchItem], _ error: any Error) {
+        for item in items {
+            item.connection.respond(item.requestID, .error(ErrorFrame(code: .internalError, message: "\(error)")), arrival: item.arrival)
+        }
     }
 
     private func learn(_ nanos: UInt64, _ samples: Int) {

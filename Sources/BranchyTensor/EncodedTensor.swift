@@ -2,8 +2,8 @@
 /// and, when a lossless compressor was applied, the compressed bytes that are actually sent.
 ///
 /// Values are produced by ``FeatureCodecKind/encode(_:)`` or by a protocol decoder that has
-/// already validated them; ``decoded()`` assumes `bytes.count == kind.dataByteCount(elements:)`
-/// and parameters that match the kind.
+/// already validated them; ``decoded()`` checks again that `bytes.count == kind.dataByteCount(elements:)`
+/// and that the parameters match the kind (``inconsistency``), and throws when they do not.
 public struct EncodedTensor: Sendable, Hashable {
     /// The codec of `bytes`.
     public var kind: FeatureCodecKind
@@ -65,11 +65,41 @@ public struct EncodedTensor: Sendable, Hashable {
         return copy
     }
 
-    /// Decodes the element bytes back to floats.
-    public func decoded() -> Tensor {
+    /// Why the parts do not describe one tensor (byte count or parameters that do not fit the kind
+    /// and shape), or nil when they do.
+    public var inconsistency: String? {
+        guard shape.allSatisfy({ $0 >= 0 }) else { return "negative dimension in \(shape)" }
+        var n = 1
+        for d in shape {
+            let (product, overflow) = n.multipliedReportingOverflow(by: d)
+            guard !overflow else { return "shape \(shape) has too many elements" }
+            n = product
+        }
+        guard bytes.count == kind.dataByteCount(elements: n) else {
+            return "\(kind) tensor of shape \(shape) needs \(kind.dataByteCount(elements: n)) bytes, has \(bytes.count)"
+        }
+        switch (kind, parameters) {
+        case (.float32, .none), (.float16, .none), (.uint8, .none), (.int8, .int8), (.int8, .none), (.int4, .int4), (.sign, .sign):
+            return nil
+        case (.int8PerChannel, .int8PerChannel(let qs)):
+            guard !qs.isEmpty, let channels = shape.first, channels == qs.count else {
+                return "int8-channel tensor of shape \(shape) with \(qs.count) channel parameters"
+            }
+            return nil
+        default:
+            return "\(kind) tensor with parameters \(parameters)"
+        }
+    }
+
+    /// A tensor whose parts do not fit together.
+    public struct Inconsistent: Error, CustomStringConvertible, Sendable {
+        public var description: String
+    }
+
+    /// Decodes the element bytes back to floats; throws ``Inconsistent`` when ``inconsistency`` finds a problem.
+    public func decoded() throws -> Tensor {
+        if let problem = inconsistency { throw Inconsistent(description: problem) }
         let n = elementCount
-        precondition(bytes.count == kind.dataByteCount(elements: n),
-                     "\(kind) tensor of shape \(shape) needs \(kind.dataByteCount(elements: n)) bytes, has \(bytes.count)")
         var out = [Float](repeating: 0, count: n)
         bytes.withUnsafeBytes { src in
             out.withUnsafeMutableBufferPointer { dst in
@@ -90,19 +120,19 @@ public struct EncodedTensor: Sendable, Hashable {
                 case .uint8:
                     for i in 0..<n { dst[i] = Float(src[i]) / 255 }
                 case .int8PerChannel:
-                    guard case .int8PerChannel(let qs) = parameters, !qs.isEmpty else { preconditionFailure("int8-channel without parameters") }
+                    guard case .int8PerChannel(let qs) = parameters else { return }
                     let per = n / qs.count
                     for (c, q) in qs.enumerated() {
                         for i in (c * per)..<((c + 1) * per) { dst[i] = q.dequantize(Int8(bitPattern: src[i])) }
                     }
                 case .int4:
-                    guard case .int4(let q) = parameters else { preconditionFailure("int4 without parameters") }
+                    guard case .int4(let q) = parameters else { return }
                     for i in 0..<n {
                         let b = src[i >> 1]
                         dst[i] = q.dequantize(i & 1 == 0 ? b & 0x0F : b >> 4)
                     }
                 case .sign:
-                    guard case .sign(let s) = parameters else { preconditionFailure("sign without parameters") }
+                    guard case .sign(let s) = parameters else { return }
                     for i in 0..<n { dst[i] = (src[i >> 3] >> UInt8(i & 7)) & 1 == 1 ? s : -s }
                 }
             }

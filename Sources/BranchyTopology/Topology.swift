@@ -32,6 +32,9 @@ public struct Topology: Sendable {
         self.indexByName = index
     }
 
+    /// Largest topology file read, at start-up and on reload: 1 MiB.
+    public static let maxFileBytes = 1 << 20
+
     /// Reads and validates the topology file at `url`.
     ///
     /// - Parameters:
@@ -47,7 +50,23 @@ public struct Topology: Sendable {
         let context = ErrorContext(filePath: url.relativePath)
         let text: String
         do {
-            text = try String(contentsOf: url, encoding: .utf8)
+            // At start-up and on every reload alike: a topology is small, so a huge file is a mistake
+            // (or an attack through a writable config folder) and is refused before it is read.
+            if let size = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? Int, size > maxFileBytes {
+                throw context.error("", "the file is \(size) bytes; a topology file may be at most \(maxFileBytes) bytes")
+            }
+            let handle = try FileHandle(forReadingFrom: url)
+            defer { try? handle.close() }
+            let data = try handle.read(upToCount: maxFileBytes + 1) ?? Data()
+            guard data.count <= maxFileBytes else {
+                throw context.error("", "the file is more than \(maxFileBytes) bytes; a topology file may be at most \(maxFileBytes) bytes")
+            }
+            guard let decoded = String(data: data, encoding: .utf8) else {
+                throw context.error("", "cannot read the file as UTF-8 text")
+            }
+            text = decoded
+        } catch let error as TopologyError {
+            throw error
         } catch {
             let reason = FileManager.default.fileExists(atPath: url.path)
                 ? "cannot read the file as UTF-8 text: \(error.localizedDescription)"

@@ -35,8 +35,9 @@ public struct InferRequest: Hashable, Sendable {
     }
 
     /// The features as floats, via the codec's dequantisation: bit-identical to
-    /// `codec.roundTrip(original)` on the sending side.
-    public var tensor: Tensor { features.decoded() }
+    /// `codec.roundTrip(original)` on the sending side. Throws when the encoded parts do not fit
+    /// together (a decoder that validated the frame never lets such a tensor through).
+    public func tensor() throws -> Tensor { try features.decoded() }
 
     func payloadSize(version: UInt8) -> Int {
         version >= 2
@@ -179,8 +180,8 @@ enum TensorCheck {
             return nil
         }
         if let i = bad {
-            let value = EncodedTensor(kind: kind, shape: [1], bytes: Array(bytes[(i * kind.dataByteCount(elements: 1))..<((i + 1) * kind.dataByteCount(elements: 1))]))
-                .decoded().data[0]
+            let value = try EncodedTensor(kind: kind, shape: [1], bytes: Array(bytes[(i * kind.dataByteCount(elements: 1))..<((i + 1) * kind.dataByteCount(elements: 1))]))
+                .decoded().data.first ?? .nan
             throw invalid("tensor.data[\(i)]", "\(value)", "a finite \(kind) of magnitude at most 2^20")
         }
     }

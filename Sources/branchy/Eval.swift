@@ -9,7 +9,7 @@ struct Eval: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(help: "Entropy thresholds, one per exit but the last, e.g. 0.3,0.5 (default: the model's).")
+    @Option(help: "Entropy thresholds, one per exit but the last, e.g. 0.3,0.5 (default: the topology's with --topology, else the model's).")
     var thresholds: String?
 
     @Flag(help: "Print JSON instead of a table.")
@@ -19,9 +19,12 @@ struct Eval: ParsableCommand {
     var predictions: String?
 
     func run() throws {
+        if thresholds != nil, let topology = options.topology {
+            throw ValidationError("--thresholds and --topology: the topology \(topology) sets the thresholds; give one or the other")
+        }
         let (model, data, codec) = try options.load()
         let exits = model.network.stages.count
-        let t = try thresholds.map { try parseFloats($0, "--thresholds") } ?? model.spec.defaults?.thresholds
+        let t = try thresholds.map { try parseFloats($0, "--thresholds") } ?? options.topologyThresholds(model: model) ?? model.spec.defaults?.thresholds
             ?? [Float](repeating: 0.5, count: exits - 1)
         guard t.count == exits - 1 else {
             throw ValidationError("--thresholds: the model has \(exits) exits, so give \(exits - 1) thresholds, got \(t.count)")
@@ -40,7 +43,7 @@ struct Eval: ParsableCommand {
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try enc.encode(report), as: UTF8.self))
         } else {
-            print("model \(model.spec.name) (\(model.fingerprintHex.prefix(16))) on \(options.dataset)")
+            print("model \(model.spec.name) (\(model.fingerprintHex.prefix(16))) on \(try options.datasetPath())\(options.topology.map { ", as topology \($0) runs it" } ?? "")")
             print(report.table, terminator: "")
         }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import BranchyData
 import BranchyModel
 import BranchyTensor
+import BranchyTopology
 import BranchyTraining
 import Foundation
 
@@ -10,11 +11,14 @@ struct ModelOptions: ParsableArguments {
     /// The default model directory of every command that takes `--model`.
     static let defaultModel = "models/b-resnet3"
 
-    @Option(help: "Model directory (model.json + weights.safetensors).")
-    var model: String = Self.defaultModel
+    /// The default data set.
+    static let defaultDataset = "data/fashion-mnist"
 
-    @Option(help: "Data set: a directory (its test split; IDX or CIFAR-10 binary, told by its file names), an IDX images file or a CIFAR-10 .bin batch.")
-    var dataset: String = "data/fashion-mnist"
+    @Option(help: "Model directory (model.json + weights.safetensors; default: the topology's with --topology, else \(Self.defaultModel)).")
+    var model: String?
+
+    @Option(help: "Data set: a directory (its test split; IDX or CIFAR-10 binary, told by its file names), an IDX images file or a CIFAR-10 .bin batch (default: the topology's 'dataset:' with --topology, else \(Self.defaultDataset)).")
+    var dataset: String?
 
     @Option(help: "Evaluate only the first N samples.")
     var limit: Int?
@@ -22,7 +26,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Feature codec between stages: one for every link (int8) or one per link (sign,int8); default: the model's.")
     var codec: String?
 
-    @Option(help: "Take each link's codec from this topology file, as its cluster applies them (raw input included).")
+    @Option(help: "Run as this topology's cluster does: its model, data set, thresholds and each link's codec (raw input included).")
     var topology: String?
 
     @Option(help: "With --topology: the device whose path to the root gives the codecs (default: the first device).")
@@ -37,9 +41,54 @@ struct ModelOptions: ParsableArguments {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
+    /// The topology given with `--topology`, loaded without its certificates; nil without it.
+    func loadedTopology() throws -> Topology? {
+        try topology.map { try Topology.load(contentsOf: URL(fileURLWithPath: $0), checkFiles: false) }
+    }
+
+    /// The model directory: `--model`, else the topology's, else the default. With both `--model`
+    /// and `--topology`, they must name the same directory.
+    func modelPath() throws -> String {
+        guard let t = try loadedTopology() else { return model ?? Self.defaultModel }
+        let fromTopology = t.modelDirectory.standardizedFileURL.resolvingSymlinksInPath().path
+        if let model, URL(fileURLWithPath: model).standardizedFileURL.resolvingSymlinksInPath().path != fromTopology {
+            throw ValidationError("--model \(model) is not the model of \(topology ?? "") (\(fromTopology)); drop --model to use the topology's")
+        }
+        return fromTopology
+    }
+
+    /// The data set: `--dataset`, else the topology's `dataset:`, else the default.
+    func datasetPath() throws -> String {
+        if let dataset { return dataset }
+        return try loadedTopology()?.dataset?.path ?? Self.defaultDataset
+    }
+
+    /// With `--topology`: the threshold of every exit but the last as the device's path to the root
+    /// applies them (each node's own `thresholds:` for its stages, the model's defaults elsewhere).
+    func topologyThresholds(model m: Model) throws -> [Float]? {
+        guard let path = topology, let t = try loadedTopology() else { return nil }
+        let stageNames = m.network.stages.map(\.name)
+        let exits = stageNames.count
+        guard let start = device.map({ t.node(named: $0) }) ?? t.nodes.first(where: { $0.role == .device }) else {
+            throw ValidationError("\(path): no device '\(device ?? "")' to follow to the root")
+        }
+        var thresholds = m.spec.defaults?.thresholds ?? [Float](repeating: 0.5, count: exits - 1)
+        var node: NodeConfig? = start
+        var visited: Set<String> = []
+        while let n = node, visited.insert(n.name).inserted {
+            if !n.thresholds.isEmpty {
+                let own = n.stages.compactMap { stageNames.firstIndex(of: $0) }.filter { $0 < exits - 1 }
+                for (k, i) in own.enumerated() where k < n.thresholds.count { thresholds[i] = n.thresholds[k] }
+            }
+            node = n.upstream.flatMap { t.node(named: $0) }
+        }
+        return thresholds
+    }
+
     func load() throws -> (Model, ImageDataset, LinkCodecs) {
         if let threads { Parallel.threads = max(1, threads) }
-        let m = try Model.load(directory: URL(fileURLWithPath: model))
+        let m = try Model.load(directory: URL(fileURLWithPath: try modelPath()))
+        let dataset = try datasetPath()
         let d = try ImageDataset.load(path: dataset)
         guard d.shape == m.spec.input else {
             throw ValidationError("\(dataset): images are \(d.shapeDescription) but the model expects \(m.spec.input)")

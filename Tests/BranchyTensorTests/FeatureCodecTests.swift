@@ -48,23 +48,23 @@ struct FeatureCodecTests {
     }
 
     @Test("roundTrip is bit-identical to encode then decode", arguments: FeatureCodecKind.allCases)
-    func roundTripMatchesEncodeDecode(kind: FeatureCodecKind) {
+    func roundTripMatchesEncodeDecode(kind: FeatureCodecKind) throws {
         for seed in UInt64(1)...20 {
             let t = randomTensor([2, 3, 4, 5], in: -7...11, seed: seed)
             let encoded = kind.encode(t)
             #expect(encoded.bytes.count == kind.dataByteCount(elements: t.count))
             #expect(encoded.shape == t.shape)
             #expect((encoded.quantization != nil) == (kind == .int8))
-            let viaBytes = encoded.decoded()
+            let viaBytes = (try encoded.decoded())
             let direct = kind.roundTrip(t)
             #expect(viaBytes.shape == t.shape)
             #expect(bits(viaBytes) == bits(direct))
         }
     }
 
-    @Test func float32IsLossless() {
+    @Test func float32IsLossless() throws {
         let t = Tensor(shape: [5], data: [0, -0.0, 1.5, -3.25e-30, Float.greatestFiniteMagnitude])
-        let back = FeatureCodecKind.float32.encode(t).decoded()
+        let back = (try FeatureCodecKind.float32.encode(t).decoded())
         #expect(bits(back) == bits(t))
     }
 
@@ -91,12 +91,12 @@ struct FeatureCodecTests {
         #expect(back.data.allSatisfy { $0.isFinite })
     }
 
-    @Test func int8ErrorIsBoundedByHalfAStep() {
+    @Test func int8ErrorIsBoundedByHalfAStep() throws {
         for seed in UInt64(1)...10 {
             let t = randomTensor([64, 8], in: -3...5, seed: seed)
             let e = FeatureCodecKind.int8.encode(t)
             let q = try! #require(e.quantization)
-            let back = e.decoded()
+            let back = (try e.decoded())
             let lo = min(0, t.data.min()!), hi = max(0, t.data.max()!)
             #expect(q.scale == (hi - lo) / 255)
             for (x, y) in zip(t.data, back.data) {
@@ -119,14 +119,14 @@ struct FeatureCodecTests {
         #expect(q.dequantize(-1) == 0)
     }
 
-    @Test func int8HandlesNegativeOnlyTensors() {
+    @Test func int8HandlesNegativeOnlyTensors() throws {
         let t = Tensor(shape: [4], data: [-8, -4, -2, -1])
         let e = FeatureCodecKind.int8.encode(t)
         let q = try! #require(e.quantization)
         // Range widened to include zero: [-8, 0].
         #expect(q.scale == Float(8) / 255)
         #expect(q.zeroPoint == 127)
-        let back = e.decoded()
+        let back = (try e.decoded())
         #expect(back.data[0] == -8 || abs(back.data[0] + 8) <= q.scale / 2)
         for (x, y) in zip(t.data, back.data) { #expect(abs(x - y) <= q.scale / 2 + 1e-6) }
     }
@@ -140,11 +140,11 @@ struct FeatureCodecTests {
     }
 
     @Test("constant tensors survive every codec", arguments: FeatureCodecKind.allCases.filter { $0 != .uint8 })
-    func constantTensors(kind: FeatureCodecKind) {
+    func constantTensors(kind: FeatureCodecKind) throws {
         for c: Float in [0, 3, -2.5] {
             let t = Tensor(shape: [2, 8], repeating: c)
             let back = kind.roundTrip(t)
-            #expect(bits(back) == bits(kind.encode(t).decoded()))
+            #expect(bits(back) == bits((try kind.encode(t).decoded())))
             for y in back.data { #expect(abs(y - c) <= abs(c) * 0.01) }
             #expect(Set(back.data).count == 1)
         }
@@ -172,11 +172,11 @@ struct FeatureCodecTests {
         }
     }
 
-    @Test func emptyTensorRoundTrips() {
+    @Test func emptyTensorRoundTrips() throws {
         let t = Tensor(shape: [0, 4], data: [])
         for kind in FeatureCodecKind.allCases {
             #expect(kind.roundTrip(t).count == 0)
-            #expect(kind.encode(t).decoded().shape == [0, 4])
+            #expect((try kind.encode(t).decoded()).shape == [0, 4])
         }
     }
 }

@@ -48,7 +48,7 @@ import Testing
             if case .infer(let sent) = frame.message, case .infer(let got) = back.message {
                 #expect(got.features.bytes == sent.features.bytes)
                 #expect(got.features.compression == sent.features.compression)
-                #expect(got.tensor.data.map(\.bitPattern) == sent.tensor.data.map(\.bitPattern))
+                #expect((try got.tensor()).data.map(\.bitPattern) == (try sent.tensor()).data.map(\.bitPattern))
                 #expect(got.sampleID == sent.sampleID && got.deadlineMillis == sent.deadlineMillis)
             } else {
                 #expect(back == expected)

@@ -228,7 +228,7 @@ struct HostileFrameTests {
         var b = p.frame()
         let frame = try #require(try b.readFrame())
         guard case .infer(let r) = frame.message else { Issue.record("not infer"); return }
-        #expect(r.tensor.data == [0.5, 1, 1.5, -0.5])
+        #expect((try r.tensor()).data == [0.5, 1, 1.5, -0.5])
     }
 
     // MARK: other fields

@@ -6,9 +6,9 @@ import FuzzPayload
 public func fuzzInferRequest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     // The same bytes as a version 1 payload and as a version 2 one.
     _ = fuzzPayload(of: .infer, data, size) { frame in
-        if case .infer(let request) = frame.message { _ = request.tensor }
+        if case .infer(let request) = frame.message { do { _ = try request.tensor() } catch { fatalError("an accepted infer frame whose tensor does not decode: \(error)") } }
     }
     return fuzzCompactPayload(of: .infer, data, size) { frame in
-        if case .infer(let request) = frame.message { _ = request.tensor }
+        if case .infer(let request) = frame.message { do { _ = try request.tensor() } catch { fatalError("an accepted infer frame whose tensor does not decode: \(error)") } }
     }
 }
