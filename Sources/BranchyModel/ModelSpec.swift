@@ -25,8 +25,11 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public struct Defaults: Codable, Sendable, Equatable {
         /// Entropy threshold for every exit but the last (exit when H < T).
         public var thresholds: [Float]
-        /// Feature codec assumed between stages when evaluating: a name `FeatureCodecKind` accepts
-        /// (`float32`, `float16`, `int8`); building a ``Network`` rejects any other.
+        /// Feature codecs assumed between stages when evaluating: one name `FeatureCodecKind`
+        /// accepts (`float32`, `float16`, `int8`, `uint8`, `int8-channel`, `int4`, `sign` or `1bit`;
+        /// any case) for every link, or a comma-separated list of them with one per link between
+        /// stages, in order (`sign,int4`). Lossless compression (`+zstd`) belongs to a topology's
+        /// links, not to a model. Building a ``Network`` rejects any other name or count.
         public var codec: String?
         public init(thresholds: [Float], codec: String? = nil) { self.thresholds = thresholds; self.codec = codec }
     }
@@ -60,7 +63,7 @@ public struct ExitSpec: Codable, Sendable, Equatable {
 /// | `padchannels` | `out`, `pad` (out − input channels): zero channels added to reach `out`, `pad` of them before the input's (BranchyNet's ResNet shortcut) |
 /// | `residual` | `name`, `layers` (the body), `shortcut` (none: identity): y = body(x) + shortcut(x); both must give the same shape. A ReLU after the addition is a `relu` layer after the block |
 /// | `sign` | — (y = +1 where x ≥ 0, so 0 maps to +1, else −1; trained straight-through, clipped at abs(x) ≤ 1) |
-/// | `binlinear` | `name`, `out`, `bias` (true): XNOR-Net binary linear, α · dot(sign(x), sign(W)) + b |
+/// | `binlinear` | `name`, `out`, `bias` (true): XNOR-Net binary linear, y[o] = α[o] · dot(sign(x), sign(W[o])) + b[o], with α[o] = mean abs(W[o]), the mean magnitude of output o's float weights (recomputed from them at every step in training) |
 ///
 /// The layers of a `residual` block (body and shortcut) are named like any other: their
 /// tensors are `STAGE.trunk.NAME.weight` (or `.exit.`), so every name must be unique within a

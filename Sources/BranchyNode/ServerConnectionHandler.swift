@@ -31,8 +31,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// not read; past it the connection is closed. Reading pauses long before, at the write buffer's
     /// high-water mark, so this bounds what frames already received can still add.
     static let maxUnwrittenBytes = 4 << 20
-    /// How long a peer may leave answers unread (the connection not writable) before it is closed.
-    static let stallTimeout: TimeAmount = .seconds(10)
 
     private let server: InferenceServer
     private let id: UInt64
@@ -107,7 +105,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     /// A peer that does not read what it is sent: stop reading from it until it does, so answers
     /// and errors cannot pile up in memory.
-    /// If it still does not read after ``stallTimeout``, close the connection.
+    /// If it still reads nothing for the idle timeout, close the connection.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         let writable = context.channel.isWritable
         context.channel.setOption(.autoRead, value: writable).whenFailure { _ in }
@@ -116,11 +114,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             stallTimer = nil
             context.read()
         } else if stallTimer == nil {
-            stallTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.stallTimeout) { [self] in
+            let timeout = server.limits.idleTimeoutMillis
+            stallTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(timeout))) { [self] in
                 stallTimer = nil
                 guard let context = self.context, !context.channel.isWritable else { return }
-                server.log(.warning, from: sourceKey,
-                           "\(label): has not read its answers for \(Self.stallTimeout.nanoseconds / 1_000_000_000) s; closing")
+                server.log(.warning, from: sourceKey, "\(label): has not read its answers for \(timeout) ms (the idle timeout); closing")
                 context.close(promise: nil)
             }
         }

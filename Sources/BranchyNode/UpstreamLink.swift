@@ -528,6 +528,12 @@ public final class UpstreamLink: Sendable {
     /// Why a result from upstream cannot be true for this model, or nil: its exit must be one of the
     /// upstream stages' exits, under that exit's name, and its class one the model has.
     func check(_ r: InferResult) -> String? {
+        Self.problem(with: r, exitNames: exitNames, classCount: classCount, firstUpstreamExit: firstUpstreamExit)
+    }
+
+    /// Why `r` cannot be an answer from upstream of a node whose next exit is `firstUpstreamExit`,
+    /// for a model with `exitNames` and `classCount` classes; nil when it can.
+    static func problem(with r: InferResult, exitNames: [String], classCount: Int, firstUpstreamExit: Int) -> String? {
         let exit = Int(r.exitIndex)
         guard exit >= firstUpstreamExit, exit < exitNames.count else {
             return "field exitIndex is \(exit), expected \(firstUpstreamExit)...\(exitNames.count - 1) (the exits upstream of this node)"

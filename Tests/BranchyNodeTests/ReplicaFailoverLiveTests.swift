@@ -17,9 +17,12 @@ final class ReplicatedCluster: @unchecked Sendable {
     let edge: InferenceServer
     let clouds: [InferenceServer]
     let device: DeviceRunner
+    /// With `hungReplica`: the fake in its place, which answers hellos and heartbeats but no request.
+    private(set) var hung: FakeServer?
 
     /// Every sample leaves the device and the edge (thresholds 0): each needs a cloud replica.
-    private init(fixture: Fixture, ports: [Int]) async throws {
+    /// With `hungReplica`, that replica is a fake that answers heartbeats and never a request.
+    private init(fixture: Fixture, ports: [Int], hungReplica: Int? = nil, edgeDeadlineMs: Int = 10_000) async throws {
         pool.start()
         let yaml = """
             model: \(fixture.modelDirectory.path)
@@ -38,6 +41,7 @@ final class ReplicatedCluster: @unchecked Sendable {
                 listen: 127.0.0.1:\(ports[0])
                 upstream: cloud
                 codec: int8
+                deadlineMs: \(edgeDeadlineMs)
               - name: cloud
                 role: cloud
                 stages: [cloud]
@@ -57,6 +61,19 @@ final class ReplicatedCluster: @unchecked Sendable {
         var clouds: [InferenceServer] = []
         for i in 0..<2 {
             let context = try load("cloud", replica: i)
+            if i == hungReplica {
+                var hello = context.hello
+                hello.protocolVersion = 2
+                let ack = hello
+                hung = try await FakeServer.start(context: context, group: group) { frame in
+                    switch frame.message {
+                    case .hello: return [Frame(requestID: 0, message: .helloAck(ack))]
+                    case .statsRequest: return [Frame(requestID: frame.requestID, message: .stats([]))]
+                    default: return []
+                    }
+                }
+                continue
+            }
             let cloud = try InferenceServer(context: context, group: group, pool: pool, logger: testLogger("cloud#\(i)"),
                                             metrics: NodeMain.metrics(for: context))
             try await cloud.start()
@@ -70,12 +87,12 @@ final class ReplicatedCluster: @unchecked Sendable {
     }
 
     /// Runs `body` with a fresh cluster and always shuts it down afterwards.
-    static func with(_ body: (ReplicatedCluster) async throws -> Void) async throws {
+    static func with(hungReplica: Int? = nil, edgeDeadlineMs: Int = 10_000, _ body: (ReplicatedCluster) async throws -> Void) async throws {
         let fixture = try Fixture.shared()
         let probe = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let ports = try await freePorts(3, group: probe)
         try await probe.shutdownGracefully()
-        let cluster = try await ReplicatedCluster(fixture: fixture, ports: ports)
+        let cluster = try await ReplicatedCluster(fixture: fixture, ports: ports, hungReplica: hungReplica, edgeDeadlineMs: edgeDeadlineMs)
         do {
             try await body(cluster)
         } catch {
@@ -106,6 +123,7 @@ final class ReplicatedCluster: @unchecked Sendable {
         await device.stop()
         await edge.drain(graceSeconds: 1)
         for cloud in clouds { await cloud.drain(graceSeconds: 1) }
+        try? await hung?.channel.close().get()
         try? await pool.shutdownGracefully()
         try? await group.shutdownGracefully()
     }
@@ -172,6 +190,37 @@ extension Sockets {
                 #expect(edge.value(#"branchy_upstream_up{link="edge->cloud",replica="0"}"#) == 0)
                 #expect(edge.value(#"branchy_upstream_up{link="edge->cloud",replica="1"}"#) == 1)
                 #expect(await cluster.edge.notReadyBecause() == nil, "one replica is enough")
+            }
+        }
+
+        /// A replica that answers its heartbeats but never a request leaves the rotation after three
+        /// missed deadlines (outlier ejection), whatever its heartbeats say: the samples after that
+        /// go to the healthy replica instead of waiting out a deadline each.
+        @Test func aReplicaThatAnswersHeartbeatsButNoRequestIsEjected() async throws {
+            let fixture = try Fixture.shared()
+            try await ReplicatedCluster.with(hungReplica: 1, edgeDeadlineMs: 250) { cluster in
+                let up = await eventually(within: 5) {
+                    let text = await cluster.edgeMetrics()
+                    return (0..<2).allSatisfy { text.value("branchy_upstream_up{link=\"edge->cloud\",replica=\"\($0)\"}") == 1 }
+                }
+                let before = await cluster.edgeMetrics()
+                #expect(up, "\(before.text)")
+                #expect(before.value(#"branchy_upstream_ejections_total{link="edge->cloud",replica="1"}"#) == 0, "the series exists at zero")
+                await cluster.device.start(connectTimeout: 5)
+                let count = 80
+                let started = Date()
+                let records = await cluster.device.run(data: fixture.data, count: count, concurrency: 1) { _ in }
+                let seconds = Date().timeIntervalSince(started)
+                let degraded = records.filter { $0.status == .degraded }
+                // Three deadlines at most before the ejection (five seconds, longer than this run).
+                #expect(degraded.count <= 3, "\(degraded.count) degraded: \(degraded.map(\.reason))")
+                #expect(records.filter { $0.status == .answered }.count >= count - 3)
+                #expect(seconds < 0.25 * 3 + 5, "\(seconds) s")
+                let edge = await cluster.edgeMetrics()
+                #expect(edge.value(#"branchy_upstream_ejections_total{link="edge->cloud",replica="1"}"#) == 1, "\(edge.text)")
+                #expect(edge.value(#"branchy_upstream_ejections_total{link="edge->cloud",replica="0"}"#) == 0)
+                // Its heartbeats kept it connected all along.
+                #expect(edge.value(#"branchy_upstream_up{link="edge->cloud",replica="1"}"#) == 1)
             }
         }
     }

@@ -93,3 +93,30 @@ import Testing
         #expect(try method.decompress(packed, expected: 1000) == [UInt8](repeating: 7, count: 1000))
     }
 }
+
+/// `decoded()` checks that the parts of an encoded tensor fit together, with a thrown error.
+@Suite struct EncodedTensorConsistencyTests {
+    @Test func aByteCountThatDoesNotFitTheShapeIsAnError() {
+        let e = EncodedTensor(kind: .float32, shape: [2, 3], parameters: .none, bytes: [UInt8](repeating: 0, count: 20))
+        #expect(e.inconsistency?.contains("needs 24 bytes, has 20") == true)
+        #expect(throws: EncodedTensor.Inconsistent.self) { try e.decoded() }
+    }
+
+    @Test func parametersOfAnotherKindAreAnError() {
+        let e = EncodedTensor(kind: .int4, shape: [4], parameters: .sign(scale: 1), bytes: [0, 0])
+        #expect(e.inconsistency != nil)
+        #expect(throws: EncodedTensor.Inconsistent.self) { try e.decoded() }
+        let channels = EncodedTensor(kind: .int8PerChannel, shape: [3, 2], parameters: .int8PerChannel([.init(scale: 1, zeroPoint: 0)]),
+                                     bytes: [UInt8](repeating: 0, count: 6))
+        #expect(channels.inconsistency?.contains("1 channel parameters") == true)
+    }
+
+    @Test func everyKindsOwnEncodingIsConsistent() throws {
+        let t = Tensor(shape: [2, 4], data: (0..<8).map { Float($0) / 8 - 0.5 })
+        for kind in FeatureCodecKind.allCases {
+            let e = kind.encode(t)
+            #expect(e.inconsistency == nil, "\(kind)")
+            #expect(try e.decoded().shape == [2, 4])
+        }
+    }
+}

@@ -4,6 +4,19 @@ import Testing
 
 @Suite("TLS files, paths and endpoints")
 struct FileAndEndpointTests {
+    /// The same cap at start-up and on reload (both read through `Topology.load`).
+    @Test func aTopologyFileOverTheSizeLimitIsRefusedBeforeItIsRead() throws {
+        let padded = validThreeTier + "\n# " + String(repeating: "x", count: Topology.maxFileBytes) + "\n"
+        let url = try writeTopology(padded)
+        defer { removeFolder(of: url) }
+        let error = #expect(throws: TopologyError.self) { try Topology.load(contentsOf: url, checkFiles: false) }
+        #expect(error?.reason.contains("at most \(Topology.maxFileBytes) bytes") == true, "\(String(describing: error))")
+        // Just under the cap still loads.
+        let fits = try writeTopology(validThreeTier + "\n# " + String(repeating: "x", count: Topology.maxFileBytes - validThreeTier.utf8.count - 8) + "\n")
+        defer { removeFolder(of: fits) }
+        #expect(throws: Never.self) { try Topology.load(contentsOf: fits, checkFiles: false) }
+    }
+
     @Test func missingTLSFileNamesNodeKeyAndPath() throws {
         let folder = try makeTemporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -252,11 +252,11 @@ struct ServerConnectionStateMachineTests {
 @Suite("ServerConnectionStateMachine, version 2")
 struct ServerConnectionStateMachineVersion2Tests {
     static let names = NameTable(["device-0", "edge-1", "cloud"])
-    fileprivate static func v2Machine() -> Machine {
+    fileprivate static func v2Machine(maxInFlight: Int = 4) -> Machine {
         var local = edgeHello
         local.protocolVersion = 2
         local.names = names
-        return Machine(configuration: .init(localHello: local, allowedPeers: [device], maxInFlight: 4))
+        return Machine(configuration: .init(localHello: local, allowedPeers: [device], maxInFlight: maxInFlight))
     }
 
     @Test func theAcknowledgementSpeaksTheClientsVersion() {
@@ -280,5 +280,37 @@ struct ServerConnectionStateMachineVersion2Tests {
         var s = Self.v2Machine()
         _ = s.receivedHello(hello(version: 2))
         #expect(errorInfo(s.receivedFrame(Frame(requestID: 6, message: .stats([]))))?.code == .unexpectedMessage)
+    }
+
+    @Test func requestIDsAreUniqueAcrossInferAndStatsRequests() {
+        var m = Self.v2Machine()
+        _ = m.receivedHello(hello(version: 2))
+        #expect(m.receivedInfer(requestID: 7) == .forwardRequest(requestID: 7))
+        // A statsRequest reusing an id in flight is refused, and does not take the infer's place.
+        #expect(errorInfo(m.receivedFrame(Frame(requestID: 7, message: .statsRequest)))?.code == .duplicateRequestID)
+        #expect(m.inFlight == [7])
+        // A stats answer holds its id until it is written.
+        #expect(m.receivedFrame(Frame(requestID: 8, message: .statsRequest)) == .sendStats(requestID: 8))
+        #expect(errorInfo(m.receivedInfer(requestID: 8))?.code == .duplicateRequestID)
+        #expect(m.sentResponse(requestID: 8) == .none)
+        #expect(m.receivedInfer(requestID: 8) == .forwardRequest(requestID: 8))
+    }
+
+    @Test func statsRequestsCountAgainstTheWindow() {
+        var m = Self.v2Machine(maxInFlight: 2)
+        _ = m.receivedHello(hello(version: 2))
+        #expect(m.receivedFrame(Frame(requestID: 1, message: .statsRequest)) == .sendStats(requestID: 1))
+        #expect(m.receivedInfer(requestID: 2) == .forwardRequest(requestID: 2))
+        #expect(errorInfo(m.receivedFrame(Frame(requestID: 3, message: .statsRequest)))?.code == .tooManyRequests)
+    }
+
+    @Test func aClientHelloWithANamesTableIsRefused() {
+        var m = Self.v2Machine()
+        var h = hello(version: 2)
+        h.names = NameTable(["device-0", "edge-1"])
+        let action = m.receivedHello(h)
+        #expect(errorInfo(action)?.code == .badFrame)
+        #expect(errorMessage(action)?.contains("names") == true)
+        #expect(m.state == .closed)
     }
 }
