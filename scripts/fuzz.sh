@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of Fuzz/ (debug, -sanitize=fuzzer,address) and runs
-# each one, bounded, on a scratch copy of its seed corpus (Fuzz/Corpus/<target>/).
-# Prints per target the executions, libFuzzer's final `cov:` and `ft:`, and pass or
-# fail; exits non-zero if any target crashed, hung, ran out of memory or leaked.
+# Builds the libFuzzer targets of Fuzz/ (-sanitize=fuzzer,address; debug, release or both)
+# and runs each one, bounded, on a scratch copy of its seed corpus (Fuzz/Corpus/<target>/).
+# Prints per target and configuration the executions, libFuzzer's final `cov:` and `ft:`,
+# and pass or fail; exits non-zero if any target crashed, hung, ran out of memory or leaked.
+# Release runs check that the optimised build keeps every check the debug one has.
 # Everything a run writes (scratch corpora, logs, crash reproducers) goes to
-# run/fuzz/<target>/, which each run of that target starts afresh.
+# run/fuzz/<config>/<target>/, which each run of that target starts afresh.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
@@ -12,7 +13,8 @@ all_targets=(frame hello infer-request infer-result safetensors model-spec topol
 
 usage() {
     cat <<EOF
-usage: $(basename "$0") [--seconds N] [--runs N] [--timeout S] [--rss-mb M] [--jobs J] [--no-build] [TARGET...]
+usage: $(basename "$0") [--config debug|release|both] [--seconds N] [--runs N] [--timeout S] [--rss-mb M] [--jobs J] [--no-build] [TARGET...]
+  --config C    build configuration of the targets: debug (default), release, or both (each target runs in each)
   --seconds N   stop each target after N seconds (-max_total_time; default 30 unless --runs is given)
   --runs N      stop each target after N executions (-runs)
   --timeout S   an input that takes longer than S seconds counts as a hang (default 10)
@@ -24,11 +26,14 @@ EOF
 }
 
 cores="$(nproc 2>/dev/null || echo 1)"
-seconds="" runs="" timeout=10 rss_mb=2048 jobs=$((cores >= 2 ? 2 : 1)) build=1 targets=()
+seconds="" runs="" timeout=10 rss_mb=2048 jobs=$((cores >= 2 ? 2 : 1)) build=1 targets=() config=debug
 number() { [[ "${2:-}" =~ ^[0-9]+$ ]] || die "$1 needs a whole number, got '${2:-}'"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
+        --config)
+            case "${2:-}" in debug|release|both) config="$2" ;; *) die "--config takes debug, release or both, got '${2:-}'" ;; esac
+            shift 2 ;;
         --seconds) number "$1" "${2:-}"; seconds="$2"; shift 2 ;;
         --runs) number "$1" "${2:-}"; runs="$2"; shift 2 ;;
         --timeout) number "$1" "${2:-}"; timeout="$2"; shift 2 ;;
@@ -53,30 +58,37 @@ mkdir -p "$out"
 # --- Build -------------------------------------------------------------------
 # One product at a time: `swift build` without --product would also build the seed
 # generator (make-corpus), which has a main of its own and is built without these flags.
-flags=(-c debug --package-path Fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
-if [ "$build" -eq 1 ]; then
-    say "building ${#targets[@]} fuzz target(s) (debug, -sanitize=fuzzer,address); log: run/fuzz/build.log"
-    start=$SECONDS
-    : > "$out/build.log"
-    for t in "${targets[@]}"; do
-        if ! swift build "${flags[@]}" --product "fuzz-$t" >> "$out/build.log" 2>&1; then
-            grep -v 'Cannot export local symbol' "$out/build.log" | tail -n 30 >&2
-            die "building fuzz-$t failed (see run/fuzz/build.log)"
-        fi
-    done
-    say "built in $((SECONDS - start)) s"
-fi
-bin="$(swift build "${flags[@]}" --show-bin-path)"
+case "$config" in both) configs=(debug release) ;; *) configs=("$config") ;; esac
+# Each configuration in its own build folder under Fuzz/, so that one never rebuilds the other.
+flags_of() { printf '%s\n' -c "$1" --package-path Fuzz --scratch-path "Fuzz/.build-$1" -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library; }
+declare -A bins
+for c in "${configs[@]}"; do
+    mapfile -t flags < <(flags_of "$c")
+    if [ "$build" -eq 1 ]; then
+        say "building ${#targets[@]} fuzz target(s) ($c, -sanitize=fuzzer,address); log: run/fuzz/build-$c.log"
+        start=$SECONDS
+        : > "$out/build-$c.log"
+        for t in "${targets[@]}"; do
+            if ! swift build "${flags[@]}" --product "fuzz-$t" >> "$out/build-$c.log" 2>&1; then
+                grep -v 'Cannot export local symbol' "$out/build-$c.log" | tail -n 30 >&2
+                die "building fuzz-$t ($c) failed (see run/fuzz/build-$c.log)"
+            fi
+        done
+        say "built in $((SECONDS - start)) s"
+    fi
+    bins[$c]="$(swift build "${flags[@]}" --show-bin-path)"
+done
 
 # --- Run ---------------------------------------------------------------------
 
 # fuzz_one TARGET: runs one target; its summary line goes to run/fuzz/TARGET/summary.
 fuzz_one() {
-    local t="$1" dir="$out/$1" exe="$bin/fuzz-$1" status=0
+    local c="$1" t="$2" status=0
+    local dir="$out/$c/$t" exe="${bins[$c]}/fuzz-$t"
     rm -rf "$dir"
     mkdir -p "$dir/corpus"
     if [ ! -x "$exe" ]; then
-        printf '%s\tFAIL\t?\t?\t?\t0\tno executable %s (build first)\n' "$t" "$exe" > "$dir/summary"
+        printf '%s\tFAIL\t?\t?\t?\t0\tno executable %s (build first)\n' "$t/$c" "$exe" > "$dir/summary"
         return
     fi
     cp -R "Fuzz/Corpus/$t/." "$dir/corpus/"
@@ -111,32 +123,36 @@ fuzz_one() {
         local artifact
         artifact="$(ls -t "$dir" | grep -E '^(crash|leak|timeout|oom|slow-unit)-' | head -n 1 || true)"
         note="exit $status"
-        [ -n "$artifact" ] && note+=", reproducer run/fuzz/$t/$artifact"
-        note+=", log run/fuzz/$t/fuzz.log"
+        [ -n "$artifact" ] && note+=", reproducer run/fuzz/$c/$t/$artifact"
+        note+=", log run/fuzz/$c/$t/fuzz.log"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$verdict" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$elapsed" "$note" > "$dir/summary"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t/$c" "$verdict" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$elapsed" "$note" > "$dir/summary"
 }
 
 limit="${seconds:+${seconds} s}${seconds:+${runs:+ or }}${runs:+${runs} runs}"
-say "fuzzing ${#targets[@]} target(s), each for $limit, $jobs at a time; output in run/fuzz/<target>/"
+say "fuzzing ${#targets[@]} target(s) in ${configs[*]}, each for $limit, $jobs at a time; output in run/fuzz/<config>/<target>/"
 running=0
-for t in "${targets[@]}"; do
-    if [ "$running" -ge "$jobs" ]; then wait -n || true; running=$((running - 1)); fi
-    fuzz_one "$t" &
-    running=$((running + 1))
+for c in "${configs[@]}"; do
+    for t in "${targets[@]}"; do
+        if [ "$running" -ge "$jobs" ]; then wait -n || true; running=$((running - 1)); fi
+        fuzz_one "$c" "$t" &
+        running=$((running + 1))
+    done
 done
 wait
 
 passed=0 failed=0
-printf '%-14s %-6s %12s %7s %8s %6s  %s\n' target result executions cov ft time notes
-for t in "${targets[@]}"; do
-    if [ -f "$out/$t/summary" ]; then
-        IFS=$'\t' read -r name verdict execs cov ft elapsed note < "$out/$t/summary"
-    else
-        name="$t" verdict=FAIL execs="?" cov="?" ft="?" elapsed="?" note="the run did not finish (see run/fuzz/$t/)"
-    fi
-    printf '%-14s %-6s %12s %7s %8s %5ss  %s\n' "$name" "$verdict" "$execs" "$cov" "$ft" "$elapsed" "$note"
-    if [ "$verdict" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+printf '%-22s %-6s %12s %7s %8s %6s  %s\n' target result executions cov ft time notes
+for c in "${configs[@]}"; do
+    for t in "${targets[@]}"; do
+        if [ -f "$out/$c/$t/summary" ]; then
+            IFS=$'\t' read -r name verdict execs cov ft elapsed note < "$out/$c/$t/summary"
+        else
+            name="$t/$c" verdict=FAIL execs="?" cov="?" ft="?" elapsed="?" note="the run did not finish (see run/fuzz/$c/$t/)"
+        fi
+        printf '%-22s %-6s %12s %7s %8s %5ss  %s\n' "$name" "$verdict" "$execs" "$cov" "$ft" "$elapsed" "$note"
+        if [ "$verdict" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    done
 done
 echo "fuzz: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

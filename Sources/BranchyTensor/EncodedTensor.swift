@@ -82,7 +82,8 @@ public struct EncodedTensor: Sendable, Hashable {
         case (.float32, .none), (.float16, .none), (.uint8, .none), (.int8, .int8), (.int8, .none), (.int4, .int4), (.sign, .sign):
             return nil
         case (.int8PerChannel, .int8PerChannel(let qs)):
-            guard !qs.isEmpty, let channels = shape.first, channels == qs.count else {
+            // An empty tensor has nothing to decode: any one set of parameters will do.
+            guard !qs.isEmpty, n == 0 || shape.first == qs.count else {
                 return "int8-channel tensor of shape \(shape) with \(qs.count) channel parameters"
             }
             return nil

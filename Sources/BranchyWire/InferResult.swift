@@ -120,6 +120,11 @@ public struct InferResult: Hashable, Sendable {
         }
         for (i, hop) in hops.enumerated() {
             try checkLength(hop.link, max: WireLimits.maxNameBytes, message: .result, field: "hops[\(i)].link")
+            for (field, v) in [("requestFrameBytes", hop.requestFrameBytes), ("responseFrameBytes", hop.responseFrameBytes),
+                               ("requestTLSBytes", hop.requestTLSBytes), ("responseTLSBytes", hop.responseTLSBytes)]
+            where v > WireLimits.maxHopBytes {
+                throw WireError.invalidValue(message: .result, field: "hops[\(i)].\(field)", value: "\(v)", expected: "at most \(WireLimits.maxHopBytes)")
+            }
         }
     }
 }

@@ -11,6 +11,8 @@ private struct FrameGenerator {
     mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &rng) }
     mutating func bool() -> Bool { Bool.random(using: &rng) }
     mutating func u64() -> UInt64 { rng.next() }
+    /// A byte count a hop may report: at most the protocol's bound.
+    mutating func hopBytes() -> UInt64 { rng.next() % (WireLimits.maxHopBytes + 1) }
 
     mutating func string(maxBytes: Int) -> String {
         let alphabet: [Character] = ["a", "z", "0", "-", ">", " ", "é", "☁", "云", "🙂"]
@@ -46,8 +48,8 @@ private struct FrameGenerator {
                     nodeName: string(maxBytes: 255), predictedClass: UInt16(truncatingIfNeeded: rng.next()),
                     confidence: Float.random(in: 0...1, using: &rng), entropy: Float.random(in: 0...3, using: &rng),
                     hops: (0..<int(0...3)).map { _ in
-                        HopCost(link: string(maxBytes: 255), requestFrameBytes: u64(), responseFrameBytes: u64(),
-                                requestTLSBytes: u64(), responseTLSBytes: u64())
+                        HopCost(link: string(maxBytes: 255), requestFrameBytes: hopBytes(), responseFrameBytes: hopBytes(),
+                                requestTLSBytes: hopBytes(), responseTLSBytes: hopBytes())
                     })
     }
 
