@@ -219,10 +219,30 @@ public final class DeviceRunner: Sendable {
         return try? await link.loop.submit { link.totals }.get()
     }
 
-    /// What the upstream node reports of its own upstream link (nothing from the root, or over version 1).
+    /// What the upstream node reports of its own upstream link (nothing from the root). Version 1
+    /// has no `statsRequest`: a device whose link speaks it asks over a short version-2 connection
+    /// of its own, opened after the run and not counted in the run's bytes.
     public func upstreamLinkTotals() async -> [LinkTotals] {
         guard let link else { return [] }
-        return (try? await link.upstreamTotals().get()) ?? []
+        if let totals = try? await link.upstreamTotals().get() { return totals }
+        guard context.config.protocolVersion < 2 else { return [] }
+        return await upstreamLinkTotalsOverVersion2()
+    }
+
+    private func upstreamLinkTotalsOverVersion2() async -> [LinkTotals] {
+        var config = context.config
+        config.protocolVersion = 2
+        do {
+            let v2 = try NodeContext(topology: context.topology, config: config, model: context.model, replica: context.replica)
+            let query = try UpstreamPool(context: v2, loop: loop, logger: logger)
+            query.start()
+            defer { _ = query.stop() }
+            try await query.waitUntilReady(timeoutMillis: 3_000).get()
+            return try await query.upstreamTotals().get()
+        } catch {
+            logger.warning("could not ask upstream for its link totals over protocol version 2: \(error); the report counts this device's link only")
+            return []
+        }
     }
 
     public func stop() async {

@@ -118,6 +118,24 @@ extension Sockets {
             }
         }
 
+        /// Version 1 has no `statsRequest`: the device asks over a short version-2 connection after
+        /// the run, so that a version-1 report counts the edge's link to the cloud too.
+        @Test func aVersion1DeviceStillCountsEveryLinksHandshakes() async throws {
+            try await Cluster.with(ClusterOptions(deviceProtocol: 1)) { cluster in
+                _ = try await cluster.startServer("cloud")
+                _ = try await cluster.startServer("edge")
+                let device = try await cluster.startDevice()
+                let records = await device.run(data: try Fixture.shared().data, count: 8, concurrency: 2) { _ in }
+                #expect(records.allSatisfy { $0.status == .answered && $0.node == "cloud" })
+                let own = try #require(await device.linkTotals())
+                #expect(own.connections == 1, "the query connection is not counted in the device's link")
+                let upstream = await device.upstreamLinkTotals()
+                #expect(upstream.map(\.link) == ["edge->cloud"])
+                #expect(upstream.first.map { $0.connections == 1 && $0.handshakeBytes > 0 } == true, "\(upstream)")
+                #expect(try #require(await device.linkTotals()) == own)
+            }
+        }
+
         @Test func edgeDegradesWhenTheCloudIsDrainedMidRun() async throws {
             let fixture = try Fixture.shared()
             let network = try fixture.network()

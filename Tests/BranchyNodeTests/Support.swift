@@ -180,6 +180,8 @@ struct ClusterOptions {
     var devicePolicy: FailurePolicy = .degrade
     var edgePolicy: FailurePolicy = .degrade
     var deviceDeadlineMs = 10_000
+    /// The protocol version the device speaks to the edge (`protocol:`).
+    var deviceProtocol = 2
     var edgeDeadlineMs = 10_000
     /// The edge's `limits:` entries, e.g. `["handshakeTimeoutMs": 500]`.
     var edgeLimits: [String: Int] = [:]
@@ -218,6 +220,7 @@ final class Cluster: @unchecked Sendable {
                 codec: int8
                 onUpstreamFailure: \(options.devicePolicy.rawValue)
                 deadlineMs: \(options.deviceDeadlineMs)
+                protocol: \(options.deviceProtocol)
               - name: device2
                 role: device
                 stages: [device]
