@@ -10,7 +10,9 @@
 #       coming back; the report's throughput before and after is printed;
 #   (c) SIGHUP with a new edge threshold in the middle of a run, then SIGHUP with a
 #       broken topology: no sample lost, the edge's exit share changes from the
-#       next requests on, the broken one is refused, and the metrics show both.
+#       next requests on, the broken one is refused, and the metrics show both;
+#   (d) the Grafana dashboard (deploy/prometheus) names only metrics, labels and
+#       values that the device, edge and cloud export (their live scrapes).
 # With --overhead it also measures what scraping costs a loaded run (samples/s
 # with Prometheus scraping every 100 ms, against none), and prints it.
 # Details go to run/operations/ (operations.log, reports, node logs).
@@ -248,6 +250,41 @@ check() {
 check "Prometheus' scraped link bytes and exit counters equal the device's report" check_prometheus
 check "kill -9 of one of two cloud replicas mid-run: nothing failed or degraded" check_failover
 check "SIGHUP: new thresholds mid-run take effect, a broken topology is refused" check_reload
+
+# --- (d) The Grafana dashboard against live scrapes --------------------------------------
+# deploy/prometheus/grafana-dashboard.json may name only what a running cluster exports: the
+# local cluster answers 2,000 samples with the device serving metrics, the device's, edge's and
+# cloud's /metrics are saved (run/operations/scrape-*.txt), and scripts/lib/dashboard_check.py
+# checks every metric, label and label value the dashboard's queries use against them together.
+check_dashboard() {
+    scripts/gen-certs.sh "$LOCAL" >> "$log" 2>&1
+    start_server "$LOCAL" cloud cloud 127.0.0.1:8402 || return 1
+    start_server "$LOCAL" edge edge 127.0.0.1:8401 || return 1
+    wait_http http://127.0.0.1:8401/readyz 15 || { echo "the edge did not become ready"; return 1; }
+    "$bin/branchy-device" --topology "$LOCAL" --node device --limit 2000 --metrics "$DEVICE_METRICS" --linger 5 \
+        --report "$work/dashboard-run.json" > "$work/dashboard-device.out" 2> "$work/dashboard-device.err" &
+    local device=$! waited=0 target
+    pids+=("$device")
+    until grep -q "report written" "$work/dashboard-device.err" 2>/dev/null; do
+        proc_running "$device" || { echo "the device exited before its report: $(tail -n 1 "$work/dashboard-device.err")"; return 1; }
+        [ "$waited" -lt 600 ] || { echo "no report within 60 s"; return 1; }
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    for target in "device=$DEVICE_METRICS" edge=127.0.0.1:8401 cloud=127.0.0.1:8402; do
+        curl -sf --max-time 5 "http://${target#*=}/metrics" > "$work/scrape-${target%%=*}.txt" \
+            || { echo "could not scrape the ${target%%=*} at ${target#*=}"; return 1; }
+    done
+    python3 scripts/lib/dashboard_check.py deploy/prometheus/grafana-dashboard.json \
+        "$work/scrape-device.txt" "$work/scrape-edge.txt" "$work/scrape-cloud.txt" > "$work/dashboard-check.out" 2>&1 || {
+        cat "$work/dashboard-check.out" >&2
+        echo "$(grep -c '^not ok' "$work/dashboard-check.out") metric(s) not exported as queried, the first: $(grep -m 1 '^not ok' "$work/dashboard-check.out" | sed 's/^not ok - //')"
+        return 1
+    }
+    cat "$work/dashboard-check.out" >&2
+    tail -n 1 "$work/dashboard-check.out" | sed 's/ passed, 0 failed/ metrics found in the scrapes/' >> "$work/figures"
+}
+check "the Grafana dashboard's queries name only metrics, labels and values that the running nodes export" check_dashboard
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -3,8 +3,10 @@
 
   render DIR                 prints the kustomization in DIR rendered as a YAML stream: a small
                              stand-in for `kubectl kustomize` where kubectl is missing (resources,
-                             namespace, configMapGenerator and secretGenerator; generated names
-                             get no hash suffix; any other key is refused rather than ignored)
+                             namespace, configMapGenerator and secretGenerator with the option
+                             disableNameSuffixHash; other generated names get a suffix made from
+                             their contents, as kustomize's, though not the same one; any other
+                             key is refused rather than ignored)
   split STREAM OUTDIR        writes each document of STREAM to OUTDIR/NN-kind-name.yaml and
                              prints `FILE<TAB>Kind namespace/name` per document
   same A B                   A and B hold the same resources once the hash suffixes of generated
@@ -15,16 +17,23 @@
   topology STREAM OUT        writes the `topology.yaml` of the ConfigMap in STREAM to OUT
   agree STREAM CONTAINERFILE checks that the manifests agree with their topology and the image
                              (ports, probes, users, each pod's own TLS files and no other node's,
-                             Service names, NetworkPolicies, drain time); prints one problem per
+                             Service names, NetworkPolicies, drain time, the pinned image, requests
+                             equal to limits, two replicas or more with a PodDisruptionBudget, a
+                             topology that SIGHUP can reload in place); prints one problem per
                              line and exits 1 if there is any
   device-copy CLUSTER DEVICE the device's copy of the topology differs from the cluster's only in
-                             its paths and the edge's `address:`
+                             its paths and where it dials the edge (`address:` or `replicas:`)
+  local-copy CLUSTER OUT MODEL CERTS EDGE_PORT METRICS_PORT CLOUD_PORT THRESHOLD
+                             writes a copy of the cluster topology that runs its edge on this
+                             machine: loopback ports, the given model and certificate folders, the
+                             edge as one process whose threshold is THRESHOLD
 
 Exit status 0 on success, 1 on a failed check, 2 on a usage or input error.
 """
 
 import base64
 import copy
+import hashlib
 import json
 import os
 import re
@@ -83,9 +92,21 @@ def render(directory):
             docs.extend(load_stream(target))
         else:
             fail(f"{path}: resource '{entry}' does not exist")
+    renames = {}
     for kind, key in (("ConfigMap", "configMapGenerator"), ("Secret", "secretGenerator")):
         for gen in k.get(key, []):
-            docs.append(generate(directory, kind, gen, path))
+            doc = generate(directory, kind, gen, path)
+            if not (gen.get("options") or {}).get("disableNameSuffixHash"):
+                # kustomize names a generated object after its contents, so that a change makes a
+                # new object and rolls the pods that mount it. Not kustomize's own hash: `same`
+                # compares names without it.
+                digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:10]
+                renamed = f"{gen['name']}-{digest.translate(str.maketrans('013ae', 'ghkmt'))}"
+                renames[gen["name"]] = renamed
+                doc["metadata"]["name"] = renamed
+            docs.append(doc)
+    if renames:
+        docs = [replace_refs(d, renames) for d in docs]
     namespace = k.get("namespace")
     if namespace:
         for doc in docs:
@@ -94,10 +115,20 @@ def render(directory):
     return docs
 
 
+def replace_refs(doc, renames):
+    """The doc with the names of generated objects as they were renamed, where a pod refers to them."""
+    if doc.get("kind") in ("ConfigMap", "Secret"):
+        return doc
+    return replace_strings(doc, renames)
+
+
 def generate(directory, kind, gen, where):
-    unknown = sorted(set(gen) - {"name", "files", "literals", "type"})
+    unknown = sorted(set(gen) - {"name", "files", "literals", "type", "options"})
     if unknown:
         fail(f"{where}: generator option(s) {', '.join(unknown)} are not supported by the fallback renderer")
+    options = sorted(set(gen.get("options") or {}) - {"disableNameSuffixHash"})
+    if options:
+        fail(f"{where}: generator options {', '.join(options)} are not supported by the fallback renderer")
     data = {}
     for entry in gen.get("literals", []):
         name, _, value = entry.partition("=")
@@ -229,14 +260,39 @@ def device_copy(cluster, device):
             continue
         na, nb = dict(nodes_a[name]), dict(nodes_b[name])
         if na.get("role") == "edge":
-            na.pop("address", None)
-            nb.pop("address", None)
+            # Where the device dials the edge: one address, or a name for every edge replica.
+            for k in ("address", "replicas"):
+                na.pop(k, None)
+            dial = [k for k in ("address", "replicas") if nb.pop(k, None) is not None]
+            if len(dial) != 1:
+                problems.append(f"node '{name}' should give the device one `address:` or `replicas:` to dial, "
+                                f"it gives {', '.join(dial) or 'neither'}")
         if na != nb:
             keys = sorted(k for k in set(na) | set(nb) if na.get(k) != nb.get(k))
             problems.append(f"node '{name}' differs in {', '.join(keys)}")
     for p in problems:
         print(p)
     return 1 if problems else 0
+
+
+def local_copy(cluster, out, model, certs, edge_port, metrics_port, cloud_port, threshold):
+    """The cluster topology with its edge runnable here: loopback ports, local folders, the edge as
+    one process (its upstream listed at a loopback port where nothing need run)."""
+    with open(cluster, encoding="utf-8") as f:
+        topo = yaml.safe_load(f)
+    topo["model"], topo["certs"] = model, certs
+    for node in topo["nodes"]:
+        for key in ("address", "replicas"):
+            node.pop(key, None)
+        if node.get("role") == "edge":
+            node["listen"] = f"127.0.0.1:{edge_port}"
+            node["metrics"] = f"127.0.0.1:{metrics_port}"
+            node["thresholds"] = [float(threshold)]
+        elif node.get("role") == "cloud":
+            node["listen"] = f"127.0.0.1:{cloud_port}"
+            node.pop("metrics", None)
+    with open(out, "w", encoding="utf-8") as f:
+        yaml.safe_dump(topo, f, sort_keys=False)
 
 
 # --- agree ----------------------------------------------------------------------
@@ -528,6 +584,47 @@ def network_policies(docs, deployments, served, nodes, namespace):
     return problems
 
 
+QUANTITY = re.compile(r"^([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+FACTORS = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+           "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40}
+
+
+def quantity(value):
+    """A Kubernetes quantity (`250m`, `1`, `384Mi`) as a number; None if it is not one."""
+    m = QUANTITY.match(str(value))
+    return float(m.group(1)) * FACTORS[m.group(2)] if m else None
+
+
+def image_parts(ref):
+    """(name, tag, digest) of an image reference such as REGISTRY/branchy:0.1.0@sha256:..."""
+    ref, _, digest = str(ref).partition("@")
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        return ref[:colon], ref[colon + 1:], digest
+    return ref, "", digest
+
+
+def disruption_problems(who, budget, replicas):
+    """What is wrong with a PodDisruptionBudget for a Deployment of `replicas` pods."""
+    spec = budget.get("spec") or {}
+    name = f"PodDisruptionBudget {budget['metadata']['name']}"
+    for key in ("minAvailable", "maxUnavailable"):
+        if isinstance(spec.get(key), str):
+            return []   # a percentage: Kubernetes rounds it against the pods it finds
+    if "minAvailable" in spec:
+        keep = spec["minAvailable"]
+    elif "maxUnavailable" in spec:
+        keep = replicas - spec["maxUnavailable"]
+    else:
+        return [f"{name}: neither minAvailable nor maxUnavailable"]
+    if keep < 1:
+        return [f"{name}: lets a voluntary disruption take every pod of {who}"]
+    if keep >= replicas:
+        return [f"{name}: keeps all {replicas} pods of {who}, so no node that runs one can ever be drained"]
+    return []
+
+
 def agree(stream, containerfile):
     docs = load_stream(stream)
     problems = []
@@ -542,6 +639,10 @@ def agree(stream, containerfile):
     home = m.group(1) if m else None
     if home is None:
         say(f"{containerfile}: no `ARG BRANCHY_HOME=DIR` naming where the models go")
+    m = re.search(r"^ARG BRANCHY_VERSION=(\S+)", image, re.M)
+    version = m.group(1) if m else None
+    if version is None:
+        say(f"{containerfile}: no `ARG BRANCHY_VERSION=V` naming the tag the manifests pin")
 
     topo_map, topo_text = topology_text(docs)
     topo = yaml.safe_load(topo_text)
@@ -555,6 +656,14 @@ def agree(stream, containerfile):
     certs_dir = topo.get("certs")
     if not certs_dir or not certs_dir.startswith("/"):
         say(f"topology certs '{certs_dir}' should be an absolute path inside the pods")
+    # A name derived from the contents would make every change a new ConfigMap, which rolls the
+    # pods: a change meant for SIGHUP could never reach a running pod.
+    if GENERATED_SUFFIX.match(topo_map["metadata"]["name"]):
+        say(f"ConfigMap {topo_map['metadata']['name']}: its name carries a hash of its contents, so a changed topology "
+            f"makes a new ConfigMap and rolls every pod instead of reaching the running ones for SIGHUP; "
+            f"give its generator `options: disableNameSuffixHash: true`")
+    budgets = [d for d in docs if d.get("kind") == "PodDisruptionBudget"]
+    images = {}
 
     by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
     deployments = [d for d in docs if d.get("kind") == "Deployment"]
@@ -596,6 +705,13 @@ def agree(stream, containerfile):
                  for n, v in volumes.items())
         if not ok:
             say(f"{who}: --topology {topo_path} is not the topology.yaml of the ConfigMap {topo_map['metadata']['name']} as mounted")
+        for n, v in volumes.items():
+            if v.get("configMap", {}).get("name") != topo_map["metadata"]["name"]:
+                continue
+            for mount in c.get("volumeMounts", []):
+                if mount.get("name") == n and (mount.get("subPath") or mount.get("subPathExpr")):
+                    say(f"{who}: mounts the topology with subPath, which the kubelet never updates: a changed ConfigMap "
+                        f"would not reach the running pod, and SIGHUP would read the old file")
 
         # Ports and probes against the topology.
         ports = c.get("ports", [])
@@ -646,6 +762,43 @@ def agree(stream, containerfile):
             missing = [r for r in ("cpu", "memory") if r not in (res.get(part) or {})]
             if missing:
                 say(f"{who}: no {part} for {', '.join(missing)}")
+        for r in ("cpu", "memory"):
+            want, cap = (res.get("requests") or {}).get(r), (res.get("limits") or {}).get(r)
+            if want is None or cap is None:
+                continue
+            if quantity(want) is None or quantity(cap) is None:
+                say(f"{who}: {r} request {want} or limit {cap} is not a quantity")
+            elif quantity(want) != quantity(cap):
+                say(f"{who}: {r} request {want} and limit {cap} differ; requests equal to limits reserve what the "
+                    f"pod may use (the same CPU on a busy node, the Guaranteed QoS class)")
+
+        # The image: pinned to the release the Containerfile builds, or to a digest.
+        ref = c.get("image", "")
+        images[dep["metadata"]["name"]] = ref
+        _, tag, digest = image_parts(ref)
+        if not digest:
+            if tag in ("", "latest", "dev"):
+                say(f"{who}: image {ref} is not pinned; give it the release tag ({version}) or a digest")
+            elif version and tag != version:
+                say(f"{who}: image {ref} has the tag {tag}, but the Containerfile builds version {version} (ARG BRANCHY_VERSION)")
+
+        # Two replicas or more, and a budget that keeps one through a node drain.
+        count = dep["spec"].get("replicas", 1)
+        if count < 2:
+            say(f"{who}: runs {count} replica; run two or more, so that a crash or a node drain leaves one serving")
+        mine = [b for b in budgets if (b["metadata"].get("namespace") == dep["metadata"].get("namespace"))
+                and label_matches((b.get("spec") or {}).get("selector"), pod_labels)]
+        if not mine:
+            say(f"{who}: no PodDisruptionBudget selects its pods, so a node drain may take them all at once")
+        for budget in mine:
+            for problem in disruption_problems(who, budget, count):
+                say(problem)
+
+        # SIGHUP: `kubectl exec POD -- sh -c 'kill -HUP 1'` reaches the node only while it is the
+        # pod's PID 1 (its command is the executable itself, checked above), and re-reads a new
+        # topology only if the kubelet can replace the file, which it never does under subPath.
+        if pod.get("shareProcessNamespace"):
+            say(f"{who}: shareProcessNamespace makes the pod's pause process PID 1, so `kill -HUP 1` would not reach the node")
 
         # Certificates: the node checks and reads only its own TLS files, so its pod holds those
         # three, from the node's own Secret, and nothing else: no other node's certificate or key,
@@ -763,6 +916,9 @@ def agree(stream, containerfile):
         if "replicas" not in node and dep["spec"].get("replicas", 1) != 1:
             say(f"Deployment {dep['metadata']['name']}: node '{name}' is one named process, but runs {dep['spec'].get('replicas')}")
 
+    if len(set(images.values())) > 1:
+        say(f"the Deployments run different images: {', '.join(f'{d} {i}' for d, i in sorted(images.items()))}")
+
     problems.extend(network_policies(docs, deployments, served, nodes, namespace))
 
     for p in problems:
@@ -771,7 +927,7 @@ def agree(stream, containerfile):
 
 
 def main(argv):
-    commands = {"render": 1, "split": 2, "same": 2, "break": 2, "topology": 2, "agree": 2, "device-copy": 2}
+    commands = {"render": 1, "split": 2, "same": 2, "break": 2, "topology": 2, "agree": 2, "device-copy": 2, "local-copy": 8}
     if len(argv) < 2 or argv[1] not in commands or len(argv) - 2 != commands[argv[1]]:
         fail(__doc__)
     cmd, args = argv[1], argv[2:]
@@ -791,6 +947,9 @@ def main(argv):
         return 0
     if cmd == "agree":
         return agree(*args)
+    if cmd == "local-copy":
+        local_copy(*args)
+        return 0
     return device_copy(*args)
 
 
