@@ -198,10 +198,10 @@ enum StrictJSON: Equatable {
                     case UInt8(ascii: "r"): scalars.append("\r")
                     case UInt8(ascii: "t"): scalars.append("\t")
                     case UInt8(ascii: "u"): scalars.append(try unicodeEscape())
-                    default: throw error("invalid escape '\\\(Character(Unicode.Scalar(e)))'")
+                    default: throw SyntaxError(offset: position - 2, message: "invalid escape '\\\(Character(Unicode.Scalar(e)))'")
                     }
                 case 0x00..<0x20:
-                    throw error("unescaped control character in string")
+                    throw SyntaxError(offset: position - 1, message: "unescaped control character in string")
                 default:
                     utf8.append(c)
                 }

@@ -34,8 +34,8 @@ final class InputBudget: Sendable {
                                    + "over its budget of \(perPeer) bytes")
             }
             if s.used + bytes > total {
-                throw Exceeded(description: "the node's budget of \(total) bytes for incomplete frames is in use "
-                                   + "(\(s.used) bytes)")
+                throw Exceeded(description: "the node would buffer \(s.used + bytes) bytes of incomplete frames "
+                                   + "(\(s.used) in use and \(bytes) for this frame), over its budget of \(total) bytes")
             }
             s.used += bytes
             s.byPeer[peer] = mine + bytes

@@ -53,7 +53,7 @@ public enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
         case .versionMismatch(let v, let negotiated):
             return "frame of version \(v) on a connection whose hello fixed version \(negotiated)"
         case .badCompactMarker(let b):
-            return "bad compact frame marker \(hex(b)), expected 0xA1...0xA6 on a version 2 connection"
+            return "bad compact frame marker \(hex(b)), expected 0xA1...0xA8 on a version 2 connection"
         case .badVarint(let field, let why):
             return "compact header field '\(field)' is malformed: \(why)"
         case .unknownMessageType(let t):

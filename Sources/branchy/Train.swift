@@ -44,7 +44,10 @@ struct Train: ParsableCommand {
         if spec == nil && Architectures.named(arch) == nil {
             throw ValidationError("--arch: unknown architecture '\(arch)' (known: \(Architectures.names.joined(separator: ", ")))")
         }
-        _ = try LinkCodecs.parse(codec, stages: 3)  // names only; the count is checked against the model below
+        // Names only: how many codecs the model takes is known once its stages are (checked below).
+        for name in codec.split(separator: ",", omittingEmptySubsequences: false) where FeatureCodec(name.trimmingCharacters(in: .whitespaces)) == nil {
+            throw ValidationError("--codec: unknown codec '\(name)' (expected \(FeatureCodec.namesHelp))")
+        }
         guard epochs >= 1, batch >= 1, lr > 0, validation >= 0 else { throw ValidationError("epochs, batch and lr must be positive") }
     }
 

@@ -107,3 +107,27 @@ import Testing
         expectError(spec, at: "stages[0].exit.layers[16]", "more than the limit of 268435456 parameters")
     }
 }
+
+/// Syntax errors point at the byte that is wrong.
+@Suite struct StrictJSONOffsetTests {
+    static func offset(of text: [UInt8]) -> Int? {
+        do {
+            _ = try text.withUnsafeBytes { try StrictJSON.parse($0) }
+            return nil
+        } catch let e as StrictJSON.SyntaxError {
+            return e.offset
+        } catch {
+            return nil
+        }
+    }
+
+    @Test func aControlCharacterInAStringIsReportedWhereItIs() {
+        // {"a":"x<TAB>"}: the tab is byte 7.
+        #expect(Self.offset(of: Array("{\"a\":\"x".utf8) + [0x09] + Array("\"}".utf8)) == 7)
+    }
+
+    @Test func anInvalidEscapeIsReportedAtItsBackslash() {
+        // {"a":"\q"}: the backslash is byte 6.
+        #expect(Self.offset(of: Array("{\"a\":\"\\q\"}".utf8)) == 6)
+    }
+}
