@@ -3,7 +3,9 @@
 # Branchy's GEMM against numpy's BLAS.
 #
 # Sets up run/venv (numpy, onnx, onnxruntime from PyPI; reused when present),
-# exports every model to ONNX with scripts/export-onnx.py, then for each model,
+# exports every model to ONNX with scripts/export-onnx.py (a model that does not
+# export is skipped: the table is followed by a `skipped MODEL: reason` line for
+# it, the exporter's last message), then for each exported model,
 # path (`full` and every stage), batch (1, 256) and thread count (1, 2) runs
 # `branchy bench --json` and ONNX Runtime in turn, REPEATS times each, keeping
 # the fastest µs/sample of each (scripts/lib/ort_bench.py does the timing; see
@@ -94,23 +96,36 @@ branchy="$BRANCHY_BIN/branchy"
 
 # --- Export ------------------------------------------------------------------
 
+# A model that does not export is skipped, with the exporter's reason; the others run.
 : > "$work/export.log"
+exported=()
+skipped=()
 for m in "${models[@]}"; do
-    if ! "$py" scripts/export-onnx.py "$m" "$work/onnx/$(basename "$m")" 2>>"$work/export.log"; then
-        tail -n 5 "$work/export.log" >&2
-        die "exporting $m failed (details in $work/export.log)"
+    printf '\n### %s\n' "$m" >> "$work/export.log"
+    if "$py" scripts/export-onnx.py "$m" "$work/onnx/$(basename "$m")" >> "$work/export.log" 2> "$work/export.err"; then
+        exported+=("$m")
+    else
+        why="$(awk 'NF { last = $0 } END { print last }' "$work/export.err")"
+        skipped+=("$(basename "$m"): ${why:-the export failed}")
     fi
+    cat "$work/export.err" >> "$work/export.log"
 done
-say "exported ${#models[@]} model(s) to $work/onnx"
+rm -f "$work/export.err"
+say "exported ${#exported[@]} of ${#models[@]} model(s) to $work/onnx"
+for s in "${skipped[@]}"; do say "skipped $s (details in $work/export.log)"; done
+[ "${#exported[@]}" -gt 0 ] || die "no model could be exported (details in $work/export.log)"
 
 # --- Timing ------------------------------------------------------------------
 
 model_args=()
-for m in "${models[@]}"; do model_args+=(--model "$m"); done
+for m in "${exported[@]}"; do model_args+=(--model "$m"); done
 path_args=()
 [ -z "$paths" ] || path_args=(--paths "$paths")
 "$py" scripts/lib/ort_bench.py compare "${model_args[@]}" "${path_args[@]}" \
     --onnx-root "$work/onnx" --dataset "$dataset" --branchy "$branchy" \
     --batches "$batches" --threads "$threads" --repeats "$repeats" --seconds "$seconds" \
     --json "$json" | tee "$work/summary.txt"
+if [ "${#skipped[@]}" -gt 0 ]; then
+    for s in "${skipped[@]}"; do echo "skipped $s"; done | tee -a "$work/summary.txt"
+fi
 say "table in $work/summary.txt, figures in $json"

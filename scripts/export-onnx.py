@@ -8,15 +8,18 @@ Writes OUT_DIR/<stage>.onnx for every stage (input `input`: (N, stage input shap
 outputs `features`: the trunk's output, and `logits`: the stage exit's logits) and
 OUT_DIR/full.onnx (input `image`: (N, 1, 28, 28); every trunk chained, outputs
 `logits_<exit name>` for every exit). N is a dynamic batch dimension; opset 17.
-Residual blocks become an Add of their body and shortcut. A batch norm that directly
+Residual blocks become an Add of their body and shortcut. A `sign` layer becomes
+Where(x >= 0, 1, -1); a `binlinear` layer a Gemm of those signs with the weights' signs (an
+exact integer), then a Mul by α (each output row's mean |weight|) and an Add of the bias,
+the roundings BinaryLinear makes. A batch norm that directly
 follows a convolution is folded into it, as Branchy's compiled inference does;
 --unfolded-batchnorm exports it as a BatchNormalization node instead.
 
 --check DATASET_DIR runs the stage graphs with ONNX Runtime over the IDX test set of
-DATASET_DIR with the model's default thresholds and codec, applies the early-exit rule
+DATASET_DIR with the model's default thresholds and codecs, applies the early-exit rule
 exactly as `branchy eval` does (a sample leaves at exit i when the natural-log entropy of
 its softmax is below thresholds[i]; the last exit takes the rest; features crossing to the
-next stage go through the codec, per sample), and compares exit and class for every sample
+next stage go through that link's codec, per sample), and compares exit and class for every sample
 with `branchy eval --predictions`. Prints the number of agreements; exits 1 on any
 disagreement, listing the first few with their ONNX Runtime entropies. The branchy binary
 is BIN_DIR/branchy, else $BRANCHY_BIN/branchy, else built with scripts/build.sh.
@@ -101,7 +104,7 @@ def ort_trace(model, files, images):
         features = images[start:start + BATCH]
         for i, session in enumerate(sessions):
             if i > 0:
-                features = bx.codec_round_trip(features, model.codec)
+                features = bx.codec_round_trip(features, model.link_codec(i))
             features, logits = session.run(["features", "logits"], {bx.STAGE_INPUT: features})
             cls, h, p = bx.softmax_entropy(logits)
             classes[i].append(cls)

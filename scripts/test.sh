@@ -5,8 +5,10 @@
 # (scripts/e2e-faults.sh), the load check (scripts/load.sh), the operations checks
 # (scripts/operations.sh: Prometheus, replica fail-over, reload), the ONNX Runtime
 # agreement and allocation checks (scripts/perf-check.sh), the offline check of
-# the Kubernetes manifests (scripts/k8s-check.sh, no cluster needed) and a bounded
-# run of every fuzz target (scripts/fuzz.sh --seconds 30).
+# the Kubernetes manifests (scripts/k8s-check.sh, no cluster needed), the nodes run
+# as an unprivileged user without capabilities, as the manifests run them
+# (scripts/unprivileged-check.sh), and a bounded run of every fuzz target, built in
+# debug and in release (scripts/fuzz.sh --config both --seconds 15).
 # Installs the Debian packages the checks need when they are missing. Every
 # suite runs even if an earlier one fails; exits non-zero if any failed.
 set -euo pipefail
@@ -62,13 +64,18 @@ k8s=0
 scripts/k8s-check.sh | tee run/test-k8s.out || k8s=$?
 k8s_counts="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' run/test-k8s.out | tail -n 1 || true)"
 
-echo "== fuzz targets, 30 s each (scripts/fuzz.sh)"
+echo "== unprivileged run (scripts/unprivileged-check.sh)"
+unpriv=0
+scripts/unprivileged-check.sh | tee run/test-unprivileged.out || unpriv=$?
+unpriv_counts="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' run/test-unprivileged.out | tail -n 1 || true)"
+
+echo "== fuzz targets, 15 s each in debug and in release (scripts/fuzz.sh)"
 fuzz=0
-scripts/fuzz.sh --seconds 30 | tee run/test-fuzz.out || fuzz=$?
+scripts/fuzz.sh --config both --seconds 15 | tee run/test-fuzz.out || fuzz=$?
 fuzz_counts="$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed$' run/test-fuzz.out | tail -n 1 || true)"
 
 verdict() { if [ "$1" -eq 0 ]; then echo "ok"; else echo "FAILED (exit $1)"; fi; }
-suites_failed=$(( (unit != 0) + (e2e != 0) + (faults != 0) + (load != 0) + (ops != 0) + (perf != 0) + (k8s != 0) + (fuzz != 0) ))
+suites_failed=$(( (unit != 0) + (e2e != 0) + (faults != 0) + (load != 0) + (ops != 0) + (perf != 0) + (k8s != 0) + (unpriv != 0) + (fuzz != 0) ))
 echo "== summary"
 echo "unit tests (swift test --sanitize=thread): $(verdict "$unit")"
 echo "end-to-end (scripts/e2e.sh): $(verdict "$e2e")${e2e_counts:+, $e2e_counts}"
@@ -77,6 +84,7 @@ echo "load check (scripts/load.sh): $(verdict "$load")${load_counts:+, $load_cou
 echo "operations (scripts/operations.sh): $(verdict "$ops")${ops_counts:+, $ops_counts}"
 echo "ONNX Runtime agreement and allocations (scripts/perf-check.sh): $(verdict "$perf")${perf_counts:+, $perf_counts}"
 echo "Kubernetes manifests (scripts/k8s-check.sh): $(verdict "$k8s")${k8s_counts:+, $k8s_counts}"
-echo "fuzz targets (scripts/fuzz.sh --seconds 30): $(verdict "$fuzz")${fuzz_counts:+, ${fuzz_counts#fuzz: }}"
-echo "suites: $((8 - suites_failed)) passed, $suites_failed failed"
+echo "unprivileged run (scripts/unprivileged-check.sh): $(verdict "$unpriv")${unpriv_counts:+, $unpriv_counts}"
+echo "fuzz targets (scripts/fuzz.sh --config both --seconds 15): $(verdict "$fuzz")${fuzz_counts:+, ${fuzz_counts#fuzz: }}"
+echo "suites: $((9 - suites_failed)) passed, $suites_failed failed"
 [ "$suites_failed" -eq 0 ]

@@ -8,7 +8,9 @@ weights.safetensors directly (numpy only, no torch) and mirrors, in float32:
     CompiledNetwork (optional: `fold`);
   - the pooling geometry of Sources/BranchyTensor/Pooling.swift (ceil mode drops a last
     window that would start in the right/bottom padding, as PyTorch does);
-  - the feature codecs of Sources/BranchyTensor/FeatureCodec.swift, applied per sample;
+  - the feature codecs of Sources/BranchyTensor/FeatureCodecKind.swift (one per link, as a
+    model's `defaults.codec` lists them), applied per sample;
+  - the binary layers of Sources/BranchyTensor/Binary.swift (`sign`, `binlinear`);
   - softmax, entropy and argmax of Sources/BranchyTensor/Softmax.swift;
   - the IDX reader of Sources/BranchyData (pixels = byte / 255 in float32).
 """
@@ -80,6 +82,41 @@ def pool_out(size, kernel, stride, pad, ceil):
     return out
 
 
+CODECS = ("float32", "float16", "int8", "uint8", "int8-channel", "int4", "sign")
+
+
+def parse_codecs(text, links):
+    """`defaults.codec` as NetworkPlan accepts it: one FeatureCodecKind name (case-insensitive;
+    `1bit` is `sign`) for every link, or a comma-separated list with one per link. Returns one
+    canonical name per link."""
+    names = []
+    for part in str(text).split(","):
+        name = part.lower()
+        name = "sign" if name == "1bit" else name
+        if name not in CODECS:
+            raise ModelFormatError(f"unknown codec '{part}' in defaults.codec '{text}' "
+                                   f"(expected {', '.join(CODECS)})")
+        names.append(name)
+    if len(names) == 1:
+        return names * links
+    if len(names) != links:
+        raise ModelFormatError(f"defaults.codec '{text}' names {len(names)} codecs; give one, "
+                               f"or one per link between stages ({links})")
+    return names
+
+
+def sign(w):
+    """Sign.value elementwise: +1 where w >= 0, else -1 (NaN too)."""
+    return np.where(w >= 0, np.float32(1), np.float32(-1)).astype(np.float32)
+
+
+def binary_scales(weight):
+    """BinaryLinear.scales: α[o] = mean |W[o, ·]|, summed in index order in float32."""
+    inputs = weight.shape[1]
+    total = np.cumsum(np.abs(weight).astype(np.float32), axis=1, dtype=np.float32)[:, -1]
+    return (total / np.float32(inputs)).astype(np.float32)
+
+
 class Model:
     """model.json + weights: stages with their layers and every shape inferred."""
 
@@ -92,9 +129,8 @@ class Model:
         self.input_shape = [int(d) for d in self.spec["input"]]
         self.classes = int(self.spec["classes"])
         defaults = self.spec.get("defaults") or {}
-        self.codec = (defaults.get("codec") or "float32").lower()
-        if self.codec not in ("float32", "float16", "int8"):
-            raise ModelFormatError(f"{directory}: unknown codec {self.codec}")
+        # `defaults.codec`: one codec for every link, or one per link between stages ("sign,int4").
+        self.codec = defaults.get("codec") or "float32"
         self.stages = []
         shape = list(self.input_shape)
         for st in self.spec["stages"]:
@@ -106,12 +142,17 @@ class Model:
                 raise ModelFormatError(f"exit {stage['exit_name']} produces {exit_shape}, not [{self.classes}]")
             self.stages.append(stage)
         exits = len(self.stages)
+        self.codecs = parse_codecs(self.codec, exits - 1)
         self.thresholds = [float(t) for t in defaults.get("thresholds", [0.5] * (exits - 1))]
         if len(self.thresholds) != exits - 1:
             raise ModelFormatError(f"need {exits - 1} thresholds, got {len(self.thresholds)}")
 
     def stage_names(self):
         return [s["name"] for s in self.stages]
+
+    def link_codec(self, index):
+        """The codec of the features entering stage `index` (1 or later) from stage index - 1."""
+        return self.codecs[index - 1]
 
     def _weight(self, name, shape):
         if name not in self.weights:
@@ -154,6 +195,17 @@ class Model:
                              weight=self._weight(name + ".weight", [out, shape[0]]),
                              bias=self._weight(name + ".bias", [out]) if l.get("bias", True) else None)
                 shape = [out]
+            elif op == "binlinear":
+                if len(shape) != 1:
+                    raise ModelFormatError(f"{prefix}: binlinear needs a flat input, got {shape}")
+                name = f"{prefix}.{l['name']}"
+                out = l["out"]
+                weight = self._weight(name + ".weight", [out, shape[0]])
+                layer.update(name=name, out=out, weight_sign=sign(weight), alpha=binary_scales(weight),
+                             bias=self._weight(name + ".bias", [out]) if l.get("bias", True) else None)
+                shape = [out]
+            elif op == "sign":
+                pass
             elif op == "batchnorm":
                 name = f"{prefix}.{l['name']}"
                 c = shape[0]
@@ -225,6 +277,13 @@ class _GraphBuilder:
         self.nodes.append(self.helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
+    def sign(self, x, base, output=None):
+        """Sign.forward: +1 where x >= 0 (0 and -0 included), else -1 (NaN too); ONNX's Sign
+        would give 0 for 0."""
+        one, minus_one, zero = (self.const(f"sign.{v}", np.array(float(v), dtype=np.float32)) for v in (1, -1, 0))
+        nonnegative = self.node("GreaterOrEqual", [x, zero], base)
+        return self.node("Where", [nonnegative, one, minus_one], base, output)
+
     def layers(self, layers, x, prefix, last_output=None):
         """Appends `layers` to the graph starting at value `x`; returns the last value's name.
         `last_output` names the last value (an Identity is added when there are no layers)."""
@@ -280,6 +339,18 @@ class _GraphBuilder:
                               [x, self.const(n + ".weight", l["gamma"]), self.const(n + ".bias", l["beta"]),
                                self.const(n + ".running_mean", l["mean"]), self.const(n + ".running_var", l["var"])],
                               base, out, epsilon=l["epsilon"])
+            elif op == "sign":
+                x = self.sign(x, base, out)
+            elif op == "binlinear":
+                # α[o] · dot(sign(x), sign(W[o])) + b[o], as BinaryLinear computes it: the dot of two
+                # ±1 vectors is an exact integer in float32, then one rounding for α and one for b.
+                n = l["name"]
+                dot = self.node("Gemm", [self.sign(x, base), self.const(n + ".weight.sign", l["weight_sign"])],
+                                base, transB=1)
+                x = self.node("Mul", [dot, self.const(n + ".alpha", l["alpha"])], base,
+                              None if l["bias"] is not None else out)
+                if l["bias"] is not None:
+                    x = self.node("Add", [x, self.const(n + ".bias", l["bias"])], base, out)
             elif op == "lrn":
                 # ONNX divides alpha by the window size; Branchy's (Chainer's) form does not.
                 x = self.node("LRN", [x], base, out, size=l["size"], alpha=l["alpha"] * l["size"], beta=l["beta"], bias=l["k"])
@@ -409,24 +480,64 @@ def _round_away(v):
     return np.copysign(r, v).astype(v.dtype)
 
 
-def int8_round_trip(x):
-    """FeatureCodecKind.int8.roundTrip on each row of x (N, ...) separately, in float32."""
+def _affine_round_trip(x, levels, zero_point, lowest, highest):
+    """Per-tensor affine quantisation of each row of x (N, ...) and back, in float32, as
+    Int8Quantization and Int4Quantization do it: the finite range widened to include zero,
+    scale = (max - min) / levels (1 when zero), q = clamp(round(x / scale) + zp, lowest,
+    highest), NaN to zp, x' = (q - zp) * scale. `zero_point(lo, scale)` gives zp."""
     n = x.shape[0]
     flat = x.reshape(n, -1).astype(np.float32, copy=False)
     finite = np.isfinite(flat)
     zero = np.float32(0)
+    levels = np.float32(levels)
     lo = np.minimum(zero, np.where(finite, flat, zero).min(axis=1, initial=0))
     hi = np.maximum(zero, np.where(finite, flat, zero).max(axis=1, initial=0))
     with np.errstate(over="ignore", invalid="ignore"):
-        scale = (hi - lo) / np.float32(255)
+        scale = (hi - lo) / levels
         bad = ~(np.isfinite(scale) & (scale > 0))
-        fallback = np.where(scale == 0, np.float32(1), hi / np.float32(255) - lo / np.float32(255))
+        fallback = np.where(scale == 0, np.float32(1), hi / levels - lo / levels)
         scale = np.where(bad, fallback, scale).astype(np.float32)
-        zp = np.clip(_round_away(np.float32(-128) - lo / scale), -128, 127).astype(np.float32)
+        zp = zero_point(lo, scale).astype(np.float32)
         r = _round_away(flat / scale[:, None]) + zp[:, None]
-        q = np.where(np.isnan(r), zp[:, None], np.clip(r, -128, 127)).astype(np.float32)
+        q = np.where(np.isnan(r), zp[:, None], np.clip(r, lowest, highest)).astype(np.float32)
         out = (q - zp[:, None]).astype(np.float32) * scale[:, None]  # Float(Int(q) - Int(zp)) * scale
     return out.astype(np.float32).reshape(x.shape)
+
+
+def int8_round_trip(x):
+    """FeatureCodecKind.int8.roundTrip on each row of x (N, ...) separately, in float32."""
+    return _affine_round_trip(x, 255, lambda lo, scale: np.clip(_round_away(np.float32(-128) - lo / scale), -128, 127),
+                              -128, 127)
+
+
+def int4_round_trip(x):
+    """FeatureCodecKind.int4 (Int4Quantization) encoded and decoded, each row of x separately."""
+    return _affine_round_trip(x, 15, lambda lo, scale: np.clip(_round_away(-lo / scale), 0, 15), 0, 15)
+
+
+def uint8_round_trip(x):
+    """FeatureCodecKind.uint8: q = clamp(round(x · 255), 0, 255) (NaN to 0), x' = q / 255."""
+    with np.errstate(invalid="ignore"):
+        r = _round_away((x * np.float32(255)).astype(np.float32))
+        q = np.where(r > 0, np.minimum(r, np.float32(255)), np.float32(0)).astype(np.float32)
+    return (q / np.float32(255)).astype(np.float32)
+
+
+def sign_round_trip(x):
+    """FeatureCodecKind.sign, each row of x separately: s = the mean magnitude of the finite
+    values (summed in index order in double, divided by the count of all values), x' = +s where
+    x >= 0 or NaN, else -s."""
+    n = x.shape[0]
+    flat = x.reshape(n, -1).astype(np.float32, copy=False)
+    count = flat.shape[1]
+    magnitudes = np.where(np.isfinite(flat), np.abs(flat), np.float32(0)).astype(np.float64)
+    total = np.cumsum(magnitudes, axis=1)[:, -1] if count else np.zeros(n)  # sequential, as Swift adds
+    with np.errstate(over="ignore"):
+        s = (total / count if count else total).astype(np.float32)
+    s = np.where(np.isfinite(s), s, np.float32(0)).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        out = np.where(flat < 0, -s[:, None], s[:, None]).astype(np.float32)
+    return out.reshape(x.shape)
 
 
 def float16_round_trip(x):
@@ -436,12 +547,24 @@ def float16_round_trip(x):
 
 
 def codec_round_trip(x, codec):
+    """FeatureCodecKind.roundTrip of `codec` on each sample (row) of x (N, ...)."""
     if codec == "float32":
         return x
     if codec == "float16":
         return float16_round_trip(x)
     if codec == "int8":
         return int8_round_trip(x)
+    if codec == "uint8":
+        return uint8_round_trip(x)
+    if codec == "int8-channel":
+        # One int8 fit per channel, the first dimension of each sample.
+        n = x.shape[0]
+        channels = x.shape[1] if x.ndim > 1 else 1
+        return int8_round_trip(x.reshape(n * channels, -1)).reshape(x.shape)
+    if codec == "int4":
+        return int4_round_trip(x)
+    if codec == "sign":
+        return sign_round_trip(x)
     raise ValueError(f"unknown codec {codec}")
 
 

@@ -14,7 +14,7 @@ graph optimisation, through an I/O binding (input and outputs bound once, so a r
 Python-side copies); each measurement is, like a `branchy bench` figure, the best of three
 rounds of --seconds / 3 of back-to-back runs. Inputs are the first
 `batch` test images, scaled as Branchy scales them (byte / 255); a later stage's input is
-what the previous stage graphs make of those images, through the model's feature codec.
+what the previous stage graphs make of those images, through that link's feature codec.
 Then GEMM M=N=K=1024: `branchy bench --gemm` against numpy's matmul (its BLAS, with the
 same thread count), interleaved the same way, keeping the best GFLOP/s of each.
 
@@ -215,13 +215,13 @@ def blas_name():
 
 def stage_inputs(model, onnx_dir, images):
     """The input of every path: the images for `full` and the first stage, and for a later
-    stage what the previous stage graphs make of them (through the model's codec)."""
+    stage what the previous stage graphs make of them (through each link's codec)."""
     import branchy_onnx as bx
     inputs = {"full": images}
     x = images
     for i, st in enumerate(model.stages):
         if i > 0:
-            x = bx.codec_round_trip(x, model.codec)
+            x = bx.codec_round_trip(x, model.link_codec(i))
         inputs[st["name"]] = x
         x = session(os.path.join(onnx_dir, f"{st['name']}.onnx"), 1).run(["features"], {bx.STAGE_INPUT: x})[0]
     return inputs
