@@ -41,7 +41,7 @@ public enum Architectures {
             it forwards an 8×7×7 map of ±1, 392 bits (49 bytes once bit-packed, 1/16 of the raw image). The \
             normalisation centres each channel before the sign, so its bits carry information and the clipped \
             straight-through gradient (zero where the input leaves [−1, 1]) reaches most values. The device exit is \
-            binary throughout, XNOR-Net style (α · dot(sign x, sign W) + b, computed with XOR and popcount): 392 bits \
+            binary throughout, XNOR-Net style (α · dot(sign x, sign W) + b, where α is the mean absolute value of the output's real-valued weights; computed with XOR and popcount): 392 bits \
             to 128, a batch normalisation and a sign, then 128 bits to the 10 classes. The hidden layer makes the \
             device exit sure of more samples (one binary layer alone reached 85.4% on its own; with the hidden layer \
             the device answers four samples in five at the calibrated threshold); its 50,176 binary weights are \
