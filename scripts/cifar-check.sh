@@ -165,7 +165,7 @@ exits = json.load(open(sys.argv[1]))["exits"]
 idle = [e["name"] for e in exits if e["count"] == 0]
 if idle: print(f"no sample left at {', '.join(idle)}: the links were not exercised"); sys.exit(1)
 PY
-    "$bin/branchy" eval --model "$model" --dataset "$data" --topology "$topology" --thresholds "$thresholds" --predictions "$work/eval-topology.jsonl" > "$work/eval-topology.out" 2>&1 \
+    "$bin/branchy" eval --model "$model" --dataset "$data" --topology "$topology" --predictions "$work/eval-topology.jsonl" > "$work/eval-topology.out" 2>&1 \
         || { echo "branchy eval --topology failed: $(tail -n 1 "$work/eval-topology.out")"; return 1; }
     "${helper[@]}" same-predictions "$work/device.jsonl" "$work/eval-topology.jsonl" "$work/device.json"
 }

@@ -42,6 +42,9 @@ rundir="$REPO_ROOT/run/$cluster"
 START_TIMEOUT="${START_TIMEOUT:-30}"
 STOP_TIMEOUT="${STOP_TIMEOUT:-10}"
 
+# The topology is read by `branchy topology show` (see common.sh): build once, here.
+ensure_built
+
 # Server nodes as "name role listen dial" lines: clouds first, then edges. `listen` is
 # the address a node binds, `dial` the one its children dial (`address:`, else `listen`).
 servers="$(topology_nodes "$topology" | awk -F'\t' '

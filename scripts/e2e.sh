@@ -91,7 +91,6 @@ edge_address="$(node_dial "$LOCAL" edge)"
 device_upstream="$(node_field "$LOCAL" device 4)"
 info="$("$bin/branchy" info --model "$model" 2>&1)" || info=""
 fingerprint="$(awk '$1 == "fingerprint" { print $2 }' <<< "$info")"
-default_thresholds="$(sed -nE 's/^default thresholds \[([^]]*)\].*/\1/p' <<< "$info" | tr -d ' ')"
 
 # --- Runner ---------------------------------------------------------------------
 
@@ -196,7 +195,8 @@ check_protocol_v1() {
     local v1="$work/local-v1.yaml" root
     root="$(cd "$(dirname "$LOCAL")" && pwd)"
     sed -e "s|: \.\./|: $root/../|" -e '/^    upstream: edge$/a\    protocol: 1' "$LOCAL" > "$v1"
-    grep -q 'protocol: 1' "$v1" || { echo "could not write the version 1 topology"; return 1; }
+    [ "$(topology_query "$v1" '[n["protocolVersion"] for n in t["nodes"] if n["upstream"] == "edge"]')" = 1 ] \
+        || { echo "could not write the version 1 topology"; return 1; }
     local status=0
     run_device "$v1" device "$work/local-v1" --limit 2000 || status=$?
     [ "$status" -eq 0 ] || { echo "branchy-device $(why_device "$status" "$work/local-v1")"; return 1; }
@@ -237,11 +237,8 @@ check_html_report() {
 # thresholds and codec.
 check_matches_eval() {
     [ -s "$work/local.jsonl" ] || { echo "no predictions from the local run"; return 1; }
-    local thresholds codec
-    thresholds="$(eval_thresholds "$LOCAL" device)" || { echo "$thresholds"; return 1; }
-    # Each link's codec as the cluster applies it.
+    # The topology's thresholds and each link's codec, as the cluster applies them.
     local -a args=(eval --model "$model" --topology "$LOCAL" --predictions "$work/eval.jsonl")
-    [ -z "$thresholds" ] || args+=(--thresholds "$thresholds")
     echo "branchy ${args[*]}" >&2
     "$bin/branchy" "${args[@]}" > "$work/eval.out" 2> "$work/eval.err" \
         || { echo "branchy eval failed: $(tail -n 1 "$work/eval.err")"; return 1; }

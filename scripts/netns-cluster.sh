@@ -185,7 +185,8 @@ if [ "$cloud_replicas" -ge 2 ]; then
     clouds="$(awk -F'\t' '$2 == "cloud" { print $1 }' <<< "$nodes")"
     [ "$(grep -c . <<< "$clouds")" -eq 1 ] || die "--cloud-replicas needs exactly one cloud node in $topology, found: ${clouds:-none}"
     replicated="$clouds"
-    ! grep -qE '^[[:space:]]+replicas:' "$topology" || die "--cloud-replicas: $topology already lists replicas"
+    [ -z "$(topology_query "$topology" '[n["name"] for n in t["nodes"] if n["replicas"] is not None]')" ] \
+        || die "--cloud-replicas: $topology already lists replicas"
     [ "$(node_field "$topology" "$replicated" 3)" != - ] || die "--cloud-replicas: cloud '$replicated' of $topology has no listen: (its port is every replica's)"
     if [ "$by_name" -eq 1 ]; then
         children="$(topology_nodes "$topology" | awk -F'\t' -v up="$replicated" '$4 == up { print $1 }')"
@@ -407,10 +408,9 @@ check_dialled() {
 
 # node_metrics_port NODE: the port of NODE's own `metrics:` in the generated topology.
 node_metrics_port() {
-    awk -v n="$1" '
-        /^[ \t]*-[ \t]+name:/ { v = $0; sub(/^[^:]*:[ \t]*/, "", v); gsub(/["\047 \t]/, "", v); node = v; next }
-        node == n && /^[ \t]+metrics:/ { v = $0; sub(/[ \t]+#.*$/, "", v); gsub(/["\047 \t]/, "", v)
-                                          k = split(v, a, ":"); print a[k]; exit }' "$generated"
+    local metrics
+    metrics="$(topology_query "$generated" '[n["metrics"] for n in t["nodes"] if n["name"] == a[0]]' "$1")" || return 1
+    [ -z "$metrics" ] || port_of "$metrics"
 }
 
 # Every replica of the replicated cloud answered requests: its branchy_requests_total (the
@@ -431,7 +431,11 @@ check_replicas_answered() {
         if [ -n "$mport" ]; then
             address="$ip:$mport"
         else
-            address="$(sed -nE "s/^[[:space:]]+metrics: \"(${ip//./\\.}:[0-9]+)\".*/\1/p" "$generated" | head -n 1)"
+            # The replica's own `metrics:`, the one on its IP.
+            address="$(topology_query "$generated" '[r["metrics"] for n in t["nodes"] if n["name"] == a[0]
+                                                     for r in (n["replicas"] if isinstance(n["replicas"], list) else [])
+                                                     if r["metrics"] and r["metrics"].rsplit(":", 1)[0] == a[1]][:1]' \
+                       "$replicated" "$ip")" || address=""
         fi
         [ -n "$address" ] || { echo "$host has no metrics address in $generated"; return 1; }
         count="$(ip netns exec "$(host_ns "$device")" curl -sf --max-time 10 "http://$address/metrics" \
@@ -453,14 +457,10 @@ print(sum(e["count"] for e in r["exits"] if e.get("node") == sys.argv[2]))' "$wo
 # The same (sample, exit, class) as `branchy eval` on the generated topology.
 check_matches_eval() {
     [ -s "$work/device.jsonl" ] || { echo "no predictions from the device"; return 1; }
-    local thresholds defaults info
-    info="$("$bin/branchy" info --model "$model" 2>&1)" || info=""
-    defaults="$(sed -nE 's/^default thresholds \[([^]]*)\].*/\1/p' <<< "$info" | tr -d ' ')"
-    thresholds="$(eval_thresholds "$generated" "$device" "$defaults")" || { echo "$thresholds"; return 1; }
+    # eval --topology applies the thresholds of the nodes on the device's path, as the cluster does.
     local -a args=(eval --model "$model" --topology "$generated" --device "$device" --predictions "$work/eval.jsonl")
     [ -z "$dataset" ] || args+=(--dataset "$dataset")
     [ -z "$limit" ] || args+=(--limit "$limit")
-    [ -z "$thresholds" ] || args+=(--thresholds "$thresholds")
     echo "branchy ${args[*]}" >&2
     "$bin/branchy" "${args[@]}" > "$work/eval.out" 2> "$work/eval.err" \
         || { echo "branchy eval failed: $(tail -n 1 "$work/eval.err")"; return 1; }

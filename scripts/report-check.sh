@@ -75,7 +75,7 @@ free_port() {
 # A copy of topology/local.yaml with absolute paths, its own certificates and
 # free ports, so that it runs beside any other cluster on this machine.
 write_topology() {
-    local edge_port cloud_port
+    local edge_port cloud_port listens
     edge_port="$(free_port)"
     cloud_port="$(free_port)"
     [ "$edge_port" != "$cloud_port" ] || cloud_port="$(free_port)"
@@ -87,7 +87,8 @@ write_topology() {
         -e "s|127\.0\.0\.1:7401|127.0.0.1:$edge_port|" \
         -e "s|127\.0\.0\.1:7402|127.0.0.1:$cloud_port|" \
         topology/local.yaml > "$topology"
-    grep -q "127.0.0.1:$edge_port" "$topology" && grep -q "127.0.0.1:$cloud_port" "$topology" \
+    listens="$(topology_nodes "$topology" | cut -f3)" || { echo "branchy topology show could not read $topology"; return 1; }
+    grep -qx "127.0.0.1:$edge_port" <<< "$listens" && grep -qx "127.0.0.1:$cloud_port" <<< "$listens" \
         || { echo "topology/local.yaml no longer listens on 7401 and 7402; update $0"; return 1; }
 }
 

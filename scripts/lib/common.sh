@@ -57,76 +57,64 @@ ensure_built() {
 }
 
 # --- Topology files ----------------------------------------------------------
-# A small reader for the block-style YAML of topology/*.yaml: top-level
-# `key: value` lines and a `nodes:` list whose entries start with `- name:`.
-# The Swift loader (BranchyTopology) is the real parser and validator; this one
-# reads just what the scripts need.
+# The scripts read topology files only through `branchy topology show`, which
+# loads them with the loader the nodes use (BranchyTopology): whatever YAML the
+# nodes accept reads the same here, paths come out absolute, and a file the
+# loader refuses stops the reader with the loader's error on standard error.
+# The TLS files are not checked, so a topology reads before its certificates
+# exist. The readers need the `branchy` executable: $BRANCHY_BIN/branchy, or,
+# when BRANCHY_BIN is not set, they build first (ensure_built). A script that
+# reads topologies inside $(...) calls ensure_built before, so it builds once.
 
-# topology_value FILE KEY: a top-level scalar (`model`, `certs`), or nothing.
-topology_value() {
-    awk -v key="$2" '
-        $0 ~ "^" key ":" {
-            v = substr($0, length(key) + 2)
-            sub(/[ \t]+#.*$/, "", v); gsub(/^[ \t]+|[ \t]+$/, "", v)
-            gsub(/^["\047]|["\047]$/, "", v)
-            print v; exit
-        }' "$1"
+# topology_show FILE [--format json|tsv]: `branchy topology show FILE`.
+topology_show() {
+    [ -n "${BRANCHY_BIN:-}" ] || ensure_built
+    [ -x "$BRANCHY_BIN/branchy" ] || { say "no executable $BRANCHY_BIN/branchy to read $1 with"; return 1; }
+    "$BRANCHY_BIN/branchy" topology show "$@"
 }
 
-# topology_path FILE KEY: a top-level path made absolute against the file's
-# folder, or nothing when the key is absent.
-topology_path() {
-    local v
-    v="$(topology_value "$1" "$2")"
-    [ -n "$v" ] || return 0
-    case "$v" in
-        /*) printf '%s\n' "$v" ;;
-        *) realpath -m "$(dirname "$1")/$v" ;;
-    esac
+# topology_query FILE EXPR [ARG...]: evaluates the Python expression EXPR with `t`,
+# the JSON object `branchy topology show FILE` prints (keys file, model, dataset,
+# certs and nodes, each node with name, role, stages, thresholds, listen, address,
+# dial, dialAddresses, metrics, replicas, upstream, codec, ...), and `a`, the list
+# of ARGs; prints a string or number as is, a list one item a line, nothing for
+# None (null), other values as JSON. Example:
+#   topology_query topology/local.yaml '[n["name"] for n in t["nodes"] if n["role"] == a[0]]' edge
+topology_query() {
+    local file="$1" expr="$2" json
+    shift 2
+    json="$(topology_show "$file")" || return 1
+    python3 -c '
+import json, sys
+t = json.loads(sys.stdin.read())
+a = sys.argv[2:]
+v = eval(sys.argv[1])
+for x in (v if isinstance(v, list) else [v]):
+    if x is not None:
+        print(json.dumps(x) if isinstance(x, (bool, list, dict)) else x)
+' "$expr" "$@" <<< "$json"
 }
+
+# topology_value FILE KEY: a top-level value as the loader reads it: `model`,
+# `dataset` or `certs` as an absolute path (`certs` as in topology_certs_dir);
+# nothing when the value is null (a topology without `dataset:`).
+topology_value() { topology_query "$1" 't.get(a[0])' "$2"; }
+
+# topology_path FILE KEY: a top-level path (`model`, `dataset`, `certs`), absolute,
+# or nothing when the key is absent (`certs`, absent, is the topology's folder).
+topology_path() { topology_value "$1" "$2"; }
 
 # topology_certs_dir FILE: where the node certificates are (`certs:`, else the
 # topology's own folder, as the loader does).
-topology_certs_dir() {
-    local d
-    d="$(topology_path "$1" certs)"
-    [ -n "$d" ] || d="$(cd "$(dirname "$1")" && pwd)"
-    printf '%s\n' "$d"
-}
+topology_certs_dir() { topology_value "$1" certs; }
 
 # topology_nodes FILE: one line per node, tab-separated:
 #   name role listen upstream stages thresholds codec address
 # Lists are comma-separated without blanks; a missing value is `-`. `listen` is
 # the address a node binds, `address` the one its children dial (when absent,
-# they dial `listen`; see node_dial).
-topology_nodes() {
-    awk '
-        function clean(v) {
-            sub(/[ \t]+#.*$/, "", v); gsub(/^[ \t]+|[ \t]+$/, "", v)
-            gsub(/^["\047]|["\047]$/, "", v)
-            if (v ~ /^\[.*\]$/) { v = substr(v, 2, length(v) - 2); gsub(/[ \t"\047]/, "", v) }
-            return v
-        }
-        function value(line) { sub(/^[^:]*:/, "", line); return clean(line) }
-        function orDash(v) { return v == "" ? "-" : v }
-        function flush() {
-            if (name != "")
-                print name "\t" orDash(f["role"]) "\t" orDash(f["listen"]) "\t" orDash(f["upstream"]) "\t" \
-                      orDash(f["stages"]) "\t" orDash(f["thresholds"]) "\t" orDash(f["codec"]) "\t" \
-                      orDash(f["address"])
-            name = ""; split("", f)
-        }
-        /^nodes:/ { innodes = 1; next }
-        /^[^ \t#-]/ { flush(); innodes = 0; next }   # another top-level key ends the list
-        !innodes { next }
-        /^[ \t]*-[ \t]+name:/ { flush(); line = $0; sub(/^[ \t]*-[ \t]+/, "", line); name = value(line); next }
-        name != "" && /^[ \t]+(role|listen|address|upstream|stages|thresholds|codec):/ {
-            key = $0; sub(/^[ \t]+/, "", key); sub(/:.*/, "", key)
-            f[key] = value($0)
-        }
-        END { flush() }
-    ' "$1"
-}
+# they dial `listen`; see node_dial). `codec` is the one the node's upstream link
+# applies (float32 when the node gives none), `-` for the root, which has no link.
+topology_nodes() { topology_show "$1" --format tsv; }
 
 # host_of / port_of ADDRESS: the parts of `host:port` or `[ipv6]:port`.
 host_of() { local h="${1%:*}"; h="${h#[}"; printf '%s\n' "${h%]}"; }
@@ -136,8 +124,13 @@ port_of() { printf '%s\n' "${1##*:}"; }
 # else LISTEN (the columns 3 and 8 of topology_nodes).
 dial_of() { if [ -n "${2:-}" ] && [ "$2" != - ]; then printf '%s\n' "$2"; else printf '%s\n' "$1"; fi; }
 
-# node_dial TOPOLOGY NODE: the address NODE's children dial (`address:`, else `listen:`).
-node_dial() { topology_nodes "$1" | awk -F'\t' -v n="$2" '$1 == n { print ($8 != "-" && $8 != "") ? $8 : $3 }'; }
+# node_dial TOPOLOGY NODE: the address NODE's children dial (`address:`, else `listen:`;
+# `-` for a node with neither).
+node_dial() {
+    local nodes
+    nodes="$(topology_nodes "$1")" || return 1
+    awk -F'\t' -v n="$2" '$1 == n { print ($8 != "-") ? $8 : $3 }' <<< "$nodes"
+}
 
 # local_host HOST: a host to reach a server bound to HOST on this machine: the loopback
 # address for the wildcards 0.0.0.0 and ::, HOST itself otherwise.
@@ -147,40 +140,6 @@ local_host() {
         ::|0::0|::0) echo ::1 ;;
         *) printf '%s\n' "$1" ;;
     esac
-}
-
-# eval_thresholds TOPOLOGY DEVICE [DEFAULTS]: the thresholds the nodes from DEVICE
-# up to the root apply, in model order and comma-separated, as `branchy eval
-# --thresholds` takes them. A node without `thresholds:` uses the model's
-# defaults for its exits: DEFAULTS, comma-separated (as `branchy info` prints
-# them), else $default_thresholds. Prints nothing when no node gives any (eval
-# then uses the model's defaults itself). On failure prints why and returns 1.
-eval_thresholds() {
-    local topology="$1" node="$2" line up stages thr
-    local out="" given=0 pos=0 hops=0 n i
-    local -a defaults
-    IFS=, read -ra defaults <<< "${3:-${default_thresholds:-}}"
-    while [ "$node" != "-" ] && [ "$hops" -lt 16 ]; do
-        line="$(topology_nodes "$topology" | awk -F'\t' -v n="$node" '$1 == n')"
-        [ -n "$line" ] || { echo "no node '$node' in $topology"; return 1; }
-        IFS=$'\t' read -r _ _ _ up stages thr _ <<< "$line"
-        # `-` is a node that hosts no stage (stages: []).
-        if [ "$stages" = "-" ]; then n=0; else n="$(awk -F, '{ print NF }' <<< "$stages")"; fi
-        [ "$up" != "-" ] || n=$((n - 1))   # the root hosts the model's last exit
-        if [ "$thr" != "-" ]; then
-            given=1
-            out+=",$thr"
-        else
-            for ((i = pos; i < pos + n; i++)); do
-                [ -n "${defaults[i]:-}" ] || { echo "no threshold for exit $i: '$node' gives none and the model has no default"; return 1; }
-                out+=",${defaults[i]}"
-            done
-        fi
-        pos=$((pos + n))
-        node="$up"
-        hops=$((hops + 1))
-    done
-    [ "$given" -eq 0 ] || echo "${out#,}"
 }
 
 # --- Processes and ports -------------------------------------------------------
@@ -256,7 +215,11 @@ stop_children() {
 }
 
 # node_field TOPOLOGY NODE COLUMN: one column of topology_nodes for one node.
-node_field() { topology_nodes "$1" | awk -F'\t' -v n="$2" '$1 == n { print $'"$3"' }'; }
+node_field() {
+    local nodes
+    nodes="$(topology_nodes "$1")" || return 1
+    awk -F'\t' -v n="$2" -v c="$3" '$1 == n { print $c }' <<< "$nodes"
+}
 
 # run_check NAME FUNCTION: runs FUNCTION in this shell (so that the processes it
 # starts stay known to it); the function prints nothing on success, or why it
