@@ -290,8 +290,7 @@ check_tls_intruder_cert() {
     local dir="$work/intruder"
     mkdir -p "$dir"
     cp "$certs/ca.pem" "$certs/ca-key.pem" "$dir/"
-    printf 'nodes:\n  - name: intruder\n' > "$dir/intruder.yaml"
-    scripts/gen-certs.sh "$dir/intruder.yaml" "$dir" >&2 || { echo "could not make the intruder certificate"; return 1; }
+    scripts/gen-certs.sh --nodes intruder "$dir" >&2 || { echo "could not make the intruder certificate"; return 1; }
     openssl verify -CAfile "$certs/ca.pem" "$dir/intruder.pem" >&2 || { echo "the intruder certificate does not verify"; return 1; }
     refused_with_cert "$dir/intruder.pem" "$dir/intruder-key.pem" "$work/intruder.out"
 }

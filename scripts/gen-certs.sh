@@ -6,63 +6,66 @@
 #                                      is its name, never an address; serverAuth+clientAuth; 825 days)
 # Keys are PKCS#8 PEM, mode 600. Existing files are kept unless --force is given.
 #
-# Node names are read from the `name:` keys of the topology's node entries,
-# written one per line in block style (`- name: edge`), as in topology/*.yaml.
+# Node names and the `certs:` folder are read with `branchy topology show` (the
+# executables of BRANCHY_BIN, else a release build); `--nodes a,b,c OUTDIR` names the
+# nodes directly, for callers without a topology file.
 set -euo pipefail
+. "$(dirname "$0")/lib/common.sh"
 
 usage() {
     cat <<USAGE
 usage: $(basename "$0") [--force] TOPOLOGY [OUTDIR]
+       $(basename "$0") [--force] --nodes NAME[,NAME...] OUTDIR
 
-Creates a CA and one certificate + key per node named in TOPOLOGY.
-OUTDIR defaults to the topology's 'certs:' folder, relative to the topology file.
+Creates a CA and one certificate + key per node named in TOPOLOGY (or in --nodes).
+OUTDIR defaults to the topology's 'certs:' folder (else the topology file's own folder).
   --force   remake every file, the CA included, even if it exists
+  --nodes   the node names, comma-separated, instead of a topology file
 USAGE
 }
 
-die() { echo "gen-certs: $*" >&2; exit 1; }
-
 force=0
+nodes=""
 args=()
-for arg in "$@"; do
-    case "$arg" in
+while [ "$#" -gt 0 ]; do
+    case "$1" in
         -f|--force) force=1 ;;
+        --nodes) [ "$#" -ge 2 ] || { usage >&2; exit 2; }; nodes="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
-        -*) usage >&2; die "unknown option '$arg'" ;;
-        *) args+=("$arg") ;;
+        -*) usage >&2; die "unknown option '$1'" ;;
+        *) args+=("$1") ;;
     esac
+    shift
 done
-if [ "${#args[@]}" -lt 1 ] || [ "${#args[@]}" -gt 2 ]; then
-    usage >&2
-    exit 2
-fi
-
-topology="${args[0]}"
-[ -f "$topology" ] && [ -r "$topology" ] || die "cannot read topology file '$topology'"
 command -v openssl >/dev/null 2>&1 || die "the 'openssl' command is needed but was not found"
-topology_dir="$(cd "$(dirname "$topology")" && pwd)"
 
-# Value of a YAML scalar line: drop a trailing comment, surrounding blanks and quotes.
-clean() { sed -E 's/[[:space:]]+#.*$//; s/^[[:space:]]+//; s/[[:space:]]+$//; s/^"(.*)"$/\1/; s/^'"'"'(.*)'"'"'$/\1/'; }
-
-names="$(sed -nE 's/^[[:space:]]*(-[[:space:]]+)?name:[[:space:]]*//p' "$topology" | clean)"
-[ -n "$names" ] || die "no node names ('- name: ...') found in '$topology'"
+if [ -n "$nodes" ]; then
+    [ "${#args[@]}" -eq 1 ] || { usage >&2; exit 2; }
+    names="$(tr ',' '\n' <<< "$nodes")"
+    source_name="--nodes"
+    outdir="${args[0]}"
+else
+    if [ "${#args[@]}" -lt 1 ] || [ "${#args[@]}" -gt 2 ]; then
+        usage >&2
+        exit 2
+    fi
+    topology="${args[0]}"
+    [ -f "$topology" ] && [ -r "$topology" ] || die "cannot read topology file '$topology'"
+    source_name="$topology"
+    # The loader's reading of the file: a broken topology gets its error here.
+    names="$(topology_nodes "$topology" | cut -f1)" || die "could not read the nodes of '$topology'"
+    if [ "${#args[@]}" -eq 2 ]; then
+        outdir="${args[1]}"
+    else
+        outdir="$(topology_certs_dir "$topology")" || die "could not read the certs folder of '$topology'"
+    fi
+fi
+[ -n "$names" ] || die "no node names in $source_name"
 while IFS= read -r name; do
-    [[ "$name" =~ ^[A-Za-z0-9._-]+$ ]] || die "node name '$name' in '$topology' may contain only letters, digits, '-', '_' and '.'"
+    [[ "$name" =~ ^[A-Za-z0-9._-]+$ ]] || die "node name '$name' in $source_name may contain only letters, digits, '-', '_' and '.'"
 done <<< "$names"
 duplicate="$(sort <<< "$names" | uniq -d | head -n 1)"
-[ -z "$duplicate" ] || die "node name '$duplicate' appears twice in '$topology'"
-
-if [ "${#args[@]}" -eq 2 ]; then
-    outdir="${args[1]}"
-else
-    certs="$(sed -nE 's/^certs:[[:space:]]*//p' "$topology" | clean | head -n 1)"
-    [ -n "$certs" ] || die "'$topology' has no 'certs:' folder; give OUTDIR"
-    case "$certs" in
-        /*) outdir="$certs" ;;
-        *) outdir="$topology_dir/$certs" ;;
-    esac
-fi
+[ -z "$duplicate" ] || die "node name '$duplicate' appears twice in $source_name"
 mkdir -p "$outdir"
 outdir="$(cd "$outdir" && pwd)"
 

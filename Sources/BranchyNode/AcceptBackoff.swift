@@ -74,7 +74,43 @@ public final class AcceptBackoff: Sendable {
     }
 
     /// A handler for a listener's server channel that applies this policy.
-    func handler(listener: String, shed: @escaping @Sendable () -> Int = { 0 }) -> AcceptBackoffHandler {
-        AcceptBackoffHandler(shouldForwardIOErrorCaught: false) { error in self.failed(error, listener: listener, shed: shed) }
+    func handler(listener: String, shed: @escaping @Sendable () -> Int = { 0 }) -> AcceptPauseHandler {
+        AcceptPauseHandler { error in self.failed(error, listener: listener, shed: shed) }
+    }
+}
+
+/// Pauses a listener after a failed accept: turns its `autoRead` off, which takes the listening
+/// socket out of the event loop's poll set, and back on after the pause. (Merely holding back
+/// `read()`, as NIO's `AcceptBackoffHandler` does, leaves the socket in the poll set: with the
+/// descriptor table full it stays readable, and the loop wakes and fails `accept` again and again.)
+final class AcceptPauseHandler: ChannelInboundHandler {
+    typealias InboundIn = any Channel
+    typealias InboundOut = any Channel
+
+    private let pauseAfter: (IOError) -> TimeAmount
+    private var resume: Scheduled<Void>?
+
+    init(pauseAfter: @escaping (IOError) -> TimeAmount) {
+        self.pauseAfter = pauseAfter
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        guard let io = error as? IOError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        let pause = pauseAfter(io)
+        guard resume == nil, let options = context.channel.syncOptions else { return }
+        try? options.setOption(.autoRead, value: false)
+        resume = context.eventLoop.assumeIsolated().scheduleTask(in: pause) { [self] in
+            resume = nil
+            try? context.channel.syncOptions?.setOption(.autoRead, value: true)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        resume?.cancel()
+        resume = nil
+        context.fireChannelInactive()
     }
 }

@@ -16,7 +16,19 @@ public final class ByteCounter: ChannelDuplexHandler {
     /// The link's metrics, from the end of the handshake with hello on.
     private var meter: LinkByteMeter?
 
+    /// The handler's place in its pipeline, from `handlerAdded` to `handlerRemoved`.
+    private var context: ChannelHandlerContext?
+
     public init() {}
+
+    public func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    public func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// Closes the connection from below TLS: no `close_notify` is sent or waited for, so a peer that
+    /// does not read (or floods) is cut off at once. On the channel's event loop.
+    public func closeBelowTLS() {
+        context?.close(promise: nil)
+    }
 
     /// True once `handshakeFinished(meter:)` was given a meter.
     public var finishedHandshake: Bool { meter != nil }

@@ -31,6 +31,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// not read; past it the connection is closed. Reading pauses long before, at the write buffer's
     /// high-water mark, so this bounds what frames already received can still add.
     static let maxUnwrittenBytes = 4 << 20
+    /// Answers written but not flushed past this many bytes are flushed at once rather than at the
+    /// end of the loop's turn: the event loop reads many times per turn, and only a flush lets the
+    /// channel's writability (and so the pause in reading) follow a peer that does not read.
+    static let flushThreshold = 64 << 10
 
     private let server: InferenceServer
     private let id: UInt64
@@ -52,6 +56,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var stallTimer: Scheduled<Void>?
     /// When the frame in progress began to arrive.
     private var frameStart = NIODeadline.now()
+    /// Bytes of answers written since the last flush (their frames' sizes).
+    private var unflushed = 0
 
     /// Whether the connection is still there to take answers.
     var isOpen: Bool { context != nil }
@@ -119,28 +125,54 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 stallTimer = nil
                 guard let context = self.context, !context.channel.isWritable else { return }
                 server.log(.warning, from: sourceKey, "\(label): has not read its answers for \(timeout) ms (the idle timeout); closing")
-                context.close(promise: nil)
+                closeAtOnce(context)
             }
         }
         context.fireChannelWritabilityChanged()
     }
 
-    /// Writes `frame` and schedules one flush for this turn of the loop; closes the connection
-    /// instead when the peer has left more than ``maxUnwrittenBytes`` unread.
+    /// Writes `frame` and schedules one flush for this turn of the loop (or flushes at once past
+    /// ``flushThreshold``); closes the connection instead when more than ``maxUnwrittenBytes`` of
+    /// answers wait for a peer that does not read.
     private func writeAnswer(_ frame: Frame, context: ChannelHandlerContext) {
-        if !context.channel.isWritable,
-           let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes), buffered > Self.maxUnwrittenBytes {
-            server.log(.warning, from: sourceKey, "\(label): \(buffered) bytes of answers unread, more than \(Self.maxUnwrittenBytes); closing")
-            context.close(promise: nil)
+        guard !closingAtOnce else { return }
+        let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        if buffered + unflushed > Self.maxUnwrittenBytes {
+            server.log(.warning, from: sourceKey,
+                       "\(label): \(buffered + unflushed) bytes of answers unread, more than \(Self.maxUnwrittenBytes); closing")
+            closeAtOnce(context)
             return
         }
         context.write(wrapOutboundOut(frame), promise: nil)
+        unflushed += frame.encodedSize
+        if unflushed >= Self.flushThreshold {
+            unflushed = 0
+            context.flush()
+            return
+        }
         if !flushScheduled {
             flushScheduled = true
             context.eventLoop.assumeIsolated().execute { [self] in
                 flushScheduled = false
+                unflushed = 0
                 self.context?.flush()
             }
+        }
+    }
+
+    /// True once the connection is being cut off: nothing more is written to it.
+    private var closingAtOnce = false
+
+    /// Closes the connection below TLS (no `close_notify` exchange, which would keep reading from
+    /// a flooding peer while it waits), and stops reading from it meanwhile.
+    private func closeAtOnce(_ context: ChannelHandlerContext) {
+        guard !closingAtOnce else { return }
+        closingAtOnce = true
+        context.channel.setOption(.autoRead, value: false).whenFailure { _ in }
+        if let counter = try? context.pipeline.syncOperations.handler(type: ByteCounter.self) {
+            counter.closeBelowTLS()
+        } else {
+            context.close(promise: nil)
         }
     }
 
@@ -162,6 +194,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closingAtOnce else { return }  // frames already read from a peer being cut off
         let frame = unwrapInboundIn(data)
         if case .hello(let hello) = frame.message, case .awaitingHello = machine.state,
            !TLSLayer.peer(of: context.pipeline, isNamed: hello.nodeName) {

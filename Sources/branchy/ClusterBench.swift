@@ -183,7 +183,9 @@ struct ClusterBench {
             if fm.fileExists(atPath: script.path) {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                p.arguments = ["bash", script.path, topology.path]
+                // The names from the loader's reading, so the script needs no executable to read the file.
+                let folder = topo.certsDirectory ?? topology.deletingLastPathComponent()
+                p.arguments = ["bash", script.path, "--nodes", topo.nodes.map(\.name).joined(separator: ","), folder.path]
                 p.standardOutput = FileHandle.nullDevice
                 try p.run()
                 p.waitUntilExit()

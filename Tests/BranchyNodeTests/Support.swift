@@ -78,13 +78,8 @@ final class Fixture: @unchecked Sendable {
         try Model.save(network, to: modelDirectory)
 
         let script = repositoryRoot.appendingPathComponent("scripts/gen-certs.sh").path
-        let names = root.appendingPathComponent("names.yaml")
-        try "nodes:\n  - name: device\n  - name: device2\n  - name: edge\n  - name: cloud\n"
-            .write(to: names, atomically: true, encoding: .utf8)
-        try runCommand(["bash", script, names.path, certs.path])
-        let otherNames = root.appendingPathComponent("other-names.yaml")
-        try "nodes:\n  - name: device\n".write(to: otherNames, atomically: true, encoding: .utf8)
-        try runCommand(["bash", script, otherNames.path, otherCA.path])
+        try runCommand(["bash", script, "--nodes", "device,device2,edge,cloud", certs.path])
+        try runCommand(["bash", script, "--nodes", "device", otherCA.path])
         try Fixture.makeExpiredCertificate(in: expired, ca: certs)
 
         data = try IDXDataset.load(directory: repositoryRoot.appendingPathComponent("data/fashion-mnist"), split: .test)

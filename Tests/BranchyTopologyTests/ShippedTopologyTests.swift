@@ -90,8 +90,11 @@ struct ShippedTopologyTests {
         }
         #expect(missing?.keyPath == "nodes[0].tls.ca")
 
+        // The nodes and certificate folder as the loader reads them, as scripts get them from `branchy topology show`.
+        let unchecked = try Topology.load(contentsOf: copy, checkFiles: false)
+        let folderOfCerts = try #require(unchecked.certsDirectory)
         let script = repositoryRoot.appendingPathComponent("scripts/gen-certs.sh").path
-        let made = try run(["bash", script, copy.path])
+        let made = try run(["bash", script, "--nodes", unchecked.nodes.map(\.name).joined(separator: ","), folderOfCerts.path])
         #expect(made.status == 0, "\(made.output)")
         #expect(made.output.contains("made"))
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Probes for the hardening checks of scripts/e2e-faults.sh (Python 3 standard library only).
+"""Probes for the hardening checks of scripts/e2e-faults.sh (Python 3 standard library only;
+zstd-flood loads the system's libzstd.so.1 with ctypes, as the nodes do).
 
 Each probe prints one line of figures on standard output (for the check's `ok` line)
 and details on standard error, and exits 0 when its check holds; otherwise the last
@@ -54,13 +55,37 @@ line on standard output says why and it exits 1. Every probe runs in bounded tim
   log-escaped LOG OFFSET ESCAPED FORGED
       After line OFFSET, LOG holds ESCAPED literally; no line of LOG starts with FORGED;
       LOG holds no raw control byte but newline and tab.
+  stats-flood HOST PORT CA CERTS SERVER FINGERPRINT PID PEERS CONNECTIONS SECONDS MAX_RSS_MB
+      CONNECTIONS version 2 connections (as the comma-separated node names PEERS in turn)
+      send statsRequest frames with fresh ids as fast as they are taken and never read.
+      Each must stop being read and be closed by the node within SECONDS; the VmRSS of
+      PID, sampled every 100 ms, must stay under MAX_RSS_MB.
+  zstd-flood HOST PORT CA CERTS SERVER FINGERPRINT PID STAGE FRAMES PER_CONNECTION SECONDS
+      Up to FRAMES version 2 infer frames for STAGE, PER_CONNECTION per connection in one
+      write, for at most SECONDS: a float32 tensor stating [1, 2048, 2048] as a ~530-byte
+      Zstandard stream (made with the system's libzstd.so.1) that inflates to 16 MiB.
+      Every connection must get badTensor and be closed; prints the CPU time of PID.
+  metrics-exhaust HOST PORT PID COUNT SECONDS
+      Holds COUNT TCP connections (nothing sent) to the metrics port of the node PID for
+      SECONDS; its descriptor table must fill (the rest wait in the accept queue); prints
+      its CPU use while full and, from its /readyz after the release, how many accepts
+      failed in the episode.
+  small-cases HOST PORT CA CERTS SERVER FINGERPRINT HANDSHAKE_MS MARGIN_MS
+      A version 1 frame header dribbled one byte every 250 ms is cut with error 17
+      HANDSHAKE_MS (+ MARGIN_MS) after its first byte; a statsRequest reusing the id of an
+      infer in flight gets error 8 and the infer is answered; a client hello with a names
+      table gets error 1.
+  latency REPORT
+      `p50 mean p99 edge-exit-p50 answered degraded failed` of a device report (ms).
   model-bomb SRC DST VARIANT
       Copies the model folder SRC to DST and makes model.json announce a huge size:
       VARIANT `width` sets the first conv layer's `out` to 2^40, `input` sets `input`
       to [2^31, 2^31, 2^31].
 """
+import http.client
 import json
 import os
+import re
 import resource
 import selectors
 import shutil
@@ -763,6 +788,489 @@ def model_bomb(src, dst, variant):
     print(dst)
 
 
+# --- Protocol version 2 ----------------------------------------------------------------
+
+VERSION2 = 2
+STATS_REQUEST, STATS = 7, 8
+BAD_FRAME, DUPLICATE_REQUEST_ID, BAD_TENSOR = 1, 8, 9
+COMPACT_MARKER = 0xA0
+CODEC_FLOAT32, ZSTD = 0, 2
+TCP_ESTABLISHED = 1
+
+
+def varint(n):
+    """Unsigned LEB128, shortest form."""
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        if n:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def compact(kind, payload=b"", request_id=0):
+    """A version 2 frame: `0xA0 | type`, varint request id, varint length, payload."""
+    return bytes([COMPACT_MARKER | kind]) + varint(request_id) + varint(len(payload)) + payload
+
+
+def hello_v2(name, fingerprint, names=(), role=ROLE_DEVICE):
+    """A version 2 hello: the 20-byte header with version byte 2, protocolVersion 2 in the
+    payload, then the names table (a client's is empty; NAMES makes a non-empty one)."""
+    encoded = name.encode() if isinstance(name, str) else name
+    fp = bytes.fromhex(fingerprint)
+    require(len(fp) == 32, f"fingerprint must be 32 bytes, got {len(fp)}")
+    table = bytes([len(names)]) + b"".join(bytes([len(n.encode())]) + n.encode() for n in names)
+    payload = struct.pack(">HBH", VERSION2, role, len(encoded)) + encoded + fp + table
+    return HEADER.pack(MAGIC, VERSION2, HELLO, 0, 0, len(payload)) + payload
+
+
+def parse_varint(buf, i):
+    """(value, next index), or (None, i) when BUF ends inside the varint."""
+    value = shift = 0
+    while i < len(buf):
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, i
+        shift += 7
+        require(shift < 70, "the server sent a varint longer than 10 bytes")
+    return None, i
+
+
+class CompactReader(Reader):
+    """Frames of a version 2 connection after its helloAck (compact headers)."""
+
+    def __init__(self, sock, buf=b""):
+        super().__init__(sock)
+        self.buf = buf
+
+    def frame(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.buf:
+                first = self.buf[0]
+                require(first & 0xF0 == COMPACT_MARKER, f"the server sent bytes that are not a compact frame: {self.buf[:24].hex()}")
+                rid, i = parse_varint(self.buf, 1)
+                length, j = (None, i) if rid is None else parse_varint(self.buf, i)
+                if length is not None and len(self.buf) >= j + length:
+                    payload = self.buf[j:j + length]
+                    self.buf = self.buf[j + length:]
+                    return first & 0x0F, rid, payload
+            if not self._fill(deadline):
+                return None
+
+
+def authenticated_v2(ctx, host, port, server, node, fingerprint, timeout=5.0):
+    """A TLS connection whose version 2 hello as NODE was acknowledged: (socket, CompactReader)."""
+    s = tls_connect(ctx, host, port, server, timeout)
+    s.sendall(hello_v2(node, fingerprint))
+    r = Reader(s)
+    f = r.frame(timeout)
+    require(f is not None, f"the server closed the connection of '{node}' after its version 2 hello")
+    kind, _, payload = f
+    if kind == ERROR:
+        raise CheckFailed(f"version 2 hello as '{node}' refused with error {error_code(payload)}: {error_text(payload)}")
+    require(kind == HELLO_ACK, f"version 2 hello as '{node}' answered with a frame of type {kind}")
+    return s, CompactReader(s, r.buf)
+
+
+def tcp_state(sock):
+    """The kernel's TCP state of SOCK (1 = established; 7 = closed, 8 = close-wait: the peer
+    closed), read with TCP_INFO so that nothing is read from the stream."""
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+    except OSError:
+        return 7
+
+
+def zstd_zeros(size, level=19):
+    """One Zstandard frame (stating its content size) of SIZE zero bytes, made by the system's
+    libzstd.so.1, the library the nodes load."""
+    import ctypes
+    try:
+        lib = ctypes.CDLL("libzstd.so.1")
+    except OSError as e:
+        raise CheckFailed(f"cannot load libzstd.so.1 ({e}); install it with: apt-get install libzstd1")
+    lib.ZSTD_compressBound.restype = ctypes.c_size_t
+    lib.ZSTD_compressBound.argtypes = [ctypes.c_size_t]
+    lib.ZSTD_compress.restype = ctypes.c_size_t
+    lib.ZSTD_compress.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    lib.ZSTD_isError.restype = ctypes.c_uint
+    lib.ZSTD_isError.argtypes = [ctypes.c_size_t]
+    lib.ZSTD_getFrameContentSize.restype = ctypes.c_ulonglong
+    lib.ZSTD_getFrameContentSize.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    cap = lib.ZSTD_compressBound(size)
+    dst = ctypes.create_string_buffer(cap)
+    n = lib.ZSTD_compress(dst, cap, bytes(size), size, level)
+    require(not lib.ZSTD_isError(n), f"ZSTD_compress failed with code {n}")
+    stated = lib.ZSTD_getFrameContentSize(dst, n)
+    require(stated == size, f"the zstd frame states a content size of {stated}, not {size}")
+    return dst.raw[:n]
+
+
+def cpu_ticks(pid):
+    """User + system time of PID so far, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def fd_limit(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    raise CheckFailed(f"no descriptor limit in /proc/{pid}/limits")
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def flood_peers(count):
+    """Peer identities for COUNT attacking connections: device-16, device-15, ... (never
+    device-1, the real device), spread so that none holds more than four."""
+    return [f"device-{16 - i % 12}" for i in range(count)]
+
+
+# --- (1) statsRequest frames, answers never read ------------------------------------------
+
+
+def stats_flood(host, port, ca, certs, server, fingerprint, pid, peers, connections, seconds, max_rss):
+    """CONNECTIONS version 2 connections, as the comma-separated node names PEERS in turn,
+    send statsRequest frames (empty payload, fresh non-zero ids) as fast as the edge takes
+    them and never read. The edge must stop reading them and close each within SECONDS; its
+    VmRSS, sampled every 100 ms, must stay under MAX_RSS_MB."""
+    connections, seconds, max_rss = int(connections), float(seconds), float(max_rss)
+    names = peers.split(",")
+    peers = [names[i % len(names)] for i in range(connections)]
+    contexts = {p: client_context(ca, certs, p) for p in set(peers)}
+    conns = [authenticated_v2(contexts[p], host, port, server, p, fingerprint)[0] for p in peers]
+    start_rss, start_hwm = rss(pid)
+    hz, c0 = os.sysconf("SC_CLK_TCK"), cpu_ticks(pid)
+    t0 = time.monotonic()
+    sent = [0] * connections          # statsRequest frames written
+    last_sent = [0.0] * connections   # when the last batch was taken
+    stalled = [None] * connections    # when a batch first waited more than 200 ms
+    ended = [None] * connections      # when the edge closed the connection
+    stop = threading.Event()
+    per_batch = 3000                  # 3000 frames of at most 5 bytes: one TLS record
+
+    def flood(i):
+        s = conns[i]
+        s.settimeout(0.2)
+        rid, batch = 1, None
+        while not stop.is_set() and ended[i] is None:
+            if batch is None:
+                batch = b"".join(compact(STATS_REQUEST, b"", rid + k) for k in range(per_batch))
+            try:
+                s.send(batch)     # all or nothing (no partial TLS writes); retried as is after a timeout
+            except (socket.timeout, ssl.SSLWantWriteError):
+                if stalled[i] is None:
+                    stalled[i] = time.monotonic() - t0
+                continue
+            except (ssl.SSLError, OSError):
+                break
+            sent[i] += per_batch
+            rid += per_batch
+            batch = None
+            last_sent[i] = time.monotonic() - t0
+
+    threads = [threading.Thread(target=flood, args=(i,), daemon=True) for i in range(connections)]
+    for t in threads:
+        t.start()
+    peak, hwm, samples, gone = start_rss, start_hwm, 0, False
+    try:
+        while time.monotonic() - t0 < seconds:
+            now = time.monotonic() - t0
+            try:
+                r, h = rss(pid)
+            except OSError:
+                gone = True
+                break
+            peak, hwm, samples = max(peak, r), max(hwm, h), samples + 1
+            for i, s in enumerate(conns):
+                if ended[i] is None and tcp_state(s) != TCP_ESTABLISHED:
+                    ended[i] = now
+            if all(e is not None for e in ended):
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(2)
+        end_rss = rss(pid)[0] if alive(pid) else 0.0
+        cpu = (cpu_ticks(pid) - c0) / hz if alive(pid) else 0.0
+        for s in conns:
+            hard_close(s)
+    total = sum(sent)
+    closed = [e for e in ended if e is not None]
+    delays = [e - l for e, l in zip(ended, last_sent) if e is not None]
+    note(f"stats flood: {connections} connections, {total} statsRequest frames written; per connection sent {sent}, "
+         f"stalled at {[None if x is None else round(x, 2) for x in stalled]} s, last batch at "
+         f"{[round(x, 2) for x in last_sent]} s, closed by the edge at {[None if x is None else round(x, 2) for x in ended]} s; "
+         f"edge VmRSS {start_rss:.0f} MB before, peak {peak:.0f} MB over {samples} samples, {end_rss:.0f} MB after; "
+         f"VmHWM {start_hwm:.0f} -> {hwm:.0f} MB")
+    require(not gone and alive(pid), "the edge is gone (it crashed or was killed during the stats flood)")
+    waited = [x for x in stalled if x is not None]
+    summary = (f"{total} statsRequest frames on {connections} connections that never read; edge VmRSS "
+               f"{start_rss:.0f} MB before, peak {peak:.0f} MB (VmHWM {hwm:.0f} MB, {samples} samples every 100 ms), "
+               f"{end_rss:.0f} MB at the end; edge CPU {cpu:.2f} s; {len(waited)} connections stopped being read "
+               + (f"({min(waited):.1f} to {max(waited):.1f} s in)" if waited else "")
+               + f", {len(closed)} closed by the edge"
+               + (f" {min(delays):.1f} to {max(delays):.1f} s after their last accepted batch" if delays else ""))
+    require(peak < max_rss, f"{summary}: VmRSS not under {max_rss:.0f} MB")
+    require(len(waited) == connections,
+            f"{summary}: {connections - len(waited)} connections never had to wait: the edge kept reading")
+    require(len(closed) == connections,
+            f"{summary}: {connections - len(closed)} of {connections} connections still open after {seconds:.0f} s")
+    print(summary)
+
+
+# --- (2) compressed tensors of a huge stated shape --------------------------------------------
+
+
+def zstd_flood(host, port, ca, certs, server, fingerprint, pid, stage, frames, per_connection, seconds):
+    """Sends up to FRAMES infer frames (for stage STAGE) whose float32 tensor states the shape
+    [1, 2048, 2048] and carries a ~530-byte zstd stream that inflates to exactly that (16 MiB),
+    PER_CONNECTION in one write per connection, for at most SECONDS. Each connection must be
+    answered with badTensor and closed; the edge's CPU time over the attack is measured."""
+    frames, per_connection, seconds = int(frames), int(per_connection), float(seconds)
+    shape = (1, 2048, 2048)
+    stream = zstd_zeros(4 * shape[0] * shape[1] * shape[2])
+
+    def infer(rid):
+        tensor = bytes([ZSTD << 4 | CODEC_FLOAT32, len(shape)]) + b"".join(varint(d) for d in shape) + stream
+        return compact(INFER, varint(rid) + varint(0) + bytes([int(stage)]) + tensor, rid)
+
+    batch = b"".join(infer(rid) for rid in range(1, per_connection + 1))
+    peers = flood_peers(12)
+    contexts = {p: client_context(ca, certs, p) for p in peers}
+    hz = os.sysconf("SC_CLK_TCK")
+    c0, t0 = cpu_ticks(pid), time.monotonic()
+    sent = conns = 0
+    outcomes = {}
+    first_text = ""
+    close_times = []
+    while sent < frames and time.monotonic() - t0 < seconds:
+        p = peers[conns % len(peers)]
+        s, r = authenticated_v2(contexts[p], host, port, server, p, fingerprint)
+        conns += 1
+        try:
+            t1 = time.monotonic()
+            try:
+                s.sendall(batch)
+            except (ssl.SSLError, OSError):
+                pass    # the edge may close before it took every frame
+            sent += per_connection
+            try:
+                got = r.until_closed(5)
+            except TimeoutError:
+                raise CheckFailed(f"connection {conns}: {per_connection} shape bombs sent, still open after 5 s")
+            close_times.append(time.monotonic() - t1)
+            if got and got[0][0] == ERROR:
+                code = error_code(got[0][2])
+                first_text = first_text or error_text(got[0][2])
+            else:
+                code = f"frame type {got[0][0]}" if got else "closed without a frame"
+            outcomes[code] = outcomes.get(code, 0) + 1
+            require(not any(k == RESULT for k, _, _ in got), f"connection {conns}: a shape bomb was answered with a result")
+        finally:
+            hard_close(s)
+    elapsed = time.monotonic() - t0
+    require(alive(pid), "the edge is gone (it crashed or was killed during the zstd flood)")
+    cpu = (cpu_ticks(pid) - c0) / hz
+    note(f"zstd flood: stream of {len(stream)} bytes for {shape}; {sent} frames on {conns} connections in {elapsed:.2f} s; "
+         f"outcomes {outcomes}; closed {min(close_times) * 1000:.1f} to {max(close_times) * 1000:.1f} ms after the write; "
+         f"edge CPU {cpu:.2f} s; first refusal: {first_text!r}")
+    summary = (f"{sent} frames stating {list(shape)} ({len(stream)}-byte zstd stream, 16 MiB inflated) on {conns} connections "
+               f"in {elapsed:.1f} s; edge CPU {cpu:.2f} s")
+    require(outcomes.get(BAD_TENSOR, 0) == conns,
+            f"{summary}: not every connection got badTensor ({BAD_TENSOR}): {outcomes}")
+    print(f"{summary}; every connection refused with badTensor and closed")
+
+
+# --- (3) the metrics port out of descriptors ---------------------------------------------------
+
+
+def metrics_exhaust(host, port, pid, count, seconds):
+    """Opens COUNT plain TCP connections to the metrics port HOST:PORT (non-blocking, nothing
+    sent) and holds them for SECONDS: once the node's descriptors are all taken, the rest wait
+    in its accept queue and every accept fails with EMFILE. Samples the node's descriptors and
+    CPU time every 100 ms and reports its CPU use from the moment the table was full."""
+    count, seconds = int(count), float(seconds)
+    raise_fd_limit(count + 64)
+    limit = fd_limit(pid)
+    hz = os.sysconf("SC_CLK_TCK")
+    start_fds = fd_count(pid)
+    socks = []
+    t0 = time.monotonic()
+    for _ in range(count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        if s.connect_ex((host, int(port))) not in (0, 115, 11):
+            s.close()
+            continue
+        socks.append(s)
+    peak, full_at, full_ticks, samples = start_fds, None, None, []
+    while time.monotonic() - t0 < seconds:
+        if not alive(pid):
+            break
+        try:
+            n, ticks = fd_count(pid), cpu_ticks(pid)
+        except OSError:
+            break
+        now = time.monotonic() - t0
+        samples.append((now, n, ticks))
+        peak = max(peak, n)
+        if full_at is None and n >= limit:
+            full_at, full_ticks = now, ticks
+        time.sleep(0.1)
+    end = time.monotonic() - t0
+    established = sum(1 for s in socks if tcp_state(s) == TCP_ESTABLISHED)
+    for s in socks:
+        s.close()
+    require(alive(pid), "the node is gone (it crashed or was killed while its descriptors were exhausted)")
+    end_ticks = samples[-1][2] if samples else 0
+    # While the episode lasts (5 s after its last failure) the node's readiness counts its failed accepts.
+    time.sleep(0.6)
+    readiness, failures = "", None
+    try:
+        conn = http.client.HTTPConnection(host, int(port), timeout=3)
+        conn.request("GET", "/readyz")
+        answer = conn.getresponse()
+        readiness = f"{answer.status} {answer.read().decode(errors='replace').strip()}"
+        conn.close()
+        m = re.search(r"\((\d+) failed accepts\)", readiness)
+        failures = int(m.group(1)) if m else None
+    except (OSError, http.client.HTTPException) as e:
+        readiness = f"no answer from /readyz: {e}"
+    note(f"metrics exhaust: {len(socks)} connections started, {established} established at the end; node descriptors "
+         f"{start_fds} before, peak {peak} of {limit}; full after {full_at if full_at is None else round(full_at, 2)} s; "
+         f"samples (t, fds, ticks): {[(round(t, 1), n, k) for t, n, k in samples[::5]]}; readiness after: {readiness}")
+    require(full_at is not None, f"the node's descriptors peaked at {peak} of {limit}: never exhausted, the check proves nothing")
+    window = max(0.1, samples[-1][0] - full_at)
+    cpu = 100 * (end_ticks - full_ticks) / hz / window
+    print(f"{established} connections held on the metrics port for {end:.1f} s; node descriptors {start_fds} -> {peak} of "
+          f"{limit} (full after {full_at:.2f} s); node CPU {cpu:.1f}% over the {window:.1f} s exhausted; "
+          f"{'?' if failures is None else failures} failed accepts in the episode (its /readyz)")
+
+
+# --- (4) smaller ones -------------------------------------------------------------------------
+
+
+def small_cases(host, port, ca, certs, server, fingerprint, handshake_ms, margin_ms):
+    """Three quick replays on one edge (stage 1, input [8, 7, 7]):
+    a version 1 frame header dribbled one byte every 250 ms after the hello must be cut with
+    limitReached HANDSHAKE_MS (+ MARGIN_MS) after its first byte; a statsRequest reusing the
+    id of an infer in flight gets duplicateRequestID while the infer is still answered; a client
+    hello with a non-empty names table gets badFrame and the close."""
+    handshake, margin = int(handshake_ms) / 1000, int(margin_ms) / 1000
+    ctx = client_context(ca, certs, "device-16")
+    figures = []
+
+    # A v1 header, one byte at a time (it never completes: 19 of its 20 bytes at most).
+    s, r = authenticated(ctx, host, port, server, "device-16", fingerprint)
+    try:
+        header = frame(INFER, request_id=1, length=2000)
+        t0 = time.monotonic()
+        cut, got = None, []
+        for i in range(HEADER.size - 1):
+            try:
+                s.sendall(header[i:i + 1])
+            except (ssl.SSLError, OSError):
+                cut = time.monotonic() - t0
+                break
+            try:
+                got = r.until_closed(0.25)
+                cut = time.monotonic() - t0
+                break
+            except TimeoutError:
+                pass
+        if cut is None:
+            try:
+                got = r.until_closed(handshake + margin)
+                cut = time.monotonic() - t0
+            except TimeoutError:
+                raise CheckFailed(f"a frame header dribbled one byte every 250 ms is still open after "
+                                  f"{time.monotonic() - t0:.1f} s (handshakeTimeoutMs {handshake_ms})")
+        note(f"dribble: cut after {cut:.2f} s; frames {[(k, error_code(p), error_text(p)) for k, _, p in got]}")
+        require(handshake - 0.1 <= cut <= handshake + margin,
+                f"a dribbled frame header was cut {cut:.2f} s after its first byte, expected {handshake:.1f} "
+                f"to {handshake + margin:.1f} s")
+        require(got and got[0][0] == ERROR and error_code(got[0][2]) == LIMIT_REACHED,
+                f"a dribbled frame header was cut with {[(k, error_code(p)) for k, _, p in got]}, not error {LIMIT_REACHED}")
+        figures.append(f"dribbled v1 header cut after {cut:.2f} s with error {LIMIT_REACHED}")
+    finally:
+        hard_close(s)
+
+    # An infer in flight, and a statsRequest with its id in the same write.
+    s, r = authenticated_v2(ctx, host, port, server, "device-16", fingerprint)
+    try:
+        features = bytes([CODEC_FLOAT32, 3]) + varint(8) + varint(7) + varint(7) + bytes(4 * 8 * 7 * 7)
+        s.sendall(compact(INFER, varint(1) + varint(0) + bytes([1]) + features, 5) + compact(STATS_REQUEST, b"", 5))
+        got = []
+        deadline = time.monotonic() + 5
+        while not (any(k == ERROR for k, _, _ in got) and any(k == RESULT for k, _, _ in got)):
+            try:
+                f = r.frame(max(0.001, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            if f is None:
+                break
+            got.append(f)
+        kinds = [(k, rid, error_code(p) if k == ERROR else None) for k, rid, p in got]
+        note(f"duplicate id: frames {kinds}")
+        require((ERROR, 5, DUPLICATE_REQUEST_ID) in kinds,
+                f"a statsRequest reusing the id of an infer in flight got {kinds}, not error {DUPLICATE_REQUEST_ID} for id 5")
+        require(any(k == RESULT and rid == 5 for k, rid, _ in kinds), f"the infer in flight was not answered: {kinds}")
+        time.sleep(0.2)
+        require(tcp_state(s) == TCP_ESTABLISHED, "the edge closed the connection after duplicateRequestID")
+        figures.append(f"statsRequest reusing an in-flight id: error {DUPLICATE_REQUEST_ID}, the infer answered, connection open")
+    finally:
+        hard_close(s)
+
+    # A client hello with a names table.
+    s = tls_connect(ctx, host, port, server)
+    try:
+        s.sendall(hello_v2("device-16", fingerprint, names=("edge", "cloud")))
+        try:
+            got = Reader(s).until_closed(5)
+        except TimeoutError:
+            raise CheckFailed("a client hello with a names table is still open after 5 s")
+        note(f"names table: frames {[(k, error_code(p), error_text(p)) for k, _, p in got]}")
+        require(got and got[0][0] == ERROR and error_code(got[0][2]) == BAD_FRAME,
+                f"a client hello with a names table got {[(k, error_code(p)) for k, _, p in got]}, not error {BAD_FRAME}")
+        figures.append(f"client hello with 2 names: error {BAD_FRAME}, closed")
+    finally:
+        hard_close(s)
+    print("; ".join(figures))
+
+
+def latency(report):
+    """`p50 mean p99 edge-p50 answered degraded failed` of a device report (the edge-p50 is that
+    of the samples answered at exit 1, - if none); exits 1 when the report is missing."""
+    try:
+        with open(report) as f:
+            r = json.load(f)
+    except (OSError, ValueError) as e:
+        raise CheckFailed(f"no readable device report {report}: {e}")
+    edge = next((e for e in r.get("exits", []) if e.get("index") == 1 and e.get("count")), None)
+    print(f"{r['latencyMs']['p50']:.3f} {r['latencyMs']['mean']:.3f} {r['latencyMs']['p99']:.3f} "
+          f"{format(edge['latencyMs']['p50'], '.3f') if edge else '-'} {r['answered']} {r['degraded']} {r['failed']}")
+
+
 # --- device runs, measured commands, logs ---------------------------------------------
 
 
@@ -855,6 +1363,8 @@ def main(argv):
         "peer-cap": (peer_cap, 8), "budget": (budget, 12), "inject": (inject, 8), "cycles": (cycles, 7),
         "refused-hellos": (refused_hellos, 8), "gzip-bomb": (gzip_bomb, 2), "model-bomb": (model_bomb, 3),
         "device-report": (device_report, 4), "log-escaped": (log_escaped, 4),
+        "stats-flood": (stats_flood, 11), "zstd-flood": (zstd_flood, 11), "metrics-exhaust": (metrics_exhaust, 5),
+        "small-cases": (small_cases, 8), "latency": (latency, 1),
     }
     if len(argv) >= 5 and argv[1] == "measure":
         measure(*argv[2:])
