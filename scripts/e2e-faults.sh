@@ -405,9 +405,11 @@ check_edge_sigterm() {
     ensure_up cloud edge || return 1
     local prefix="$work/edge-term" edge_log="${node_log[edge]}" before
     before="$(connections "$edge_log")"
-    start_device "$prefix" "$TOPO"
+    # Paced, so that the run (2.5 s) is still going when the edge gets SIGTERM: unpaced, the
+    # device can answer all 10,000 samples in a tenth of a second.
+    start_device "$prefix" "$TOPO" --rate 4000
     wait_connected "$edge_log" "$before" 30 || { finish_device; echo "the device did not connect to the edge"; return 1; }
-    sleep 0.15
+    sleep 0.3
     proc_running "$dev_pid" || { finish_device; echo "the device finished before the edge got SIGTERM"; return 1; }
     local stopped=0
     stop_server edge TERM || stopped=$?
