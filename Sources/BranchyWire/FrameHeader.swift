@@ -83,6 +83,11 @@ extension ByteBuffer {
             if available >= 6 {
                 // Types 7 and 8 exist from version 2 on, and only in compact frames.
                 guard let t = MessageType(rawValue: raw[5]), t.rawValue <= 6 else { throw WireError.unknownMessageType(raw[5]) }
+                // Before the hello (no version fixed), only hello and helloAck carry their own version: one
+                // encoding per frame, so a frame read re-encodes to the bytes it came in.
+                if required == nil, raw[4] != 1, t != .hello, t != .helloAck {
+                    throw WireError.versionBeforeHello(raw[4], type: t)
+                }
                 type = t
             }
             if available >= 8 {

@@ -11,6 +11,9 @@ public enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
     case unsupportedVersion(UInt8, supported: UInt8)
     /// A full header's version differs from the version the connection's hello fixed.
     case versionMismatch(UInt8, negotiated: UInt8)
+    /// Before the hello, a 20-byte header of version 2 on a frame other than `hello` or
+    /// `helloAck`: every other frame sent before the hello uses version 1's header.
+    case versionBeforeHello(UInt8, type: MessageType)
     /// A compact header's first byte does not have the marker nibble `0xA`.
     case badCompactMarker(UInt8)
     /// A varint in a compact header is malformed.
@@ -52,6 +55,8 @@ public enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
             return "unsupported frame version \(v), this peer speaks versions 1 to \(supported)"
         case .versionMismatch(let v, let negotiated):
             return "frame of version \(v) on a connection whose hello fixed version \(negotiated)"
+        case .versionBeforeHello(let v, let type):
+            return "a \(type) frame of version \(v) before the hello; before it only hello and helloAck may use version \(v), other frames use version 1"
         case .badCompactMarker(let b):
             return "bad compact frame marker \(hex(b)), expected 0xA1...0xA8 on a version 2 connection"
         case .badVarint(let field, let why):

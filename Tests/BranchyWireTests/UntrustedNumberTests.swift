@@ -91,3 +91,26 @@ import Testing
         #expect(request.features.bytes == plain.bytes)
     }
 }
+
+/// One encoding per frame before the hello too: only `hello` and `helloAck` carry their own version
+/// in a 20-byte header; any other frame before the hello is version 1 (found by fuzzing in release).
+@Suite struct VersionBeforeHelloTests {
+    static func header(version: UInt8, type: UInt8) -> ByteBuffer {
+        var b = ByteBuffer()
+        b.writeInteger(FrameHeader.magic)
+        b.writeInteger(version)
+        b.writeInteger(type)
+        b.writeInteger(UInt16(0))
+        b.writeInteger(UInt64(0))
+        b.writeInteger(UInt32(0))
+        return b
+    }
+
+    @Test(arguments: [UInt8(5), 6])
+    func aVersion2HeaderBeforeTheHelloIsOnlyForHellos(type: UInt8) {
+        var buffer = Self.header(version: 2, type: type)
+        #expect(throws: WireError.self) { try buffer.readFrame(limits: .default, dialect: .open) }
+        var v1 = Self.header(version: 1, type: 6)
+        #expect((try? v1.readFrame(limits: .default, dialect: .open))??.message == .goodbye)
+    }
+}
