@@ -65,6 +65,17 @@ extension Sockets {
             #expect(report.totalWireBytes > 0 && (try? report.json()) != nil)
         }
 
+        /// A node that cannot dial its upstream is not ready and says why: the dial's own error.
+        @Test func readinessNamesTheFailedDial() async throws {
+            try await Cluster.with { cluster in
+                let device = try await cluster.startDevice(connectTimeout: 0.3)  // no edge runs
+                let why = await eventually(within: 3) { await device.notReadyBecause()?.contains("failed") == true }
+                let reason = await device.notReadyBecause() ?? "ready"
+                #expect(why, "\(reason)")
+                #expect(reason.contains("no connection to upstream 'edge'") && reason.contains("connect to edge at 127.0.0.1"), "\(reason)")
+            }
+        }
+
         /// An edge only, answering everything itself, with a short idle timeout.
         func withEdge(limits: [String: Int], _ body: (Cluster, InferenceServer) async throws -> Void) async throws {
             try await Cluster.with(ClusterOptions(edgeThreshold: 1000, edgeLimits: limits)) { cluster in
