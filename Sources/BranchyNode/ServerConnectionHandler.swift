@@ -105,7 +105,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func closeSoon(_ context: ChannelHandlerContext, after write: EventLoopFuture<Void>) {
         write.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         forcedClose = context.eventLoop.assumeIsolated().scheduleTask(in: Self.closeGrace) { [self] in
-            self.context?.close(promise: nil)
+            // Still not written: the peer does not read, so it would not read a TLS close_notify either.
+            if let context = self.context { closeAtOnce(context) }
         }
     }
 
