@@ -508,8 +508,10 @@ extension Sockets {
                 let records = await device.run(data: fixture.data, count: 3, concurrency: 3) { _ in }
                 for r in records {
                     #expect(r.status == .degraded && r.node == "device" && r.exit == 0, "\(r.status) exit \(r.exit) from \(r.node)")
-                    #expect(r.reason.contains("200"), "\(r.reason)")
                 }
+                // The first impossible answer is refused by name, and the link that sent it dropped: the
+                // samples still in flight or sent after it degrade for the lost connection.
+                #expect(records.contains { $0.reason.contains("exitIndex is 200") }, "\(records.map(\.reason))")
             }
         }
     }
