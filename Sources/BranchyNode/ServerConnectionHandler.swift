@@ -137,7 +137,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// answers wait for a peer that does not read.
     private func writeAnswer(_ frame: Frame, context: ChannelHandlerContext) {
         guard !closingAtOnce else { return }
-        let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        // While the channel is writable, what waits is below its high-water mark plus at most one
+        // flush threshold: only a channel that is not needs its buffered bytes counted.
+        let buffered = context.channel.isWritable ? 0 : (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
         if buffered + unflushed > Self.maxUnwrittenBytes {
             server.log(.warning, from: sourceKey,
                        "\(label): \(buffered + unflushed) bytes of answers unread, more than \(Self.maxUnwrittenBytes); closing")
