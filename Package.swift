@@ -27,7 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
-    // Release builds keep every check (-O, never -Ounchecked): input from files and peers is checked
+    // Release builds keep every check (plain -O, no unchecked mode): input from files and peers is checked
     // with thrown errors, and the preconditions left guard invariants of the code itself.
     targets: [
         // Layer 0: kernels. The C kernels carry one path per vector ISA, chosen at run time;

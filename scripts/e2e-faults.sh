@@ -975,6 +975,33 @@ replay_within_twice() {
 
 replay_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
+# replay_attack PREFIX WHAT PROBE ARGS...: runs the hardening probe PROBE in the background (its
+# output in PREFIX.probe) while device-1 runs its replay samples (PREFIX-device); sets
+# attack_status and attack_out (the probe's last line). Fails when the edge did not survive.
+replay_attack() {
+    local prefix="$1" what="$2" apid
+    shift 2
+    attack_status=0
+    "${hard[@]}" "$@" >"$prefix.probe" 2>>"$log" &
+    apid=$!
+    started+=("$apid")
+    sleep 0.2
+    replay_device "$prefix-device"
+    DEVICE_TIMEOUT="$HARD_DEVICE_TIMEOUT" finish_device
+    wait "$apid" || attack_status=$?
+    attack_out="$(tail -n 1 "$prefix.probe")"
+    proc_running "${node_pid[replay-edge]}" || { echo "the edge is gone after the $what: $(tail -n 1 "${node_log[replay-edge]}")"; return 1; }
+}
+
+# replay_device_result PREFIX DURING: replay_result for the device run during DURING, and its
+# figure line with the ratios to the baseline (written whenever there are figures).
+replay_device_result() {
+    local status=0
+    replay_result "$1" "device run during $2" || status=1
+    [ -z "$rp_summary" ] || replay_figure "device during $2: $rp_summary (p50 $(replay_ratio "$rp_p50" "$replay_base_p50")x, mean $(replay_ratio "$rp_mean" "$replay_base_mean")x the baseline's)"
+    return "$status"
+}
+
 check_replay_baseline() {
     scripts/gen-certs.sh "$HARD_TOPO" >&2 || { echo "could not make the certificates for $HARD_TOPO"; return 1; }
     replay_topology || return 1
@@ -990,27 +1017,19 @@ check_replay_baseline() {
 # (1) statsRequest frames whose answers are never read.
 check_replay_stats_flood() {
     replay_up || return 1
-    local fp edge cap prefix="$replay_dir/stats-flood" apid status=0 out mark closing
+    local fp edge cap prefix="$replay_dir/stats-flood" mark closing
     fp="$(fingerprint)" || { echo "$fp"; return 1; }
     edge="${node_pid[replay-edge]}"
     cap="$(node_key "$replay_topo" edge maxConnectionsPerPeer)"
     mark="$(lines_of "${node_log[replay-edge]}")"
-    "${hard[@]}" stats-flood 127.0.0.1 7457 "$HARD_CERTS/ca.pem" "$HARD_CERTS" edge "$fp" "$edge" device-16 "${cap:-8}" 25 \
-        "$REPLAY_MAX_RSS_MB" >"$prefix.probe" 2>>"$log" &
-    apid=$!
-    started+=("$apid")
-    sleep 0.2
-    replay_device "$prefix-device"
-    DEVICE_TIMEOUT="$HARD_DEVICE_TIMEOUT" finish_device
-    wait "$apid" || status=$?
-    out="$(tail -n 1 "$prefix.probe")"
-    proc_running "$edge" || { echo "the edge is gone after the stats flood: $(tail -n 1 "${node_log[replay-edge]}")"; return 1; }
+    replay_attack "$prefix" "stats flood" stats-flood 127.0.0.1 7457 "$HARD_CERTS/ca.pem" "$HARD_CERTS" edge "$fp" "$edge" \
+        device-16 "${cap:-8}" 25 "$REPLAY_MAX_RSS_MB" || return 1
+    local status="$attack_status" out="$attack_out"
     closing="$(awk -v from="$mark" 'NR > from && /has not read its answers|bytes of answers unread/' "${node_log[replay-edge]}" | wc -l)"
     replay_figure "stats flood, one peer (device-16) with ${cap:-8} connections: ${out:-no figures from the probe}"
     replay_figure "edge log: $closing closing lines for connections that did not read"
     local device_ok=0
-    replay_result "$prefix-device" "device run during the stats flood" || device_ok=1
-    [ -z "$rp_summary" ] || replay_figure "device during the stats flood: $rp_summary (p50 $(replay_ratio "$rp_p50" "$replay_base_p50")x, mean $(replay_ratio "$rp_mean" "$replay_base_mean")x the baseline's)"
+    replay_device_result "$prefix-device" "the stats flood" || device_ok=1
     [ "$status" -eq 0 ] || { echo "${out:-stats-flood exited $status}"; return 1; }
     [ "$device_ok" -eq 0 ] || return 1
 }
@@ -1018,24 +1037,15 @@ check_replay_stats_flood() {
 # (2) zstd tensors stating a huge shape.
 check_replay_zstd() {
     replay_up || return 1
-    local fp edge prefix="$replay_dir/zstd" apid status=0 out seconds
+    local fp edge prefix="$replay_dir/zstd" seconds
     fp="$(fingerprint)" || { echo "$fp"; return 1; }
     edge="${node_pid[replay-edge]}"
     seconds=$((REPLAY_SAMPLES / REPLAY_RATE + 1))
-    "${hard[@]}" zstd-flood 127.0.0.1 7457 "$HARD_CERTS/ca.pem" "$HARD_CERTS" edge "$fp" "$edge" "$REPLAY_EDGE_STAGE" \
-        20000 100 "$seconds" >"$prefix.probe" 2>>"$log" &
-    apid=$!
-    started+=("$apid")
-    sleep 0.2
-    replay_device "$prefix-device"
-    DEVICE_TIMEOUT="$HARD_DEVICE_TIMEOUT" finish_device
-    wait "$apid" || status=$?
-    out="$(tail -n 1 "$prefix.probe")"
-    proc_running "$edge" || { echo "the edge is gone after the zstd flood: $(tail -n 1 "${node_log[replay-edge]}")"; return 1; }
-    replay_figure "zstd flood: ${out:-no figures from the probe}"
-    replay_result "$prefix-device" "device run during the zstd flood" || return 1
-    replay_figure "device during the zstd flood: $rp_summary (p50 $(replay_ratio "$rp_p50" "$replay_base_p50")x, mean $(replay_ratio "$rp_mean" "$replay_base_mean")x the baseline's)"
-    [ "$status" -eq 0 ] || { echo "${out:-zstd-flood exited $status}"; return 1; }
+    replay_attack "$prefix" "zstd flood" zstd-flood 127.0.0.1 7457 "$HARD_CERTS/ca.pem" "$HARD_CERTS" edge "$fp" "$edge" \
+        "$REPLAY_EDGE_STAGE" 20000 100 "$seconds" || return 1
+    replay_figure "zstd flood: ${attack_out:-no figures from the probe}"
+    replay_device_result "$prefix-device" "the zstd flood" || return 1
+    [ "$attack_status" -eq 0 ] || { echo "${attack_out:-zstd-flood exited $attack_status}"; return 1; }
     replay_within_twice "zstd flood"
 }
 
@@ -1059,10 +1069,7 @@ check_replay_metrics() {
     replay_figure "metrics port, episode 1 (device running): $out"
     [ "$status" -eq 0 ] || { echo "episode 1: $out"; return 1; }
     proc_running "$edge" || { echo "the edge is gone after the metrics port ran out of descriptors"; return 1; }
-    local device_ok=0
-    replay_result "$prefix-device" "device run while the metrics port was out of descriptors" || device_ok=1
-    [ -z "$rp_summary" ] || replay_figure "device during episode 1: $rp_summary (p50 $(replay_ratio "$rp_p50" "$replay_base_p50")x, mean $(replay_ratio "$rp_mean" "$replay_base_mean")x the baseline's)"
-    [ "$device_ok" -eq 0 ] || return 1
+    replay_device_result "$prefix-device" "episode 1" || return 1
     # A quiet spell longer than the 5 s that end an episode, then a second episode.
     sleep 6
     out="$("${hard[@]}" metrics-exhaust 127.0.0.1 8457 "$edge" 400 3 2>>"$log")" || { echo "episode 2: $out"; return 1; }

@@ -76,6 +76,25 @@ start_server() {
 # metric ADDRESS NAME [label=value ...]: the sum of a node's matching series.
 metric() { "${helper[@]}" metric "$@"; }
 
+# device_until_report NAME SECONDS [DEVICE OPTIONS]: starts the local cluster's device serving
+# its metrics at DEVICE_METRICS (report run/operations/NAME-run.json, output NAME-device.out and
+# .err) and waits up to SECONDS for its report; sets `device` to its pid, which stays running
+# for its --linger.
+device_until_report() {
+    local name="$1" seconds="$2" waited=0
+    shift 2
+    "$bin/branchy-device" --topology "$LOCAL" --node device --metrics "$DEVICE_METRICS" "$@" \
+        --report "$work/$name-run.json" > "$work/$name-device.out" 2> "$work/$name-device.err" &
+    device=$!
+    pids+=("$device")
+    until grep -q "report written" "$work/$name-device.err" 2>/dev/null; do
+        proc_running "$device" || { echo "the device exited before its report: $(tail -n 1 "$work/$name-device.err")"; return 1; }
+        [ "$waited" -lt $((seconds * 10)) ] || { echo "no report within $seconds s"; return 1; }
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+}
+
 check_prometheus() {
     scripts/gen-certs.sh "$LOCAL" >> "$log" 2>&1
     start_server "$LOCAL" cloud cloud 127.0.0.1:8402 || return 1
@@ -90,17 +109,8 @@ check_prometheus() {
     wait_http "http://$PROMETHEUS/-/ready" 30 || { echo "Prometheus did not start: $(tail -n 1 "$work/prometheus.log")"; return 1; }
     # The device stays connected after its report, so that the last scrapes see the links as
     # the report counted them (closing adds TLS close_notify alerts, which no report counts).
-    "$bin/branchy-device" --topology "$LOCAL" --node device --metrics "$DEVICE_METRICS" --linger 8 \
-        --report "$work/prometheus-run.json" > "$work/prometheus-device.out" 2> "$work/prometheus-device.err" &
-    local device=$!
-    pids+=("$device")
-    local waited=0
-    until grep -q "report written" "$work/prometheus-device.err" 2>/dev/null; do
-        proc_running "$device" || { echo "the device exited before its report: $(tail -n 1 "$work/prometheus-device.err")"; return 1; }
-        [ "$waited" -lt 1200 ] || { echo "no report within 120 s"; return 1; }
-        sleep 0.1
-        waited=$((waited + 1))
-    done
+    local device
+    device_until_report prometheus 120 --linger 8 || return 1
     "${helper[@]}" prometheus "$PROMETHEUS" "$work/prometheus-run.json" device,edge,cloud > "$work/prometheus-check.out" || {
         tail -n 1 "$work/prometheus-check.out"; return 1; }
     cat "$work/prometheus-check.out" >&2
@@ -261,16 +271,9 @@ check_dashboard() {
     start_server "$LOCAL" cloud cloud 127.0.0.1:8402 || return 1
     start_server "$LOCAL" edge edge 127.0.0.1:8401 || return 1
     wait_http http://127.0.0.1:8401/readyz 15 || { echo "the edge did not become ready"; return 1; }
-    "$bin/branchy-device" --topology "$LOCAL" --node device --limit 2000 --metrics "$DEVICE_METRICS" --linger 5 \
-        --report "$work/dashboard-run.json" > "$work/dashboard-device.out" 2> "$work/dashboard-device.err" &
-    local device=$! waited=0 target
-    pids+=("$device")
-    until grep -q "report written" "$work/dashboard-device.err" 2>/dev/null; do
-        proc_running "$device" || { echo "the device exited before its report: $(tail -n 1 "$work/dashboard-device.err")"; return 1; }
-        [ "$waited" -lt 600 ] || { echo "no report within 60 s"; return 1; }
-        sleep 0.1
-        waited=$((waited + 1))
-    done
+    local device
+    device_until_report dashboard 60 --limit 2000 --linger 5 || return 1
+    local target
     for target in "device=$DEVICE_METRICS" edge=127.0.0.1:8401 cloud=127.0.0.1:8402; do
         curl -sf --max-time 5 "http://${target#*=}/metrics" > "$work/scrape-${target%%=*}.txt" \
             || { echo "could not scrape the ${target%%=*} at ${target#*=}"; return 1; }

@@ -224,18 +224,20 @@ def hard_close(sock):
         pass
 
 
-def authenticated(ctx, host, port, server, node, fingerprint, timeout=5.0):
-    """A TLS connection whose hello as NODE was acknowledged: (socket, reader)."""
+def authenticated(ctx, host, port, server, node, fingerprint, timeout=5.0, version=1):
+    """A TLS connection whose hello (protocol VERSION, 1 or 2) as NODE was acknowledged:
+    (socket, reader), the reader a CompactReader for version 2's compact frames."""
     s = tls_connect(ctx, host, port, server, timeout)
-    s.sendall(hello(node, fingerprint))
+    s.sendall(hello(node, fingerprint) if version == 1 else hello_v2(node, fingerprint))
     r = Reader(s)
     f = r.frame(timeout)
-    require(f is not None, f"the server closed the connection of '{node}' after its hello")
+    what = "hello" if version == 1 else "version 2 hello"
+    require(f is not None, f"the server closed the connection of '{node}' after its {what}")
     kind, _, payload = f
     if kind == ERROR:
-        raise CheckFailed(f"hello as '{node}' refused with error {error_code(payload)}: {error_text(payload)}")
-    require(kind == HELLO_ACK, f"hello as '{node}' answered with a frame of type {kind}")
-    return s, r
+        raise CheckFailed(f"{what} as '{node}' refused with error {error_code(payload)}: {error_text(payload)}")
+    require(kind == HELLO_ACK, f"{what} as '{node}' answered with a frame of type {kind}")
+    return (s, r) if version == 1 else (s, CompactReader(s, r.buf))
 
 
 # --- impostor ------------------------------------------------------------------------
@@ -863,20 +865,6 @@ class CompactReader(Reader):
                 return None
 
 
-def authenticated_v2(ctx, host, port, server, node, fingerprint, timeout=5.0):
-    """A TLS connection whose version 2 hello as NODE was acknowledged: (socket, CompactReader)."""
-    s = tls_connect(ctx, host, port, server, timeout)
-    s.sendall(hello_v2(node, fingerprint))
-    r = Reader(s)
-    f = r.frame(timeout)
-    require(f is not None, f"the server closed the connection of '{node}' after its version 2 hello")
-    kind, _, payload = f
-    if kind == ERROR:
-        raise CheckFailed(f"version 2 hello as '{node}' refused with error {error_code(payload)}: {error_text(payload)}")
-    require(kind == HELLO_ACK, f"version 2 hello as '{node}' answered with a frame of type {kind}")
-    return s, CompactReader(s, r.buf)
-
-
 def tcp_state(sock):
     """The kernel's TCP state of SOCK (1 = established; 7 = closed, 8 = close-wait: the peer
     closed), read with TCP_INFO so that nothing is read from the stream."""
@@ -956,7 +944,7 @@ def stats_flood(host, port, ca, certs, server, fingerprint, pid, peers, connecti
     names = peers.split(",")
     peers = [names[i % len(names)] for i in range(connections)]
     contexts = {p: client_context(ca, certs, p) for p in set(peers)}
-    conns = [authenticated_v2(contexts[p], host, port, server, p, fingerprint)[0] for p in peers]
+    conns = [authenticated(contexts[p], host, port, server, p, fingerprint, version=2)[0] for p in peers]
     start_rss, start_hwm = rss(pid)
     hz, c0 = os.sysconf("SC_CLK_TCK"), cpu_ticks(pid)
     t0 = time.monotonic()
@@ -1065,7 +1053,7 @@ def zstd_flood(host, port, ca, certs, server, fingerprint, pid, stage, frames, p
     close_times = []
     while sent < frames and time.monotonic() - t0 < seconds:
         p = peers[conns % len(peers)]
-        s, r = authenticated_v2(contexts[p], host, port, server, p, fingerprint)
+        s, r = authenticated(contexts[p], host, port, server, p, fingerprint, version=2)
         conns += 1
         try:
             t1 = time.monotonic()
@@ -1216,7 +1204,7 @@ def small_cases(host, port, ca, certs, server, fingerprint, handshake_ms, margin
         hard_close(s)
 
     # An infer in flight, and a statsRequest with its id in the same write.
-    s, r = authenticated_v2(ctx, host, port, server, "device-16", fingerprint)
+    s, r = authenticated(ctx, host, port, server, "device-16", fingerprint, version=2)
     try:
         features = bytes([CODEC_FLOAT32, 3]) + varint(8) + varint(7) + varint(7) + bytes(4 * 8 * 7 * 7)
         s.sendall(compact(INFER, varint(1) + varint(0) + bytes([1]) + features, 5) + compact(STATS_REQUEST, b"", 5))
