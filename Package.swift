@@ -24,7 +24,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
-        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     // Release builds keep every check (plain -O, no unchecked mode): input from files and peers is checked
@@ -41,7 +40,9 @@ let package = Package(
         .target(name: "BranchyData", dependencies: ["CZlib"]),
         .target(name: "BranchyModel", dependencies: ["BranchyTensor"]),
         // Layer 2: training and evaluation.
-        .target(name: "BranchyTraining", dependencies: ["BranchyModel", "BranchyData"]),
+        // Run reports, their JSON, the terminal table and progress bar, the HTML/SVG report, calibration files.
+        .target(name: "BranchyReport", dependencies: ["BranchyWire"]),
+        .target(name: "BranchyTraining", dependencies: ["BranchyModel", "BranchyData", "BranchyReport"]),
         // Protocol and configuration.
         .target(name: "BranchyWire", dependencies: [
             "BranchyTensor",
@@ -50,9 +51,29 @@ let package = Package(
         .target(name: "BranchyTopology", dependencies: [
             .product(name: "Yams", package: "Yams"),
         ]),
-        // Node runtime: sockets, TLS, the tiers.
+        // What a node tells its operator: Prometheus metrics, JSON logs, rate-limited warnings.
+        .target(name: "BranchyObservability", dependencies: [
+            "BranchyReport", "BranchyWire",
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
+        // Below the protocol: TLS contexts and peer names, bytes counted below TLS, accept backoff,
+        // connection caps and input budgets, budgeted frame decoding, reconnect backoff, the metrics endpoint.
+        .target(name: "BranchyTransport", dependencies: [
+            "BranchyObservability", "BranchyWire", "BranchyTopology",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Node runtime: the tiers, their forwarding path and upstream links.
         .target(name: "BranchyNode", dependencies: [
-            "BranchyWire", "BranchyTopology", "BranchyModel", "BranchyData",
+            "BranchyWire", "BranchyTopology", "BranchyModel", "BranchyData", "BranchyReport", "BranchyObservability", "BranchyTransport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -61,28 +82,28 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "CoreMetrics", package: "swift-metrics"),
-            .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // Thin executables.
         // Counts the process's heap allocations for `branchy bench`.
         .target(name: "CAllocationCounter"),
         .executableTarget(name: "branchy", dependencies: [
-            "BranchyTraining", "BranchyModel", "BranchyData", "BranchyTopology", "BranchyWire", "CAllocationCounter",
+            "BranchyTraining", "BranchyModel", "BranchyData", "BranchyTopology", "BranchyWire", "BranchyReport", "CAllocationCounter",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "branchy-device", dependencies: [
-            "BranchyNode", "BranchyTraining",
+            "BranchyNode", "BranchyReport", "BranchyObservability", "BranchyTransport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "branchy-edge", dependencies: [
-            "BranchyNode",
+            "BranchyNode", "BranchyObservability",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "branchy-cloud", dependencies: [
-            "BranchyNode",
+            "BranchyNode", "BranchyObservability",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "BranchyTensorTests", dependencies: ["BranchyTensor"]),
@@ -96,9 +117,11 @@ let package = Package(
             .product(name: "NIOTestUtils", package: "swift-nio"),
         ]),
         .testTarget(name: "BranchyTopologyTests", dependencies: ["BranchyTopology"]),
-        .testTarget(name: "BranchyToolTests", dependencies: ["branchy", "BranchyTopology"]),
+        .testTarget(name: "BranchyReportTests", dependencies: ["BranchyReport", "BranchyWire"]),
+        .testTarget(name: "BranchyToolTests", dependencies: ["branchy", "BranchyTopology", "BranchyReport"]),
         .testTarget(name: "BranchyNodeTests", dependencies: [
-            "BranchyNode", "BranchyModel", "BranchyData", "BranchyTensor", "BranchyWire", "BranchyTopology",
+            "BranchyNode", "BranchyModel", "BranchyData", "BranchyTensor", "BranchyWire", "BranchyTopology", "BranchyReport",
+            "BranchyObservability", "BranchyTransport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,13 +1,16 @@
 import BranchyData
 import BranchyModel
+import BranchyObservability
+import BranchyReport
 import BranchyTensor
 import BranchyTopology
+import BranchyTransport
 import BranchyWire
 import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-import Synchronization
+
 
 /// The device: runs its stage on each sample, answers when its exit is sure, and otherwise
 /// sends the feature map upstream, keeping up to `concurrency` samples in flight.
@@ -68,57 +71,91 @@ public final class DeviceRunner: Sendable {
         }
     }
 
-    /// Sample threads by default: one. With the loop, which computes when nothing is in flight,
-    /// that keeps a core busy; more threads raise throughput on an idle machine by little (the
-    /// edge and the cloud need the other cores) and make every thread wait longer for a core
-    /// when many devices share a machine, as in `scripts/load.sh`.
-    public static let defaultThreads = 1
+    /// Compute lanes by default: one. The link's loop moves the answers on a thread of its own, so one
+    /// lane keeps a core busy; more raise throughput on an idle machine by little (the edge and the
+    /// cloud need the other cores) and make every lane wait longer for a core when many devices share
+    /// a machine, as in `scripts/load.sh`.
+    public static let defaultLanes = 1
 
-    /// How much lower (in nice steps) the sample threads run than the rest of the process by
-    /// default: they compute only while answers are in flight, and the threads that move those
-    /// answers (the link's loop, and on a shared machine the edge and the cloud) should preempt them.
-    public static let defaultSampleThreadNiceness = 10
-
-    /// Classifies `count` samples of `data`, calling `progress` after each answer (on a sample
-    /// thread, one call at a time; while it runs, no sample starts).
+    /// Classifies `count` samples of `data`, calling `progress` with the number answered so far as
+    /// answers are taken in (from the run's task, one call at a time).
     ///
-    /// A sample that starts while nothing is in flight is computed on the link's loop and its
-    /// request written there (no thread hop); samples that start while others are in flight are
-    /// computed on `threads` sample threads, so that the loop stays free to read answers.
-    ///
-    /// With a `rate` (samples per second), sample `i` starts no earlier than `i / rate` seconds
-    /// after the first, as frames from a camera would arrive; without one, each starts as soon
-    /// as a place in the window of `concurrency` is free.
-    public func run(data: ImageDataset, count: Int, concurrency: Int, rate: Double? = nil, threads: Int = 1,
-                    niceness: Int = DeviceRunner.defaultSampleThreadNiceness,
+    /// The run is one task group of `lanes` child tasks; lane `k` computes samples `k`, `k + lanes`, …
+    /// and keeps at most its share of `concurrency` of them in flight: a sample that must go upward
+    /// is handed to the link and the lane goes on with the next, until the window is full and it
+    /// waits for an answer (back-pressure). With a `rate` (samples per second), sample `i` starts no
+    /// earlier than `i / rate` seconds after the first, as frames from a camera would arrive.
+    public func run(data: ImageDataset, count: Int, concurrency: Int, rate: Double? = nil, lanes: Int = DeviceRunner.defaultLanes,
                     progress: @escaping @Sendable (Int) -> Void) async -> [SampleRecord] {
         guard count > 0 else { return [] }
-        let lanes = max(1, threads)
-        let run = DeviceRun(device: self, data: data, count: count, concurrency: max(1, concurrency), threads: lanes,
-                            rate: rate.flatMap { $0 > 0 ? $0 : nil }, progress: progress, done: loop.makePromise())
-        for lane in 0..<lanes {
-            let thread = Thread {
-                if niceness > 0 { Self.lowerThisThreadsPriority(by: Int32(min(niceness, 19))) }
-                run.sampleThread()
+        let lanes = max(1, min(lanes, count))
+        let window = max(1, concurrency)
+        let pace = SamplePace(rate: rate.flatMap { $0 > 0 ? $0 : nil })
+        let (answers, answered) = AsyncStream.makeStream(of: SampleRecord.self)
+        // Records are taken in as they come, on a task of their own, while the lanes run.
+        async let collected: [SampleRecord?] = {
+            var records = [SampleRecord?](repeating: nil, count: count)
+            var done = 0
+            for await record in answers {
+                records[record.sample] = record
+                done += 1
+                progress(done)
             }
-            thread.name = "\(context.config.name)-samples-\(lane)"
-            thread.start()
+            return records
+        }()
+        await withTaskGroup(of: Void.self) { group in
+            for lane in 0..<lanes {
+                // The lanes share the window: lane k takes the k-th part of it.
+                let share = window / lanes + (lane < window % lanes ? 1 : 0)
+                group.addTask {
+                    await self.runLane(lane: lane, of: lanes, count: count, window: max(1, share), pace: pace, data: data, answers: answered)
+                }
+            }
         }
-        run.pokeLoop()
-        return (try? await run.done.futureResult.get()) ?? []
+        answered.finish()
+        // A cancelled run (graceful shutdown) stops starting samples: its records are those answered.
+        return await collected.compactMap { $0 }
     }
 
-    /// Lowers the calling thread's scheduling priority (Linux: its own nice value; elsewhere nothing).
-    static func lowerThisThreadsPriority(by steps: Int32) {
-        #if os(Linux)
-        var buffer = [CChar](repeating: 0, count: 64)
-        let n = readlink("/proc/thread-self", &buffer, buffer.count - 1)
-        guard n > 0, let tid = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            .split(separator: "/").last.flatMap({ id_t($0) }) else { return }
-        let which = __priority_which_t(PRIO_PROCESS.rawValue)
-        let current = getpriority(which, tid)
-        _ = setpriority(which, tid, min(19, current + steps))
-        #endif
+    /// One lane of `run`: its samples in order, at most `window` in flight; every record goes to `answers`.
+    private func runLane(lane: Int, of lanes: Int, count: Int, window: Int, pace: SamplePace, data: ImageDataset,
+                         answers: AsyncStream<SampleRecord>.Continuation) async {
+        let shape = [1] + context.model.spec.input
+        // Answers of this lane's samples in flight, as they arrive on the link's loop.
+        let (freed, free) = AsyncStream.makeStream(of: Void.self)
+        var slots = freed.makeAsyncIterator()
+        var inFlight = 0
+        for i in stride(from: lane, to: count, by: lanes) {
+            await pace.wait(for: i)
+            if Task.isCancelled { break }
+            while inFlight >= window {
+                _ = await slots.next()
+                inFlight -= 1
+            }
+            let input = Tensor(shape: shape, data: Array(data.image(i)))
+            switch classifyNow(sample: i, label: Int(data.labels[i]), input: input) {
+            case .done(let record):
+                answers.yield(finished(record, at: pace))
+            case .pending(let answer):
+                inFlight += 1
+                answer.whenSuccess { record in
+                    answers.yield(self.finished(record, at: pace))
+                    free.yield()
+                }
+            }
+        }
+        while inFlight > 0 {
+            _ = await slots.next()
+            inFlight -= 1
+        }
+    }
+
+    /// Stamps a record with when it finished and counts it in the metrics.
+    private func finished(_ record: SampleRecord, at pace: SamplePace) -> SampleRecord {
+        var record = record
+        record.finishedSeconds = pace.secondsSinceStart()
+        metrics?.answered(exit: record.exit, status: record.status, nanos: UInt64(max(0, record.latencySeconds * 1e9)))
+        return record
     }
 
     /// One sample, start to answer.
@@ -165,34 +202,28 @@ public final class DeviceRunner: Sendable {
                 (features, nextStage, best) = (f, n, b)
             }
         }
-        @Sendable func fallback(_ why: String) -> SampleRecord {
+        guard let link else {
             if context.config.onUpstreamFailure == .degrade, let best {
-                return record(.degraded, why, exit: best.exit, node: context.config.name, best.output, hops: [])
+                return .done(record(.degraded, "no upstream", exit: best.exit, node: context.config.name, best.output, hops: []))
             }
-            return record(.failed, why, exit: -1, node: context.config.name, nil, hops: [])
+            return .done(record(.failed, "no upstream", exit: -1, node: context.config.name, nil, hops: []))
         }
-        do {
-            guard let link else { return .done(fallback("no upstream")) }
-            let item = Tensor(shape: Array(features.shape.dropFirst()), data: features.data)
-            let request = InferRequest(sampleID: UInt64(sample), stageIndex: UInt8(nextStage), features: context.encodeForUpstream(item))
-            return .pending(link.send(request).map { reply -> SampleRecord in
-                let r = reply.result
-                let exits = context.model.network.stages.count
-                guard Int(r.exitIndex) < exits else {
-                    return fallback("upstream answered with exit \(r.exitIndex), but the model has \(exits) exits")
-                }
+        let forwarded = Forwarder(link: link).forward(sampleID: UInt64(sample), features: features, nextStage: nextStage, deadlineMillis: 0,
+                                                      best: best, context: context)
+        return .pending(forwarded.map { outcome -> SampleRecord in
+            switch outcome {
+            case .answered(let r):
                 let out = ExitOutput(predicted: Int(r.predictedClass), confidence: r.confidence, entropy: r.entropy)
-                var rec = record(r.status == .degraded ? .degraded : .answered, r.reason, exit: Int(r.exitIndex), node: r.nodeName, out,
-                                 hops: [reply.cost] + r.hops)
+                var rec = record(r.status == .degraded ? .degraded : .answered, r.reason, exit: Int(r.exitIndex), node: r.nodeName, out, hops: r.hops)
                 rec.exitName = r.exitName
                 return rec
-            }.recover { error in
-                var rec = fallback("\(error)")
+            case .degraded(let exit, let output, let failure):
                 // What was spent before the failure is unknown per request; the link totals still count it.
-                rec.hops = []
-                return rec
-            })
-        }
+                return record(.degraded, failure.description, exit: exit, node: context.config.name, output, hops: [])
+            case .failed(let failure):
+                return record(.failed, failure.description, exit: -1, node: context.config.name, nil, hops: [])
+            }
+        })
     }
 
     /// What the upstream link measured below TLS.
@@ -247,146 +278,5 @@ public final class DeviceRunner: Sendable {
 
     public func stop() async {
         _ = try? await link?.stop().get()
-    }
-}
-
-/// One `DeviceRunner.run`, shared by the link's loop and the sample threads: which sample is
-/// next, the window, the records and the progress reported. All of it is guarded by `condition`.
-private final class DeviceRun: @unchecked Sendable {
-    let device: DeviceRunner
-    let data: ImageDataset
-    let count: Int
-    let concurrency: Int
-    let rate: Double?
-    let progress: @Sendable (Int) -> Void
-    let done: EventLoopPromise<[SampleRecord]>
-    let origin = DispatchTime.now().uptimeNanoseconds
-    private let shape: [Int]
-    private let condition = NSCondition()
-    // Guarded by `condition`:
-    private var records: [SampleRecord?]
-    private var next = 0
-    private var finished = 0
-    private var reported = 0
-    /// True while a `progress` call runs: no sample starts meanwhile.
-    private var reporting = false
-    private var loopPumpScheduled = false
-    private var threadsLeft: Int
-
-    init(device: DeviceRunner, data: ImageDataset, count: Int, concurrency: Int, threads: Int, rate: Double?,
-         progress: @escaping @Sendable (Int) -> Void, done: EventLoopPromise<[SampleRecord]>) {
-        self.device = device
-        self.data = data
-        self.count = count
-        self.concurrency = concurrency
-        self.rate = rate
-        self.progress = progress
-        self.done = done
-        shape = [1] + device.context.model.spec.input
-        records = [SampleRecord?](repeating: nil, count: count)
-        threadsLeft = threads
-    }
-
-    /// The next sample for the loop (`onLoop`, only when nothing is in flight) or for a sample
-    /// thread (only when something is). Under `condition`.
-    private func claimLocked(onLoop: Bool) -> Int? {
-        guard next < count, !reporting else { return nil }
-        let inFlight = next - finished
-        guard inFlight < concurrency, onLoop == (inFlight == 0) else { return nil }
-        next += 1
-        // Now something is in flight: the sample threads may start the next ones.
-        if onLoop, concurrency > 1 { condition.broadcast() }
-        return next - 1
-    }
-
-    private func due(_ i: Int) -> UInt64? {
-        rate.map { origin + UInt64(Double(i) / $0 * 1e9) }
-    }
-
-    /// Computes sample `i` on the calling thread and hands it on.
-    private func start(_ i: Int) {
-        switch device.classifyNow(sample: i, label: Int(data.labels[i]), input: Tensor(shape: shape, data: Array(data.image(i)))) {
-        case .done(let record): finish(record)
-        case .pending(let answer): answer.whenSuccess { self.finish($0) }  // on the link's loop
-        }
-    }
-
-    private func finish(_ record: SampleRecord) {
-        var record = record
-        let now = DispatchTime.now().uptimeNanoseconds
-        record.finishedSeconds = Double(now &- origin) / 1e9
-        device.metrics?.answered(exit: record.exit, status: record.status, nanos: UInt64(max(0, record.latencySeconds * 1e9)))
-        condition.lock()
-        records[record.sample] = record
-        finished += 1
-        let idle = next == finished
-        condition.broadcast()
-        condition.unlock()
-        if idle { pokeLoop() }
-    }
-
-    /// Has the loop look for a sample to start (it starts one when nothing is in flight).
-    func pokeLoop() {
-        condition.lock()
-        let schedule = !loopPumpScheduled
-        loopPumpScheduled = true
-        condition.unlock()
-        if schedule { device.loop.execute { self.pumpOnLoop() } }
-    }
-
-    private func pumpOnLoop() {
-        condition.lock()
-        loopPumpScheduled = false
-        if next < count, next == finished, !reporting, let due = due(next), due > DispatchTime.now().uptimeNanoseconds {
-            loopPumpScheduled = true
-            condition.unlock()
-            device.loop.scheduleTask(deadline: .uptimeNanoseconds(due)) { self.pumpOnLoop() }
-            return
-        }
-        let i = claimLocked(onLoop: true)
-        condition.unlock()
-        if let i { start(i) }
-    }
-
-    /// The body of a sample thread: reports progress, and starts samples while others are in flight.
-    func sampleThread() {
-        condition.lock()
-        while true {
-            if reported < finished, !reporting {
-                reporting = true
-                let (from, to) = (reported, finished)
-                condition.unlock()
-                for n in (from + 1)...to { progress(n) }
-                condition.lock()
-                reported = to
-                reporting = false
-                let idle = next == finished
-                condition.broadcast()
-                if idle {
-                    condition.unlock()
-                    pokeLoop()
-                    condition.lock()
-                }
-                continue
-            }
-            if reported == count { break }
-            if let i = claimLocked(onLoop: false) {
-                condition.unlock()
-                if let due = due(i) {
-                    while case let now = DispatchTime.now().uptimeNanoseconds, due > now {
-                        usleep(UInt32(min(100_000, max(1, (due - now) / 1000))))
-                    }
-                }
-                start(i)
-                condition.lock()
-                continue
-            }
-            condition.wait()
-        }
-        threadsLeft -= 1
-        let last = threadsLeft == 0
-        let all = last ? records.map { $0! } : []
-        condition.unlock()
-        if last { done.succeed(all) }
     }
 }

@@ -1,6 +1,7 @@
-import NIOConcurrencyHelpers
 import BranchyTopology
+import BranchyTransport
 import Foundation
+import NIOConcurrencyHelpers
 
 extension InferenceServer {
     /// Re-reads the topology at `path` (on SIGHUP) and applies what may change while serving:

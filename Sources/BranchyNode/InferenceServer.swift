@@ -1,10 +1,12 @@
-import NIOConcurrencyHelpers
 import BranchyModel
+import BranchyObservability
 import BranchyTensor
 import BranchyTopology
+import BranchyTransport
 import BranchyWire
 import Dispatch
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -247,32 +249,21 @@ public final class InferenceServer: Sendable {
         guard let link else {
             return loop.makeSucceededFuture(.result(result(exit: best.exit, best.output)))
         }
-        let item = Tensor(shape: Array(features.shape.dropFirst()), data: features.data)
-        // Leave a fifth of the caller's remaining budget, less what the request spent here, for the
-        // answer to travel back down.
-        var budget: UInt32 = 0
-        if request.deadlineMillis > 0 {
-            let spent = (DispatchTime.now().uptimeNanoseconds &- arrival) / 1_000_000
-            let left = UInt64(request.deadlineMillis) > spent ? UInt64(request.deadlineMillis) - spent : 0
-            budget = UInt32(max(1, left / 5 * 4))
-        }
-        let up = InferRequest(sampleID: request.sampleID, deadlineMillis: budget, stageIndex: UInt8(nextStage),
-                              features: current.encodeForUpstream(item))
-        let fallback = self.result(exit: best.exit, best.output)
-        let policy = current.config.onUpstreamFailure
-        return link.send(up).hop(to: loop).map { reply -> Frame.Message in
-            var r = reply.result
-            r.hops = [reply.cost] + r.hops
-            return .result(r)
-        }.flatMapErrorThrowing { error -> Frame.Message in
-            let failure = (error as? UpstreamFailure) ?? .unavailable("\(error)")
-            if policy == .degrade {
-                var r = fallback
+        let context = current
+        let deadline = Forwarder.upstreamDeadline(callerMillis: request.deadlineMillis, arrival: arrival)
+        return Forwarder(link: link).forward(sampleID: request.sampleID, features: features, nextStage: nextStage, deadlineMillis: deadline,
+                                             best: best, context: context).hop(to: loop).map { outcome -> Frame.Message in
+            switch outcome {
+            case .answered(let r):
+                return .result(r)
+            case .degraded(let exit, let output, let failure):
+                var r = self.result(exit: exit, output)
                 r.status = .degraded
                 r.reason = failure.description
                 return .result(r)
+            case .failed(let failure):
+                return .error(ErrorFrame(code: failure.errorCode, message: failure.description))
             }
-            return .error(ErrorFrame(code: failure.errorCode, message: failure.description))
         }
     }
 

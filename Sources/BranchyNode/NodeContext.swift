@@ -1,6 +1,7 @@
 import BranchyModel
 import BranchyTensor
 import BranchyTopology
+import BranchyTransport
 import BranchyWire
 import Foundation
 

@@ -1,5 +1,7 @@
 import BranchyData
+import BranchyObservability
 import BranchyTopology
+import BranchyTransport
 import Dispatch
 import Foundation
 import Logging
@@ -68,6 +70,9 @@ public enum NodeMain {
 
     /// Serves an edge or cloud node until SIGINT or SIGTERM, then drains and returns. With
     /// `replica`, it runs that listed replica of the node. SIGHUP re-reads the topology.
+    ///
+    /// One `ServiceGroup` runs the upstream link, the metrics endpoint, the reload on SIGHUP and the
+    /// server; on SIGTERM or SIGINT the server drains first, then the others stop.
     public static func serve(topology: String, node: String, role: BranchyTopology.NodeRole, logLevel: String, logFormat: LogFormat = .text,
                              drainSeconds: Double, replica: Int? = nil) async throws {
         let logger = logger(node: replica.map { "\(node)#\($0)" } ?? node, level: logLevel, format: logFormat)
@@ -75,52 +80,55 @@ public enum NodeMain {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
-        var metricsServer: MetricsServer?
-        var hangup: (any DispatchSourceSignal)?
         do {
-            let metrics = ctx.config.metrics.map { _ in Self.metrics(for: ctx) }
-            let acceptBackoff = AcceptBackoff(logger: logger)
-            let server = try InferenceServer(context: ctx, group: group, pool: pool, logger: logger, drainSeconds: drainSeconds, metrics: metrics,
-                                             acceptBackoff: acceptBackoff)
-            try await server.start()
-            if let endpoint = ctx.config.metrics, let metrics {
-                metricsServer = try await MetricsServer.start(at: endpoint, metrics: metrics, group: group, logger: logger,
-                                                              acceptBackoff: acceptBackoff) {
-                    await server.notReadyBecause()
-                }
-            }
-            hangup = onHangup {
-                do {
-                    let changes = try server.reload(topologyPath: topology)
-                    logger.notice("SIGHUP: reloaded \(topology): \(changes)")
-                } catch {
-                    logger.error("SIGHUP: \(topology) not applied, the running configuration stays: \(error)")
-                }
-            }
-            let services = ServiceGroup(configuration: .init(
-                services: [.init(service: server)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-            try await services.run()
+            try await serve(ctx, topology: topology, group: group, pool: pool, logger: logger, drainSeconds: drainSeconds)
         } catch {
-            hangup?.cancel()
-            await metricsServer?.close()
             try? await pool.shutdownGracefully()
             try? await group.shutdownGracefully()
             throw error
         }
-        hangup?.cancel()
-        await metricsServer?.close()
         try? await pool.shutdownGracefully()
         try? await group.shutdownGracefully()
     }
 
-    /// Runs `body` on every SIGHUP (one at a time) until the returned source is cancelled.
-    public static func onHangup(_ body: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
-        signal(SIGHUP, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "branchy.sighup"))
-        source.setEventHandler(handler: body)
-        source.resume()
-        return source
+    private static func serve(_ ctx: NodeContext, topology: String, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool, logger: Logger,
+                              drainSeconds: Double) async throws {
+        let metrics = ctx.config.metrics.map { _ in Self.metrics(for: ctx) }
+        let acceptBackoff = AcceptBackoff(logger: logger)
+        let server = try InferenceServer(context: ctx, group: group, pool: pool, logger: logger, drainSeconds: drainSeconds, metrics: metrics,
+                                         acceptBackoff: acceptBackoff)
+        // Bound before the group runs, so that a busy port stops the node with its error.
+        try await server.start()
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let link = server.link { services.append(.init(service: UpstreamService(pool: link))) }
+        if let endpoint = ctx.config.metrics, let metrics {
+            services.append(.init(service: MetricsService(endpoint: endpoint, metrics: metrics, group: group, logger: logger,
+                                                          acceptBackoff: acceptBackoff) { await server.notReadyBecause() }))
+        }
+        services.append(.init(service: ReloadService {
+            do {
+                let changes = try server.reload(topologyPath: topology)
+                logger.notice("SIGHUP: reloaded \(topology): \(changes)")
+            } catch {
+                logger.error("SIGHUP: \(topology) not applied, the running configuration stays: \(error)")
+            }
+        }))
+        services.append(.init(service: server))
+        try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+    }
+
+    /// Runs a device node: the upstream link, the metrics endpoint (when it has one) and `job` (its
+    /// run over the data set) in one `ServiceGroup`; when the job is done, or on SIGTERM or SIGINT
+    /// (which cancel the job: samples in flight are answered, no new ones start), the others stop.
+    public static func runDevice(_ device: DeviceRunner, metricsAt endpoint: Endpoint?, group: any EventLoopGroup, logger: Logger,
+                                 job: @escaping @Sendable () async throws -> Void) async throws {
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let link = device.link { services.append(.init(service: UpstreamService(pool: link))) }
+        if let endpoint, let metrics = device.metrics {
+            services.append(.init(service: MetricsService(endpoint: endpoint, metrics: metrics, group: group, logger: logger,
+                                                          acceptBackoff: AcceptBackoff(logger: logger)) { await device.notReadyBecause() }))
+        }
+        services.append(.init(service: JobService(job), successTerminationBehavior: .gracefullyShutdownGroup))
+        try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
     }
 }

@@ -1,3 +1,4 @@
+import BranchyTransport
 import BranchyWire
 import Dispatch
 import Logging

@@ -1,5 +1,7 @@
+import BranchyObservability
 import BranchyTensor
 import BranchyTopology
+import BranchyTransport
 import BranchyWire
 import Logging
 import NIOCore

@@ -1,4 +1,6 @@
+import BranchyObservability
 import BranchyTopology
+import BranchyTransport
 import BranchyWire
 import Dispatch
 import Foundation

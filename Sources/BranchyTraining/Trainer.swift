@@ -1,5 +1,6 @@
 import BranchyData
 import BranchyModel
+import BranchyReport
 import BranchyTensor
 import Foundation
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BranchyNode
+import BranchyObservability
 
 /// The cloud tier: hosts the last stage and always answers.
 @main

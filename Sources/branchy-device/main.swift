@@ -1,9 +1,11 @@
 import ArgumentParser
 import BranchyData
 import BranchyNode
+import BranchyObservability
+import BranchyReport
 import BranchyTopology
-import BranchyTraining
 import Foundation
+import Logging
 import NIOPosix
 import Synchronization
 
@@ -18,8 +20,7 @@ struct DeviceCommand: AsyncParsableCommand {
     @Option(help: "Data set: a directory (its test split; IDX or CIFAR-10 binary), an IDX images file or a CIFAR-10 .bin batch (default: the topology's 'dataset:').") var dataset: String?
     @Option(help: "Classify only the first N samples.") var limit: Int?
     @Option(help: "Samples in flight at once (default: 16, at most the node's maxInFlight).") var concurrency: Int?
-    @Option(help: "Threads that compute samples started while others are in flight (default: 1).") var threads: Int?
-    @Option(help: "How many nice steps below the rest of the process those threads run, 0 to 19.") var sampleNiceness = DeviceRunner.defaultSampleThreadNiceness
+    @Option(help: "Samples computed at once, each lane keeping its share of the window in flight (default: 1).") var threads: Int?
     @Option(help: "Start at most this many samples per second, as a camera's frame rate would (default: as fast as the window allows).") var rate: Double?
     @Option(help: "Write the JSON report here.") var report: String?
     @Option(help: "The JSON report of a baseline run of the same samples (e.g. topology/cloud-only.yaml), to compare bytes and latency with.") var baseline: String?
@@ -39,7 +40,6 @@ struct DeviceCommand: AsyncParsableCommand {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if let concurrency, concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
         if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be from 1 to 64") }
-        if !(0...19).contains(sampleNiceness) { throw ValidationError("--sample-niceness must be from 0 to 19") }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a positive number of samples per second") }
         if calibration != nil, html == nil { throw ValidationError("--calibration is for the HTML report: give --html too") }
         if !(linger >= 0 && linger <= 3600) { throw ValidationError("--linger must be from 0 to 3600 seconds") }
@@ -61,22 +61,29 @@ struct DeviceCommand: AsyncParsableCommand {
         let count = min(data.count, limit ?? data.count)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let metricsAddress = try self.metrics.map { try Endpoint(parsing: $0) } ?? ctx.config.metrics
-        let nodeMetrics = metricsAddress.map { _ in NodeMain.metrics(for: ctx) }
-        let device = try DeviceRunner(context: ctx, group: group, logger: logger, metrics: nodeMetrics)
-        var metricsServer: MetricsServer?
-        if let metricsAddress, let nodeMetrics {
-            let acceptBackoff = AcceptBackoff(logger: logger)
-            metricsServer = try await MetricsServer.start(at: metricsAddress, metrics: nodeMetrics, group: group, logger: logger,
-                                                          acceptBackoff: acceptBackoff) {
-                if let accept = acceptBackoff.notReadyBecause { return accept }
-                return await device.notReadyBecause()
+        let device = try DeviceRunner(context: ctx, group: group, logger: logger, metrics: metricsAddress.map { _ in NodeMain.metrics(for: ctx) })
+        let failed = Mutex(0)
+        do {
+            try await NodeMain.runDevice(device, metricsAt: metricsAddress, group: group, logger: logger) {
+                let r = try await classify(device, data: data, count: count, context: ctx, calibration: calibrationData, logger: logger)
+                failed.withLock { $0 = r.failed }
             }
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
         }
+        try? await group.shutdownGracefully()
+        if failed.withLock({ $0 }) > 0 { throw ExitCode(2) }
+    }
+
+    /// Connects, classifies the samples, writes the reports and prints the table; lingers when asked.
+    func classify(_ device: DeviceRunner, data: ImageDataset, count: Int, context ctx: NodeContext, calibration calibrationData: Calibration?,
+                  logger: Logger) async throws -> RunReport {
         await device.start(connectTimeout: connectTimeout)
         let bar = ProgressReporter(total: count, label: node)
         let started = Date()
         let records = await device.run(data: data, count: count, concurrency: concurrency ?? DeviceRunner.defaultConcurrency(for: ctx.config), rate: rate,
-                                       threads: threads ?? DeviceRunner.defaultThreads, niceness: sampleNiceness) { bar.update($0) }
+                                       lanes: threads ?? DeviceRunner.defaultLanes) { bar.update($0) }
         let duration = Date().timeIntervalSince(started)
         bar.finish()
         let stats = await device.linkStatistics()
@@ -105,10 +112,7 @@ struct DeviceCommand: AsyncParsableCommand {
             logger.info("report written; staying connected for \(linger) s")
             try? await Task.sleep(for: .seconds(linger))
         }
-        await device.stop()
-        await metricsServer?.close()
-        try? await group.shutdownGracefully()
-        if r.failed > 0 { throw ExitCode(2) }
+        return r
     }
 
     /// The `--calibration` file, or the model directory's calibration.json when there is one.

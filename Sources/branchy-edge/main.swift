@@ -1,5 +1,6 @@
 import ArgumentParser
 import BranchyNode
+import BranchyObservability
 
 /// The edge tier: serves its children and forwards what it is unsure of to the cloud.
 @main

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BranchyData
 import BranchyModel
+import BranchyReport
 import BranchyTensor
 import BranchyTraining
 import Foundation
@@ -103,10 +104,10 @@ struct Calibrate: ParsableCommand {
               + String(format: " -> accuracy %.2f%%, %.1f bytes per sample, %.1f%% at the first exit", 100 * chosen.accuracy, chosen.bytesPerSample,
                        100 * chosen.fractions[0])
               + (links == nil ? "" : String(format: ", latency mean %.2f ms, p99 %.2f ms (link model)", chosen.meanLatencyMs, chosen.p99LatencyMs)))
-        let file = CalibrationFile(goal: goal, samples: held.count, finalOnlyAccuracy: final, links: cost.codecs.map { $0?.name },
-                                   points: frontier.points.map(CalibrationFile.Point.init),
-                                   chosen: frontier.points.firstIndex { $0.thresholds == chosen.thresholds } ?? -1,
-                                   chosenThresholds: chosen.thresholds)
+        let file = Calibration(goal: goal, points: frontier.points.map(Calibration.Point.init),
+                               chosen: frontier.points.firstIndex { $0.thresholds == chosen.thresholds } ?? -1,
+                               samples: held.count, finalOnlyAccuracy: final, links: cost.codecs.map { $0?.name },
+                               chosenThresholds: chosen.thresholds.map(Double.init(shortest:)))
         let out = frontierOut ?? (write ? dir.appendingPathComponent("calibration.json").path : nil)
         if let out {
             let enc = JSONEncoder()
@@ -228,29 +229,17 @@ struct Frontier {
     }
 }
 
-/// The frontier as written to `calibration.json` (read by the device's HTML report).
-struct CalibrationFile: Codable {
-    struct Point: Codable {
-        var thresholds: [Float]
-        var accuracy: Double
-        var bytesPerSample: Double
-        var deviceFraction: Double
-        var fractions: [Double]
-        var meanLatencyMs: Double
-        var p99LatencyMs: Double
-        init(_ p: Frontier.Point) {
-            thresholds = p.thresholds; accuracy = p.accuracy; bytesPerSample = p.bytesPerSample
-            deviceFraction = p.fractions.first ?? 0; fractions = p.fractions
-            meanLatencyMs = p.meanLatencyMs; p99LatencyMs = p.p99LatencyMs
-        }
+extension Calibration.Point {
+    /// A frontier point as `calibration.json` holds it; thresholds print as the `Float`s they are (0.6, not 0.6000000238).
+    init(_ p: Frontier.Point) {
+        self.init(thresholds: p.thresholds.map(Double.init(shortest:)), accuracy: p.accuracy, bytesPerSample: p.bytesPerSample,
+                  deviceFraction: p.fractions.first ?? 0, fractions: p.fractions, meanLatencyMs: p.meanLatencyMs, p99LatencyMs: p.p99LatencyMs)
     }
-    var goal: String
-    var samples: Int
-    var finalOnlyAccuracy: Double
-    var links: [String?]
-    var points: [Point]
-    var chosen: Int
-    var chosenThresholds: [Float]
+}
+
+extension Double {
+    /// The `Double` written with the fewest digits that read back as `f`.
+    init(shortest f: Float) { self = Double("\(f)") ?? Double(f) }
 }
 
 /// One link of a latency model: one-way delay and rate (`5ms:1mbit`).

@@ -1,3 +1,4 @@
+import BranchyReport
 import BranchyTopology
 import Foundation
 
@@ -94,19 +95,8 @@ struct ClusterBench {
 
     // MARK: - Reports
 
-    /// The part of the device's JSON report (`RunReport`) the bench reads.
-    struct Report: Decodable {
-        struct Latency: Decodable { var p50: Double; var p99: Double }
-        struct Exit: Decodable { var name: String; var count: Int; var latencyMs: Latency }
-        var samples: Int
-        var answered: Int
-        var failed: Int
-        var samplesPerSecond: Double
-        var exits: [Exit]
-    }
-
     private static func runDevice(_ bin: URL, _ topology: URL, _ node: String, samples: Int, concurrency: Int?,
-                                  report: URL) async throws -> Report {
+                                  report: URL) async throws -> RunReport {
         var args = ["--topology", topology.path, "--node", node, "--limit", "\(samples)", "--report", report.path]
         if let concurrency { args += ["--concurrency", "\(concurrency)"] }
         let log = report.deletingPathExtension().appendingPathExtension("log")
@@ -115,7 +105,7 @@ struct ClusterBench {
         guard status == 0 else {
             throw Failure("branchy-device \(args.joined(separator: " ")) exited \(status): \(lastLine(of: log))")
         }
-        let r = try JSONDecoder().decode(Report.self, from: Data(contentsOf: report))
+        let r = try RunReport.load(report)
         guard r.failed == 0 else { throw Failure("\(r.failed) of \(r.samples) samples failed") }
         return r
     }

@@ -1,5 +1,6 @@
-import Testing
 @testable import BranchyNode
+import BranchyTransport
+import Testing
 
 @Suite struct BackoffTests {
     @Test func ceilingDoublesUpToTheCap() {

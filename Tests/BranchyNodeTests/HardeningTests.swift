@@ -1,10 +1,11 @@
 import BranchyModel
+@testable import BranchyNode
 import BranchyTopology
+import BranchyTransport
 import BranchyWire
 import Foundation
 import NIOCore
 import Testing
-@testable import BranchyNode
 
 extension Sockets {
     /// The findings of a security review, each against a live edge: impersonation, missing

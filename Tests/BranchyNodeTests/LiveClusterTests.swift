@@ -1,10 +1,11 @@
 import BranchyModel
+@testable import BranchyNode
+import BranchyReport
 import BranchyTopology
 import BranchyWire
 import Foundation
 import NIOCore
 import Testing
-@testable import BranchyNode
 
 extension Sockets {
     /// Edge and cloud servers and a device runner in this process, on 127.0.0.1 with real mutual TLS.

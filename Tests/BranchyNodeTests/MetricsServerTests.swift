@@ -1,10 +1,12 @@
+@testable import BranchyNode
+import BranchyObservability
 import BranchyTopology
+import BranchyTransport
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
-@testable import BranchyNode
 
 /// An HTTP answer as read off the socket: status, headers and body.
 struct HTTPAnswer {

@@ -1,7 +1,8 @@
+@testable import BranchyNode
+import BranchyTopology
+import BranchyTransport
 import Foundation
 import Testing
-import BranchyTopology
-@testable import BranchyNode
 
 extension Sockets {
     /// Where a device finds its data set.

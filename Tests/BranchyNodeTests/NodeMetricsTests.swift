@@ -1,10 +1,12 @@
+@testable import BranchyNode
+import BranchyObservability
+import BranchyTransport
 import BranchyWire
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import Prometheus
 import Testing
-@testable import BranchyNode
 
 /// A node's Prometheus series: requests by exit and status, thresholds, reloads, handshakes,
 /// link bytes below TLS, and the hooks that run before a scrape.

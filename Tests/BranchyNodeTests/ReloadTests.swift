@@ -1,9 +1,11 @@
+@testable import BranchyNode
+import BranchyObservability
 import BranchyTopology
+import BranchyTransport
 import Foundation
 import NIOCore
 import NIOPosix
 import Testing
-@testable import BranchyNode
 
 /// Re-reading the topology while serving (SIGHUP): what may change is applied, anything else is
 /// refused and the running configuration stays.

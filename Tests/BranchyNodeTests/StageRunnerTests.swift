@@ -1,9 +1,10 @@
 import BranchyModel
+@testable import BranchyNode
 import BranchyTensor
 import BranchyTopology
+import BranchyTransport
 import Foundation
 import Testing
-@testable import BranchyNode
 
 @Suite struct StageRunnerTests {
     /// A context for one node hosting `stages`, built in memory (no TLS files are read).

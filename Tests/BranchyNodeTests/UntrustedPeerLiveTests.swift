@@ -1,10 +1,11 @@
 import BranchyModel
+@testable import BranchyNode
+import BranchyReport
 import BranchyTensor
 import BranchyWire
 import Foundation
 import NIOCore
 import Testing
-@testable import BranchyNode
 
 extension Sockets {
     /// Peers that lie or hold on, against live nodes: an upstream that answers with exits, classes

@@ -1,9 +1,12 @@
+@testable import BranchyNode
+import BranchyObservability
+import BranchyReport
+import BranchyTransport
 import BranchyWire
 import Foundation
 import Logging
 import NIOCore
 import Testing
-@testable import BranchyNode
 
 /// What a node does with numbers a peer made up: results naming exits or classes the model does
 /// not have, byte counts that would overflow a report's sums.

@@ -1,4 +1,6 @@
+@testable import BranchyNode
 import BranchyTopology
+import BranchyTransport
 import BranchyWire
 import Foundation
 import NIOConcurrencyHelpers
@@ -6,7 +8,6 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import Testing
-@testable import BranchyNode
 
 /// A client that writes raw bytes (well-formed frames or not) to a node and records everything
 /// that comes back: the frames it can parse, whether the connection closed, and any error.

@@ -1,19 +1,27 @@
 import Foundation
 import Testing
+import BranchyReport
 @testable import branchy
 
 @Suite struct ClusterBenchTests {
-    /// The bench reads the device's JSON report: the fields it needs must be there under these names.
+    /// The bench reads the device's JSON report with `RunReport.load`: the fields it uses survive the file.
     @Test func readsTheDevicesReport() throws {
-        let json = """
-            {"samples": 3, "answered": 3, "degraded": 0, "failed": 0, "samplesPerSecond": 1234.5,
-             "exits": [{"name": "device-exit", "count": 2, "latencyMs": {"p50": 0.05, "p99": 0.09, "mean": 0.06}},
-                       {"name": "edge-exit", "count": 1, "latencyMs": {"p50": 0.2, "p99": 0.3, "mean": 0.25}}]}
-            """
-        let r = try JSONDecoder().decode(ClusterBench.Report.self, from: Data(json.utf8))
-        #expect(r.samplesPerSecond == 1234.5)
+        func record(_ i: Int, exit: Int, name: String, seconds: Double) -> SampleRecord {
+            SampleRecord(sample: i, label: 1, status: .answered, reason: "", exit: exit, exitName: name, node: name, predicted: 1,
+                         entropy: 0.1, latencySeconds: seconds, hops: [])
+        }
+        let records = [record(0, exit: 0, name: "device-exit", seconds: 0.001), record(1, exit: 0, name: "device-exit", seconds: 0.001),
+                       record(2, exit: 1, name: "edge-exit", seconds: 0.003)]
+        let report = RunReport(records: records, exitNames: ["device-exit", "edge-exit"], inputShape: [1, 28, 28], duration: 0.5,
+                               handshakeBytes: 0, thresholds: [0.5], codec: "float32", fingerprint: "f", topology: "t", device: "device")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-bench-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try report.json().write(to: url)
+        let r = try RunReport.load(url)
+        #expect(r.samples == 3 && r.answered == 3 && r.failed == 0)
+        #expect(r.samplesPerSecond == report.samplesPerSecond)
         #expect(r.exits.map(\.name) == ["device-exit", "edge-exit"])
-        #expect(r.exits[1].latencyMs.p99 == 0.3)
+        #expect(r.exits[1].latencyMs.p99 == report.exits[1].latencyMs.p99)
     }
 
     @Test func resultRoundTripsThroughJSON() throws {

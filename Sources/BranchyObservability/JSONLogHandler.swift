@@ -16,7 +16,7 @@ public enum LogFormat: String, Sendable, CaseIterable {
 public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
-    let label: String
+    public let label: String
 
     public init(label: String) {
         self.label = label
@@ -43,7 +43,7 @@ public struct JSONLogHandler: LogHandler {
     }
 
     /// `s` as a JSON string literal: quotes, backslashes and every control character escaped.
-    static func quoted(_ s: String) -> String {
+    public static func quoted(_ s: String) -> String {
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -63,7 +63,7 @@ public struct JSONLogHandler: LogHandler {
     }
 
     /// The current time as RFC 3339 in UTC with milliseconds.
-    static func timestamp() -> String {
+    public static func timestamp() -> String {
         var t = timespec()
         clock_gettime(CLOCK_REALTIME, &t)
         var tm = tm()

@@ -1,3 +1,4 @@
+import BranchyObservability
 import NIOCore
 
 /// Counts the bytes that actually cross the socket. It sits first in the pipeline, below

@@ -18,12 +18,21 @@ public struct Calibration: Codable, Sendable, Equatable {
         public var bytesPerSample: Double
         /// Fraction of samples that leave at the device's own exits, 0...1.
         public var deviceFraction: Double?
+        /// Fraction of samples that leave at each exit, in model order (written by `branchy calibrate`).
+        public var fractions: [Double]?
+        /// Mean and 99th-percentile latency per sample under the calibration's link model, in ms.
+        public var meanLatencyMs: Double?
+        public var p99LatencyMs: Double?
 
-        public init(thresholds: [Double], accuracy: Double, bytesPerSample: Double, deviceFraction: Double? = nil) {
+        public init(thresholds: [Double], accuracy: Double, bytesPerSample: Double, deviceFraction: Double? = nil,
+                    fractions: [Double]? = nil, meanLatencyMs: Double? = nil, p99LatencyMs: Double? = nil) {
             self.thresholds = thresholds
             self.accuracy = accuracy
             self.bytesPerSample = bytesPerSample
             self.deviceFraction = deviceFraction
+            self.fractions = fractions
+            self.meanLatencyMs = meanLatencyMs
+            self.p99LatencyMs = p99LatencyMs
         }
     }
 
@@ -32,11 +41,24 @@ public struct Calibration: Codable, Sendable, Equatable {
     public var points: [Point]
     /// Index into `points` of the combination picked, if any.
     public var chosen: Int?
+    /// Held-out samples the points were measured on.
+    public var samples: Int?
+    /// Accuracy of the last exit alone on those samples, 0...1.
+    public var finalOnlyAccuracy: Double?
+    /// The codec of each link, device side first (nil: float32).
+    public var links: [String?]?
+    /// The thresholds of the chosen point, repeated for readers that look for them by name.
+    public var chosenThresholds: [Double]?
 
-    public init(goal: String, points: [Point], chosen: Int?) {
+    public init(goal: String, points: [Point], chosen: Int?, samples: Int? = nil, finalOnlyAccuracy: Double? = nil,
+                links: [String?]? = nil, chosenThresholds: [Double]? = nil) {
         self.goal = goal
         self.points = points
         self.chosen = chosen
+        self.samples = samples
+        self.finalOnlyAccuracy = finalOnlyAccuracy
+        self.links = links
+        self.chosenThresholds = chosenThresholds
     }
 
     /// The picked point, when `chosen` indexes one.
@@ -52,11 +74,11 @@ public struct Calibration: Codable, Sendable, Equatable {
     public static func load(contentsOf url: URL) throws -> Calibration {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw NodeError("\(url.path): cannot read the calibration file: \(error.localizedDescription)")
+            throw ReportError("\(url.path): cannot read the calibration file: \(error.localizedDescription)")
         }
         let calibration: Calibration
         do { calibration = try JSONDecoder().decode(Calibration.self, from: data) } catch {
-            throw NodeError("\(url.path): not a calibration file (expected {\"goal\", \"points\", \"chosen\"}): \(error)")
+            throw ReportError("\(url.path): not a calibration file (expected {\"goal\", \"points\", \"chosen\"}): \(error)")
         }
         try calibration.validate(source: url.path)
         return calibration
@@ -66,17 +88,17 @@ public struct Calibration: Codable, Sendable, Equatable {
     public func validate(source: String) throws {
         for (i, p) in points.enumerated() {
             guard p.accuracy.isFinite, (0...1).contains(p.accuracy) else {
-                throw NodeError("\(source): points[\(i)].accuracy is \(p.accuracy), expected a fraction from 0 to 1")
+                throw ReportError("\(source): points[\(i)].accuracy is \(p.accuracy), expected a fraction from 0 to 1")
             }
             guard p.bytesPerSample.isFinite, p.bytesPerSample >= 0 else {
-                throw NodeError("\(source): points[\(i)].bytesPerSample is \(p.bytesPerSample), expected a non-negative number")
+                throw ReportError("\(source): points[\(i)].bytesPerSample is \(p.bytesPerSample), expected a non-negative number")
             }
             if let f = p.deviceFraction, !(f.isFinite && (0...1).contains(f)) {
-                throw NodeError("\(source): points[\(i)].deviceFraction is \(f), expected a fraction from 0 to 1")
+                throw ReportError("\(source): points[\(i)].deviceFraction is \(f), expected a fraction from 0 to 1")
             }
         }
         if let chosen, !points.indices.contains(chosen) {
-            throw NodeError("\(source): chosen is \(chosen) but there are \(points.count) points")
+            throw ReportError("\(source): chosen is \(chosen) but there are \(points.count) points")
         }
     }
 }

@@ -2,25 +2,25 @@ import BranchyWire
 import NIOCore
 
 /// What one connection holds of the node's ``InputBudget``. Lives on the connection's event loop.
-final class InputReservation {
-    let budget: InputBudget
+public final class InputReservation {
+    public let budget: InputBudget
     /// The authenticated peer identity; nil before a successful hello.
-    var peer: String?
+    public var peer: String?
     /// Bytes reserved for the frame being received.
     private(set) var reserved = 0
     /// Counts frames completed, so a deadline set for one frame can tell whether it is still the same frame.
-    private(set) var generation = 0
+    public private(set) var generation = 0
     /// True from the first byte of a frame until the frame is complete.
-    private(set) var inProgress = false
+    public private(set) var inProgress = false
     /// Called when a frame's first bytes arrive (nil: its size is not known yet) and again once its
     /// size is known and reserved: the connection sets the frame's completion deadline.
-    var onFrameProgress: ((Int?) -> Void)?
+    public var onFrameProgress: ((Int?) -> Void)?
 
-    init(budget: InputBudget) {
+    public init(budget: InputBudget) {
         self.budget = budget
     }
 
-    func reserve(_ bytes: Int) throws {
+    public func reserve(_ bytes: Int) throws {
         guard let peer else { return }
         try budget.reserve(bytes, peer: peer)
         reserved = bytes
@@ -28,20 +28,20 @@ final class InputReservation {
     }
 
     /// Bytes of a frame arrived and the frame is not complete yet.
-    func partial() {
+    public func partial() {
         guard !inProgress else { return }
         inProgress = true
         onFrameProgress?(nil)
     }
 
     /// The frame in progress is complete.
-    func finished() {
+    public func finished() {
         release()
         inProgress = false
         generation += 1
     }
 
-    func release() {
+    public func release() {
         guard reserved > 0, let peer else { return }
         budget.release(reserved, peer: peer)
         reserved = 0
@@ -52,24 +52,24 @@ final class InputReservation {
 /// - before a successful hello, payloads of at most ``maxPayloadBeforeHello`` bytes;
 /// - a frame that is not complete yet reserves its whole size in the node's input budget
 ///   first, and fails the connection when the budget is used up.
-struct BudgetedFrameDecoder: NIOSingleStepByteToMessageDecoder {
-    typealias InboundOut = Frame
+public struct BudgetedFrameDecoder: NIOSingleStepByteToMessageDecoder {
+    public typealias InboundOut = Frame
 
     /// Largest payload accepted before the peer's hello was accepted (a hello is under 300 bytes).
-    static let maxPayloadBeforeHello = 4_096
+    public static let maxPayloadBeforeHello = 4_096
 
-    let reservation: InputReservation
-    let limits: WireLimits
+    public let reservation: InputReservation
+    public let limits: WireLimits
     /// The plain decoder, which follows the connection's dialect.
     private var plain: FrameDecoder
 
-    init(reservation: InputReservation, limits: WireLimits = .default) {
+    public init(reservation: InputReservation, limits: WireLimits = .default) {
         self.reservation = reservation
         self.limits = limits
         self.plain = FrameDecoder(limits: limits)
     }
 
-    mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
+    public mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
         let maxPayload = reservation.peer == nil ? min(Self.maxPayloadBeforeHello, limits.maxPayloadBytes) : limits.maxPayloadBytes
         guard let size = try plain.peekFrameSize(buffer, maxPayload: maxPayload) else {
             // Part of a header: the frame's deadline runs from its first byte.
@@ -89,7 +89,7 @@ struct BudgetedFrameDecoder: NIOSingleStepByteToMessageDecoder {
         return try plain.decode(buffer: &buffer)
     }
 
-    mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> Frame? {
+    public mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> Frame? {
         if let frame = try decode(buffer: &buffer) { return frame }
         // What is left is an incomplete frame: report it as the plain decoder does.
         return try plain.decodeLast(buffer: &buffer, seenEOF: seenEOF)

@@ -5,10 +5,10 @@ import Darwin
 #endif
 
 /// The process's limit on open file descriptors.
-enum FileDescriptorLimit {
+public enum FileDescriptorLimit {
     /// Raises the soft limit to the hard limit and returns the soft limit now in force
     /// (nil when it cannot be read).
-    static func raiseSoftToHard() -> Int? {
+    public static func raiseSoftToHard() -> Int? {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return nil }
         if limit.rlim_cur < limit.rlim_max {

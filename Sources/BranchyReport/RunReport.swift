@@ -267,11 +267,11 @@ public struct RunReport: Codable, Sendable {
 extension UInt64 {
     /// `self + other`, or `UInt64.max` where the sum would overflow: byte counts reported by peers
     /// are bounded where they are decoded, and a report's sums saturate rather than trap.
-    func adding(saturating other: UInt64) -> UInt64 {
+    public func adding(saturating other: UInt64) -> UInt64 {
         let (sum, overflow) = addingReportingOverflow(other)
         return overflow ? .max : sum
     }
 
     /// Adds `other`, saturating at `UInt64.max`.
-    mutating func add(saturating other: UInt64) { self = adding(saturating: other) }
+    public mutating func add(saturating other: UInt64) { self = adding(saturating: other) }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BranchyNode
+@testable import BranchyReport
 
 @Suite struct HTMLReportPartsTests {
     @Test func escape() {
@@ -89,7 +89,7 @@ import Testing
     func rejectsBadFilesNamingThem(json: String, message: String) throws {
         let url = try write(json)
         defer { try? FileManager.default.removeItem(at: url) }
-        let error = #expect(throws: NodeError.self) { try Calibration.load(contentsOf: url) }
+        let error = #expect(throws: ReportError.self) { try Calibration.load(contentsOf: url) }
         #expect(error?.description.contains(url.path) == true)
         #expect(error?.description.contains(message) == true, "\(error?.description ?? "")")
     }

@@ -6,13 +6,13 @@ import NIOCore
 ///
 /// Shared by every event loop of the server, so its state sits behind a lock (`NIOLockedValueBox`: a pthread mutex, which ThreadSanitizer understands); channels are
 /// closed by the caller, outside the lock.
-final class ConnectionRegistry: Sendable {
+public final class ConnectionRegistry: Sendable {
     /// Why a connection was not admitted.
-    enum Refusal: Error, CustomStringConvertible {
+    public enum Refusal: Error, CustomStringConvertible {
         case draining
         case full(Int)
 
-        var description: String {
+        public var description: String {
             switch self {
             case .draining: return "the node is draining"
             case .full(let n): return "\(n) connections are open, all authenticated"
@@ -36,24 +36,24 @@ final class ConnectionRegistry: Sendable {
     }
 
     /// Most open connections.
-    let maxConnections: Int
+    public let maxConnections: Int
     /// Most connections per peer identity.
-    let maxPerPeer: Int
+    public let maxPerPeer: Int
     private let state = NIOLockedValueBox(State())
 
-    init(maxConnections: Int, maxPerPeer: Int) {
+    public init(maxConnections: Int, maxPerPeer: Int) {
         self.maxConnections = max(1, maxConnections)
         self.maxPerPeer = max(1, maxPerPeer)
     }
 
     /// Number of open connections.
-    var count: Int { state.withLockedValue { $0.entries.count } }
+    public var count: Int { state.withLockedValue { $0.entries.count } }
 
     /// Number of connections that authenticated as `peer`.
-    func count(of peer: String) -> Int { state.withLockedValue { $0.perPeer[peer] ?? 0 } }
+    public func count(of peer: String) -> Int { state.withLockedValue { $0.perPeer[peer] ?? 0 } }
 
     /// Authenticated connections per link (`peer->node`), for the connections gauge.
-    func authenticatedCounts(into node: String) -> [String: Int] {
+    public func authenticatedCounts(into node: String) -> [String: Int] {
         state.withLockedValue { s in
             var out: [String: Int] = [:]
             for (peer, n) in s.perPeer { out["\(peer)->\(node)"] = n }
@@ -64,7 +64,7 @@ final class ConnectionRegistry: Sendable {
     /// Admits a new connection. When the node is full, the oldest connection without a
     /// successful hello is removed and returned in `shed` for the caller to close; authenticated
     /// connections are never given up for a newcomer, so when all are authenticated it is refused.
-    func admit(_ channel: any Channel) -> Result<(id: UInt64, shed: (channel: any Channel, peer: String?)?), Refusal> {
+    public func admit(_ channel: any Channel) -> Result<(id: UInt64, shed: (channel: any Channel, peer: String?)?), Refusal> {
         state.withLockedValue { s in
             if s.draining { return .failure(.draining) }
             var shed: (channel: any Channel, peer: String?)? = nil
@@ -84,7 +84,7 @@ final class ConnectionRegistry: Sendable {
 
     /// Records that connection `id` said hello as `peer`. False when `peer` already holds
     /// `maxPerPeer` connections.
-    func authenticate(_ id: UInt64, as peer: String) -> Bool {
+    public func authenticate(_ id: UInt64, as peer: String) -> Bool {
         state.withLockedValue { s in
             guard s.entries[id] != nil else { return false }
             let held = s.perPeer[peer] ?? 0
@@ -96,25 +96,25 @@ final class ConnectionRegistry: Sendable {
     }
 
     /// Connection `id` now has requests in flight (`busy`) or none. Call on changes only.
-    func setBusy(_ id: UInt64, _ busy: Bool) {
+    public func setBusy(_ id: UInt64, _ busy: Bool) {
         state.withLockedValue { $0.entries[id]?.busy = busy }
     }
 
     /// Forgets connection `id` (it closed).
-    func remove(_ id: UInt64) {
+    public func remove(_ id: UInt64) {
         state.withLockedValue { s in _ = Self.remove(id, from: &s) }
     }
 
     /// Removes and returns up to `count` connections to close so that others can be accepted:
     /// unauthenticated ones first, then authenticated ones with nothing in flight, oldest first.
-    func shed(_ count: Int) -> [any Channel] {
+    public func shed(_ count: Int) -> [any Channel] {
         state.withLockedValue { s in
             Self.victims(in: s, count: count).compactMap { Self.remove($0, from: &s) }
         }
     }
 
     /// Stops admitting and returns every open connection.
-    func beginDrain() -> [any Channel] {
+    public func beginDrain() -> [any Channel] {
         state.withLockedValue { s in
             s.draining = true
             return s.entries.values.map(\.channel)
@@ -122,7 +122,7 @@ final class ConnectionRegistry: Sendable {
     }
 
     /// Every open connection.
-    func all() -> [any Channel] { state.withLockedValue { $0.entries.values.map(\.channel) } }
+    public func all() -> [any Channel] { state.withLockedValue { $0.entries.values.map(\.channel) } }
 
     private static func victims(in s: State, count: Int) -> [UInt64] {
         let unauthenticated = s.entries.filter { $0.value.peer == nil }.sorted { $0.value.opened < $1.value.opened }

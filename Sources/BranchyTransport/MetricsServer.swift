@@ -1,3 +1,4 @@
+import BranchyObservability
 import BranchyTopology
 import Logging
 import NIOCore
@@ -10,12 +11,12 @@ import NIOPosix
 /// small (no body is read) and every connection closes after its answer.
 public final class MetricsServer: Sendable {
     /// Content type of the Prometheus text exposition format.
-    static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
-    let metrics: NodeMetrics
+    public let metrics: NodeMetrics
     /// Nil when ready; otherwise why not.
-    let readiness: @Sendable () async -> String?
-    let channel: any Channel
+    public let readiness: @Sendable () async -> String?
+    public let channel: any Channel
 
     /// Binds `endpoint` and serves until `close()`.
     /// `acceptBackoff` is the process's policy for failed accepts, shared with its other listeners.
@@ -61,20 +62,20 @@ public final class MetricsServer: Sendable {
 }
 
 /// Answers one request per connection on the operations endpoint.
-final class MetricsHTTPHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+public final class MetricsHTTPHandler: ChannelInboundHandler {
+    public typealias InboundIn = HTTPServerRequestPart
+    public typealias OutboundOut = HTTPServerResponsePart
 
-    let metrics: NodeMetrics
-    let readiness: @Sendable () async -> String?
+    public let metrics: NodeMetrics
+    public let readiness: @Sendable () async -> String?
     private var head: HTTPRequestHead?
 
-    init(metrics: NodeMetrics, readiness: @escaping @Sendable () async -> String?) {
+    public init(metrics: NodeMetrics, readiness: @escaping @Sendable () async -> String?) {
         self.metrics = metrics
         self.readiness = readiness
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let h): head = h
         case .body: break
@@ -85,7 +86,7 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
     }
 

@@ -29,4 +29,20 @@ public struct SampleRecord: Sendable {
     public var finishedSeconds: Double = 0
 
     public var correct: Bool { status != .failed && predicted == label }
+
+    public init(sample: Int, label: Int, status: Status, reason: String, exit: Int, exitName: String, node: String, predicted: Int,
+                entropy: Float, latencySeconds: Double, hops: [HopCost], finishedSeconds: Double = 0) {
+        self.sample = sample
+        self.label = label
+        self.status = status
+        self.reason = reason
+        self.exit = exit
+        self.exitName = exitName
+        self.node = node
+        self.predicted = predicted
+        self.entropy = entropy
+        self.latencySeconds = latencySeconds
+        self.hops = hops
+        self.finishedSeconds = finishedSeconds
+    }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BranchyNode
+@testable import BranchyReport
 
 /// Fixtures and attribute checks shared by the HTML report tests.
 enum HTMLReportFixtures {

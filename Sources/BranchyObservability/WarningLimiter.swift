@@ -4,20 +4,20 @@ import NIOCore
 /// Rate-limits warnings per source (a peer's address, or a kind of event), so that a peer
 /// that misbehaves in a loop cannot flood the log: at most `burst` lines per source per
 /// `window`; the first line of the next window says how many were left out.
-final class WarningLimiter: Sendable {
+public final class WarningLimiter: Sendable {
     private struct Bucket {
         var windowStart: NIODeadline
         var logged: Int
         var suppressed: Int
     }
 
-    let burst: Int
-    let window: TimeAmount
+    public let burst: Int
+    public let window: TimeAmount
     /// Sources remembered at once; beyond it, the table starts over.
-    let capacity: Int
+    public let capacity: Int
     private let buckets = NIOLockedValueBox<[String: Bucket]>([:])
 
-    init(burst: Int = 5, window: TimeAmount = .seconds(10), capacity: Int = 4_096) {
+    public init(burst: Int = 5, window: TimeAmount = .seconds(10), capacity: Int = 4_096) {
         self.burst = burst
         self.window = window
         self.capacity = capacity
@@ -25,7 +25,7 @@ final class WarningLimiter: Sendable {
 
     /// Whether a warning from `source` may be logged now, and how many from it were left out
     /// since the last one logged.
-    func admit(_ source: String, now: NIODeadline = .now()) -> (log: Bool, suppressed: Int) {
+    public func admit(_ source: String, now: NIODeadline = .now()) -> (log: Bool, suppressed: Int) {
         buckets.withLockedValue { table in
             if table[source] == nil && table.count >= capacity { table.removeAll(keepingCapacity: true) }
             var b = table[source] ?? Bucket(windowStart: now, logged: 0, suppressed: 0)

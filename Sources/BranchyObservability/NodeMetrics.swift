@@ -1,5 +1,6 @@
-import NIOConcurrencyHelpers
+import BranchyReport
 import BranchyWire
+import NIOConcurrencyHelpers
 import Prometheus
 
 /// A node's Prometheus metrics, in its own registry (so that several nodes can share a process,
@@ -24,13 +25,13 @@ public final class NodeMetrics: Sendable {
 
     /// Where every series lives; `/metrics` emits it.
     public let registry = PrometheusCollectorRegistry()
-    let exitNames: [String]
+    public let exitNames: [String]
     /// `requests[exit + 1][status]`: exit −1 is "none" (failed without any exit).
     private let requests: [[Counter]]
     private let latency: [DurationHistogram]
-    let inFlight: Gauge
-    let batchSize: ValueHistogram
-    let ready: Gauge
+    public let inFlight: Gauge
+    public let batchSize: ValueHistogram
+    public let ready: Gauge
     private let thresholds: [Gauge]
     private let reloads: [String: Counter]
     private let handshakes: [String: Counter]
@@ -95,7 +96,7 @@ public final class NodeMetrics: Sendable {
     }
 
     /// A message sent down as the answer to a request that arrived `nanos` ago.
-    func answered(_ message: Frame.Message, nanos: UInt64) {
+    public func answered(_ message: Frame.Message, nanos: UInt64) {
         switch message {
         case .result(let r): answered(exit: Int(r.exitIndex), status: r.status == .degraded ? .degraded : .answered, nanos: nanos)
         default: answered(exit: -1, status: .failed, nanos: nanos)
@@ -111,7 +112,7 @@ public final class NodeMetrics: Sendable {
     public func reloaded(applied: Bool) { reloads[applied ? "applied" : "refused"]?.increment() }
 
     /// Counts a handshake with hello, as `server` or `client`.
-    func handshake(server: Bool, ok: Bool) { handshakes["\(server ? "server" : "client")/\(ok ? "ok" : "failed")"]?.increment() }
+    public func handshake(server: Bool, ok: Bool) { handshakes["\(server ? "server" : "client")/\(ok ? "ok" : "failed")"]?.increment() }
 
     /// The byte counters of `link` (`child->parent`), made on first use.
     public func link(_ link: String) -> LinkByteMeter {
@@ -124,7 +125,7 @@ public final class NodeMetrics: Sendable {
     }
 
     /// Sets `branchy_upstream_requests{link, replica, state}` and `branchy_upstream_up{link, replica}`.
-    func setUpstream(link: String, replica: String, inFlight: Int, queued: Int, up: Bool) {
+    public func setUpstream(link: String, replica: String, inFlight: Int, queued: Int, up: Bool) {
         func gauge(_ name: String, _ labels: [(String, String)], _ help: String) -> Gauge {
             let key = name + labels.map { "|\($0.1)" }.joined()
             return upstreamGauges.withLockedValue { gauges in
@@ -162,7 +163,7 @@ public final class NodeMetrics: Sendable {
     }
 
     /// Counts a replica taken out of rotation after consecutive failures.
-    func ejected(link: String, replica: String) {
+    public func ejected(link: String, replica: String) {
         ejectionCounter(link: link, replica: replica).increment()
     }
 
@@ -178,7 +179,7 @@ public final class NodeMetrics: Sendable {
     }
 
     /// Records the time from sending a request upstream to its answer.
-    func upstreamAnswered(link: String, nanos: UInt64) {
+    public func upstreamAnswered(link: String, nanos: UInt64) {
         upstreamHistogram(link).record(.nanoseconds(Int64(min(nanos, UInt64(Int64.max)))))
     }
 
@@ -204,12 +205,12 @@ public final class NodeMetrics: Sendable {
     }
 
     /// Counts a request sent again to another replica after the first was lost with its connection.
-    func retried(link: String) {
+    public func retried(link: String) {
         retryCounter(link).increment()
     }
 
     /// Sets `branchy_connections{link}`: open, authenticated connections from children per link.
-    func setConnections(_ counts: [String: Int]) {
+    public func setConnections(_ counts: [String: Int]) {
         connectionGauges.withLockedValue { gauges in
             for key in Set(gauges.keys).union(counts.keys) {
                 if gauges[key] == nil {
@@ -237,12 +238,12 @@ public final class NodeMetrics: Sendable {
 /// as `branchy_link_bytes_total{link, direction, kind}`. Counted below TLS, so a link's bytes at
 /// both ends agree: what one end sent, the other received.
 public final class LinkByteMeter: Sendable {
-    let handshakeSent: Counter
-    let handshakeReceived: Counter
-    let recordsSent: Counter
-    let recordsReceived: Counter
+    public let handshakeSent: Counter
+    public let handshakeReceived: Counter
+    public let recordsSent: Counter
+    public let recordsReceived: Counter
 
-    init(link: String, registry: PrometheusCollectorRegistry) {
+    public init(link: String, registry: PrometheusCollectorRegistry) {
         let help = "Bytes on a link below TLS, by direction (from this node's side) and kind: the TLS handshake with hello (handshake) "
             + "or everything after it (records)."
         func counter(_ direction: String, _ kind: String) -> Counter {

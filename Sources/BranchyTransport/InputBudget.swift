@@ -5,28 +5,28 @@ import NIOConcurrencyHelpers
 /// A connection reserves the whole size of a frame as soon as its header shows the frame is
 /// incomplete, and releases it when the frame is complete or the connection closes. So the
 /// memory peers can pin with partial frames is bounded by `total`, whatever their number.
-final class InputBudget: Sendable {
+public final class InputBudget: Sendable {
     /// Why a reservation failed.
-    struct Exceeded: Error, CustomStringConvertible {
-        var description: String
+    public struct Exceeded: Error, CustomStringConvertible {
+        public var description: String
     }
 
     /// Node-wide bound in bytes.
-    let total: Int
+    public let total: Int
     /// Bound per peer identity in bytes.
-    let perPeer: Int
+    public let perPeer: Int
     private let state = NIOLockedValueBox<(used: Int, byPeer: [String: Int])>((0, [:]))
 
-    init(total: Int, perPeer: Int) {
+    public init(total: Int, perPeer: Int) {
         self.total = total
         self.perPeer = perPeer
     }
 
     /// Bytes reserved now, node-wide.
-    var used: Int { state.withLockedValue { $0.used } }
+    public var used: Int { state.withLockedValue { $0.used } }
 
     /// Reserves `bytes` for `peer`, or throws naming the bound that would be exceeded.
-    func reserve(_ bytes: Int, peer: String) throws {
+    public func reserve(_ bytes: Int, peer: String) throws {
         try state.withLockedValue { s in
             let mine = s.byPeer[peer] ?? 0
             if mine + bytes > perPeer {
@@ -43,7 +43,7 @@ final class InputBudget: Sendable {
     }
 
     /// Returns `bytes` reserved for `peer`.
-    func release(_ bytes: Int, peer: String) {
+    public func release(_ bytes: Int, peer: String) {
         state.withLockedValue { s in
             s.used -= bytes
             let left = (s.byPeer[peer] ?? bytes) - bytes

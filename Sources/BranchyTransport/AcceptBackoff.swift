@@ -18,8 +18,8 @@ public final class AcceptBackoff: Sendable {
     /// How long without a failed accept ends an episode.
     public static let quietPeriod: TimeAmount = .seconds(5)
     /// Pause after a failure that freed descriptors (connections were shed), and after one that did not.
-    static let shortPause: TimeAmount = .milliseconds(5)
-    static let longPause: TimeAmount = .milliseconds(250)
+    public static let shortPause: TimeAmount = .milliseconds(5)
+    public static let longPause: TimeAmount = .milliseconds(250)
 
     private struct Episode {
         var failures = 0
@@ -29,7 +29,7 @@ public final class AcceptBackoff: Sendable {
         var previousFailures = 0
     }
 
-    let logger: Logger
+    public let logger: Logger
     private let episode = NIOLockedValueBox(Episode())
 
     /// A policy that logs to `logger`.
@@ -39,7 +39,7 @@ public final class AcceptBackoff: Sendable {
 
     /// Records a failed accept on `listener` and returns how long that listener pauses. For
     /// EMFILE and ENFILE, `shed` may close connections to free descriptors (it returns how many).
-    func failed(_ error: IOError, listener: String, shed: () -> Int = { 0 }) -> TimeAmount {
+    public func failed(_ error: IOError, listener: String, shed: () -> Int = { 0 }) -> TimeAmount {
         let exhausted = error.errnoCode == EMFILE || error.errnoCode == ENFILE
         let freed = exhausted ? shed() : 0
         let pause = freed > 0 ? Self.shortPause : Self.longPause
@@ -74,7 +74,7 @@ public final class AcceptBackoff: Sendable {
     }
 
     /// A handler for a listener's server channel that applies this policy.
-    func handler(listener: String, shed: @escaping @Sendable () -> Int = { 0 }) -> AcceptPauseHandler {
+    public func handler(listener: String, shed: @escaping @Sendable () -> Int = { 0 }) -> AcceptPauseHandler {
         AcceptPauseHandler { error in self.failed(error, listener: listener, shed: shed) }
     }
 }
@@ -83,18 +83,18 @@ public final class AcceptBackoff: Sendable {
 /// socket out of the event loop's poll set, and back on after the pause. (Merely holding back
 /// `read()`, as NIO's `AcceptBackoffHandler` does, leaves the socket in the poll set: with the
 /// descriptor table full it stays readable, and the loop wakes and fails `accept` again and again.)
-final class AcceptPauseHandler: ChannelInboundHandler {
-    typealias InboundIn = any Channel
-    typealias InboundOut = any Channel
+public final class AcceptPauseHandler: ChannelInboundHandler {
+    public typealias InboundIn = any Channel
+    public typealias InboundOut = any Channel
 
     private let pauseAfter: (IOError) -> TimeAmount
     private var resume: Scheduled<Void>?
 
-    init(pauseAfter: @escaping (IOError) -> TimeAmount) {
+    public init(pauseAfter: @escaping (IOError) -> TimeAmount) {
         self.pauseAfter = pauseAfter
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
         guard let io = error as? IOError else {
             context.fireErrorCaught(error)
             return
@@ -108,7 +108,7 @@ final class AcceptPauseHandler: ChannelInboundHandler {
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         resume?.cancel()
         resume = nil
         context.fireChannelInactive()

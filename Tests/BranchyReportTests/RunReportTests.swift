@@ -1,7 +1,7 @@
 import BranchyWire
 import Foundation
 import Testing
-@testable import BranchyNode
+@testable import BranchyReport
 
 @Suite struct RunReportTests {
     static let exitNames = ["device-exit", "edge-exit", "cloud-exit"]

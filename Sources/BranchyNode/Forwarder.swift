@@ -1,0 +1,59 @@
+import BranchyModel
+import BranchyTensor
+import BranchyWire
+import Dispatch
+import NIOCore
+
+/// The one way a sample goes upward, for the device and the servers alike: when none of this
+/// node's exits was sure, its features go to the upstream pool with what is left of the deadline,
+/// and what comes back is the upstream answer or, when upstream cannot answer, the node's own best
+/// exit or a failure, by the node's `onUpstreamFailure` policy.
+struct Forwarder: Sendable {
+    /// What came of a forwarded sample.
+    enum Outcome: Sendable {
+        /// Upstream answered; the result's `hops` start with this node's link.
+        case answered(InferResult)
+        /// Upstream could not answer and the policy degrades: this node's best exit stands.
+        case degraded(exit: Int, output: ExitOutput, because: UpstreamFailure)
+        /// Upstream could not answer, and the policy fails or this node has no exit to give.
+        case failed(UpstreamFailure)
+    }
+
+    let link: UpstreamPool
+
+    /// Sends `features` (one sample, batch dimension first) upward for `nextStage`, encoded with the
+    /// codec of `context`; the outcome completes on the link's loop and never fails.
+    /// `deadlineMillis` 0 leaves the link's own deadline in force.
+    func forward(sampleID: UInt64, features: Tensor, nextStage: Int, deadlineMillis: UInt32,
+                 best: (exit: Int, output: ExitOutput)?, context: NodeContext) -> EventLoopFuture<Outcome> {
+        let item = Tensor(shape: Array(features.shape.dropFirst()), data: features.data)
+        let request = InferRequest(sampleID: sampleID, deadlineMillis: deadlineMillis, stageIndex: UInt8(nextStage),
+                                   features: context.encodeForUpstream(item))
+        let policy = context.config.onUpstreamFailure
+        return link.send(request).map { reply -> Outcome in
+            var r = reply.result
+            r.hops = [reply.cost] + r.hops
+            return .answered(r)
+        }.recover { error -> Outcome in
+            let failure = (error as? UpstreamFailure) ?? .unavailable("\(error)")
+            if policy == .degrade, let best { return .degraded(exit: best.exit, output: best.output, because: failure) }
+            return .failed(failure)
+        }
+    }
+
+    /// The deadline a request forwarded upward carries, in ms (0: none): of what the caller gave,
+    /// less what the request spent here since `arrival` (uptime ns), four fifths, leaving a fifth
+    /// for the answer to travel back down; at least 1 ms.
+    static func upstreamDeadline(callerMillis: UInt32, arrival: UInt64, now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> UInt32 {
+        guard callerMillis > 0 else { return 0 }
+        let spent = (now &- arrival) / 1_000_000
+        let left = UInt64(callerMillis) > spent ? UInt64(callerMillis) - spent : 0
+        return UInt32(max(1, left / 5 * 4))
+    }
+
+    /// The deadline a request gets on a link, in ms: the tighter of the link's own and what the
+    /// request still has (0: no limit of its own).
+    static func linkDeadline(linkMillis: Int, requestMillis: UInt32) -> Int {
+        requestMillis > 0 ? min(linkMillis, Int(requestMillis)) : linkMillis
+    }
+}
