@@ -71,9 +71,18 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The rules of a node's connection upstream, as values tested without sockets: the connection
+        // state machine and its request table, failures, reconnect backoff, replica outlier ejection.
+        .target(name: "BranchyLink", dependencies: [
+            "BranchyWire", "BranchyTopology",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The dynamic batcher's rules as a value (when a batch closes) and the batch-size histogram.
+        .target(name: "BranchyBatching"),
         // Node runtime: the tiers, their forwarding path and upstream links.
         .target(name: "BranchyNode", dependencies: [
-            "BranchyWire", "BranchyTopology", "BranchyModel", "BranchyData", "BranchyReport", "BranchyObservability", "BranchyTransport",
+            "BranchyWire", "BranchyTopology", "BranchyModel", "BranchyData", "BranchyReport", "BranchyObservability", "BranchyTransport", "BranchyLink", "BranchyBatching",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -94,7 +103,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "branchy-device", dependencies: [
-            "BranchyNode", "BranchyReport", "BranchyObservability", "BranchyTransport",
+            "BranchyNode", "BranchyReport", "BranchyObservability", "BranchyTransport", "BranchyWire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -117,11 +126,17 @@ let package = Package(
             .product(name: "NIOTestUtils", package: "swift-nio"),
         ]),
         .testTarget(name: "BranchyTopologyTests", dependencies: ["BranchyTopology"]),
+        .testTarget(name: "BranchyBatchingTests", dependencies: ["BranchyBatching"]),
+        .testTarget(name: "BranchyLinkTests", dependencies: [
+            "BranchyLink", "BranchyWire", "BranchyTopology", "BranchyTensor",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
         .testTarget(name: "BranchyReportTests", dependencies: ["BranchyReport", "BranchyWire"]),
         .testTarget(name: "BranchyToolTests", dependencies: ["branchy", "BranchyTopology", "BranchyReport"]),
         .testTarget(name: "BranchyNodeTests", dependencies: [
             "BranchyNode", "BranchyModel", "BranchyData", "BranchyTensor", "BranchyWire", "BranchyTopology", "BranchyReport",
-            "BranchyObservability", "BranchyTransport",
+            "BranchyObservability", "BranchyTransport", "BranchyLink",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

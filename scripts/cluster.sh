@@ -1,107 +1,49 @@
 #!/usr/bin/env bash
-# Starts, stops and inspects the server nodes (edges and cloud) of a topology on
-# this machine. Devices are not started here: run branchy-device against the
-# running cluster.
-#
-#   up      makes the certificates if missing, builds if needed, starts the
-#           cloud, then the edges, in the background, and waits until each one
-#           accepts TCP connections on its `listen:` port (a node bound to
-#           0.0.0.0 or :: is probed on this machine's loopback address)
-#   down    SIGTERM to every node, SIGKILL after STOP_TIMEOUT seconds
-#   status  each node, its pid, whether it runs and whether its port listens
-#
-# Logs and pid files: run/<topology name>/<node>.log and <node>.pid.
-# Environment: BRANCHY_BIN (folder of built executables; skips the build),
-# START_TIMEOUT (seconds per node, default 30), STOP_TIMEOUT (default 10).
+# Starts, stops and inspects the server nodes (clouds, then edges) of a topology on this machine;
+# devices are run separately against them. `up` makes missing certificates, starts each node in
+# the background and waits until its listen: port accepts connections; `down` sends SIGTERM
+# (edges first), SIGKILL after STOP_TIMEOUT (10) s; `status` lists the nodes. Logs and pid files
+# go to run/<topology name>/. Environment: BRANCHY_BIN, START_TIMEOUT (30), STOP_TIMEOUT (10).
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
-usage() {
-    cat <<USAGE
-usage: $(basename "$0") up|down|status [TOPOLOGY]
-TOPOLOGY defaults to topology/local.yaml. 'status' exits 0 when every node is up, 3 otherwise.
-USAGE
-}
-
+usage() { printf 'usage: %s up|down|status [TOPOLOGY]\n%s\n' "$(basename "$0")" \
+    "TOPOLOGY defaults to topology/local.yaml. 'status' exits 0 when every node is up, 3 otherwise."; }
 action="${1:-}"
 case "$action" in
     up|down|status) [ "$#" -le 2 ] || { usage >&2; exit 2; } ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
 esac
-
-# A topology path is relative to the directory the script was started from,
-# or failing that to the repository root.
-topology="${2:-topology/local.yaml}"
-topology="$(resolve_topology "$topology")" || exit 1
+topology="$(resolve_topology "${2:-topology/local.yaml}")"
 cd "$REPO_ROOT"
-
 cluster="$(basename "$topology")"
 cluster="${cluster%.*}"
 rundir="$REPO_ROOT/run/$cluster"
-START_TIMEOUT="${START_TIMEOUT:-30}"
 STOP_TIMEOUT="${STOP_TIMEOUT:-10}"
-
-# The topology is read by `branchy topology show` (see common.sh): build once, here.
 ensure_built
 
-# Server nodes as "name role listen dial" lines: clouds first, then edges. `listen` is
-# the address a node binds, `dial` the one its children dial (`address:`, else `listen`).
-servers="$(topology_nodes "$topology" | awk -F'\t' '
-    { dial = ($8 != "-" && $8 != "") ? $8 : $3 }
-    $2 == "cloud" { print $1, $2, $3, dial }
-    $2 == "edge"  { edges = edges $1 " " $2 " " $3 " " dial "\n" }
-    END { printf "%s", edges }')"
+# "name role listen dial" per server, clouds first; dial is address:, else listen:.
+servers="$(topology_nodes "$topology" | awk -F'\t' '{ d = ($8 != "-" && $8 != "") ? $8 : $3 }
+    $2 == "cloud" { print $1, $2, $3, d } $2 == "edge" { e = e $1 " " $2 " " $3 " " d "\n" } END { printf "%s", e }')"
 [ -n "$servers" ] || die "no edge or cloud nodes in $topology"
-while read -r name role listen dial; do
-    [ "$listen" != "-" ] || die "node '$name' in $topology has no 'listen:' address"
-done <<< "$servers"
+while read -r name role listen dial; do [ "$listen" != "-" ] || die "node '$name' in $topology has no 'listen:' address"; done <<< "$servers"
 
 pid_of() { cat "$rundir/$1.pid" 2>/dev/null || true; }
+# pid_alive PID: PID runs a Branchy executable (a pid file's number reused by another program does not count).
+pid_alive() { proc_running "$1" && { [ ! -r "/proc/$1/cmdline" ] || tr '\0' ' ' < "/proc/$1/cmdline" | grep -q 'branchy-'; }; }
 
-log_tail() {
-    say "--- last lines of $1 ---"
-    tail -n 20 "$1" >&2 2>/dev/null || true
-    say "---"
-}
-
-# Makes the TLS files when the CA or any node's certificate or key is missing.
-ensure_certs() {
-    local dir name
-    dir="$(topology_certs_dir "$topology")"
-    local missing=0
-    [ -f "$dir/ca.pem" ] || missing=1
-    for name in $(topology_nodes "$topology" | cut -f1); do
-        [ -f "$dir/$name.pem" ] && [ -f "$dir/$name-key.pem" ] || missing=1
-    done
-    if [ "$missing" -eq 1 ]; then
-        say "making certificates in $dir"
-        "$REPO_ROOT/scripts/gen-certs.sh" "$topology" "$dir" >&2
-    fi
-}
-
-# Sends SIGTERM to the given nodes, waits, then SIGKILLs what is left.
 stop_nodes() {
-    local name pid entry waited=0
-    local -a running=() left=()
+    local name pid entry
+    local -a running=()
     for name in "$@"; do
         pid="$(pid_of "$name")"
-        if pid_alive "$pid"; then
-            kill -TERM "$pid" 2>/dev/null || true
-            running+=("$name:$pid")
-        fi
+        ! pid_alive "$pid" || { kill -TERM "$pid" 2>/dev/null || true; running+=("$name:$pid"); }
     done
-    while :; do
-        left=()
-        for entry in "${running[@]}"; do
-            pid_alive "${entry#*:}" && left+=("$entry")
-        done
-        [ "${#left[@]}" -eq 0 ] || [ "$waited" -ge $((STOP_TIMEOUT * 10)) ] && break
-        sleep 0.1
-        waited=$((waited + 1))
-    done
+    all_gone() { for entry in "${running[@]}"; do ! pid_alive "${entry#*:}" || return 1; done; }
+    wait_for "$STOP_TIMEOUT" all_gone || true
     for entry in "${running[@]}"; do
-        name="${entry%%:*}"; pid="${entry#*:}"
+        name="${entry%%:*}" pid="${entry#*:}"
         if pid_alive "$pid"; then
             kill -KILL "$pid" 2>/dev/null || true
             echo "killed $name (pid $pid): still running ${STOP_TIMEOUT} s after SIGTERM"
@@ -112,80 +54,38 @@ stop_nodes() {
     for name in "$@"; do rm -f "$rundir/$name.pid"; done
 }
 
-# Starts one node and waits until its port listens. The probe runs on this machine,
-# against the bound address (port_listening takes 0.0.0.0 and :: as the loopback).
-start_node() {
-    local name="$1" role="$2" listen="$3" dial="$4" bin="$5"
-    local host port log="$rundir/$name.log" pid waited=0
-    host="$(host_of "$listen")"; port="$(port_of "$listen")"
-    if port_listening "$host" "$port"; then
-        say "port $port ($name) is already taken by another process:"
-        ss -ltnp "sport = :$port" >&2 2>/dev/null || true
-        return 1
-    fi
-    "$bin/branchy-$role" --topology "$topology" --node "$name" </dev/null >"$log" 2>&1 &
-    pid=$!
-    echo "$pid" > "$rundir/$name.pid"
-    while ! port_listening "$host" "$port"; do
-        if ! proc_running "$pid"; then
-            say "$name exited before listening on $listen"
-            log_tail "$log"
-            return 1
-        fi
-        if [ "$waited" -ge $((START_TIMEOUT * 5)) ]; then
-            say "$name did not listen on $listen within $START_TIMEOUT s"
-            log_tail "$log"
-            return 1
-        fi
-        sleep 0.2
-        waited=$((waited + 1))
-    done
-    local dialled=""
-    [ "$dial" = "$listen" ] || dialled=", dialled at $dial"
-    echo "started $name ($role, pid $pid), listening on $listen$dialled, log $log"
-}
-
 up() {
     mkdir -p "$rundir"
-    local name role listen dial pid bin="" started=()
+    local name role listen dial pid started_names=()
     local -a pending=()
     while read -r name role listen dial; do
         pid="$(pid_of "$name")"
-        if pid_alive "$pid"; then
-            echo "$name is already running (pid $pid)"
-        else
-            pending+=("$name $role $listen $dial")
-        fi
+        if pid_alive "$pid"; then echo "$name is already running (pid $pid)"; else pending+=("$name $role $listen $dial"); fi
     done <<< "$servers"
-    if [ "${#pending[@]}" -eq 0 ]; then
-        echo "cluster '$cluster' is already up"
-        return 0
-    fi
-    ensure_certs
-    ensure_built
-    bin="$BRANCHY_BIN"
+    [ "${#pending[@]}" -gt 0 ] || { echo "cluster '$cluster' is already up"; return 0; }
+    ensure_certs "$topology"
     for entry in "${pending[@]}"; do
         read -r name role listen dial <<< "$entry"
-        if ! start_node "$name" "$role" "$listen" "$dial" "$bin"; then
-            [ "${#started[@]}" -eq 0 ] || say "stopping the nodes started so far: ${started[*]}"
-            stop_nodes "$name" "${started[@]}" >&2
+        server_pid=""
+        if ! start_server "$topology" "$name" "$rundir/$name.log" > "$rundir/$name.why" 2>/dev/null; then
+            [ -z "$server_pid" ] || echo "$server_pid" > "$rundir/$name.pid"
+            say "$(cat "$rundir/$name.why")"
+            say "--- last lines of $rundir/$name.log ---"; tail -n 20 "$rundir/$name.log" >&2 2>/dev/null || true; say "---"
+            [ "${#started_names[@]}" -eq 0 ] || say "stopping the nodes started so far: ${started_names[*]}"
+            stop_nodes "$name" "${started_names[@]}" >&2
             die "cluster '$cluster' did not come up"
         fi
-        started+=("$name")
+        echo "$server_pid" > "$rundir/$name.pid"
+        started_names+=("$name")
+        echo "started $name ($role, pid $server_pid), listening on $listen$([ "$dial" = "$listen" ] || echo ", dialled at $dial"), log $rundir/$name.log"
     done
     echo "cluster '$cluster' is up ($topology)"
 }
 
 down() {
-    local names=() name role listen dial
-    # Edges first, so that they drain into a cloud that still answers.
-    while read -r name role listen dial; do names=("$name" "${names[@]}"); done <<< "$servers"
-    local any=0
-    for name in "${names[@]}"; do [ -f "$rundir/$name.pid" ] && any=1; done
-    if [ "$any" -eq 0 ]; then
-        echo "cluster '$cluster' is not running"
-        return 0
-    fi
+    local names=() name role listen dial any=0
+    while read -r name role listen dial; do names=("$name" "${names[@]}"); [ ! -f "$rundir/$name.pid" ] || any=1; done <<< "$servers"
+    [ "$any" -eq 1 ] || { echo "cluster '$cluster' is not running"; return 0; }
     stop_nodes "${names[@]}"
 }
 

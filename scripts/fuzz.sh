@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of Fuzz/ (-sanitize=fuzzer,address; debug, release or both)
-# and runs each one, bounded, on a scratch copy of its seed corpus (Fuzz/Corpus/<target>/).
-# Prints per target and configuration the executions, libFuzzer's final `cov:` and `ft:`,
-# and pass or fail; exits non-zero if any target crashed, hung, ran out of memory or leaked.
-# Release runs check that the optimised build keeps every check the debug one has.
-# Everything a run writes (scratch corpora, logs, crash reproducers) goes to
-# run/fuzz/<config>/<target>/, which each run of that target starts afresh.
+# Builds the libFuzzer targets of Fuzz/ (-sanitize=fuzzer,address; debug, release or both: the optimised
+# build must keep every check) and runs each, bounded, on a scratch copy of its seed corpus
+# (Fuzz/Corpus/<target>/). Prints per target and configuration the executions, libFuzzer's final `cov:`
+# and `ft:`, and pass or fail; exits non-zero if any crashed, hung, ran out of memory or leaked. Each run
+# writes (corpora, logs, reproducers) to run/fuzz/<config>/<target>/, afresh.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
@@ -55,11 +53,9 @@ command -v swift >/dev/null 2>&1 || die "the 'swift' command is needed but was n
 out="$REPO_ROOT/run/fuzz"
 mkdir -p "$out"
 
-# --- Build -------------------------------------------------------------------
-# One product at a time: `swift build` without --product would also build the seed
-# generator (make-corpus), which has a main of its own and is built without these flags.
+# One product at a time (without --product, swift build would also build the seed generator, which has a
+# main of its own), each configuration in its own build folder under Fuzz/.
 case "$config" in both) configs=(debug release) ;; *) configs=("$config") ;; esac
-# Each configuration in its own build folder under Fuzz/, so that one never rebuilds the other.
 flags_of() { printf '%s\n' -c "$1" --package-path Fuzz --scratch-path "Fuzz/.build-$1" -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library; }
 declare -A bins
 for c in "${configs[@]}"; do
@@ -79,9 +75,7 @@ for c in "${configs[@]}"; do
     bins[$c]="$(swift build "${flags[@]}" --show-bin-path)"
 done
 
-# --- Run ---------------------------------------------------------------------
-
-# fuzz_one TARGET: runs one target; its summary line goes to run/fuzz/TARGET/summary.
+# fuzz_one CONFIG TARGET: runs one target; its summary line goes to run/fuzz/CONFIG/TARGET/summary.
 fuzz_one() {
     local c="$1" t="$2" status=0
     local dir="$out/$c/$t" exe="${bins[$c]}/fuzz-$t"
@@ -98,19 +92,16 @@ fuzz_one() {
     [ -n "$runs" ] && args+=(-runs="$runs")
     [ -f "Fuzz/Dictionaries/$t.dict" ] && args+=(-dict="Fuzz/Dictionaries/$t.dict")
     local start=$SECONDS
-    # Swift's own crash backtracer reads the stack of the crashed thread, which ASan
-    # reports as a bad access instead of the real failure: leave crashes to libFuzzer.
-    # Known leaks outside Branchy's code are listed in Fuzz/lsan.supp.
+    # Swift's backtracer reads the crashed thread's stack, which ASan reports as a bad access instead of
+    # the real failure: crashes are left to libFuzzer. Fuzz/lsan.supp lists known leaks outside Branchy.
     SWIFT_BACKTRACE="${SWIFT_BACKTRACE:-enable=no}" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
         LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$REPO_ROOT/Fuzz/lsan.supp}" "$exe" "${args[@]}" "$dir/corpus" > "$dir/fuzz.log" 2>&1 || status=$?
     local elapsed=$((SECONDS - start))
-    # Scratch files of targets that read from paths (/dev/shm/branchy-fuzz-TARGET-PID); a
-    # crashed process leaves its folder behind.
+    # Scratch folders (/dev/shm/branchy-fuzz-TARGET-PID) that a crashed process left behind.
     local scratch
     for scratch in /dev/shm/branchy-fuzz-"$t"-* "${TMPDIR:-/tmp}"/branchy-fuzz-"$t"-*; do
         [ -d "$scratch" ] && ! kill -0 "${scratch##*-}" 2>/dev/null && rm -rf "$scratch"
     done
-    # The last status line (`#N ... cov: C ft: F ...`) and the final statistics.
     local stats execs cov ft
     stats="$(grep -E '^#[0-9]+' "$dir/fuzz.log" | tail -n 1 || true)"
     execs="$(awk -F': *' '/^stat::number_of_executed_units:/ { print $2 }' "$dir/fuzz.log" | tail -n 1)"

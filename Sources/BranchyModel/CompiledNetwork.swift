@@ -17,8 +17,8 @@ public final class CompiledNetwork: Sendable {
         public let inputCount: Int
         public let featureShape: [Int]
         public var featureCount: Int { featureShape.reduce(1, *) }
-        let trunk: [CompiledStep]
-        let exit: [CompiledStep]
+        let trunk: [any CompiledStep]
+        let exit: [any CompiledStep]
     }
 
     public let network: Network
@@ -96,14 +96,14 @@ public final class CompiledNetwork: Sendable {
     /// Workspace buffer `slot` of `level`: 0 and 1 per sample, 2 and 3 for a group's outputs,
     /// 4 a residual block's shortcut.
     @inline(__always)
-    private func buffer(_ ws: InferenceWorkspace, level: Int, _ slot: Int) -> UnsafeMutablePointer<Float> {
+    func buffer(_ ws: InferenceWorkspace, level: Int, _ slot: Int) -> UnsafeMutablePointer<Float> {
         ws.buffer(3 + 5 * level + slot)
     }
 
     /// Runs `steps` on n ≤ group samples: x (n × inCount) → y (n × the last step's output).
     /// Values between steps live in `level`'s buffers; x and y must lie outside them.
-    private func runSteps(_ steps: [CompiledStep], _ n: Int, _ x: UnsafePointer<Float>, _ inCount: Int,
-                          _ y: UnsafeMutablePointer<Float>, _ ws: InferenceWorkspace, level: Int) {
+    func runSteps(_ steps: [any CompiledStep], _ n: Int, _ x: UnsafePointer<Float>, _ inCount: Int,
+                  _ y: UnsafeMutablePointer<Float>, _ ws: InferenceWorkspace, level: Int) {
         if steps.isEmpty {
             y.update(from: x, count: n * inCount)
             return
@@ -122,76 +122,18 @@ public final class CompiledNetwork: Sendable {
                     var a = cur + s * curCount
                     for t in i..<j {
                         let out = t == j - 1 ? dst + s * outCount : buffer(ws, level: level, (t - i) % 2)
-                        runPerSample(steps[t], a, out, ws)
+                        steps[t].runSample(a, out, workspace: ws)
                         a = UnsafePointer(out)
                     }
                 }
                 curCount = outCount
             } else {
-                runGroup(steps[i], n, cur, curCount, dst, ws, level: level)
+                steps[i].runGroup(n, cur, curCount, dst, GroupRun(network: self, workspace: ws, level: level))
                 curCount = steps[i].outputCount
             }
             cur = UnsafePointer(dst)
             flip.toggle()
             i = j
-        }
-    }
-
-    private func runPerSample(_ step: CompiledStep, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                              _ ws: InferenceWorkspace) {
-        switch step {
-        case .conv(let c):
-            c.run(x, y, workspace: ws.buffer(0), map: ws.buffer(1))
-        case .maxPool(let p, let relu):
-            bk_maxpool(isa.rawValue, Int32(p.channels), Int32(p.inH), Int32(p.inW), x, p.inH * p.inW, p.inW,
-                       Int32(p.kernel), Int32(p.stride), Int32(p.pad), Int32(p.outH), Int32(p.outW),
-                       y, p.outH * p.outW, p.outW, relu ? 1 : 0)
-        case .avgPool(let p):
-            AvgPool2D.forward(p, planes: p.channels, x, y)
-        case .relu(let count):
-            for i in 0..<count { y[i] = x[i] > 0 ? x[i] : 0 }
-        case .sign(let count):
-            bk_sign(count, x, y)
-        case .affine(let scale, let shift, let plane):
-            for c in 0..<scale.count {
-                let sc = scale[c], sh = shift[c], o = c * plane
-                for i in o..<(o + plane) { y[i] = x[i] * sc + sh }
-            }
-        case .lrn(let norm):
-            norm.forward(x, y, scale: nil)
-        case .padChannels(let inputCount, let outputCount, let offset):
-            PadChannelsLayer.run(x, y, inputCount: inputCount, outputCount: outputCount, offset: offset)
-        case .linear, .binaryLinear, .residual:
-            preconditionFailure("not a per-sample step")
-        }
-    }
-
-    private func runGroup(_ step: CompiledStep, _ n: Int, _ x: UnsafePointer<Float>, _ inCount: Int,
-                          _ y: UnsafeMutablePointer<Float>, _ ws: InferenceWorkspace, level: Int) {
-        switch step {
-        case .linear(let l):
-            l.run(n, x, y, scratch: ws.buffer(2))
-        case .binaryLinear(let l):
-            l.run(n, x, y, scratch: UnsafeMutableRawPointer(ws.buffer(2)))
-        case .conv(let c):
-            c.runBatch(n, x, y, workspace: ws.buffer(0), map: ws.buffer(1))
-        case .residual(let r):
-            // The body writes y; the shortcut (unless the identity) this level's shortcut buffer.
-            runSteps(r.body, n, x, inCount, y, ws, level: level + 1)
-            var s = x
-            if !r.shortcut.isEmpty {
-                let b = buffer(ws, level: level, 4)
-                runSteps(r.shortcut, n, x, inCount, b, ws, level: level + 1)
-                s = UnsafePointer(b)
-            }
-            let count = n * r.outputCount
-            if r.relu {
-                for i in 0..<count { let v = y[i] + s[i]; y[i] = v > 0 ? v : 0 }
-            } else {
-                for i in 0..<count { y[i] += s[i] }
-            }
-        default:
-            preconditionFailure("not a group step")
         }
     }
 }

@@ -37,7 +37,7 @@ public final class Network: @unchecked Sendable {
         let plan = try NetworkPlan(spec: spec, file: file)
         self.spec = spec
         self.stages = plan.stages.map { s in
-            Stage(name: s.name, exitName: s.exitName, trunk: s.trunk.map { $0.makeLayer() }, exit: s.exit.map { $0.makeLayer() },
+            Stage(name: s.name, exitName: s.exitName, trunk: s.trunk.map { $0.make() }, exit: s.exit.map { $0.make() },
                   inputShape: s.inputShape, outputShape: s.outputShape)
         }
     }
@@ -47,22 +47,22 @@ public final class Network: @unchecked Sendable {
         stages.flatMap { s in (s.trunk + s.exit).flatMap(\.parameters) }
     }
 
+    /// Every tensor of the weights file that is not trained (batch-norm statistics), stage by
+    /// stage, trunk before exit, each layer's before its sublayers'.
+    var stateTensors: [(name: String, value: Tensor)] {
+        stages.flatMap { s in (s.trunk + s.exit).flattened.flatMap(\.stateTensors) }
+    }
+
     /// Every tensor the weights file must hold, name → expected shape (parameters and batch-norm statistics).
     public var expectedTensors: [(name: String, shape: [Int])] {
-        var out = parameters.map { ($0.name, $0.value.shape) }
-        for s in stages { for case let bn as BatchNormLayer in (s.trunk + s.exit).flattened {
-            out.append((bn.statisticNames.mean, bn.mean.shape)); out.append((bn.statisticNames.variance, bn.variance.shape))
-        } }
-        return out
+        parameters.map { ($0.name, $0.value.shape) } + stateTensors.map { ($0.name, $0.value.shape) }
     }
 
     /// All tensors by name, for saving.
     public var namedTensors: [String: Tensor] {
         var out: [String: Tensor] = [:]
         for p in parameters { out[p.name] = p.value }
-        for s in stages { for case let bn as BatchNormLayer in (s.trunk + s.exit).flattened {
-            out[bn.statisticNames.mean] = bn.mean; out[bn.statisticNames.variance] = bn.variance
-        } }
+        for t in stateTensors { out[t.name] = t.value }
         return out
     }
 
@@ -70,11 +70,7 @@ public final class Network: @unchecked Sendable {
     @discardableResult
     public func assign(_ name: String, _ value: Tensor) -> Bool {
         if let p = parameters.first(where: { $0.name == name }) { p.value = value; return true }
-        for s in stages { for case let bn as BatchNormLayer in (s.trunk + s.exit).flattened {
-            if bn.statisticNames.mean == name { bn.mean = value; return true }
-            if bn.statisticNames.variance == name { bn.variance = value; return true }
-        } }
-        return false
+        return stages.contains { s in (s.trunk + s.exit).flattened.contains { $0.assignState(name, value) } }
     }
 
     /// He-uniform initialisation of weights (bound √(6 / fan-in)), zero biases.

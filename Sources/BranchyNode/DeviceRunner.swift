@@ -11,16 +11,10 @@ import Logging
 import NIOCore
 import NIOPosix
 
-
 /// The device: runs its stage on each sample, answers when its exit is sure, and otherwise
-/// sends the feature map upstream, keeping up to `concurrency` samples in flight.
-///
-/// A sample that starts while nothing else is in flight is computed on the upstream link's event
-/// loop and its request written there: no thread change on its way. Samples that start while
-/// others are in flight are computed on sample threads of lower priority, so that the loop stays
-/// free to read answers (a loop that computed them would run its own tasks back to back and read
-/// no socket until the window filled); their requests take one hop to the loop. Every answer is
-/// recorded where it arrives, on the loop.
+/// sends the feature map upstream through the `Forwarder`, keeping up to `concurrency` samples in
+/// flight. Samples are computed by lanes on threads of lower priority (`LaneExecutor`), so that
+/// the link's loop, which writes requests and reads answers, is not kept waiting by them.
 public final class DeviceRunner: Sendable {
     /// Samples in flight by default: enough to keep the device computing while answers travel,
     /// few enough that a forwarded sample does not queue behind hundreds of others upstream.
@@ -32,7 +26,7 @@ public final class DeviceRunner: Sendable {
     let logger: Logger
     /// The device's metrics, when it serves them (`--metrics`).
     public let metrics: NodeMetrics?
-    /// Where answers are recorded and samples started while nothing is in flight are computed: the link's loop.
+    /// The upstream link's loop.
     let loop: any EventLoop
 
     public init(context: NodeContext, group: any EventLoopGroup, logger: Logger, metrics: NodeMetrics? = nil) throws {
@@ -77,8 +71,13 @@ public final class DeviceRunner: Sendable {
     /// a machine, as in `scripts/load.sh`.
     public static let defaultLanes = 1
 
+    /// How much lower (in nice steps) the lanes compute than the rest of the process by default:
+    /// they compute only while answers are in flight, and the threads that move those answers
+    /// (the link's loop, and on a shared machine the edge and the cloud) should preempt them.
+    public static let defaultLaneNiceness = 10
+
     /// Classifies `count` samples of `data`, calling `progress` with the number answered so far as
-    /// answers are taken in (from the run's task, one call at a time).
+    /// answers are taken in (one call at a time; no sample starts while one runs).
     ///
     /// The run is one task group of `lanes` child tasks; lane `k` computes samples `k`, `k + lanes`, …
     /// and keeps at most its share of `concurrency` of them in flight: a sample that must go upward
@@ -86,12 +85,13 @@ public final class DeviceRunner: Sendable {
     /// waits for an answer (back-pressure). With a `rate` (samples per second), sample `i` starts no
     /// earlier than `i / rate` seconds after the first, as frames from a camera would arrive.
     public func run(data: ImageDataset, count: Int, concurrency: Int, rate: Double? = nil, lanes: Int = DeviceRunner.defaultLanes,
-                    progress: @escaping @Sendable (Int) -> Void) async -> [SampleRecord] {
+                    niceness: Int = DeviceRunner.defaultLaneNiceness, progress: @escaping @Sendable (Int) -> Void) async -> [SampleRecord] {
         guard count > 0 else { return [] }
         let lanes = max(1, min(lanes, count))
         let window = max(1, concurrency)
         let pace = SamplePace(rate: rate.flatMap { $0 > 0 ? $0 : nil })
         let (answers, answered) = AsyncStream.makeStream(of: SampleRecord.self)
+        let gate = ProgressGate()
         // Records are taken in as they come, on a task of their own, while the lanes run.
         async let collected: [SampleRecord?] = {
             var records = [SampleRecord?](repeating: nil, count: count)
@@ -99,26 +99,29 @@ public final class DeviceRunner: Sendable {
             for await record in answers {
                 records[record.sample] = record
                 done += 1
-                progress(done)
+                gate.closed { progress(done) }
             }
             return records
         }()
+        let computing = LaneExecutor.group(lanes: lanes, niceness: niceness)
         await withTaskGroup(of: Void.self) { group in
             for lane in 0..<lanes {
                 // The lanes share the window: lane k takes the k-th part of it.
                 let share = window / lanes + (lane < window % lanes ? 1 : 0)
-                group.addTask {
-                    await self.runLane(lane: lane, of: lanes, count: count, window: max(1, share), pace: pace, data: data, answers: answered)
+                group.addTask(executorPreference: computing.executors[lane]) {
+                    await self.runLane(lane: lane, of: lanes, count: count, window: max(1, share), pace: pace, gate: gate, data: data,
+                                       answers: answered)
                 }
             }
         }
         answered.finish()
+        try? await computing.group.shutdownGracefully()
         // A cancelled run (graceful shutdown) stops starting samples: its records are those answered.
         return await collected.compactMap { $0 }
     }
 
     /// One lane of `run`: its samples in order, at most `window` in flight; every record goes to `answers`.
-    private func runLane(lane: Int, of lanes: Int, count: Int, window: Int, pace: SamplePace, data: ImageDataset,
+    private func runLane(lane: Int, of lanes: Int, count: Int, window: Int, pace: SamplePace, gate: ProgressGate, data: ImageDataset,
                          answers: AsyncStream<SampleRecord>.Continuation) async {
         let shape = [1] + context.model.spec.input
         // Answers of this lane's samples in flight, as they arrive on the link's loop.
@@ -132,6 +135,7 @@ public final class DeviceRunner: Sendable {
                 _ = await slots.next()
                 inFlight -= 1
             }
+            await gate.pass()
             let input = Tensor(shape: shape, data: Array(data.image(i)))
             switch classifyNow(sample: i, label: Int(data.labels[i]), input: input) {
             case .done(let record):
@@ -156,19 +160,6 @@ public final class DeviceRunner: Sendable {
         record.finishedSeconds = pace.secondsSinceStart()
         metrics?.answered(exit: record.exit, status: record.status, nanos: UInt64(max(0, record.latencySeconds * 1e9)))
         return record
-    }
-
-    /// One sample, start to answer.
-    func classify(sample: Int, label: Int, input: Tensor) async -> SampleRecord {
-        do {
-            switch classifyNow(sample: sample, label: label, input: input) {
-            case .done(let record): return record
-            case .pending(let answer): return try await answer.get()
-            }
-        } catch {
-            return SampleRecord(sample: sample, label: label, status: .failed, reason: "\(error)", exit: -1, exitName: "-",
-                                node: context.config.name, predicted: -1, entropy: .nan, latencySeconds: 0, hops: [])
-        }
     }
 
     /// A sample's record, or the future of it.
@@ -224,24 +215,6 @@ public final class DeviceRunner: Sendable {
                 return record(.failed, failure.description, exit: -1, node: context.config.name, nil, hops: [])
             }
         })
-    }
-
-    /// What the upstream link measured below TLS.
-    public struct LinkStatistics: Sendable {
-        public var handshakeBytes: UInt64 = 0
-        public var connections = 0
-        public var bytesSent: UInt64 = 0
-        public var bytesReceived: UInt64 = 0
-    }
-
-    /// Handshake bytes, connection count and socket byte totals of the upstream link.
-    public func linkStatistics() async -> LinkStatistics {
-        guard let link else { return LinkStatistics() }
-        return (try? await link.loop.submit {
-            let t = link.totals
-            return LinkStatistics(handshakeBytes: t.handshakeBytes, connections: Int(t.connections),
-                                  bytesSent: t.bytesSent, bytesReceived: t.bytesReceived)
-        }.get()) ?? LinkStatistics()
     }
 
     /// The device link's totals, handshakes included.

@@ -1,3 +1,4 @@
+import BranchyLink
 import BranchyModel
 import BranchyTensor
 import BranchyWire
@@ -49,11 +50,5 @@ struct Forwarder: Sendable {
         let spent = (now &- arrival) / 1_000_000
         let left = UInt64(callerMillis) > spent ? UInt64(callerMillis) - spent : 0
         return UInt32(max(1, left / 5 * 4))
-    }
-
-    /// The deadline a request gets on a link, in ms: the tighter of the link's own and what the
-    /// request still has (0: no limit of its own).
-    static func linkDeadline(linkMillis: Int, requestMillis: UInt32) -> Int {
-        requestMillis > 0 ? min(linkMillis, Int(requestMillis)) : linkMillis
     }
 }

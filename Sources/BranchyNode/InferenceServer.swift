@@ -1,3 +1,5 @@
+import BranchyBatching
+import BranchyLink
 import BranchyModel
 import BranchyObservability
 import BranchyTensor

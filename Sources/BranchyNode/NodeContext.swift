@@ -1,3 +1,4 @@
+import BranchyLink
 import BranchyModel
 import BranchyTensor
 import BranchyTopology
@@ -112,20 +113,6 @@ public final class NodeContext: Sendable {
 
     /// Index of the model's last exit.
     public var lastExit: Int { model.network.stages.count - 1 }
-
-    /// Whether this node hosts the model's last stage (and so always answers).
-    public var hostsLastStage: Bool { stageIndices.last == lastExit }
 }
 
 private func upstreamNeeded(_ config: NodeConfig) -> Bool { config.upstream != nil }
-
-extension BranchyTopology.NodeRole {
-    /// The role as carried in a hello frame.
-    public var wireRole: BranchyWire.NodeRole {
-        switch self {
-        case .device: return .device
-        case .edge: return .edge
-        case .cloud: return .cloud
-        }
-    }
-}

@@ -1,8 +1,7 @@
 import Dispatch
 
-/// When each sample of a device run may start: with a rate (samples per second), sample `i` no
-/// earlier than `i / rate` seconds after the run began, as frames from a camera arrive; without
-/// one, at once.
+/// When each sample of a device run may start: with a rate (samples per second), sample `i` no earlier
+/// than `i / rate` seconds after the run began, as frames from a camera arrive; without one, at once.
 struct SamplePace: Sendable {
     let rate: Double?
     /// When the run began (uptime ns).

@@ -1,3 +1,4 @@
+import BranchyBatching
 import BranchyTensor
 import BranchyModel
 import Dispatch

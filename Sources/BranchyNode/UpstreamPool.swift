@@ -1,3 +1,4 @@
+import BranchyLink
 import BranchyObservability
 import BranchyTopology
 import BranchyTransport
@@ -185,7 +186,7 @@ public final class UpstreamPool: Sendable {
             return
         }
         // The deadline runs from the first attempt: a retry gets what is left of it.
-        let ms = request.deadlineMillis > 0 ? min(context.config.deadlineMillis, Int(request.deadlineMillis)) : context.config.deadlineMillis
+        let ms = linkDeadline(linkMillis: context.config.deadlineMillis, requestMillis: request.deadlineMillis)
         let due = due ?? NIODeadline.now() + .milliseconds(Int64(ms))
         var req = request
         let left = (due - NIODeadline.now()).nanoseconds / 1_000_000

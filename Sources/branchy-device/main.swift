@@ -4,6 +4,7 @@ import BranchyNode
 import BranchyObservability
 import BranchyReport
 import BranchyTopology
+import BranchyWire
 import Foundation
 import Logging
 import NIOPosix
@@ -21,6 +22,7 @@ struct DeviceCommand: AsyncParsableCommand {
     @Option(help: "Classify only the first N samples.") var limit: Int?
     @Option(help: "Samples in flight at once (default: 16, at most the node's maxInFlight).") var concurrency: Int?
     @Option(help: "Samples computed at once, each lane keeping its share of the window in flight (default: 1).") var threads: Int?
+    @Option(help: "How many nice steps below the rest of the process the lanes compute, 0 to 19.") var sampleNiceness = DeviceRunner.defaultLaneNiceness
     @Option(help: "Start at most this many samples per second, as a camera's frame rate would (default: as fast as the window allows).") var rate: Double?
     @Option(help: "Write the JSON report here.") var report: String?
     @Option(help: "The JSON report of a baseline run of the same samples (e.g. topology/cloud-only.yaml), to compare bytes and latency with.") var baseline: String?
@@ -40,6 +42,7 @@ struct DeviceCommand: AsyncParsableCommand {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if let concurrency, concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
         if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be from 1 to 64") }
+        if !(0...19).contains(sampleNiceness) { throw ValidationError("--sample-niceness must be from 0 to 19") }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a positive number of samples per second") }
         if calibration != nil, html == nil { throw ValidationError("--calibration is for the HTML report: give --html too") }
         if !(linger >= 0 && linger <= 3600) { throw ValidationError("--linger must be from 0 to 3600 seconds") }
@@ -83,10 +86,11 @@ struct DeviceCommand: AsyncParsableCommand {
         let bar = ProgressReporter(total: count, label: node)
         let started = Date()
         let records = await device.run(data: data, count: count, concurrency: concurrency ?? DeviceRunner.defaultConcurrency(for: ctx.config), rate: rate,
-                                       lanes: threads ?? DeviceRunner.defaultLanes) { bar.update($0) }
+                                       lanes: threads ?? DeviceRunner.defaultLanes, niceness: sampleNiceness) { bar.update($0) }
         let duration = Date().timeIntervalSince(started)
         bar.finish()
-        let stats = await device.linkStatistics()
+        // The device link's own figures for the run, before the statistics request below adds its bytes.
+        let stats = await device.linkTotals() ?? LinkTotals(link: "", connections: 0, handshakeBytes: 0, bytesSent: 0, bytesReceived: 0)
         // Every link's totals: this device's own, then what the upstream reports of its link.
         let upstreamTotals = await device.upstreamLinkTotals()
         let totals = (await device.linkTotals()).map { [$0] + upstreamTotals } ?? upstreamTotals
@@ -96,7 +100,7 @@ struct DeviceCommand: AsyncParsableCommand {
                           codec: ctx.codec.name, fingerprint: ctx.fingerprint.hex, topology: topology, device: node)
         r.measuredDeviceLinkBytesSent = stats.bytesSent
         r.measuredDeviceLinkBytesReceived = stats.bytesReceived
-        r.deviceLinkConnections = stats.connections
+        r.deviceLinkConnections = Int(stats.connections)
         r.setLinkTotals(totals)
         if let baseline { r.compare(with: try RunReport.load(URL(fileURLWithPath: baseline))) }
         if let report { try r.json().write(to: URL(fileURLWithPath: report)) }

@@ -130,11 +130,11 @@ import Testing
 
     /// Affine (batch norm) steps anywhere in the compiled network, residual blocks included.
     static func affineSteps(_ net: CompiledNetwork) -> Int {
-        func count(_ steps: [CompiledStep]) -> Int {
+        func count(_ steps: [any CompiledStep]) -> Int {
             steps.reduce(0) { n, step in
                 switch step {
-                case .affine: n + 1
-                case .residual(let r): n + count(r.body) + count(r.shortcut)
+                case is AffineStep: n + 1
+                case let r as ResidualStep: n + count(r.body) + count(r.shortcut)
                 default: n
                 }
             }

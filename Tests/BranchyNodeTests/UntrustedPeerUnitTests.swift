@@ -1,3 +1,4 @@
+import BranchyLink
 @testable import BranchyNode
 import BranchyObservability
 import BranchyReport
@@ -19,7 +20,7 @@ import Testing
     }
 
     static func problem(_ r: InferResult, first: Int = 1) -> String? {
-        UpstreamLink.problem(with: r, exitNames: exits, classCount: 10, firstUpstreamExit: first)
+        UpstreamConnectionStateMachine.problem(with: r, exitNames: exits, classCount: 10, firstUpstreamExit: first)
     }
 
     @Test func answersFromUpstreamExitsAreAccepted() {

@@ -3,9 +3,9 @@
 Shared by scripts/export-onnx.py and scripts/lib/ort_bench.py. Reads model.json and
 weights.safetensors directly (numpy only, no torch) and mirrors, in float32:
 
-  - the layer semantics of Sources/BranchyModel (NetworkPlan, Layer, LayerPlan), residual
-    blocks included (an Add of the body and the shortcut), and the batch-norm folding of
-    CompiledNetwork (optional: `fold`);
+  - the operators of Sources/BranchyModel/Operators, one entry each in OPERATORS (how a
+    layer is read and which ONNX nodes it becomes), residual blocks included (an Add of the
+    body and the shortcut), and the batch-norm folding of CompiledNetwork (optional: `fold`);
   - the pooling geometry of Sources/BranchyTensor/Pooling.swift (ceil mode drops a last
     window that would start in the right/bottom padding, as PyTorch does);
   - the feature codecs of Sources/BranchyTensor/FeatureCodecKind.swift (one per link, as a
@@ -163,78 +163,17 @@ class Model:
         return w
 
     def _plan(self, specs, prefix, shape):
-        """Layers with their parameters; returns (layers, output shape)."""
+        """Layers with their parameters, each planned by its entry in OPERATORS; returns
+        (layers, output shape)."""
         layers = []
         for l in specs:
             op = l["op"]
-            layer = {"op": op, "input_shape": list(shape)}
-            if op == "conv":
-                c, h, w = shape
-                k, s, p, out = l["kernel"], l.get("stride", 1), l.get("pad", 0), l["out"]
-                name = f"{prefix}.{l['name']}"
-                layer.update(kernel=k, stride=s, pad=p, out=out, name=name,
-                             weight=self._weight(name + ".weight", [out, c, k, k]),
-                             bias=self._weight(name + ".bias", [out]) if l.get("bias", True) else None)
-                shape = [out, conv_out(h, k, s, p), conv_out(w, k, s, p)]
-            elif op in ("maxpool", "avgpool"):
-                c, h, w = shape
-                k = l["kernel"]
-                s, p, ceil = l.get("stride", k), l.get("pad", 0), bool(l.get("ceil", False))
-                layer.update(kernel=k, stride=s, pad=p, ceil=ceil)
-                shape = [c, pool_out(h, k, s, p, ceil), pool_out(w, k, s, p, ceil)]
-            elif op == "relu":
-                pass
-            elif op == "flatten":
-                shape = [int(np.prod(shape))]
-            elif op == "linear":
-                if len(shape) != 1:
-                    raise ModelFormatError(f"{prefix}: linear needs a flat input, got {shape}")
-                name = f"{prefix}.{l['name']}"
-                out = l["out"]
-                layer.update(name=name, out=out,
-                             weight=self._weight(name + ".weight", [out, shape[0]]),
-                             bias=self._weight(name + ".bias", [out]) if l.get("bias", True) else None)
-                shape = [out]
-            elif op == "binlinear":
-                if len(shape) != 1:
-                    raise ModelFormatError(f"{prefix}: binlinear needs a flat input, got {shape}")
-                name = f"{prefix}.{l['name']}"
-                out = l["out"]
-                weight = self._weight(name + ".weight", [out, shape[0]])
-                layer.update(name=name, out=out, weight_sign=sign(weight), alpha=binary_scales(weight),
-                             bias=self._weight(name + ".bias", [out]) if l.get("bias", True) else None)
-                shape = [out]
-            elif op == "sign":
-                pass
-            elif op == "batchnorm":
-                name = f"{prefix}.{l['name']}"
-                c = shape[0]
-                layer.update(name=name, epsilon=float(np.float32(l.get("epsilon", 1e-5))),
-                             gamma=self._weight(name + ".weight", [c]), beta=self._weight(name + ".bias", [c]),
-                             mean=self._weight(name + ".running_mean", [c]),
-                             var=self._weight(name + ".running_var", [c]))
-            elif op == "lrn":
-                layer.update(size=int(l.get("size", 5)), alpha=float(np.float32(l.get("alpha", 1e-4))),
-                             beta=float(np.float32(l.get("beta", 0.75))), k=float(np.float32(l.get("k", 2))))
-            elif op == "padchannels":
-                c, h, w = shape
-                out = int(l["out"])
-                front = int(l.get("pad", out - c))
-                layer.update(front=front, back=out - c - front)
-                shape = [out, h, w]
-            elif op == "residual":
-                # The block's layers are named as if they stood in the enclosing list (same prefix).
-                body, body_shape = self._plan(l["layers"], prefix, shape)
-                shortcut, shortcut_shape = self._plan(l.get("shortcut") or [], prefix, shape)
-                if body_shape != shortcut_shape:
-                    raise ModelFormatError(f"{prefix}: residual block {l['name']}: body gives {body_shape}, "
-                                           f"shortcut {shortcut_shape}")
-                layer.update(name=f"{prefix}.{l['name']}", body=body, shortcut=shortcut)
-                shape = body_shape
-            else:
+            if op not in OPERATORS:
                 raise ModelFormatError(f"{prefix}: unknown op {op}")
-            layer["output_shape"] = list(shape)
+            fields, out_shape = OPERATORS[op].plan(self, l, prefix, list(shape))
+            layer = {"op": op, "input_shape": list(shape), **fields, "output_shape": list(out_shape)}
             layers.append(layer)
+            shape = list(out_shape)
         return layers, shape
 
 
@@ -285,85 +224,20 @@ class _GraphBuilder:
         return self.node("Where", [nonnegative, one, minus_one], base, output)
 
     def layers(self, layers, x, prefix, last_output=None):
-        """Appends `layers` to the graph starting at value `x`; returns the last value's name.
-        `last_output` names the last value (an Identity is added when there are no layers)."""
+        """Appends `layers` to the graph starting at value `x`, each by its entry in OPERATORS
+        (an entry may take the layers after it too, as a conv its batch norm); returns the last
+        value's name. `last_output` names the last value (an Identity is added when there are
+        no layers)."""
         if not layers:
             return self.node("Identity", [x], prefix, output=last_output) if last_output else x
         i = 0
         while i < len(layers):
             l = layers[i]
-            folded = (self.fold and l["op"] == "conv" and i + 1 < len(layers) and layers[i + 1]["op"] == "batchnorm")
-            last = i + (2 if folded else 1) == len(layers)
-            out = last_output if (last_output and last) else None
-            base = f"{prefix}.{i}.{l['op']}"
-            op = l["op"]
-            if op == "conv" and folded:
-                bn = layers[i + 1]
-                weight, bias = fold_batchnorm(l, bn)
-                inputs = [x, self.const(f"{l['name']}.weight+{bn['name']}", weight),
-                          self.const(f"{l['name']}.bias+{bn['name']}", bias)]
-                p, k, s = l["pad"], l["kernel"], l["stride"]
-                x = self.node("Conv", inputs, base, out, kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p])
-                i += 1
-            elif op == "conv":
-                inputs = [x, self.const(l["name"] + ".weight", l["weight"])]
-                if l["bias"] is not None:
-                    inputs.append(self.const(l["name"] + ".bias", l["bias"]))
-                p, k, s = l["pad"], l["kernel"], l["stride"]
-                x = self.node("Conv", inputs, base, out, kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p])
-            elif op in ("maxpool", "avgpool"):
-                # Floor mode with the bottom/right padding that gives exactly Branchy's output size
-                # (ceil mode included): no reliance on a runtime's ceil_mode rules. Both ONNX pools
-                # and Branchy's clip windows to the input, so the padding never enters a result.
-                _, h, w = l["input_shape"]
-                _, oh, ow = l["output_shape"]
-                k, s, p = l["kernel"], l["stride"], l["pad"]
-                end_h = max(0, (oh - 1) * s + k - h - p)
-                end_w = max(0, (ow - 1) * s + k - w - p)
-                attrs = dict(kernel_shape=[k, k], strides=[s, s], pads=[p, p, end_h, end_w])
-                if op == "avgpool":
-                    attrs["count_include_pad"] = 0
-                x = self.node("MaxPool" if op == "maxpool" else "AveragePool", [x], base, out, **attrs)
-            elif op == "relu":
-                x = self.node("Relu", [x], base, out)
-            elif op == "flatten":
-                x = self.node("Flatten", [x], base, out, axis=1)
-            elif op == "linear":
-                inputs = [x, self.const(l["name"] + ".weight", l["weight"])]
-                if l["bias"] is not None:
-                    inputs.append(self.const(l["name"] + ".bias", l["bias"]))
-                x = self.node("Gemm", inputs, base, out, transB=1)
-            elif op == "batchnorm":
-                n = l["name"]
-                x = self.node("BatchNormalization",
-                              [x, self.const(n + ".weight", l["gamma"]), self.const(n + ".bias", l["beta"]),
-                               self.const(n + ".running_mean", l["mean"]), self.const(n + ".running_var", l["var"])],
-                              base, out, epsilon=l["epsilon"])
-            elif op == "sign":
-                x = self.sign(x, base, out)
-            elif op == "binlinear":
-                # α[o] · dot(sign(x), sign(W[o])) + b[o], as BinaryLinear computes it: the dot of two
-                # ±1 vectors is an exact integer in float32, then one rounding for α and one for b.
-                n = l["name"]
-                dot = self.node("Gemm", [self.sign(x, base), self.const(n + ".weight.sign", l["weight_sign"])],
-                                base, transB=1)
-                x = self.node("Mul", [dot, self.const(n + ".alpha", l["alpha"])], base,
-                              None if l["bias"] is not None else out)
-                if l["bias"] is not None:
-                    x = self.node("Add", [x, self.const(n + ".bias", l["bias"])], base, out)
-            elif op == "lrn":
-                # ONNX divides alpha by the window size; Branchy's (Chainer's) form does not.
-                x = self.node("LRN", [x], base, out, size=l["size"], alpha=l["alpha"] * l["size"], beta=l["beta"], bias=l["k"])
-            elif op == "padchannels":
-                pads = self.const(f"{base}.pads", np.array([0, l["front"], 0, 0, 0, l["back"], 0, 0], dtype=np.int64))
-                x = self.node("Pad", [x, pads], base, out, mode="constant")
-            elif op == "residual":
-                body = self.layers(l["body"], x, f"{base}.body")
-                shortcut = self.layers(l["shortcut"], x, f"{base}.shortcut") if l["shortcut"] else x
-                x = self.node("Add", [body, shortcut], base, out)
-            else:
-                raise ModelFormatError(f"unknown op {op}")
-            i += 1
+            entry = OPERATORS[l["op"]]
+            n = entry.span(self, layers, i)
+            out = last_output if (last_output and i + n == len(layers)) else None
+            x = entry.emit(self, layers[i:i + n], x, f"{prefix}.{i}.{l['op']}", out)
+            i += n
         return x
 
     def model(self, name, inputs, outputs, doc):
@@ -378,6 +252,205 @@ class _GraphBuilder:
         m = h.make_model(graph, producer_name="branchy export-onnx", opset_imports=[h.make_opsetid("", OPSET)])
         m.ir_version = IR_VERSION
         return m
+
+
+# --- Operators -----------------------------------------------------------------
+#
+# One entry per Branchy operator (Sources/BranchyModel/Operators, registered in
+# Operators.swift); a new operator is one entry here. `plan(model, spec, prefix, shape)` reads
+# one layer of model.json (its tensors through model._weight, named `<prefix>.<name>.…`) on
+# its input shape and returns (fields, output shape); the fields join "op", "input_shape" and
+# "output_shape" in the layer. `emit(g, group, x, base, out)` appends the ONNX nodes of
+# `group` (the layer, and the layers after it that it took) to the graph builder `g` on value
+# `x`, naming nodes after `base` and the last value `out` when given; returns the last value.
+# `span(g, layers, i)` says how many layers from layers[i] on the entry takes (1 by default).
+
+
+class Operator:
+    def __init__(self, plan, emit, span=None):
+        self.plan, self.emit = plan, emit
+        self.span = span or (lambda g, layers, i: 1)
+
+
+def _same_shape(model, spec, prefix, shape):
+    """The plan of an operator without fields whose output has the input's shape."""
+    return {}, shape
+
+
+def _onnx_op(name):
+    """The emit of an operator that is one ONNX node of the same meaning, without attributes."""
+    return lambda g, group, x, base, out: g.node(name, [x], base, out)
+
+
+def _bias(model, spec, name, out):
+    return model._weight(name + ".bias", [out]) if spec.get("bias", True) else None
+
+
+def _plan_conv(model, spec, prefix, shape):
+    c, h, w = shape
+    k, s, p, out = spec["kernel"], spec.get("stride", 1), spec.get("pad", 0), spec["out"]
+    name = f"{prefix}.{spec['name']}"
+    return (dict(kernel=k, stride=s, pad=p, out=out, name=name, weight=model._weight(name + ".weight", [out, c, k, k]),
+                 bias=_bias(model, spec, name, out)),
+            [out, conv_out(h, k, s, p), conv_out(w, k, s, p)])
+
+
+def _conv_span(g, layers, i):
+    """A conv takes the batch norm right after it when the builder folds (as CompiledNetwork does)."""
+    return 2 if g.fold and i + 1 < len(layers) and layers[i + 1]["op"] == "batchnorm" else 1
+
+
+def _emit_conv(g, group, x, base, out):
+    l = group[0]
+    if len(group) == 2:
+        bn = group[1]
+        weight, bias = fold_batchnorm(l, bn)
+        inputs = [x, g.const(f"{l['name']}.weight+{bn['name']}", weight), g.const(f"{l['name']}.bias+{bn['name']}", bias)]
+    else:
+        inputs = [x, g.const(l["name"] + ".weight", l["weight"])]
+        if l["bias"] is not None:
+            inputs.append(g.const(l["name"] + ".bias", l["bias"]))
+    p, k, s = l["pad"], l["kernel"], l["stride"]
+    return g.node("Conv", inputs, base, out, kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p])
+
+
+def _plan_pool(model, spec, prefix, shape):
+    c, h, w = shape
+    k = spec["kernel"]
+    s, p, ceil = spec.get("stride", k), spec.get("pad", 0), bool(spec.get("ceil", False))
+    return dict(kernel=k, stride=s, pad=p, ceil=ceil), [c, pool_out(h, k, s, p, ceil), pool_out(w, k, s, p, ceil)]
+
+
+def _pool_emitter(onnx_op, **extra):
+    def emit(g, group, x, base, out):
+        # Floor mode with the bottom/right padding that gives exactly Branchy's output size
+        # (ceil mode included): no reliance on a runtime's ceil_mode rules. Both ONNX pools
+        # and Branchy's clip windows to the input, so the padding never enters a result.
+        l = group[0]
+        _, h, w = l["input_shape"]
+        _, oh, ow = l["output_shape"]
+        k, s, p = l["kernel"], l["stride"], l["pad"]
+        end_h = max(0, (oh - 1) * s + k - h - p)
+        end_w = max(0, (ow - 1) * s + k - w - p)
+        return g.node(onnx_op, [x], base, out, kernel_shape=[k, k], strides=[s, s], pads=[p, p, end_h, end_w], **extra)
+    return emit
+
+
+def _plan_flatten(model, spec, prefix, shape):
+    return {}, [int(np.prod(shape))]
+
+
+def _plan_dense(model, spec, prefix, shape):
+    """`linear` and `binlinear`: name, out and the weight (out, in) on a flat input."""
+    if len(shape) != 1:
+        raise ModelFormatError(f"{prefix}: {spec['op']} needs a flat input, got {shape}")
+    name = f"{prefix}.{spec['name']}"
+    out = spec["out"]
+    return dict(name=name, out=out, weight=model._weight(name + ".weight", [out, shape[0]]),
+                bias=_bias(model, spec, name, out)), [out]
+
+
+def _emit_linear(g, group, x, base, out):
+    l = group[0]
+    inputs = [x, g.const(l["name"] + ".weight", l["weight"])]
+    if l["bias"] is not None:
+        inputs.append(g.const(l["name"] + ".bias", l["bias"]))
+    return g.node("Gemm", inputs, base, out, transB=1)
+
+
+def _plan_binlinear(model, spec, prefix, shape):
+    fields, out_shape = _plan_dense(model, spec, prefix, shape)
+    weight = fields.pop("weight")
+    return dict(fields, weight_sign=sign(weight), alpha=binary_scales(weight)), out_shape
+
+
+def _emit_binlinear(g, group, x, base, out):
+    # α[o] · dot(sign(x), sign(W[o])) + b[o], as BinaryLinear computes it: the dot of two
+    # ±1 vectors is an exact integer in float32, then one rounding for α and one for b.
+    l = group[0]
+    n = l["name"]
+    dot = g.node("Gemm", [g.sign(x, base), g.const(n + ".weight.sign", l["weight_sign"])], base, transB=1)
+    x = g.node("Mul", [dot, g.const(n + ".alpha", l["alpha"])], base, None if l["bias"] is not None else out)
+    if l["bias"] is not None:
+        x = g.node("Add", [x, g.const(n + ".bias", l["bias"])], base, out)
+    return x
+
+
+def _plan_batchnorm(model, spec, prefix, shape):
+    name = f"{prefix}.{spec['name']}"
+    c = shape[0]
+    return dict(name=name, epsilon=float(np.float32(spec.get("epsilon", 1e-5))),
+                gamma=model._weight(name + ".weight", [c]), beta=model._weight(name + ".bias", [c]),
+                mean=model._weight(name + ".running_mean", [c]), var=model._weight(name + ".running_var", [c])), shape
+
+
+def _emit_batchnorm(g, group, x, base, out):
+    l = group[0]
+    n = l["name"]
+    return g.node("BatchNormalization",
+                  [x, g.const(n + ".weight", l["gamma"]), g.const(n + ".bias", l["beta"]),
+                   g.const(n + ".running_mean", l["mean"]), g.const(n + ".running_var", l["var"])],
+                  base, out, epsilon=l["epsilon"])
+
+
+def _plan_lrn(model, spec, prefix, shape):
+    return dict(size=int(spec.get("size", 5)), alpha=float(np.float32(spec.get("alpha", 1e-4))),
+                beta=float(np.float32(spec.get("beta", 0.75))), k=float(np.float32(spec.get("k", 2)))), shape
+
+
+def _emit_lrn(g, group, x, base, out):
+    # ONNX divides alpha by the window size; Branchy's (Chainer's) form does not.
+    l = group[0]
+    return g.node("LRN", [x], base, out, size=l["size"], alpha=l["alpha"] * l["size"], beta=l["beta"], bias=l["k"])
+
+
+def _plan_padchannels(model, spec, prefix, shape):
+    c, h, w = shape
+    out = int(spec["out"])
+    front = int(spec.get("pad", out - c))
+    return dict(front=front, back=out - c - front), [out, h, w]
+
+
+def _emit_padchannels(g, group, x, base, out):
+    l = group[0]
+    pads = g.const(f"{base}.pads", np.array([0, l["front"], 0, 0, 0, l["back"], 0, 0], dtype=np.int64))
+    return g.node("Pad", [x, pads], base, out, mode="constant")
+
+
+def _plan_residual(model, spec, prefix, shape):
+    # The block's layers are named as if they stood in the enclosing list (same prefix).
+    body, body_shape = model._plan(spec["layers"], prefix, shape)
+    shortcut, shortcut_shape = model._plan(spec.get("shortcut") or [], prefix, shape)
+    if body_shape != shortcut_shape:
+        raise ModelFormatError(f"{prefix}: residual block {spec['name']}: body gives {body_shape}, "
+                               f"shortcut {shortcut_shape}")
+    return dict(name=f"{prefix}.{spec['name']}", body=body, shortcut=shortcut), body_shape
+
+
+def _emit_residual(g, group, x, base, out):
+    l = group[0]
+    body = g.layers(l["body"], x, f"{base}.body")
+    shortcut = g.layers(l["shortcut"], x, f"{base}.shortcut") if l["shortcut"] else x
+    return g.node("Add", [body, shortcut], base, out)
+
+
+OPERATORS = {
+    "conv": Operator(_plan_conv, _emit_conv, _conv_span),
+    "maxpool": Operator(_plan_pool, _pool_emitter("MaxPool")),
+    "avgpool": Operator(_plan_pool, _pool_emitter("AveragePool", count_include_pad=0)),
+    "relu": Operator(_same_shape, _onnx_op("Relu")),
+    "flatten": Operator(_plan_flatten, lambda g, group, x, base, out: g.node("Flatten", [x], base, out, axis=1)),
+    "linear": Operator(_plan_dense, _emit_linear),
+    "batchnorm": Operator(_plan_batchnorm, _emit_batchnorm),
+    "residual": Operator(_plan_residual, _emit_residual),
+    "lrn": Operator(_plan_lrn, _emit_lrn),
+    "padchannels": Operator(_plan_padchannels, _emit_padchannels),
+    "sign": Operator(_same_shape, lambda g, group, x, base, out: g.sign(x, base, out)),
+    "binlinear": Operator(_plan_binlinear, _emit_binlinear),
+    # ONNX HardSwish (opset 14): x · max(0, min(1, x / 6 + 1 / 2)), Branchy's function with
+    # other roundings.
+    "hardswish": Operator(_same_shape, _onnx_op("HardSwish")),
+}
 
 
 # Input names: an ONNX value has one name, so a stage graph's input cannot also be called

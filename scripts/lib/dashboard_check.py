@@ -1,33 +1,19 @@
 #!/usr/bin/env python3
-"""Checks that the PromQL of the Grafana dashboard (and of Prometheus rule files) names only
-metrics, labels and label values that Branchy's nodes export.
-
-  dashboard_check.py DASHBOARD.json SCRAPE.txt [SCRAPE.txt ...]
-      every metric that a query of the dashboard names (its panels and its template variables)
-      is in one of the scrapes, taken together (Prometheus text format, as /metrics answers: a
-      device's, an edge's and a cloud's); every label a query matches on is one that metric
-      carries or one Prometheus gives each target (job, instance, and node, role, replica from
-      `branchy scrape-config`); and every value a query matches with `=` is one the scrapes
-      have. A histogram is named by its series: NAME_bucket, NAME_sum or NAME_count, never
-      NAME alone. Prints `ok - NAME (...)` or `not ok - NAME: why` per metric, then
-      `N passed, M failed`; exits 1 if any failed.
-  dashboard_check.py --documented OPERATIONS.md FILE [FILE ...]
-      the same for dashboards (.json) and rule files (.yml, .yaml), against the metrics table of
-      docs/OPERATIONS.md instead of scrapes (names and label names only)
-  dashboard_check.py --promql-rules OUT DASHBOARD.json
-      writes every query of the dashboard's panels, with Grafana's variables filled in
-      ($__rate_interval as 5m, any other variable as .*), as a recording rule of the rule file
-      OUT, so that `promtool check rules OUT` parses each one
-  dashboard_check.py --names FILE
-      prints the metric names that FILE's queries use, one a line
-
-Exit status 0 when every check passed, 1 when one failed, 2 on a usage or input error.
+"""The PromQL of the Grafana dashboard (and of Prometheus rule files) names only metrics, labels and
+label values that Branchy's nodes export.
+  dashboard_check.py DASHBOARD.json SCRAPE.txt...    against /metrics scrapes taken together: every
+      metric a query names (panels and template variables), every label it matches on (or one that
+      Prometheus gives each target: job, instance, and node, role, replica of `branchy scrape-config`),
+      every value it matches with `=`; a histogram only by NAME_bucket, _sum or _count
+  dashboard_check.py --documented OPERATIONS.md FILE...   dashboards (.json) and rule files (.yml) against
+      the metrics table of docs/OPERATIONS.md (names and label names only)
+  dashboard_check.py --promql-rules OUT DASHBOARD.json    every panel query (Grafana variables filled in:
+      $__rate_interval as 5m, others as .*) as a recording rule of OUT, for `promtool check rules`
+  dashboard_check.py --names FILE                    the metric names FILE's queries use
+Prints `ok - NAME (...)` or `not ok - NAME: why` per metric, then `N passed, M failed`; exit status 1
+when one failed, 2 on a usage or input error.
 """
-
-import json
-import os
-import re
-import sys
+import json, os, re, sys
 
 # Series Prometheus makes for every target it scrapes; they are in no node's /metrics.
 PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped",

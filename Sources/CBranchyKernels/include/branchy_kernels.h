@@ -108,6 +108,10 @@ void bk_pack_signs(int rows, int n, const float *x, ptrdiff_t ldx, uint64_t *dst
 void bk_xnor_linear(int isa, int n, int k, int o, const float *x, ptrdiff_t ldx, const uint64_t *wbits,
                     const float *alpha, const float *bias, float *y, ptrdiff_t ldy, uint64_t *xbits);
 
+/// HardSwish: y = x · (relu6(x + 3) / 6), relu6(t) = min(max(t, 0), 6), elementwise on the
+/// path of `isa` (all paths give the same bits; see kernels_hardswish.c for −0, ±∞ and NaN).
+void bk_hardswish(int isa, size_t count, const float *x, float *y);
+
 #ifdef __cplusplus
 }
 #endif

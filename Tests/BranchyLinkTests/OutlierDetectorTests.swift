@@ -1,6 +1,6 @@
 import NIOCore
 import Testing
-@testable import BranchyNode
+@testable import BranchyLink
 
 @Suite struct OutlierDetectorTests {
     let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000)

@@ -9,36 +9,38 @@ import NIOCore
 ///
 /// A value with no I/O: the pool feeds it outcomes and asks it who is out, so every rule is
 /// tested without sockets.
-struct OutlierDetector: Sendable {
+public struct OutlierDetector: Sendable {
     /// Failures in a row that eject a replica.
-    var consecutiveFailures = 3
+    public var consecutiveFailures = 3
     /// Length of a first ejection.
-    var baseEjection: TimeAmount = .seconds(5)
+    public var baseEjection: TimeAmount = .seconds(5)
     /// Longest ejection.
-    var maxEjection: TimeAmount = .seconds(60)
+    public var maxEjection: TimeAmount = .seconds(60)
+
+    public init() {}
 
     private struct Record {
-        var failures = 0
-        var ejections = 0
-        var ejectedUntil: NIODeadline?
+        public var failures = 0
+        public var ejections = 0
+        public var ejectedUntil: NIODeadline?
     }
     private var records: [String: Record] = [:]
 
     /// An ejection the pool should report.
-    struct Ejection: Equatable, Sendable {
-        var replica: String
-        var failures: Int
-        var duration: TimeAmount
+    public struct Ejection: Equatable, Sendable {
+        public var replica: String
+        public var failures: Int
+        public var duration: TimeAmount
     }
 
     /// Whether `replica` is out of rotation at `now`.
-    func isEjected(_ replica: String, at now: NIODeadline) -> Bool {
+    public func isEjected(_ replica: String, at now: NIODeadline) -> Bool {
         guard let until = records[replica]?.ejectedUntil else { return false }
         return now < until
     }
 
     /// A request to `replica` was answered.
-    mutating func succeeded(_ replica: String, at now: NIODeadline) {
+    public mutating func succeeded(_ replica: String, at now: NIODeadline) {
         guard var r = records[replica] else { return }
         r.failures = 0
         if let until = r.ejectedUntil, now >= until {
@@ -49,7 +51,7 @@ struct OutlierDetector: Sendable {
     }
 
     /// A request to `replica` failed; returns the ejection when this failure ejects it.
-    mutating func failed(_ replica: String, at now: NIODeadline) -> Ejection? {
+    public mutating func failed(_ replica: String, at now: NIODeadline) -> Ejection? {
         var r = records[replica] ?? Record()
         if let until = r.ejectedUntil, now < until {
             records[replica] = r  // already out: requests sent before the ejection are still failing
@@ -71,7 +73,7 @@ struct OutlierDetector: Sendable {
     }
 
     /// Forgets `replica` (it left the set).
-    mutating func remove(_ replica: String) {
+    public mutating func remove(_ replica: String) {
         records[replica] = nil
     }
 }
@@ -79,7 +81,7 @@ struct OutlierDetector: Sendable {
 extension UpstreamFailure {
     /// Whether this failure counts against the replica that produced it: everything but a full
     /// local queue (this node's own overload) and a replica that said it is shutting down.
-    var countsAgainstReplica: Bool {
+    public var countsAgainstReplica: Bool {
         switch self {
         case .overloaded: return false
         case .remote(let e): return e.code != .shuttingDown

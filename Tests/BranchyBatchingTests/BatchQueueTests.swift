@@ -1,5 +1,5 @@
 import Testing
-@testable import BranchyNode
+@testable import BranchyBatching
 
 /// The dynamic batcher's rules, driven in memory with a made-up clock (nanoseconds).
 @Suite struct BatchQueueTests {

@@ -11,9 +11,9 @@
 ///     arrived while a batch was running: once the stage is free, they wait at most that long
 ///     from their arrival for more samples to join them).
 /// At most one batch runs at a time; a batch holds at most `maxBatch` samples, oldest first.
-struct BatchQueue<Item> {
+public struct BatchQueue<Item> {
     /// What the caller must do next.
-    enum Step {
+    public enum Step {
         /// Nothing for now.
         case none
         /// Run these samples as one batch, then report `batchFinished`.
@@ -25,14 +25,14 @@ struct BatchQueue<Item> {
     }
 
     private struct Waiting {
-        var item: Item
-        var arrival: Int64
+        public var item: Item
+        public var arrival: Int64
         /// Arrived while no batch ran and no other sample waited.
-        var alone: Bool
+        public var alone: Bool
     }
 
-    let maxBatch: Int
-    let maxDelayNanos: Int64
+    public let maxBatch: Int
+    public let maxDelayNanos: Int64
     private var waiting: [Waiting] = []
     private var head = 0
     /// True while a batch runs.
@@ -40,16 +40,16 @@ struct BatchQueue<Item> {
     private var burstCheckPending = false
     private var timerDue: Int64?
 
-    init(maxBatch: Int, maxDelayNanos: Int64) {
+    public init(maxBatch: Int, maxDelayNanos: Int64) {
         self.maxBatch = max(1, maxBatch)
         self.maxDelayNanos = max(0, maxDelayNanos)
     }
 
     /// Samples waiting for a batch.
-    var count: Int { waiting.count - head }
+    public var count: Int { waiting.count - head }
 
     /// A sample arrived at `now`.
-    mutating func arrive(_ item: Item, now: Int64) -> Step {
+    public mutating func arrive(_ item: Item, now: Int64) -> Step {
         waiting.append(Waiting(item: item, arrival: now, alone: !running && count == 0))
         if running { return .none }
         if count >= maxBatch { return take(now: now) }
@@ -59,20 +59,20 @@ struct BatchQueue<Item> {
     }
 
     /// The input that was ready to be read when `checkAtEndOfBurst` was asked for has been read.
-    mutating func burstEnded(now: Int64) -> Step {
+    public mutating func burstEnded(now: Int64) -> Step {
         burstCheckPending = false
         return poll(now: now)
     }
 
     /// The timer asked for with `wake(due:)` fired.
-    mutating func timerFired(due: Int64, now: Int64) -> Step {
+    public mutating func timerFired(due: Int64, now: Int64) -> Step {
         guard timerDue == due else { return .none }  // superseded
         timerDue = nil
         return poll(now: now)
     }
 
     /// The running batch finished.
-    mutating func batchFinished(now: Int64) -> Step {
+    public mutating func batchFinished(now: Int64) -> Step {
         running = false
         return poll(now: now)
     }

@@ -1,5 +1,4 @@
-@testable import BranchyNode
-import BranchyTransport
+@testable import BranchyLink
 import Testing
 
 @Suite struct BackoffTests {
