@@ -95,6 +95,11 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // Command-line options the node executables share.
+        .target(name: "BranchyNodeOptions", dependencies: [
+            "BranchyNode", "BranchyObservability", "BranchyTopology",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         // Thin executables.
         // Counts the process's heap allocations for `branchy bench`.
         .target(name: "CAllocationCounter"),
@@ -103,16 +108,16 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "branchy-device", dependencies: [
-            "BranchyNode", "BranchyReport", "BranchyObservability", "BranchyTransport", "BranchyWire",
+            "BranchyNode", "BranchyNodeOptions", "BranchyReport", "BranchyObservability", "BranchyTransport", "BranchyWire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "branchy-edge", dependencies: [
-            "BranchyNode", "BranchyObservability",
+            "BranchyNodeOptions",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "branchy-cloud", dependencies: [
-            "BranchyNode", "BranchyObservability",
+            "BranchyNodeOptions",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "BranchyTensorTests", dependencies: ["BranchyTensor"]),

@@ -1,6 +1,5 @@
 import ArgumentParser
-import BranchyNode
-import BranchyObservability
+import BranchyNodeOptions
 
 /// The cloud tier: hosts the last stage and always answers.
 @main
@@ -8,17 +7,9 @@ struct CloudCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "branchy-cloud",
         abstract: "Run a cloud node of a Branchy cluster until SIGINT/SIGTERM, then drain.")
 
-    @Option(help: "Topology file.") var topology: String
-    @Option(help: "Name of this node in the topology.") var node: String
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
-    @Option(help: "Log format: text (plain lines) or json (one JSON object per line, for log collectors).") var logFormat: LogFormat = .text
-    @Option(help: "Seconds to let in-flight requests finish on shutdown.") var drainSeconds = 10.0
-    @Option(help: "Which listed replica of the node to run (0, 1, …): it binds that replica's address when the node has no 'listen:'.")
-    var replica: Int?
+    @OptionGroup var options: ServerOptions
 
     func run() async throws {
-        try await NodeMain.serve(topology: topology, node: node, role: .cloud, logLevel: logLevel, logFormat: logFormat, drainSeconds: drainSeconds, replica: replica)
+        try await options.serve(role: .cloud)
     }
 }
-
-extension LogFormat: ExpressibleByArgument {}

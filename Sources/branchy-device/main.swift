@@ -1,6 +1,7 @@
 import ArgumentParser
 import BranchyData
 import BranchyNode
+import BranchyNodeOptions
 import BranchyObservability
 import BranchyReport
 import BranchyTopology
@@ -135,4 +136,3 @@ final class ProgressReporter: Sendable {
     func finish() { bar.withLock { $0.update($0.total, fields: "answered", force: true); $0.finish() } }
 }
 
-extension LogFormat: ExpressibleByArgument {}
