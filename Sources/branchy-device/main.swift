@@ -89,7 +89,7 @@ struct DeviceCommand: AsyncParsableCommand {
         let records = await device.run(data: data, count: count, concurrency: concurrency ?? DeviceRunner.defaultConcurrency(for: ctx.config), rate: rate,
                                        lanes: threads ?? DeviceRunner.defaultLanes, niceness: sampleNiceness) { bar.update($0) }
         let duration = Date().timeIntervalSince(started)
-        bar.finish()
+        bar.finish(records.count)
         // The device link's own figures for the run, before the statistics request below adds its bytes.
         let stats = await device.linkTotals() ?? LinkTotals(link: "", connections: 0, handshakeBytes: 0, bytesSent: 0, bytesReceived: 0)
         // Every link's totals: this device's own, then what the upstream reports of its link.
@@ -133,6 +133,6 @@ final class ProgressReporter: Sendable {
     private let bar: Mutex<ProgressBar>
     init(total: Int, label: String) { bar = Mutex(ProgressBar(total: total, label: label)) }
     func update(_ done: Int) { bar.withLock { $0.update(done, fields: "answered") } }
-    func finish() { bar.withLock { $0.update($0.total, fields: "answered", force: true); $0.finish() } }
+    func finish(_ done: Int) { bar.withLock { $0.update(done, fields: "answered", force: true); $0.finish() } }
 }
 
