@@ -8,7 +8,7 @@ Writes OUT_DIR/<stage>.onnx for every stage (input `input`: (N, stage input shap
 outputs `features`: the trunk's output, and `logits`: the stage exit's logits) and
 OUT_DIR/full.onnx (input `image`: (N, 1, 28, 28); every trunk chained, outputs
 `logits_<exit name>` for every exit). N is a dynamic batch dimension; opset 17.
-Each operator's ONNX form is its entry in OPERATORS in scripts/lib/branchy_onnx.py
+Each operator's ONNX form is its entry in OPERATORS in scripts/lib/onnx_operators.py
 (docs/operators.md lists them; `hardswish` becomes HardSwish, `relu` Relu and so on).
 Residual blocks become an Add of their body and shortcut. A `sign` layer becomes
 Where(x >= 0, 1, -1); a `binlinear` layer a Gemm of those signs with the weights' signs (an

@@ -90,68 +90,83 @@ public final class DeviceRunner: Sendable {
         let lanes = max(1, min(lanes, count))
         let window = max(1, concurrency)
         let pace = SamplePace(rate: rate.flatMap { $0 > 0 ? $0 : nil })
-        let (answers, answered) = AsyncStream.makeStream(of: SampleRecord.self)
+        let (answers, answered) = AsyncStream.makeStream(of: [SampleRecord].self)
         let gate = ProgressGate()
-        // Records are taken in as they come, on a task of their own, while the lanes run.
+        // Records are taken in as lanes hand them over, on a task of their own, while the lanes run.
         async let collected: [SampleRecord?] = {
             var records = [SampleRecord?](repeating: nil, count: count)
             var done = 0
-            for await record in answers {
-                records[record.sample] = record
-                done += 1
-                gate.closed { progress(done) }
+            for await chunk in answers {
+                gate.closed {
+                    for record in chunk {
+                        records[record.sample] = record
+                        done += 1
+                        progress(done)
+                    }
+                }
             }
             return records
         }()
-        let computing = LaneExecutor.group(lanes: lanes, niceness: niceness)
+        // One sample in flight: the lane runs on the link's loop, which sends its requests and reads their
+        // answers with no thread change. Otherwise lanes compute on threads of their own, below the loop.
+        let computing = window == 1 && lanes == 1 ? nil : LaneExecutor.group(lanes: lanes, niceness: niceness)
+        let executors = computing?.executors ?? [LaneExecutor(loop: loop)]
         await withTaskGroup(of: Void.self) { group in
             for lane in 0..<lanes {
                 // The lanes share the window: lane k takes the k-th part of it.
                 let share = window / lanes + (lane < window % lanes ? 1 : 0)
-                group.addTask(executorPreference: computing.executors[lane]) {
+                group.addTask(executorPreference: executors[lane]) {
                     await self.runLane(lane: lane, of: lanes, count: count, window: max(1, share), pace: pace, gate: gate, data: data,
                                        answers: answered)
                 }
             }
         }
         answered.finish()
-        try? await computing.group.shutdownGracefully()
+        try? await computing?.group.shutdownGracefully()
         // A cancelled run (graceful shutdown) stops starting samples: its records are those answered.
         return await collected.compactMap { $0 }
     }
 
-    /// One lane of `run`: its samples in order, at most `window` in flight; every record goes to `answers`.
+    /// One lane of `run`: its samples in order, at most `window` in flight. Its records go to `answers`
+    /// in chunks: every 64 records, before it waits for a sample's time, and at its end.
     private func runLane(lane: Int, of lanes: Int, count: Int, window: Int, pace: SamplePace, gate: ProgressGate, data: ImageDataset,
-                         answers: AsyncStream<SampleRecord>.Continuation) async {
+                         answers: AsyncStream<[SampleRecord]>.Continuation) async {
         let shape = [1] + context.model.spec.input
-        // Answers of this lane's samples in flight, as they arrive on the link's loop.
-        let (freed, free) = AsyncStream.makeStream(of: Void.self)
-        var slots = freed.makeAsyncIterator()
+        // The records of this lane's samples in flight, as their answers arrive on the link's loop.
+        let (arrived, arrive) = AsyncStream.makeStream(of: SampleRecord.self)
+        var arrivals = arrived.makeAsyncIterator()
         var inFlight = 0
+        var chunk: [SampleRecord] = []
+        func handOver() {
+            guard !chunk.isEmpty else { return }
+            answers.yield(chunk)
+            chunk.removeAll(keepingCapacity: true)
+        }
         for i in stride(from: lane, to: count, by: lanes) {
+            if pace.rate != nil { handOver() }
             await pace.wait(for: i)
             if Task.isCancelled { break }
             while inFlight >= window {
-                _ = await slots.next()
+                if let record = await arrivals.next() { chunk.append(record) }
                 inFlight -= 1
             }
             await gate.pass()
             let input = Tensor(shape: shape, data: Array(data.image(i)))
             switch classifyNow(sample: i, label: Int(data.labels[i]), input: input) {
             case .done(let record):
-                answers.yield(finished(record, at: pace))
+                chunk.append(finished(record, at: pace))
             case .pending(let answer):
                 inFlight += 1
-                answer.whenSuccess { record in
-                    answers.yield(self.finished(record, at: pace))
-                    free.yield()
-                }
+                answer.whenSuccess { arrive.yield(self.finished($0, at: pace)) }
             }
+            if chunk.count >= 64 { handOver() }
         }
         while inFlight > 0 {
-            _ = await slots.next()
+            handOver()
+            if let record = await arrivals.next() { chunk.append(record) }
             inFlight -= 1
         }
+        handOver()
     }
 
     /// Stamps a record with when it finished and counts it in the metrics.

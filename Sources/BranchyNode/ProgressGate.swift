@@ -1,30 +1,33 @@
 import Synchronization
 
 /// Holds a device run's lanes back while progress is reported: the collector closes the gate around
-/// each `progress` call, and a lane passes it before starting a sample, so that no sample starts while
+/// its `progress` calls, and a lane passes it before starting a sample, so that no sample starts while
 /// a report runs (a caller may act on progress, say stop a node, before the next sample goes out).
 final class ProgressGate: Sendable {
-    private let state = Mutex<(closed: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+    /// Read without the lock on the lanes' fast path.
+    private let isClosed = Atomic<Bool>(false)
+    private let waiting = Mutex<[CheckedContinuation<Void, Never>]>([])
 
     /// Runs `body` with the gate closed.
     func closed(_ body: () -> Void) {
-        state.withLock { $0.closed = true }
+        waiting.withLock { _ in isClosed.store(true, ordering: .sequentiallyConsistent) }
         body()
-        let waiting = state.withLock { s in
-            s.closed = false
-            defer { s.waiting = [] }
-            return s.waiting
+        let lanes = waiting.withLock { w in
+            isClosed.store(false, ordering: .sequentiallyConsistent)
+            defer { w = [] }
+            return w
         }
-        for lane in waiting { lane.resume() }
+        for lane in lanes { lane.resume() }
     }
 
     /// Returns at once while the gate is open; else when it opens.
     func pass() async {
-        guard state.withLock({ $0.closed }) else { return }
+        guard isClosed.load(ordering: .sequentiallyConsistent) else { return }
         await withCheckedContinuation { (lane: CheckedContinuation<Void, Never>) in
-            let wait = state.withLock { s in
-                if s.closed { s.waiting.append(lane) }
-                return s.closed
+            let wait = waiting.withLock { w in
+                let closed = isClosed.load(ordering: .sequentiallyConsistent)
+                if closed { w.append(lane) }
+                return closed
             }
             if !wait { lane.resume() }
         }

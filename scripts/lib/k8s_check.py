@@ -5,8 +5,11 @@
   topology STREAM OUT         the topology.yaml of the stream's ConfigMap to OUT
   agree STREAM CONTAINERFILE  the manifests agree with their topology and the image; one problem a line, exit 1
 """
-import base64, copy, json, os, re, shutil, subprocess, sys, tempfile
+import copy, os, re, sys
 import yaml
+
+from k8s_network_policies import network_policies
+from k8s_objects import arg, disruption_problems, file_data, matches, named_port, own_tls_files, pem_problems, port_of, quantity, selects
 
 HASHED = re.compile(r"^(.*)-[a-z0-9]{10}$")   # a generated name with kustomize's hash suffix
 
@@ -60,109 +63,6 @@ def write_topology(stream, out):
 
 
 # --- agree -----------------------------------------------------------------------------------
-
-def port_of(text):
-    return int(str(text).rpartition(":")[2])
-
-
-def named_port(ports, name):
-    return next((p.get("containerPort") for p in ports or [] if p.get("name") == name), None)
-
-
-def arg(args, flag, default=None):
-    return args[args.index(flag) + 1] if flag in args[:-1] else default
-
-
-def selects(selector, labels):
-    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
-
-
-def matches(selector, labels):
-    """A label selector (matchLabels, matchExpressions) against labels; {} selects everything."""
-    if selector is None:
-        return False
-    ops = {"In": lambda k, v: labels.get(k) in v, "NotIn": lambda k, v: labels.get(k, v and object()) not in v,
-           "Exists": lambda k, v: k in labels, "DoesNotExist": lambda k, v: k not in labels}
-    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items()) and \
-        all(ops[e["operator"]](e.get("key"), e.get("values") or []) for e in selector.get("matchExpressions") or [] if e.get("operator") in ops)
-
-
-def selector_text(s):
-    return ", ".join([f"{k}={v}" for k, v in sorted((s.get("matchLabels") or {}).items())] + [
-        f"{e.get('key')} {e.get('operator')} {e.get('values') or ''}".strip() for e in s.get("matchExpressions") or []]) or "{} (everything)"
-
-
-def file_data(obj):
-    """The files a Secret or ConfigMap gives a volume, as bytes."""
-    def b64(v):
-        try:
-            return base64.b64decode("".join(str(v).split()))
-        except Exception:
-            return b""
-    secret = obj.get("kind") == "Secret"
-    out = {k: b64(v) if secret else str(v).encode() for k, v in (obj.get("data") or {}).items()}
-    out.update({k: (str(v).encode() if secret else base64.b64decode(v)) for k, v in (obj.get("stringData" if secret else "binaryData") or {}).items()})
-    return out
-
-
-def own_tls_files(node, name, certs_dir):
-    """The node's TLS files as the loader names them, relative to certs_dir; None if one is outside it."""
-    tls, out = node.get("tls") or {}, {}
-    for what, key, default in (("CA certificate", "ca", "ca.pem"), ("certificate", "cert", f"{name}.pem"), ("private key", "key", f"{name}-key.pem")):
-        path = str(tls.get(key, default))
-        rel = os.path.relpath(os.path.normpath(path), certs_dir or "/") if path.startswith("/") else os.path.normpath(path)
-        if rel.startswith(".."):
-            return None
-        out[what] = rel
-    return out
-
-
-def pem_problems(node_name, own, files, nodes):
-    """With openssl: the certificate names the node, the key is its key, the CA signed it."""
-    data = {what: files.get(f, ("", "", b""))[2] for what, f in own.items()}
-    if shutil.which("openssl") is None or not all(b"-----BEGIN " in d for d in data.values()):
-        return []   # a missing PEM file is reported already
-    ssl = lambda *a: (lambda r: (r.returncode, r.stdout.decode(errors="replace")))(subprocess.run(["openssl", *a], capture_output=True))
-    problems = []
-    with tempfile.TemporaryDirectory() as tmp:
-        ca, cert, key = (os.path.join(tmp, w) for w in ("ca", "cert", "key"))
-        for path, what in ((ca, "CA certificate"), (cert, "certificate"), (key, "private key")):
-            open(path, "wb").write(data[what])
-        status, out = ssl("x509", "-in", cert, "-noout", "-ext", "subjectAltName")
-        names = re.findall(r"DNS:([^,\s]+)", out)
-        if status != 0:
-            problems.append(f"{own['certificate']} is not a certificate")
-        elif node_name not in names:
-            theirs = [n for n in names if n in nodes]
-            problems.append(f"{own['certificate']} names {', '.join(names) or 'no DNS name'}, not the node '{node_name}'"
-                            + (f": it is the certificate of node '{theirs[0]}'" if theirs else ""))
-        (s1, pub_cert), (s2, pub_key) = ssl("x509", "-in", cert, "-noout", "-pubkey"), ssl("pkey", "-in", key, "-pubout")
-        if s2 != 0:
-            problems.append(f"{own['private key']} is not a private key")
-        elif s1 == 0 and pub_cert.strip() != pub_key.strip():
-            problems.append(f"{own['private key']} is not the key of {own['certificate']}")
-        if status == 0 and ssl("verify", "-CAfile", ca, cert)[0] != 0:
-            problems.append(f"{own['certificate']} is not signed by the CA in {own['CA certificate']}")
-    return problems
-
-
-def quantity(value):
-    """A Kubernetes quantity (`250m`, `1`, `384Mi`) as a number; None if it is not one."""
-    m = re.match(r"^([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$", str(value))
-    return float(m.group(1)) * {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2 ** 10, "Mi": 2 ** 20,
-                                "Gi": 2 ** 30, "Ti": 2 ** 40}[m.group(2)] if m else None
-
-
-def disruption_problems(who, budget, replicas):
-    spec, name = budget.get("spec") or {}, f"PodDisruptionBudget {budget['metadata']['name']}"
-    if any(isinstance(spec.get(k), str) for k in ("minAvailable", "maxUnavailable")):
-        return []   # a percentage: Kubernetes rounds it against the pods it finds
-    if "minAvailable" not in spec and "maxUnavailable" not in spec:
-        return [f"{name}: neither minAvailable nor maxUnavailable"]
-    keep = spec["minAvailable"] if "minAvailable" in spec else replicas - spec["maxUnavailable"]
-    if keep < 1:
-        return [f"{name}: lets a voluntary disruption take every pod of {who}"]
-    return [f"{name}: keeps all {replicas} pods of {who}, so no node that runs one can ever be drained"] if keep >= replicas else []
 
 
 def agree(stream, containerfile):
@@ -417,132 +317,6 @@ def agree(stream, containerfile):
     for p in problems:
         print(p)
     return 1 if problems else 0
-
-
-def network_policies(docs, deployments, served, nodes, namespace):
-    """What the NetworkPolicies let in, against the topology: a node's port `branchy` only from the pods
-    of its children when they all run in the cluster, from everywhere when some (devices) do not; its
-    port `metrics` only from namespaces a namespaceSelector picks; every pod isolated; ports by names
-    the containers have. Kubelet probes come from the pod's node, which NetworkPolicy does not block."""
-    problems = []
-    say = problems.append
-    policies = [d for d in docs if d.get("kind") == "NetworkPolicy"]
-    ns_of = lambda d: (d.get("metadata") or {}).get("namespace", namespace)
-    pod_labels = lambda dep: dep["spec"]["template"]["metadata"].get("labels", {})
-    name_of = lambda d: d["metadata"]["name"]
-
-    def ns_labels(ns):   # kubernetes.io/metadata.name is set by Kubernetes on every namespace
-        return dict({"kubernetes.io/metadata.name": ns}, **{k: v for d in docs if d.get("kind") == "Namespace" and name_of(d) == ns
-                                                              for k, v in (d["metadata"].get("labels") or {}).items()})
-
-    def container_ports(dep):
-        c = (dep["spec"]["template"]["spec"].get("containers") or [{}])[0]
-        return {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
-
-    def isolating(dep, labels):
-        return [p for p in policies if ns_of(p) == ns_of(dep) and "Ingress" in (p["spec"].get("policyTypes") or ["Ingress"])
-                and matches(p["spec"].get("podSelector"), labels)]
-
-    def port_names(rule, ports, pol_who="", dep_who="", report=False):
-        """The container port names a rule covers; every port when it names none."""
-        if not rule.get("ports"):
-            return set(ports)
-        covered = set()
-        for p in rule["ports"]:
-            want = p.get("port")
-            if p.get("protocol", "TCP") != "TCP":
-                continue
-            if want is None:
-                covered |= set(ports)
-            elif isinstance(want, str):
-                covered |= {want} & set(ports)
-                if want not in ports and report:
-                    say(f"{pol_who}: port '{want}' is not a port of {dep_who}'s container ({', '.join(ports)})")
-            else:
-                hit = {n for n, num in ports.items() if num is not None and want <= num <= p.get("endPort", want)}
-                if not hit and report:
-                    say(f"{pol_who}: port {want} is not a port of {dep_who}'s container ({', '.join(f'{n} {v}' for n, v in ports.items())})")
-                covered |= hit
-        return covered
-
-    for pol in policies:
-        who, sel = f"NetworkPolicy {name_of(pol)}", pol["spec"].get("podSelector")
-        if sel is None:
-            say(f"{who}: has no podSelector")
-        elif not any(ns_of(d) == ns_of(pol) and matches(sel, pod_labels(d)) for d in deployments):
-            say(f"{who}: its podSelector ({selector_text(sel)}) selects no pod of the manifests")
-
-    for name, (dep, labels) in served.items():
-        dep_who, ports, mine = f"Deployment {name_of(dep)}", container_ports(dep), isolating(dep, labels)
-        if not mine:
-            say(f"{dep_who}: no NetworkPolicy selects its pods for Ingress, so every source may reach every port")
-            continue
-        rules = [(pol, rule, port_names(rule, ports, f"NetworkPolicy {name_of(pol)}", dep_who, True))
-                 for pol in mine for rule in pol["spec"].get("ingress") or []]
-        children = [n for n, c in nodes.items() if c.get("upstream") == name]
-        inside = {n: served[n][0] for n in children if n in served}
-        outside = [n for n in children if n not in served]
-        serving = [(pol, rule) for pol, rule, covered in rules if "branchy" in covered]
-        open_to_all = [pol for pol, rule in serving if not rule.get("from")]
-        if not serving:
-            say(f"{dep_who}: no NetworkPolicy lets anyone reach its port 'branchy', so its children ({', '.join(children) or 'none'}) cannot connect")
-        elif outside:
-            if not open_to_all:
-                say(f"{dep_who}: its children ({', '.join(outside)}) run outside the cluster, but its port 'branchy' "
-                    f"is open only to selected peers; give it a rule without `from`")
-        else:
-            if open_to_all:
-                say(f"{dep_who}: NetworkPolicy {name_of(open_to_all[0])} opens its port 'branchy' to every source, "
-                    f"but only its children ({', '.join(children)}) dial it, all in the cluster")
-            reached = set(inside) if open_to_all else set()
-            for pol, rule in serving:
-                pol_who = f"NetworkPolicy {name_of(pol)}"
-                for peer in rule.get("from") or []:
-                    if "ipBlock" in peer or "namespaceSelector" in peer or "podSelector" not in peer:
-                        say(f"{pol_who}: lets {json.dumps(peer, sort_keys=True)} reach {dep_who}'s port 'branchy', "
-                            f"beyond the pods of its children ({', '.join(children)})")
-                    if "ipBlock" in peer:
-                        continue
-                    ns_sel = peer.get("namespaceSelector")
-                    here = matches(ns_sel, ns_labels(ns_of(dep))) if ns_sel is not None else ns_of(pol) == ns_of(dep)
-                    picked = [d for d in deployments if here and matches(peer.get("podSelector", {}), pod_labels(d))]
-                    if "namespaceSelector" not in peer:
-                        for d in picked:
-                            if all(d is not c for c in inside.values()):
-                                say(f"{pol_who}: lets the pods of Deployment {name_of(d)} reach {dep_who}'s port 'branchy', "
-                                    f"but they run none of its children ({', '.join(children)})")
-                    reached |= {n for n, c in inside.items() if any(d is c for d in picked)}
-            for n in sorted(set(inside) - reached):
-                say(f"{dep_who}: its child '{n}' (Deployment {name_of(inside[n])}) may not reach its port 'branchy'")
-        if "metrics" in ports:
-            scraping = [(pol, rule) for pol, rule, covered in rules if "metrics" in covered]
-            if not scraping:
-                say(f"{dep_who}: no NetworkPolicy lets a monitoring namespace reach its port 'metrics'")
-            for pol, rule in scraping:
-                pol_who = f"NetworkPolicy {name_of(pol)}"
-                if not rule.get("from"):
-                    say(f"{pol_who}: opens {dep_who}'s port 'metrics' to every source, not only the monitoring namespaces")
-                for peer in rule.get("from") or []:
-                    ns_sel = peer.get("namespaceSelector")
-                    if "ipBlock" in peer or ns_sel is None or not (ns_sel.get("matchLabels") or ns_sel.get("matchExpressions")):
-                        say(f"{pol_who}: lets {json.dumps(peer, sort_keys=True)} reach {dep_who}'s port 'metrics'; "
-                            f"only pods in namespaces a namespaceSelector with labels picks should")
-
-    # A Service that takes traffic from outside the cluster leads only to ports open to every source.
-    for svc in docs:
-        if svc.get("kind") != "Service" or svc["spec"].get("type") not in ("NodePort", "LoadBalancer"):
-            continue
-        for name, (dep, labels) in served.items():
-            if not selects(svc["spec"].get("selector"), labels):
-                continue
-            ports, mine = container_ports(dep), isolating(dep, labels)
-            for sp in svc["spec"].get("ports") or []:
-                target = sp.get("targetPort", sp.get("port"))
-                tname = target if isinstance(target, str) else next((n for n, v in ports.items() if v == target), str(target))
-                if mine and not any(tname in port_names(r, ports) and not r.get("from") for p in mine for r in p["spec"].get("ingress") or []):
-                    say(f"Service {name_of(svc)} ({svc['spec']['type']}): leads outside traffic to Deployment "
-                        f"{name_of(dep)}'s port '{tname}', which no NetworkPolicy opens to every source")
-    return problems
 
 
 if __name__ == "__main__":
