@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "branchy-device", targets: ["branchy-device"]),
         .executable(name: "branchy-edge", targets: ["branchy-edge"]),
         .executable(name: "branchy-cloud", targets: ["branchy-cloud"]),
+        .executable(name: "branchy-probe", targets: ["branchy-probe"]),
         // Libraries for the fuzz targets and their seed generator in Fuzz/ (a separate
         // package that depends on this one).
         .library(name: "BranchyTensor", targets: ["BranchyTensor"]),
@@ -118,6 +119,15 @@ let package = Package(
         ]),
         .executableTarget(name: "branchy-cloud", dependencies: [
             "BranchyNodeOptions",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // The hostile clients of the hardening checks in scripts/e2e-faults.sh.
+        .executableTarget(name: "branchy-probe", dependencies: [
+            "BranchyTransport", "BranchyWire", "BranchyTopology", "BranchyTensor", "CZlib",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOTLS", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "BranchyTensorTests", dependencies: ["BranchyTensor"]),

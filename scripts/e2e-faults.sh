@@ -12,7 +12,7 @@
 # topology/hardening.yaml (16 devices -> edge 127.0.0.1:7441 -> cloud :7442),
 # hardening-timeouts.yaml (edge :7443, 1 s handshake and 2 s idle timeouts) and
 # hardening-fd.yaml (edge :7445 under a descriptor limit of 256, 3 s handshake
-# timeout), with the Python probes of scripts/lib/hardening.py; node executables
+# timeout), with the probes of branchy-probe (Sources/branchy-probe); node executables
 # run from / to show that they need no particular working directory:
 #   - node certificates (certs/hardening, certs/faults) name only DNS:<node>:
 #     no IP address, no localhost
@@ -215,20 +215,22 @@ check_fail_policy() {   # onUpstreamFailure: fail with the edge down
 # to $work/figures, which run_check shows after the name.
 
 # Every probe ends by itself; `timeout` bounds one that hangs all the same.
-hard=(timeout 90 python3 "$REPO_ROOT/scripts/lib/hardening.py")
+hard=(timeout 90 "$bin/branchy-probe")
+[ "$ONLY" = faults ] || [ -x "$bin/branchy-probe" ] \
+    || die "no executable $bin/branchy-probe for the hardening checks (scripts/build.sh builds it)"
 HARD_DEVICE_TIMEOUT=30   # seconds for a device run of the hardening checks (200 samples take 1 or 2)
 HARD_CERTS="$(topology_certs_dir "$HARD_TOPO")"
 
 figure() { printf '%s\n' "$*" >> "$work/figures"; }
 
-# probe COMMAND ARGS...: runs a hardening.py probe; its line of figures goes to
+# probe COMMAND ARGS...: runs a branchy-probe probe; its line of figures goes to
 # the check's figures, or its reason to standard output when it fails.
 probe() {
     local out
     if out="$("${hard[@]}" "$@")"; then
         [ -z "$out" ] || figure "$out"
     else
-        echo "${out:-hardening.py $1 failed}"
+        echo "${out:-branchy-probe $1 failed}"
         return 1
     fi
 }
@@ -492,11 +494,16 @@ check_model_sizes() {
     done
 }
 
+# measured FILE: "STATUS SECONDS PEAK_RSS_MB" from the JSON object `branchy-probe measure` wrote.
+measured() {
+    sed -n 's/^{"status": "\{0,1\}\([^",]*\)"\{0,1\}, "seconds": \([0-9.]*\), "maxRssMB": \([0-9.]*\)}$/\1 \2 \3/p' "$1"
+}
+
 # model_refused VARIANT WHAT PREFIX FIELD: the run measured into PREFIX.json exited 1
 # with an error naming FIELD.
 model_refused() {
     local status seconds rss last
-    read -r status seconds rss < <(python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print(r["status"], r["seconds"], r["maxRssMB"])' "$3.json") \
+    read -r status seconds rss < <(measured "$3.json") \
         || { echo "$2 ($1): no measurement"; return 1; }
     last="$(grep -v '^[[:space:]]*$' "$3.err" | tail -n 1)"
     echo "$2 ($1): exit $status after $seconds s, peak RSS $rss MB: $last" >&2
@@ -512,7 +519,7 @@ check_gzip_bomb() {
     probe gzip-bomb "$dir" $((1 << 30)) || return 1
     "${hard[@]}" measure 30 "$dir/eval.json" "$bin/branchy" eval --model "$(topology_path "$HARD_TOPO" model)" \
         --dataset "$dir" --limit 10 >"$dir/eval.out" 2>"$dir/eval.err"
-    read -r status seconds rss < <(python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print(r["status"], r["seconds"], r["maxRssMB"])' "$dir/eval.json") \
+    read -r status seconds rss < <(measured "$dir/eval.json") \
         || { echo "no measurement of branchy eval"; return 1; }
     last="$(grep -v '^[[:space:]]*$' "$dir/eval.err" | tail -n 1)"
     echo "branchy eval on the gzip bomb: exit $status after $seconds s, peak RSS $rss MB: $last" >&2
