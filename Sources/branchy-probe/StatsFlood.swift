@@ -21,7 +21,7 @@ struct StatsFlood: Check {
         var sent = 0                  // statsRequest frames written
         var lastSent = 0.0            // when the last batch was taken
         var pendingSince: Double?     // when the batch being written was handed over
-        var stalled: Double?          // when a batch first waited more than 200 ms
+        var stalled: Double?          // when a batch first waited more than 200 ms, or was cut off unwritten
         var ended: Double?            // when the node closed the connection
     }
 
@@ -61,6 +61,8 @@ struct StatsFlood: Check {
                 let open = await link.established()
                 flows {
                     if let since = $0[i].pendingSince, now - since > 0.2, $0[i].stalled == nil { $0[i].stalled = since + 0.2 }
+                    // Closed while a batch was still being written: the node had stopped reading it.
+                    if !open, $0[i].stalled == nil, let since = $0[i].pendingSince { $0[i].stalled = since }
                     if !open { $0[i].ended = now }
                 }
             }
