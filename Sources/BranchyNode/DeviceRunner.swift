@@ -152,12 +152,11 @@ public final class DeviceRunner: Sendable {
             }
             await gate.pass()
             let input = Tensor(shape: shape, data: Array(data.image(i)))
-            switch classifyNow(sample: i, label: Int(data.labels[i]), input: input) {
+            switch classifyNow(sample: i, label: Int(data.labels[i]), input: input, whenAnswered: { arrive.yield(self.finished($0, at: pace)) }) {
             case .done(let record):
                 chunk.append(finished(record, at: pace))
-            case .pending(let answer):
+            case .pending:
                 inFlight += 1
-                answer.whenSuccess { arrive.yield(self.finished($0, at: pace)) }
             }
             if chunk.count >= 64 { handOver() }
         }
@@ -187,7 +186,9 @@ public final class DeviceRunner: Sendable {
 
     /// Computes a sample's stage here and now, on the calling thread, and gives its record: at once
     /// when it leaves at this node's exit, else when upstream answers (or fails).
-    func classifyNow(sample: Int, label: Int, input: Tensor) -> Classified {
+    /// `whenAnswered` is called on the link's loop with the record of a forwarded sample. Off the loop,
+    /// the request and every callback on its answer are set up in one task on the loop, not one hop each.
+    func classifyNow(sample: Int, label: Int, input: Tensor, whenAnswered: (@Sendable (SampleRecord) -> Void)? = nil) -> Classified {
         let start = DispatchTime.now().uptimeNanoseconds
         let context = self.context
         @Sendable func record(_ status: SampleRecord.Status, _ reason: String, exit: Int, node: String, _ out: ExitOutput?, hops: [HopCost]) -> SampleRecord {
@@ -214,9 +215,13 @@ public final class DeviceRunner: Sendable {
             }
             return .done(record(.failed, "no upstream", exit: -1, node: context.config.name, nil, hops: []))
         }
-        let forwarded = Forwarder(link: link).forward(sampleID: UInt64(sample), features: features, nextStage: nextStage, deadlineMillis: 0,
-                                                      best: best, context: context)
-        return .pending(forwarded.map { outcome -> SampleRecord in
+        @Sendable func forward() -> EventLoopFuture<SampleRecord> {
+            let answer = Forwarder(link: link).forward(sampleID: UInt64(sample), features: features, nextStage: nextStage, deadlineMillis: 0,
+                                                       best: best, context: context).map(recordOf)
+            if let whenAnswered { answer.whenSuccess(whenAnswered) }
+            return answer
+        }
+        @Sendable func recordOf(_ outcome: Forwarder.Outcome) -> SampleRecord {
             switch outcome {
             case .answered(let r):
                 let out = ExitOutput(predicted: Int(r.predictedClass), confidence: r.confidence, entropy: r.entropy)
@@ -229,7 +234,8 @@ public final class DeviceRunner: Sendable {
             case .failed(let failure):
                 return record(.failed, failure.description, exit: -1, node: context.config.name, nil, hops: [])
             }
-        })
+        }
+        return .pending(link.loop.inEventLoop ? forward() : link.loop.flatSubmit(forward))
     }
 
     /// The device link's totals, handshakes included.
