@@ -129,8 +129,9 @@ port_listening() { [ -n "$(ss -Hltn "sport = :$2" 2>/dev/null)" ]; }
 # proc_running PID: PID exists and has not exited (a zombie has).
 proc_running() {
     [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+    [ -r "/proc/$1/stat" ] || return 0   # no procfs: kill -0 is all there is
     local stat
-    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1   # gone since kill -0
     stat="${stat##*) }"
     [ "${stat%% *}" != Z ]
 }
@@ -157,7 +158,7 @@ stop_children() {
     alive() { for pid in "${mine[@]}"; do proc_running "$pid" && return 0; done; return 1; }
     wait_for 10 eval '! alive' || true
     for pid in "${mine[@]}"; do
-        ! proc_running "$pid" || { echo "cleanup: killing pid $pid, still running 10 s after SIGTERM" >> "$log"; kill -KILL "$pid"; } 2>/dev/null
+        ! proc_running "$pid" || { echo "cleanup: killing pid $pid, still running 10 s after SIGTERM" >> "$log"; kill -KILL "$pid" || true; } 2>/dev/null
         wait "$pid" 2>/dev/null || true
     done
 }
