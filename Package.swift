@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "BranchyModel", targets: ["BranchyModel"]),
         .library(name: "BranchyTopology", targets: ["BranchyTopology"]),
         .library(name: "BranchyData", targets: ["BranchyData"]),
+        .library(name: "BranchyImport", targets: ["BranchyImport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -26,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     // Release builds keep every check (plain -O, no unchecked mode): input from files and peers is checked
     // with thrown errors, and the preconditions left guard invariants of the code itself.
@@ -40,6 +42,12 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "BranchyData", dependencies: ["CZlib"]),
         .target(name: "BranchyModel", dependencies: ["BranchyTensor"]),
+        // ONNX import: the protobuf schema's generated code (scripts/generate-onnx-proto.sh) read
+        // through SwiftProtobuf, folded and split into stages as a model description.
+        .target(name: "BranchyImport", dependencies: [
+            "BranchyModel", "BranchyTensor",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], exclude: ["Generated/onnx.proto"]),
         // Layer 2: training and evaluation.
         // Run reports, their JSON, the terminal table and progress bar, the HTML/SVG report, calibration files.
         .target(name: "BranchyReport", dependencies: ["BranchyWire"]),
@@ -105,7 +113,7 @@ let package = Package(
         // Counts the process's heap allocations for `branchy bench`.
         .target(name: "CAllocationCounter"),
         .executableTarget(name: "branchy", dependencies: [
-            "BranchyTraining", "BranchyModel", "BranchyData", "BranchyTopology", "BranchyWire", "BranchyReport", "CAllocationCounter",
+            "BranchyImport", "BranchyTraining", "BranchyModel", "BranchyData", "BranchyTopology", "BranchyWire", "BranchyReport", "CAllocationCounter",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "branchy-device", dependencies: [

@@ -5,7 +5,8 @@
 /// Sources/BranchyModel/Operators says which fields it reads, their defaults and meaning
 /// (docs/operators.md has the table). Fields an operator does not read are ignored, except
 /// those that belong to another operator alone (``Operator/exclusiveKeys``: `layers` and
-/// `shortcut` to `residual`, `size`, `alpha`, `beta` and `k` to `lrn`), which are refused.
+/// `shortcut` to `residual`, `size` and `k` to `lrn`, `groups` and `dilation` to `conv`, `min`
+/// and `max` to `clip`, `merge` and `branches` to `branches`), which are refused.
 ///
 /// The layers of a `residual` block (body and shortcut) are named like any other: their
 /// tensors are `STAGE.trunk.NAME.weight` (or `.exit.`), so every name must be unique within a
@@ -50,17 +51,29 @@ public struct LayerSpec: Codable, Sendable, Equatable {
     public var layers: [LayerSpec]?
     /// `residual`: the shortcut (absent or empty: the identity).
     public var shortcut: [LayerSpec]?
+    /// `conv`: channel groups (1; the channel count: depthwise) and the kernel's dilation (1).
+    public var groups: Int?
+    public var dilation: Int?
+    /// `clip`: the bounds (ReLU6: 0 and 6).
+    public var min: Float?
+    public var max: Float?
+    /// `branches`: how the branches' outputs combine (`add`, `mul` or `concat`), and the branches.
+    public var merge: String?
+    public var branches: [[LayerSpec]]?
 
     /// A description with the given fields (nil: absent from the JSON). Each operator's file
     /// adds a shorthand, such as ``LayerSpec/conv(_:out:kernel:stride:pad:)``.
     public init(op: String, name: String? = nil, out: Int? = nil, kernel: Int? = nil, stride: Int? = nil,
                 pad: Int? = nil, ceil: Bool? = nil, bias: Bool? = nil, epsilon: Float? = nil, momentum: Float? = nil,
                 size: Int? = nil, alpha: Float? = nil, beta: Float? = nil, k: Float? = nil,
-                layers: [LayerSpec]? = nil, shortcut: [LayerSpec]? = nil) {
+                layers: [LayerSpec]? = nil, shortcut: [LayerSpec]? = nil, groups: Int? = nil, dilation: Int? = nil,
+                min: Float? = nil, max: Float? = nil, merge: String? = nil, branches: [[LayerSpec]]? = nil) {
         self.op = op; self.name = name; self.out = out; self.kernel = kernel; self.stride = stride
         self.pad = pad; self.ceil = ceil; self.bias = bias; self.epsilon = epsilon; self.momentum = momentum
         self.size = size; self.alpha = alpha; self.beta = beta; self.k = k
         self.layers = layers; self.shortcut = shortcut
+        self.groups = groups; self.dilation = dilation; self.min = min; self.max = max
+        self.merge = merge; self.branches = branches
     }
 }
 

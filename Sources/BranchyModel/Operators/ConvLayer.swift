@@ -1,11 +1,13 @@
 import BranchyTensor
 
 /// 2-D convolution (`conv`): `name`, `out` (channels), `kernel` (square), `stride` (1), `pad`
-/// (0, zeros on every side), `bias` (true). Input (C, H, W); weight (out, C, kernel, kernel),
-/// PyTorch's layout. Compiled inference folds a `batchnorm` that directly follows it into its
+/// (0, zeros on every side), `bias` (true), `groups` (1) and `dilation` (1), which belong to
+/// `conv` alone. Input (C, H, W); weight (out, C / groups, kernel, kernel), PyTorch's layout.
+/// A convolution with groups or dilation is a ``GroupedConvLayer``. Compiled inference folds a `batchnorm` that directly follows it into its
 /// weights and bias, and fuses a `relu` and a `maxpool` after it, in either order.
 final class ConvLayer: Layer, Operator {
     static let op = "conv"
+    static let exclusiveKeys = ["groups", "dilation"]
 
     let geometry: Conv2DGeometry
     let weight: Parameter
@@ -23,6 +25,8 @@ final class ConvLayer: Layer, Operator {
         let (channels, height, width) = try c.image()
         let l = c.spec
         let k = try c.need(l.kernel, "kernel"), s = try c.need(l.stride ?? 1, "stride"), p = try c.need(l.pad ?? 0, "pad", min: 0)
+        let groups = try c.need(l.groups ?? 1, "groups"), dilation = try c.need(l.dilation ?? 1, "dilation")
+        if groups != 1 || dilation != 1 { return try GroupedConvLayer.plan(c, kernel: k, stride: s, pad: p, groups: groups, dilation: dilation) }
         let g = Conv2DGeometry(inC: channels, inH: height, inW: width, outC: try c.need(l.out, "out"), kH: k, kW: k, stride: s, pad: p)
         guard g.outH >= 1, g.outW >= 1 else { throw c.fail("kernel \(k) does not fit input \(c.input) with pad \(p)") }
         let name = try c.name()

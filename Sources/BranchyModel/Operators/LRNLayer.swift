@@ -2,11 +2,11 @@ import BranchyTensor
 
 /// Local response normalisation across channels (`lrn`, see ``LocalResponseNorm``): `size` (5,
 /// odd), `alpha` (1e-4), `beta` (0.75), `k` (2); y = x / (k + alpha · Σ x²)^beta over the `size`
-/// channels centred on each (Chainer's and Caffe's form, alpha not divided by size). Those four
-/// keys belong to `lrn` alone. Input (C, H, W).
+/// channels centred on each (Chainer's and Caffe's form, alpha not divided by size). `size` and
+/// `k` belong to `lrn` alone (`alpha` and `beta` are shared with `leakyrelu` and `hardsigmoid`). Input (C, H, W).
 final class LRNLayer: Layer, Operator {
     static let op = "lrn"
-    static let exclusiveKeys = ["size", "alpha", "beta", "k"]
+    static let exclusiveKeys = ["size", "k"]
 
     let norm: LocalResponseNorm
     private var cached: (x: Tensor, y: Tensor, scale: Tensor)?

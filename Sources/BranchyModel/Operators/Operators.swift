@@ -5,7 +5,8 @@ enum Operators {
     static var all: [any Operator.Type] {
         [ConvLayer.self, MaxPoolLayer.self, AvgPoolLayer.self, ReLULayer.self, FlattenLayer.self, LinearLayer.self,
          BatchNormLayer.self, ResidualLayer.self, LRNLayer.self, PadChannelsLayer.self, SignLayer.self,
-         BinaryLinearLayer.self, HardSwishLayer.self]
+         BinaryLinearLayer.self, HardSwishLayer.self, ClipLayer.self, LeakyReLULayer.self, SigmoidLayer.self,
+         HardSigmoidLayer.self, GlobalAvgPoolLayer.self, BranchesLayer.self]
     }
 
     /// The operator whose `op` is `name`, or nil.
