@@ -18,6 +18,7 @@ let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
     ("model-spec", [.product(name: "BranchyModel", package: "Branchy")]),
     ("topology", [.product(name: "BranchyTopology", package: "Branchy")]),
     ("idx", [.product(name: "BranchyData", package: "Branchy")]),
+    ("onnx", [.product(name: "BranchyImport", package: "Branchy")]),
 ]
 
 let package = Package(
