@@ -141,6 +141,8 @@ let package = Package(
         .testTarget(name: "BranchyTensorTests", dependencies: ["BranchyTensor"]),
         .testTarget(name: "BranchyDataTests", dependencies: ["BranchyData"]),
         .testTarget(name: "BranchyModelTests", dependencies: ["BranchyModel"]),
+        .testTarget(name: "BranchyImportTests", dependencies: ["BranchyImport", "BranchyModel", "BranchyTensor",
+                                                            .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "BranchyTrainingTests", dependencies: ["BranchyTraining"]),
         .testTarget(name: "BranchyWireTests", dependencies: [
             "BranchyWire",

@@ -81,15 +81,15 @@ final class Decomposition {
         return items.reversed()
     }
 
-    /// How many ops lead to `tensor` (its depth).
-    func depth(of tensor: String) -> Int {
+    /// The ops that lead to `tensor`.
+    func ancestors(of tensor: String) -> Set<Int> {
         var seen = Set<Int>()
         var stack = [tensor]
         while let t = stack.popLast() {
             guard let p = producer[t], seen.insert(p).inserted else { continue }
             stack.append(contentsOf: ops[p].inputs)
         }
-        return seen.count
+        return seen
     }
 
     /// The ops in `items`, nested ones included.

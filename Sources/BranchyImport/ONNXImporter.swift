@@ -52,8 +52,14 @@ public enum ONNXImporter {
                 return (e, outputs[i])
             }
         } else {
+            // By the ops an exit shares with the other exits (its trunk), then by all its ops.
             chosen = zip(graph.outputs, outputs).map { ($0, $1) }
-            chosen.sort { decomposition.depth(of: $0.tensor) < decomposition.depth(of: $1.tensor) }
+            let ancestors = chosen.map { decomposition.ancestors(of: $0.tensor) }
+            let keys = ancestors.indices.map { i in
+                (ancestors.indices.filter { $0 != i }.reduce(into: Set<Int>()) { $0.formUnion(ancestors[$1].intersection(ancestors[i])) }.count,
+                 ancestors[i].count)
+            }
+            chosen = chosen.indices.sorted { keys[$0] < keys[$1] || keys[$0] == keys[$1] && $0 < $1 }.map { chosen[$0] }
         }
         for e in chosen {
             guard let shape = lowering.shapes[e.tensor], lowering.producer[e.tensor] != nil else {

@@ -9,7 +9,8 @@ import Testing
 
     /// A description that sets every field.
     static let everyField = LayerSpec(op: "x", name: "n", out: 1, kernel: 1, stride: 1, pad: 0, ceil: true, bias: true, epsilon: 1,
-                                      momentum: 0.5, size: 1, alpha: 1, beta: 1, k: 1, layers: [], shortcut: [])
+                                      momentum: 0.5, size: 1, alpha: 1, beta: 1, k: 1, layers: [], shortcut: [], groups: 1,
+                                      dilation: 1, min: 0, max: 1, merge: "add", branches: [])
 
     @Test func everyOperatorOnce() {
         let ops = Operators.all.map { $0.op }
@@ -27,7 +28,7 @@ import Testing
         let keys = Operators.all.flatMap { $0.exclusiveKeys }
         #expect(Set(keys).count == keys.count, "a key claimed twice: \(keys)")
         #expect(Set(keys).isSubset(of: Self.everyField.keysSet))
-        #expect(Self.everyField.keysSet.count == 16)
+        #expect(Self.everyField.keysSet.count == 22)
     }
 
     @Test func keysSetNamesTheJSONKeys() throws {

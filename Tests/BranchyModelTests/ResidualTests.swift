@@ -283,8 +283,8 @@ extension ModelFixture {
                             "stages[0].trunk[0].layers: 'layers' belongs to 'residual' layers only, not to 'conv'")
         try expectFileError(#"[{"op": "relu", "shortcut": [{"op": "relu"}]}]"#,
                             "stages[0].trunk[0].shortcut: 'shortcut' belongs to 'residual' layers only, not to 'relu'")
-        try expectFileError(#"[{"op": "residual", "name": "b", "layers": [{"op": "relu", "alpha": 1}]}]"#,
-                            "stages[0].trunk[0].layers[0].alpha: 'alpha' belongs to 'lrn' layers only, not to 'relu'")
+        try expectFileError(#"[{"op": "residual", "name": "b", "layers": [{"op": "relu", "k": 1}]}]"#,
+                            "stages[0].trunk[0].layers[0].k: 'k' belongs to 'lrn' layers only, not to 'relu'")
         try expectFileError(#"[{"op": "residual", "name": "b", "layers": [{"op": "conv", "name": "c", "out": "two", "kernel": 1}]}]"#,
                             #"stages[0].trunk[0].layers[0].out: expected an integer, got "two""#)
         try expectFileError(#"[{"op": "residual", "name": "b", "layers": {"op": "relu"}}]"#,
