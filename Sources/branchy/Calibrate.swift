@@ -25,6 +25,8 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Directory holding the training set (IDX or CIFAR-10 binary).") var data: String = "/usr/share/datasets/fashion-mnist"
     @Option(help: "Held-out samples (as given to train).") var validation: Int = 5000
     @Option(help: "Seed given to train (it fixes which samples were held out).") var seed: UInt64 = 1
+    @Option(help: "Held-out samples of a model trained elsewhere (an imported one): a data set every sample of which is held out (a directory's test split, an IDX images file or a CIFAR-10 .bin batch), instead of --data, --validation and --seed.")
+    var heldOut: String?
     @Option(help: "Topology whose device path gives each link's codec (default: device, edge and cloud with --codec).") var topology: String?
     @Option(help: "With --topology: the device whose path is calibrated (default: the first).") var device: String?
     @Option(help: "Without --topology: the codec of each link, e.g. sign,int4+zstd (default: the model's).") var codec: String?
@@ -70,9 +72,17 @@ struct Calibrate: ParsableCommand {
             }
             cost = WireCost.threeNodes(network: network, codecs: codecs)
         }
-        let all = try ImageDataset.load(directory: URL(fileURLWithPath: data), split: .train)
-        let (_, held) = split(all, holdOut: validation, seed: seed)
-        printError("calibrating on \(held.count) held-out training samples, links \(cost.codecs.map { $0?.name ?? "-" }.joined(separator: ","))")
+        let held: ImageDataset
+        if let heldOut {
+            held = try ImageDataset.load(path: heldOut)
+        } else {
+            let all = try ImageDataset.load(directory: URL(fileURLWithPath: data), split: .train)
+            held = split(all, holdOut: validation, seed: seed).1
+        }
+        guard held.shape == m.spec.input else {
+            throw ValidationError("\(heldOut ?? data): images are \(held.shapeDescription) but the model expects \(m.spec.input)")
+        }
+        printError("calibrating on \(held.count) held-out \(heldOut == nil ? "training " : "")samples, links \(cost.codecs.map { $0?.name ?? "-" }.joined(separator: ","))")
         let trace = try Evaluator.trace(network: network, data: held, links: cost.linkCodecs, progress: true,
                                         measure: { cost.requestBytes(stage: $0, item: $1) })
         let links = try linkModel.map { try LinkModel.parse($0) }

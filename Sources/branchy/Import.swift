@@ -27,7 +27,7 @@ struct Import: ParsableCommand {
     @Option(help: "The tensors stages forward, comma-separated, one per exit but the last (default: the exits' branch points).")
     var split: String?
 
-    @Option(help: "The model's name (default: the ONNX file's name).")
+    @Option(help: "The model's name (default: the output directory's name).")
     var name: String?
 
     func run() throws {
@@ -39,7 +39,7 @@ struct Import: ParsableCommand {
         let list = { (s: String?) in s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } }
         let result: ONNXImporter.Result
         do {
-            result = try ONNXImporter.importModel(url, exits: list(exits), split: list(split), name: name)
+            result = try ONNXImporter.importModel(url, exits: list(exits), split: list(split), name: name ?? out.lastPathComponent)
         } catch let e as ImportError {
             throw CommandError(e.description)
         }

@@ -12,8 +12,11 @@ struct ImportPlanTable {
     static let codecs: [FeatureCodecKind] = [.float32, .float16, .int8, .int4, .sign]
 
     var text: String {
-        var lines = ["stage   exit                  nodes  multiply-adds  parameters  forwards (per sample)"
-            + Self.codecs.map { $0.name.padding(toLength: 9, withPad: " ", startingAt: 0) }.joined(separator: " ")]
+        var lines = [["stage".padding(toLength: 7, withPad: " ", startingAt: 0), "exit".padding(toLength: 21, withPad: " ", startingAt: 0),
+                      "nodes".leftPadded(6), "multiply-adds".leftPadded(14), "parameters".leftPadded(11),
+                      "forwards (per sample)".padding(toLength: 26, withPad: " ", startingAt: 0),
+                      Self.codecs.map { ($0.name + " B").padding(toLength: 9, withPad: " ", startingAt: 0) }.joined(separator: " ")]
+            .joined(separator: " ")]
         for (k, s) in result.stages.enumerated() {
             let last = k == result.stages.count - 1
             let shape = "(" + s.forwardedShape.map(String.init).joined(separator: ", ") + ")"
@@ -22,7 +25,7 @@ struct ImportPlanTable {
             lines.append([s.name.padding(toLength: 7, withPad: " ", startingAt: 0),
                           String(s.exit.prefix(21)).padding(toLength: 21, withPad: " ", startingAt: 0),
                           String(s.nodes).leftPadded(6), String(s.multiplyAdds).leftPadded(14), String(s.parameters).leftPadded(11),
-                          (last ? "-" : "\(s.forwarded.prefix(14)) \(shape)").padding(toLength: 22, withPad: " ", startingAt: 0), bytes]
+                          (last ? "-" : "\(s.forwarded.suffix(12)) \(shape)").padding(toLength: 26, withPad: " ", startingAt: 0), bytes]
                 .joined(separator: " "))
         }
         return lines.joined(separator: "\n")
