@@ -3,7 +3,8 @@
 # BLAS. Sets up run/venv (numpy, onnx, onnxruntime), exports every model with scripts/export-onnx.py (one
 # that does not export is skipped, with the exporter's last message after the table), then for each
 # model, path (`full` and every stage), batch and thread count runs `branchy bench --json` and ONNX
-# Runtime in turn, REPEATS times each, keeping the fastest µs/sample of each (scripts/lib/ort_bench.py
+# Runtime in turn (for an imported model, holding the model.onnx it was imported from, ONNX Runtime's
+# `full` path runs that file), REPEATS times each, keeping the fastest µs/sample of each (scripts/lib/ort_bench.py
 # times and prints the table); then GEMM 1024³ at 2 threads against numpy. Where `branchy bench` fails,
 # Branchy's column reads "not available". The machine's load shows in the figures (the summary gives
 # the load average). Output in run/bench-compare/ (onnx/, summary.txt, results.json or --json FILE).
@@ -56,6 +57,8 @@ for m in "${models[@]}"; do
     printf '\n### %s\n' "$m" >> "$work/export.log"
     if "$ONNX_PYTHON" scripts/export-onnx.py "$m" "$work/onnx/$(basename "$m")" >> "$work/export.log" 2> "$work/export.err"; then
         args+=(--model "$m")
+        # An imported model: ONNX Runtime runs the very file it was imported from as the full network.
+        [ ! -f "$m/model.onnx" ] || cp "$m/model.onnx" "$work/onnx/$(basename "$m")/full.onnx"
     else
         skipped+=("$(basename "$m"): $(awk 'NF { l = $0 } END { print (l == "" ? "the export failed" : l) }' "$work/export.err")")
     fi

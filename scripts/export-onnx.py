@@ -6,11 +6,12 @@ usage: export-onnx.py MODEL_DIR OUT_DIR [--check DATASET_DIR] [--branchy BIN_DIR
 
 Writes OUT_DIR/<stage>.onnx for every stage (input `input`: (N, stage input shape);
 outputs `features`: the trunk's output, and `logits`: the stage exit's logits) and
-OUT_DIR/full.onnx (input `image`: (N, 1, 28, 28); every trunk chained, outputs
+OUT_DIR/full.onnx (input `image`: (N, the model's input shape); every trunk chained, outputs
 `logits_<exit name>` for every exit). N is a dynamic batch dimension; opset 17.
 Each operator's ONNX form is its entry in OPERATORS in scripts/lib/onnx_operators.py
 (docs/operators.md lists them; `hardswish` becomes HardSwish, `relu` Relu and so on).
-Residual blocks become an Add of their body and shortcut. A `sign` layer becomes
+Residual blocks become an Add of their body and shortcut; a `branches` block an Add, Mul
+(left to right) or Concat (channels) of its branches. A `sign` layer becomes
 Where(x >= 0, 1, -1); a `binlinear` layer a Gemm of those signs with the weights' signs (an
 exact integer), then a Mul by α (each output row's mean |weight|) and an Add of the bias,
 the roundings BinaryLinear makes. A batch norm that directly
@@ -35,24 +36,11 @@ import os
 import sys
 
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(SCRIPTS)
 
+sys.path.insert(0, os.path.join(SCRIPTS, "lib"))
+from branchy_cli import branchy_binary, python_with_modules  # noqa: E402
 
-def _python_with_modules():
-    try:
-        import numpy  # noqa: F401
-        import onnx  # noqa: F401
-        return
-    except ImportError as e:
-        missing = e.name
-    venv_python = os.path.join(REPO_ROOT, "run", "venv", "bin", "python")
-    if os.path.exists(venv_python) and os.path.realpath(sys.prefix) != os.path.realpath(os.path.join(REPO_ROOT, "run", "venv")):
-        os.execv(venv_python, [venv_python] + sys.argv)
-    sys.exit(f"export-onnx: the Python module '{missing}' is missing; run scripts/bench-compare.sh once "
-             f"(it sets up run/venv), or: python3 -m venv run/venv && run/venv/bin/pip install numpy onnx onnxruntime")
-
-
-_python_with_modules()
+python_with_modules("export-onnx", ("numpy", "onnx"))
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -60,7 +48,6 @@ import subprocess  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(SCRIPTS, "lib"))
 import branchy_onnx as bx  # noqa: E402
 
 BATCH = 256  # Evaluator.trace's batch size (the results do not depend on it)
@@ -74,21 +61,6 @@ NEAR_PROBABILITY = 1e-4
 
 def die(message):
     sys.exit(f"export-onnx: {message}")
-
-
-def branchy_binary(bin_dir):
-    if not bin_dir:
-        bin_dir = os.environ.get("BRANCHY_BIN")
-    if not bin_dir:
-        print("export-onnx: building branchy (scripts/build.sh)", file=sys.stderr)
-        done = subprocess.run([os.path.join(SCRIPTS, "build.sh")], stdout=subprocess.PIPE, text=True)
-        if done.returncode != 0:
-            die("the build failed")
-        bin_dir = done.stdout.strip().splitlines()[-1]
-    path = os.path.join(bin_dir, "branchy")
-    if not os.access(path, os.X_OK):
-        die(f"no executable {path}")
-    return path
 
 
 def ort_trace(model, files, images):
@@ -116,19 +88,10 @@ def ort_trace(model, files, images):
             [np.concatenate(p) for p in probabilities])
 
 
-def take_exits(thresholds, entropies):
-    """ExitPolicy: the first exit whose entropy is below its threshold, else the last."""
-    n, exits = entropies[0].shape[0], len(entropies)
-    taken = np.full(n, exits - 1)
-    for i in reversed(range(exits - 1)):
-        taken = np.where(entropies[i] < np.float32(thresholds[i]), i, taken)
-    return taken
-
-
 def check(model, files, dataset, bin_dir, out_dir):
     work = os.path.join(out_dir, "check")
     os.makedirs(work, exist_ok=True)
-    branchy = branchy_binary(bin_dir)
+    branchy = branchy_binary(bin_dir, "export-onnx")
     predictions = os.path.join(work, "branchy-predictions.jsonl")
     print(f"branchy eval --model {model.directory} --dataset {dataset}", file=sys.stderr)
     done = subprocess.run([branchy, "eval", "--model", model.directory, "--dataset", dataset,
@@ -145,7 +108,7 @@ def check(model, files, dataset, bin_dir, out_dir):
 
     images, labels = bx.load_test_set(dataset)
     classes, entropies, probabilities = ort_trace(model, files, images)
-    taken = take_exits(model.thresholds, entropies)
+    taken = bx.take_exits(model.thresholds, entropies)
     n, exits = images.shape[0], len(model.stages)
     ours = [(int(taken[s]), int(classes[taken[s]][s])) for s in range(n)]
     with open(os.path.join(work, "ort-predictions.jsonl"), "w") as f:

@@ -57,8 +57,9 @@ def read_safetensors(path):
     return tensors
 
 
-def conv_out(size, kernel, stride, pad):
-    span = size + 2 * pad - kernel
+def conv_out(size, kernel, stride, pad, dilation=1):
+    """A convolution's output size; a dilated kernel spans dilation · (kernel − 1) + 1 inputs."""
+    span = size + 2 * pad - (dilation * (kernel - 1) + 1)
     return 0 if span < 0 else span // stride + 1
 
 
@@ -276,3 +277,13 @@ def softmax_entropy(logits):
         term = (p[:, j] * logs[:, j]).astype(np.float32)
         h = np.where(p[:, j] > 0, (h - term).astype(np.float32), h)
     return p.argmax(axis=1), h, p
+
+
+def take_exits(thresholds, entropies):
+    """ExitPolicy: per sample, the first exit whose entropy is below its threshold (compared in
+    float32), else the last. `entropies` holds one array (N,) per exit."""
+    n, exits = entropies[0].shape[0], len(entropies)
+    taken = np.full(n, exits - 1)
+    for i in reversed(range(exits - 1)):
+        taken = np.where(entropies[i] < np.float32(thresholds[i]), i, taken)
+    return taken

@@ -5,7 +5,8 @@ Reads model.json and weights.safetensors directly (numpy only, no torch) and mir
 
   - the operators of Sources/BranchyModel/Operators, one entry each in OPERATORS (in
     onnx_operators.py: how a layer is read and which ONNX nodes it becomes), residual blocks
-    included (an Add of the body and the shortcut), and the batch-norm folding of
+    included (an Add of the body and the shortcut) and branches blocks (an Add, Mul or Concat
+    of the branches), and the batch-norm folding of
     CompiledNetwork (optional: `fold`);
   - in branchy_numpy.py: the pooling geometry, the feature codecs, the binary layers, softmax,
     entropy and argmax, and the IDX reader.
@@ -22,7 +23,7 @@ import numpy as np
 from branchy_numpy import (  # noqa: F401  (re-exported: the scripts import them from here)
     CODECS, ModelFormatError, binary_scales, codec_round_trip, conv_out, float16_round_trip,
     int4_round_trip, int8_round_trip, load_test_set, parse_codecs, pool_out, read_safetensors,
-    sign, sign_round_trip, softmax_entropy, uint8_round_trip)
+    sign, sign_round_trip, softmax_entropy, take_exits, uint8_round_trip)
 from onnx_operators import OPERATORS, Operator, fold_batchnorm  # noqa: F401
 
 OPSET = 17

@@ -42,9 +42,24 @@ def _same_shape(model, spec, prefix, shape):
     return {}, shape
 
 
-def _onnx_op(name):
-    """The emit of an operator that is one ONNX node of the same meaning, without attributes."""
-    return lambda g, group, x, base, out: g.node(name, [x], base, out)
+def _onnx_op(name, *fields):
+    """The emit of an operator that is one ONNX node of the same meaning, its attributes the
+    layer's `fields` of the same names."""
+    return lambda g, group, x, base, out: g.node(name, [x], base, out, **{f: group[0][f] for f in fields})
+
+
+def _floats(**defaults):
+    """The plan of a same-shape operator whose fields are floats with these defaults (rounded to
+    float32, as Branchy reads them)."""
+    def plan(model, spec, prefix, shape):
+        return {k: float(np.float32(spec.get(k, v))) for k, v in defaults.items()}, shape
+    return plan
+
+
+def _image(spec, prefix, shape):
+    if len(shape) != 3:
+        raise ModelFormatError(f"{prefix}: {spec['op']} needs a (C, H, W) input, got {shape}")
+    return shape
 
 
 def _bias(model, spec, name, out):
@@ -52,17 +67,22 @@ def _bias(model, spec, name, out):
 
 
 def _plan_conv(model, spec, prefix, shape):
-    c, h, w = shape
+    c, h, w = _image(spec, prefix, shape)
     k, s, p, out = spec["kernel"], spec.get("stride", 1), spec.get("pad", 0), spec["out"]
+    groups, d = int(spec.get("groups", 1)), int(spec.get("dilation", 1))
     name = f"{prefix}.{spec['name']}"
-    return (dict(kernel=k, stride=s, pad=p, out=out, name=name, weight=model._weight(name + ".weight", [out, c, k, k]),
-                 bias=_bias(model, spec, name, out)),
-            [out, conv_out(h, k, s, p), conv_out(w, k, s, p)])
+    if groups < 1 or c % groups or out % groups:
+        raise ModelFormatError(f"{name}: groups {groups} must divide the input channels {c} and out {out}")
+    return (dict(kernel=k, stride=s, pad=p, out=out, groups=groups, dilation=d, name=name,
+                 weight=model._weight(name + ".weight", [out, c // groups, k, k]), bias=_bias(model, spec, name, out)),
+            [out, conv_out(h, k, s, p, d), conv_out(w, k, s, p, d)])
 
 
 def _conv_span(g, layers, i):
-    """A conv takes the batch norm right after it when the builder folds (as CompiledNetwork does)."""
-    return 2 if g.fold and i + 1 < len(layers) and layers[i + 1]["op"] == "batchnorm" else 1
+    """A conv takes the batch norm right after it when the builder folds, as CompiledNetwork does
+    (not for a grouped or dilated conv, which it does not fold into)."""
+    plain = layers[i]["groups"] == 1 and layers[i]["dilation"] == 1
+    return 2 if g.fold and plain and i + 1 < len(layers) and layers[i + 1]["op"] == "batchnorm" else 1
 
 
 def _emit_conv(g, group, x, base, out):
@@ -76,7 +96,11 @@ def _emit_conv(g, group, x, base, out):
         if l["bias"] is not None:
             inputs.append(g.const(l["name"] + ".bias", l["bias"]))
     p, k, s = l["pad"], l["kernel"], l["stride"]
-    return g.node("Conv", inputs, base, out, kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p])
+    # `group` and `dilations` only when not 1, so that graphs without them stay as they were.
+    extra = dict(group=l["groups"]) if l["groups"] != 1 else {}
+    if l["dilation"] != 1:
+        extra["dilations"] = [l["dilation"]] * 2
+    return g.node("Conv", inputs, base, out, kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p], **extra)
 
 
 def _plan_pool(model, spec, prefix, shape):
@@ -99,6 +123,28 @@ def _pool_emitter(onnx_op, **extra):
         end_w = max(0, (ow - 1) * s + k - w - p)
         return g.node(onnx_op, [x], base, out, kernel_shape=[k, k], strides=[s, s], pads=[p, p, end_h, end_w], **extra)
     return emit
+
+
+def _plan_clip(model, spec, prefix, shape):
+    """`min` and `max`, each None when absent (no bound)."""
+    lo, hi = (None if spec.get(k) is None else float(np.float32(spec[k])) for k in ("min", "max"))
+    if lo is not None and hi is not None and not lo <= hi:
+        raise ModelFormatError(f"{prefix}: clip min {lo} is above max {hi}")
+    return dict(min=lo, max=hi), shape
+
+
+def _emit_clip(g, group, x, base, out):
+    # Opset 11 on, the bounds are inputs (float32 scalars); an absent one is the empty name.
+    l = group[0]
+    bounds = ["" if l[k] is None else g.const(f"{base}.{k}", np.array(l[k], dtype=np.float32)) for k in ("min", "max")]
+    inputs = [x] + bounds
+    while inputs[-1] == "":
+        inputs.pop()
+    return g.node("Clip", inputs, base, out)
+
+
+def _plan_globalavgpool(model, spec, prefix, shape):
+    return {}, [_image(spec, prefix, shape)[0], 1, 1]
 
 
 def _plan_flatten(model, spec, prefix, shape):
@@ -199,6 +245,49 @@ def _emit_residual(g, group, x, base, out):
     return g.node("Add", [body, shortcut], base, out)
 
 
+def _merged_shape(merge, shapes):
+    """The output shape of a branches block's merge, or None when the branches do not fit it
+    (BranchesLayer.outputShape): add wants one shape; mul the largest shape, or (C, 1, 1) of
+    a (C, H, W) one (a squeeze-excitation gate, which ONNX's Mul broadcasts over the plane);
+    concat one shape but for the channels (the first dimension)."""
+    full = max(shapes, key=lambda s: int(np.prod(s)))
+    if merge == "add":
+        return full if all(s == full for s in shapes) else None
+    if merge == "mul":
+        return full if all(s == full or (len(full) == 3 and s == [full[0], 1, 1]) for s in shapes) else None
+    if all(s and s[1:] == shapes[0][1:] for s in shapes):
+        return [sum(s[0] for s in shapes)] + shapes[0][1:]
+    return None
+
+
+def _plan_branches(model, spec, prefix, shape):
+    # Every branch takes the block's input; its layers are named as if they stood in the
+    # enclosing list (same prefix), as a residual block's are.
+    name, merge = f"{prefix}.{spec['name']}", spec.get("merge")
+    if merge not in ("add", "mul", "concat"):
+        raise ModelFormatError(f"{name}: merge must be add, mul or concat, not {merge!r}")
+    if len(spec.get("branches") or []) < 2:
+        raise ModelFormatError(f"{name}: a branches block needs at least two branches")
+    planned = [model._plan(b, prefix, shape) for b in spec["branches"]]
+    shapes = [s for _, s in planned]
+    out_shape = _merged_shape(merge, shapes)
+    if out_shape is None:
+        raise ModelFormatError(f"{name}: cannot {merge} branches of shapes {shapes}")
+    return dict(name=name, merge=merge, branches=[layers for layers, _ in planned]), out_shape
+
+
+def _emit_branches(g, group, x, base, out):
+    # Add and Mul fold left, branch by branch: ((b0 + b1) + b2), as BranchesLayer.forward does.
+    l = group[0]
+    ys = [g.layers(b, x, f"{base}.{j}") for j, b in enumerate(l["branches"])]
+    if l["merge"] == "concat":
+        return g.node("Concat", ys, base, out, axis=1)
+    y = ys[0]
+    for j, z in enumerate(ys[1:], start=2):
+        y = g.node("Add" if l["merge"] == "add" else "Mul", [y, z], base, out if j == len(ys) else None)
+    return y
+
+
 OPERATORS = {
     "conv": Operator(_plan_conv, _emit_conv, _conv_span),
     "maxpool": Operator(_plan_pool, _pool_emitter("MaxPool")),
@@ -215,4 +304,12 @@ OPERATORS = {
     # ONNX HardSwish (opset 14): x · max(0, min(1, x / 6 + 1 / 2)), Branchy's function with
     # other roundings.
     "hardswish": Operator(_same_shape, _onnx_op("HardSwish")),
+    # Added for `branchy import`: the activations of common ONNX classifiers, global pooling, and
+    # blocks of parallel branches (squeeze-excitation's mul, Inception's concat).
+    "clip": Operator(_plan_clip, _emit_clip),
+    "leakyrelu": Operator(_floats(alpha=0.01), _onnx_op("LeakyRelu", "alpha")),
+    "sigmoid": Operator(_same_shape, _onnx_op("Sigmoid")),
+    "hardsigmoid": Operator(_floats(alpha=0.2, beta=0.5), _onnx_op("HardSigmoid", "alpha", "beta")),
+    "globalavgpool": Operator(_plan_globalavgpool, _onnx_op("GlobalAveragePool")),
+    "branches": Operator(_plan_branches, _emit_branches),
 }
