@@ -80,6 +80,33 @@ import Testing
         #expect(maxDifference(GroupedConv2D.forward(plain, x: x3, weight: w3, bias: nil).data, dense.data) < 1e-5)
     }
 
+    /// The depthwise 3×3 fast path gives the general form's bits, for every stride, padding and
+    /// dilation tried, on maps small enough that every window touches an edge.
+    @Test(arguments: [(1, 1, 1), (2, 1, 1), (1, 0, 1), (1, 2, 2), (2, 2, 2), (3, 1, 1), (1, 1, 3)])
+    func depthwiseFastPathIsTheReference(stride: Int, pad: Int, dilation: Int) {
+        for (h, w) in [(7, 7), (14, 9), (3, 3), (2, 5)] {
+            let g = GroupedConv2DGeometry(inC: 5, inH: h, inW: w, outC: 5, kernel: 3, stride: stride, pad: pad, dilation: dilation, groups: 5)
+            guard g.outH >= 1, g.outW >= 1 else { continue }
+            let x = ModelFixture.randomInput([5, h, w], count: 1, seed: UInt64(h * 31 + w)).data
+            let weight = ModelFixture.randomInput([5, 1, 3, 3], count: 1, seed: 9).data
+            let bias: [Float] = [0.5, -0.25, 0, 1, -2]
+            var fast = [Float](repeating: .nan, count: g.outputCount), slow = [Float](repeating: .nan, count: g.outputCount)
+            x.withUnsafeBufferPointer { xp in weight.withUnsafeBufferPointer { wp in bias.withUnsafeBufferPointer { bp in
+                GroupedConv2D.depthwise3x3(g, xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress, &fast)
+                GroupedConv2D.reference(g, xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress, &slow)
+            }}}
+            #expect(fast.map(\.bitPattern) == slow.map(\.bitPattern), "\(g)")
+            // The C kernel on every path: the same values (a zero sum's sign aside, which == ignores).
+            let packed = PackedDepthwise3x3(geometry: g, weight: weight, bias: bias)
+            var scratch = [Float](repeating: .nan, count: packed.scratchFloats)
+            for isa in KernelISA.supported {
+                var kernel = [Float](repeating: .nan, count: g.outputCount)
+                x.withUnsafeBufferPointer { packed.run($0.baseAddress!, &kernel, scratch: &scratch, isa: isa) }
+                #expect(kernel == slow, "\(isa) \(g)")
+            }
+        }
+    }
+
     /// The activations at their edges, as ONNX defines them.
     @Test func activationValues() throws {
         let spec = ModelSpec(name: "act", input: [1, 1, 6], classes: 6, stages: [

@@ -26,7 +26,13 @@ final class ClipLayer: ScalarActivationLayer, Operator {
         return { x in x.isNaN ? x : Swift.min(Swift.max(x, low), high) }
     }
 
-    override func value(_ x: Float) -> Float { scalarKernel(x) }
+    override func value(_ x: Float) -> Float { x.isNaN ? x : Swift.min(Swift.max(x, low), high) }
+
+    /// The compiled form: one loop over the sample (no call per value).
+    override func kernel(isa: KernelISA) -> ElementwiseStep.Kernel {
+        let low = self.low, high = self.high
+        return { count, x, y in for i in 0..<count { let v = x[i]; y[i] = v.isNaN ? v : Swift.min(Swift.max(v, low), high) } }
+    }
     override func derivative(_ x: Float) -> Float { x >= low && x <= high ? 1 : 0 }
 }
 

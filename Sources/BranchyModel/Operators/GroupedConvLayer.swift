@@ -55,30 +55,56 @@ final class GroupedConvLayer: Layer {
 
     override func clearCache() { cachedInput = nil }
 
+    /// A ``GroupedConvStep`` with the `relu` or `clip` that follows fused in.
     override func compile(following: ArraySlice<Layer>, with compiler: inout StepCompiler) -> (step: (any CompiledStep)?, fused: Int) {
-        let relu = following.first is ReLULayer
-        return (GroupedConvStep(geometry: geometry, weight: weight.value.data, bias: bias?.value.data, relu: relu), relu ? 1 : 0)
+        var bounds: (low: Float, high: Float)? = nil
+        if following.first is ReLULayer { bounds = (0, .infinity) }
+        if let clip = following.first as? ClipLayer { bounds = (clip.low, clip.high) }
+        let step = GroupedConvStep(geometry: geometry, weight: weight.value.data, bias: bias?.value.data, bounds: bounds, isa: compiler.isa)
+        compiler.maxLinearScratch = max(compiler.maxLinearScratch, step.depthwise?.scratchFloats ?? 0)
+        return (step, bounds == nil ? 0 : 1)
     }
 }
 
-/// Per sample: a grouped convolution, then the ReLU if fused.
+/// Per sample: a grouped convolution, then the ReLU or clip if fused (the same values as the
+/// layers apply: a ReLU maps NaN to 0, a clip keeps it).
 struct GroupedConvStep: CompiledStep {
     let geometry: GroupedConv2DGeometry
     let weight: [Float]
     let bias: [Float]?
+    /// The fused activation's bounds: (0, ∞) a ReLU.
+    let bounds: (low: Float, high: Float)?
     let relu: Bool
+
+    /// A depthwise 3×3 convolution's C kernel, which runs instead (its scratch: the workspace's linear scratch).
+    let depthwise: PackedDepthwise3x3?
+    let isa: KernelISA
+
+    init(geometry: GroupedConv2DGeometry, weight: [Float], bias: [Float]?, bounds: (low: Float, high: Float)?, isa: KernelISA) {
+        self.geometry = geometry; self.weight = weight; self.bias = bias; self.bounds = bounds; self.isa = isa
+        relu = bounds.map { $0.low == 0 && $0.high == .infinity } ?? false
+        depthwise = PackedDepthwise3x3.applies(to: geometry) ? PackedDepthwise3x3(geometry: geometry, weight: weight, bias: bias) : nil
+    }
 
     var outputCount: Int { geometry.outputCount }
 
     func runSample(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, workspace: InferenceWorkspace) {
-        weight.withUnsafeBufferPointer { w in
-            if let bias {
-                bias.withUnsafeBufferPointer { GroupedConv2D.forward(geometry, x, weight: w.baseAddress!, bias: $0.baseAddress, y) }
-            } else {
-                GroupedConv2D.forward(geometry, x, weight: w.baseAddress!, bias: nil, y)
+        if let depthwise {
+            depthwise.run(x, y, scratch: workspace.buffer(2), isa: isa)
+        } else {
+            weight.withUnsafeBufferPointer { w in
+                if let bias {
+                    bias.withUnsafeBufferPointer { GroupedConv2D.forward(geometry, x, weight: w.baseAddress!, bias: $0.baseAddress, y) }
+                } else {
+                    GroupedConv2D.forward(geometry, x, weight: w.baseAddress!, bias: nil, y)
+                }
             }
         }
-        if relu { for i in 0..<outputCount where !(y[i] > 0) { y[i] = 0 } }
+        if relu {
+            for i in 0..<outputCount where !(y[i] > 0) { y[i] = 0 }
+        } else if let (low, high) = bounds {
+            for i in 0..<outputCount { let v = y[i]; y[i] = v.isNaN ? v : Swift.min(Swift.max(v, low), high) }
+        }
     }
 }
 

@@ -18,7 +18,8 @@ class ScalarActivationLayer: ActivationLayer {
         return dx
     }
 
-    override final func kernel(isa: KernelISA) -> ElementwiseStep.Kernel {
+    /// The compiled form: ``scalarKernel`` on each value (a subclass may give a tighter loop).
+    override func kernel(isa: KernelISA) -> ElementwiseStep.Kernel {
         let f = scalarKernel
         return { count, x, y in for i in 0..<count { y[i] = f(x[i]) } }
     }

@@ -112,6 +112,18 @@ void bk_xnor_linear(int isa, int n, int k, int o, const float *x, ptrdiff_t ldx,
 /// path of `isa` (all paths give the same bits; see kernels_hardswish.c for −0, ±∞ and NaN).
 void bk_hardswish(int isa, size_t count, const float *x, float *y);
 
+/// The shape of a depthwise 3×3 convolution: input (channels, height, width), output
+/// (channels, out_height, out_width); padded_channels is channels rounded up to a multiple of 16.
+typedef struct {
+    int channels, padded_channels, height, width, out_height, out_width, stride, pad, dilation;
+} bk_depthwise_geometry;
+/// Floats of scratch bk_depthwise3x3 needs.
+size_t bk_depthwise3x3_scratch(const bk_depthwise_geometry *g);
+/// Depthwise 3×3 convolution of one image x (CHW) into y (CHW) on the path of `isa`: w holds the
+/// taps tap-major (9 × padded_channels, tap ky·3 + kx, zero past the channels), bias
+/// padded_channels values. All paths give the same bits (see kernels_depthwise.c).
+void bk_depthwise3x3(int isa, const bk_depthwise_geometry *g, const float *x, const float *w, const float *bias, float *scratch, float *y);
+
 #ifdef __cplusplus
 }
 #endif
