@@ -6,7 +6,9 @@
 # same file on every test sample, exits forced or not, over float32 links (scripts/onnx-agreement.py;
 # int8 links reported); the default (dynamo) exporter's files of the same networks, weights in an
 # external data file, import and agree too; the MobileNet-style model as a device/edge/cloud cluster
-# over float32 links gives the answers of `branchy eval` on all 10,000 test samples. Prints `ok`/`not
+# over float32 links gives the answers of `branchy eval` on all 10,000 test samples; exits added to the
+# classifier-only export (`--add-exit`, heads trained on the frozen network) and calibrated on held-out
+# samples send at least half the test samples out at the first exit. Prints `ok`/`not
 # ok` lines and `N passed, M failed`; details in run/import-check/. Environment: BRANCHY_BIN.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
@@ -70,9 +72,31 @@ check_cluster() {   # the imported model over float32 links decides as branchy e
     figure "$(wc -l < "$work/cluster.jsonl") samples"
 }
 
+check_add_exit() {   # heads trained on the frozen classifier, thresholds from held-out samples it never saw
+    ensure_training_set
+    "$ONNX_PYTHON" examples/pytorch/common.py --write-held-out "$work/held-out" >&2 || { echo "could not write the held-out samples"; return 1; }
+    "$bin/branchy" import examples/pytorch/onnx/mobilenet-final-only.onnx --output "$work/added" \
+        --add-exit /model/device/device.5/Add_output_0,/model/edge/edge.1/Add_output_0 --train "$TRAINING_SET" --train-limit 55000 \
+        > "$work/added.out" 2>&1 || { echo "branchy import --add-exit failed: $(tail -n 1 "$work/added.out")"; return 1; }
+    "$bin/branchy" calibrate --model "$work/added" --held-out "$work/held-out/heldout-images-idx3-ubyte.gz" --max-accuracy-drop 1 --write \
+        > "$work/added-calibrate.out" 2>&1 || { echo "branchy calibrate failed: $(tail -n 1 "$work/added-calibrate.out")"; return 1; }
+    "$bin/branchy" eval --model "$work/added" --json > "$work/added-eval.json" 2>/dev/null || { echo "branchy eval failed"; return 1; }
+    python3 - "$work/added-eval.json" <<'PY' > "$work/added-eval.txt" || { echo "fewer than half the test samples left at the first exit"; return 1; }
+import json, sys
+r = json.load(open(sys.argv[1]))
+first = r["exits"][0]["fraction"]
+print(f"test set: {100 * first:.1f}% at the first exit, {100 * r['accuracy']:.2f}% accuracy, final exit alone {100 * r['finalOnlyAccuracy']:.2f}%")
+sys.exit(first < 0.5)
+PY
+    figure "$(grep -h '^exit ' "$work/added.out" | paste -sd ';' -)"
+    figure "$(grep -m 1 '^chosen' "$work/added-calibrate.out")"
+    figure "$(cat "$work/added-eval.txt")"
+}
+
 run_check "every supported operator form agrees with ONNX Runtime; bad files refused; export round trip" check_operators
 run_check "re-importing the shipped ONNX files gives the committed models" check_reimport
 run_check "branchy eval agrees with ONNX Runtime on every test sample (TorchScript exports)" check_agreement
 run_check "the default exporter's files (external data) import and agree" check_dynamo
 run_check "the imported model as a three-node cluster gives the answers of branchy eval" check_cluster
+run_check "exits added to the classifier-only export: at least half the test samples leave at the first" check_add_exit
 summary

@@ -15,6 +15,8 @@ public enum ONNXImporter {
         /// The opset and producer of the file.
         public var opset: Int
         public var producer: String
+        /// The stages whose exits were added (`addExits`), by index, with their input shapes.
+        public var addedExits: [(stage: Int, input: [Int])] = []
     }
 
     /// One stage as the plan prints it.
@@ -31,8 +33,12 @@ public enum ONNXImporter {
     }
 
     /// Imports `url`. `exits` names the graph outputs in order (default: all, by depth);
-    /// `split` names the forwarded tensors (default: the branch points).
-    public static func importModel(_ url: URL, exits: [String]? = nil, split: [String]? = nil, name: String? = nil) throws -> Result {
+    /// `split` names the forwarded tensors (default: the branch points). `addExits` names
+    /// tensors of a classifier (a graph with one output) at which new exits are attached, each
+    /// with the head ``ExitHead/layers(input:classes:)`` describes, its tensors left out of
+    /// ``Result/tensors`` (``Result/addedExits`` names them) for training.
+    public static func importModel(_ url: URL, exits: [String]? = nil, split: [String]? = nil, name: String? = nil,
+                                   addExits: [String]? = nil) throws -> Result {
         let file = url.path
         let graph = try ONNXReader.read(url)
         var lowering = Lowering(graph: graph, file: file)
@@ -77,7 +83,22 @@ public enum ONNXImporter {
 
         // Branch points: the deepest tensor on exit k's dominator chain that every deeper exit's chain holds.
         var points: [String] = []
-        if let split {
+        var added = Set<Int>()
+        if let addExits {
+            guard chosen.count == 1 else {
+                throw ImportError(file: file, location: "--add-exit", reason: "exits are added to a classifier with one output; this graph has \(chosen.count) (use --exits to pick one)")
+            }
+            guard split == nil else { throw ImportError(file: file, location: "--add-exit", reason: "give --add-exit or --split, not both") }
+            for (k, t) in addExits.enumerated() {
+                let resolved = lowering.resolve(t)
+                guard lowering.shapes[resolved] != nil, lowering.producer[resolved] != nil else {
+                    throw ImportError(file: file, location: "--add-exit", reason: "'\(t)' is not a tensor computed from the image input")
+                }
+                points.append(resolved)
+                added.insert(k)
+            }
+            chosen = addExits.indices.map { (name: "exit\($0 + 1)", tensor: "") } + chosen
+        } else if let split {
             guard split.count == chosen.count - 1 else {
                 throw ImportError(file: file, location: "--split", reason: "give \(chosen.count - 1) tensors (one per exit but the last), got \(split.count)")
             }
@@ -113,11 +134,25 @@ public enum ONNXImporter {
             } else {
                 let point = points[k]
                 guard try decomposition.dominators(of: point, from: source).contains(previous) else {
-                    throw ImportError(file: file, location: "graph output '\(exit.name)'",
-                                      reason: "its branch point '\(point)' comes before the previous stage's; give the exits in depth order (--exits)")
+                    throw ImportError(file: file, location: added.contains(k) ? "--add-exit" : "graph output '\(exit.name)'",
+                                      reason: "the branch point '\(point)' comes before the previous stage's; give them in depth order")
                 }
                 trunkItems = try decomposition.chain(from: previous, to: point)
-                headItems = try decomposition.chain(from: point, to: exit.tensor)
+                headItems = added.contains(k) ? [] : try decomposition.chain(from: point, to: exit.tensor)
+            }
+            if added.contains(k) {
+                let stage = stageNames[k], shape = lowering.shapes[points[k]]!
+                let trunk = builder.layers(trunkItems, prefix: "\(stage).trunk")
+                let head = ExitHead.layers(input: shape, classes: classes)
+                stageSpecs.append(StageSpec(name: stage, trunk: trunk, exit: ExitSpec(name: exit.name, layers: head)))
+                let indices = Decomposition.opIndices(trunkItems)
+                let cost = ExitHead.cost(input: shape, classes: classes)
+                plans.append(StagePlan(name: stage, exit: exit.name + " (added)", nodes: indices.reduce(0) { $0 + ops[$1].nodes },
+                                       multiplyAdds: indices.reduce(0) { $0 + ops[$1].macs } + cost.multiplyAdds,
+                                       parameters: indices.reduce(0) { $0 + ops[$1].parameters } + cost.parameters,
+                                       forwarded: points[k], forwardedShape: shape))
+                previous = points[k]
+                continue
             }
             guard !headItems.isEmpty else {
                 throw ImportError(file: file, location: "graph output '\(exit.name)'", reason: "the exit has no layers of its own after its branch point")
@@ -143,7 +178,9 @@ public enum ONNXImporter {
         } catch let e as ModelError {
             throw ImportError(file: file, reason: "the imported description does not check: \(e)")
         }
-        return Result(spec: spec, tensors: builder.tensors, stages: plans, opset: graph.opset, producer: graph.producer)
+        var result = Result(spec: spec, tensors: builder.tensors, stages: plans, opset: graph.opset, producer: graph.producer)
+        result.addedExits = added.sorted().map { ($0, lowering.shapes[points[$0]]!) }
+        return result
     }
 
     /// Writes an import as a model directory (model.json, weights.safetensors) and returns the

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BranchyData
 import BranchyImport
 import BranchyModel
 import BranchyTensor
@@ -30,6 +31,28 @@ struct Import: ParsableCommand {
     @Option(help: "The model's name (default: the output directory's name).")
     var name: String?
 
+    @Option(help: "Add exits to a classifier (a graph with one output) at these tensors, comma-separated, from the device's on; their heads are trained on --train with the imported network frozen.")
+    var addExit: String?
+
+    @Option(help: "With --add-exit: the training samples (a directory's training split, an IDX images file or a CIFAR-10 .bin batch).")
+    var train: String?
+
+    @Option(help: "With --add-exit: train on the first N samples of --train only (keep the rest held out).")
+    var trainLimit: Int?
+
+    @Option(help: "With --add-exit: epochs of head training.")
+    var headEpochs: Int = 8
+
+    @Option(help: "With --add-exit: samples to report each head's accuracy on (a directory's test split or a file; default: --train's directory's test split, when it has one).")
+    var check: String?
+
+    func validate() throws {
+        if addExit != nil && train == nil { throw ValidationError("--add-exit needs --train (the samples its heads learn from)") }
+        if addExit == nil && (train != nil || trainLimit != nil || check != nil) { throw ValidationError("--train, --train-limit and --check go with --add-exit") }
+        if headEpochs < 1 { throw ValidationError("--head-epochs must be at least 1") }
+        if let l = trainLimit, l < 1 { throw ValidationError("--train-limit must be at least 1") }
+    }
+
     func run() throws {
         let url = URL(fileURLWithPath: onnx)
         let out = URL(fileURLWithPath: output)
@@ -37,19 +60,51 @@ struct Import: ParsableCommand {
             throw ValidationError("--output \(output) already exists; give a new directory")
         }
         let list = { (s: String?) in s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } }
-        let result: ONNXImporter.Result
+        var result: ONNXImporter.Result
         do {
-            result = try ONNXImporter.importModel(url, exits: list(exits), split: list(split), name: name ?? out.lastPathComponent)
+            result = try ONNXImporter.importModel(url, exits: list(exits), split: list(split), name: name ?? out.lastPathComponent,
+                                                  addExits: list(addExit))
         } catch let e as ImportError {
             throw CommandError(e.description)
         }
+        var notes: [String] = []
+        if let train { notes = try trainHeads(&result, train: train) }
         let table = ImportPlanTable(result: result)
         print(table.text)
         let model = try ONNXImporter.write(result, to: out, source: url.lastPathComponent)
-        let card = table.card(model: model, source: url.lastPathComponent, sha256: try fileDigest(url))
+        let card = table.card(model: model, source: url.lastPathComponent, sha256: try fileDigest(url), notes: notes)
         try card.write(to: out.appendingPathComponent("MODEL_CARD.md"), atomically: true, encoding: .utf8)
         print("wrote \(output): model \(model.spec.name), \(model.spec.stages.count) stages, fingerprint \(model.fingerprintHex)")
     }
+
+    /// Trains the added exits' heads and prints their accuracy; returns the card's lines about them.
+    private func trainHeads(_ result: inout ONNXImporter.Result, train: String) throws -> [String] {
+        let trainURL = URL(fileURLWithPath: train)
+        var isDirectory: ObjCBool = false
+        FileManager.default.fileExists(atPath: train, isDirectory: &isDirectory)
+        var data = isDirectory.boolValue ? try ImageDataset.load(directory: trainURL, split: .train) : try ImageDataset.load(path: train)
+        guard data.shape == result.spec.input else {
+            throw CommandError("\(train): images are \(data.shapeDescription) but the model expects \(result.spec.input)")
+        }
+        if let trainLimit, trainLimit < data.count { data = data.subset(Array(0..<trainLimit)) }
+        var checkData: ImageDataset? = nil
+        if let check { checkData = try ImageDataset.load(path: check) } else if isDirectory.boolValue {
+            checkData = try? ImageDataset.load(directory: trainURL, split: .test)
+        }
+        let figures = try AddedExitTraining(epochs: headEpochs, seed: 1).train(&result, on: data, check: checkData)
+        var notes = ["exits added at " + zip(result.addedExits, list(addExit) ?? []).map { "`\($1)` (\(result.spec.stages[$0.stage].exit.name))" }
+            .joined(separator: ", ") + ", each head (`ExitHead`: 3×3 convolution to \(ExitHead.channels) channels, ReLU, 2×2 max pooling, linear) "
+            + "trained alone on the frozen network for \(headEpochs) epochs on \(data.count) samples of `\(train)` (seed 1)"]
+        for f in figures {
+            let check = f.checkAccuracy.map { String(format: ", %.2f%% on %d check samples", 100 * $0, checkData?.count ?? 0) } ?? ""
+            let line = String(format: "exit %@: %.2f%% on the training samples (last epoch)%@, trained in %.0f s", f.exit, 100 * f.trainAccuracy, check, f.seconds)
+            print(line)
+            notes.append(line)
+        }
+        return notes
+    }
+
+    private func list(_ s: String?) -> [String]? { s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } }
 
     private func fileDigest(_ url: URL) throws -> String {
         var hasher = SHA256()

@@ -36,7 +36,7 @@ struct ImportPlanTable {
         codec.dataByteCount(elements: shape.reduce(1, *)) + codec.parameterByteCount(shape: [1] + shape)
     }
 
-    func card(model: Model, source: String, sha256: String) -> String {
+    func card(model: Model, source: String, sha256: String, notes: [String] = []) -> String {
         let spec = model.spec
         var s = "# Model card: \(spec.name)\n\n"
         s += "Imported by `branchy import` from `\(source)` (SHA-256 `\(sha256)`, opset \(result.opset)"
@@ -48,6 +48,7 @@ struct ImportPlanTable {
             s += "- thresholds \(d.thresholds.map { String(format: "%g", $0) }.joined(separator: ", ")) are placeholders: "
             s += "choose them with `branchy calibrate`; default codec \(d.codec ?? "float32")\n"
         }
+        for n in notes { s += "- \(n)\n" }
         s += "\n## Plan\n\n| stage | exit | ONNX nodes | multiply-adds | parameters | forwards | "
         s += Self.codecs.map { "\($0.name) B" }.joined(separator: " | ") + " |\n"
         s += "|---|---|---|---|---|---|" + Self.codecs.map { _ in "---|" }.joined() + "\n"

@@ -141,6 +141,24 @@ import Testing
         #expect(throws: ImportError.self) { try ONNXImporter.importModel(url, split: ["gap"]) }
     }
 
+    /// Exits added to a one-output classifier: the stage ends at the named tensor, its exit is
+    /// the documented head, whose tensors are left to train.
+    @Test func addsExitsToAClassifier() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = try Self.write(Self.twoExitModel(), dir)
+        let r = try ONNXImporter.importModel(url, exits: ["exit1"], addExits: ["sum"])
+        #expect(r.spec.stages.map(\.name) == ["device", "cloud"])
+        #expect(r.spec.stages[0].exit.name == "exit1" && r.spec.stages[0].exit.layers == ExitHead.layers(input: [4, 6, 6], classes: 3))
+        #expect(r.spec.stages[0].exit.layers.map(\.op) == ["conv", "relu", "maxpool", "flatten", "linear"])
+        #expect(r.spec.stages[1].exit.name == "exit1" || r.spec.stages[1].exit.layers.map(\.op) == ["linear"])
+        #expect(r.addedExits.count == 1 && r.addedExits[0].stage == 0 && r.addedExits[0].input == [4, 6, 6])
+        #expect(!r.tensors.keys.contains { $0.hasPrefix("device.exit.") })
+        #expect(r.stages[0].parameters == 72 + 4 + 144 + ExitHead.cost(input: [4, 6, 6], classes: 3).parameters)
+        #expect(throws: ImportError.self) { try ONNXImporter.importModel(url, addExits: ["sum"]) }  // two outputs
+        #expect(throws: ImportError.self) { try ONNXImporter.importModel(url, exits: ["exit1"], addExits: ["nowhere"]) }
+    }
+
     @Test func refusesBadGraphs() throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
