@@ -227,6 +227,7 @@ public final class DeviceRunner: Sendable {
                 let out = ExitOutput(predicted: Int(r.predictedClass), confidence: r.confidence, entropy: r.entropy)
                 var rec = record(r.status == .degraded ? .degraded : .answered, r.reason, exit: Int(r.exitIndex), node: r.nodeName, out, hops: r.hops)
                 rec.exitName = r.exitName
+                rec.passed = best.map { ($0.exit, $0.output.entropy) }
                 return rec
             case .degraded(let exit, let output, let failure):
                 // What was spent before the failure is unknown per request; the link totals still count it.

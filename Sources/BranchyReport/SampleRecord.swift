@@ -27,6 +27,27 @@ public struct SampleRecord: Sendable {
     public var hops: [HopCost]
     /// When the answer arrived, in seconds since the run began.
     public var finishedSeconds: Double = 0
+    /// The device's own exit the sample passed (did not leave at) and its entropy, when it was
+    /// forwarded; the protocol does not carry the entropies of upstream exits it passed.
+    public var passed: (exit: Int, entropy: Float)? = nil
+
+    /// The entropy at each exit from the first to the one that answered, as far as the device
+    /// knows them: its own passed exit's, and the answering exit's; nil for the others.
+    public var entropies: [Float?] {
+        guard exit >= 0 else { return [] }
+        var e = [Float?](repeating: nil, count: exit + 1)
+        if let passed, passed.exit < exit { e[passed.exit] = passed.entropy }
+        e[exit] = entropy
+        return e
+    }
+
+    /// The line `--predictions` writes for this sample (JSON): `sample`, `exit` (counted from 0;
+    /// −1 when failed), `class`, `status`, `entropies` (natural log, one per exit reached; null
+    /// where unknown).
+    public var predictionLine: String {
+        let list = entropies.map { $0.map { $0.isFinite ? "\($0)" : "null" } ?? "null" }.joined(separator: ",")
+        return "{\"sample\":\(sample),\"exit\":\(exit),\"class\":\(predicted),\"status\":\"\(status.rawValue)\",\"entropies\":[\(list)]}\n"
+    }
 
     public var correct: Bool { status != .failed && predicted == label }
 

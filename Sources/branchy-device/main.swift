@@ -27,7 +27,7 @@ struct DeviceCommand: AsyncParsableCommand {
     @Option(help: "Start at most this many samples per second, as a camera's frame rate would (default: as fast as the window allows).") var rate: Double?
     @Option(help: "Write the JSON report here.") var report: String?
     @Option(help: "The JSON report of a baseline run of the same samples (e.g. topology/cloud-only.yaml), to compare bytes and latency with.") var baseline: String?
-    @Option(help: "Write each sample's exit and class as JSON lines here.") var predictions: String?
+    @Option(help: "Write each sample's exit (from 0), class, status and the entropies it reached (null where this device cannot know them) as JSON lines here.") var predictions: String?
     @Option(help: "Write a self-contained HTML report with charts here.") var html: String?
     @Option(help: "Calibration file for the HTML report's frontier chart (default: calibration.json in the model directory, if there is one).")
     var calibration: String?
@@ -106,7 +106,7 @@ struct DeviceCommand: AsyncParsableCommand {
         if let baseline { r.compare(with: try RunReport.load(URL(fileURLWithPath: baseline))) }
         if let report { try r.json().write(to: URL(fileURLWithPath: report)) }
         if let predictions {
-            let lines = records.map { "{\"sample\":\($0.sample),\"exit\":\($0.exit),\"class\":\($0.predicted),\"status\":\"\($0.status.rawValue)\"}\n" }.joined()
+            let lines = records.map(\.predictionLine).joined()
             try lines.write(toFile: predictions, atomically: true, encoding: .utf8)
         }
         if let html {

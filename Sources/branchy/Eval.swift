@@ -15,7 +15,7 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
-    @Option(help: "Write each sample's exit index and predicted class as JSON lines to this file.")
+    @Option(help: "Write each sample's exit (from 0), predicted class and the entropy at each exit it reached (natural log) as JSON lines to this file.")
     var predictions: String?
 
     func run() throws {
@@ -34,7 +34,11 @@ struct Eval: ParsableCommand {
         if let predictions {
             var lines = ""
             for s in 0..<report.samples {
-                lines += "{\"sample\":\(s),\"exit\":\(report.takenExit[s]),\"class\":\(report.predictions[s])}\n"
+                let reached = (0...report.takenExit[s]).map { e -> String in
+                    let h = trace.outputs[e][s].entropy
+                    return h.isFinite ? "\(h)" : "null"
+                }
+                lines += "{\"sample\":\(s),\"exit\":\(report.takenExit[s]),\"class\":\(report.predictions[s]),\"entropies\":[\(reached.joined(separator: ","))]}\n"
             }
             try lines.write(toFile: predictions, atomically: true, encoding: .utf8)
         }

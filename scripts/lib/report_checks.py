@@ -1,5 +1,6 @@
 """Checks of common.py on what a run leaves: the device's report and predictions (scripts/e2e*.sh),
 `branchy bench` figures and model.json (scripts/perf-check.sh), and the fault runs (scripts/e2e-faults.sh)."""
+import json
 from check_helpers import Failed, err, load, num, predictions, require
 
 
@@ -78,6 +79,16 @@ def same_predictions(device_path, eval_path, report_path):
         s = differ[0]
         raise Failed(f"{len(differ)} of {len(device)} samples differ; first: sample {s} "
                      f"cluster (exit, class) = {device[s]}, branchy eval = {offline[s]}")
+    # The entropies both know (the device's own exit and the answering one) agree too, within the
+    # rounding of protocol version 2, which carries the answering exit's entropy as binary16.
+    theirs = {r["sample"]: r.get("entropies") for r in map(json.loads, open(eval_path)) if r}
+    for r in map(json.loads, open(device_path)):
+        mine, other = r.get("entropies"), theirs.get(r["sample"])
+        if mine is None or other is None:
+            continue
+        for e, (a, b) in enumerate(zip(mine, other)):
+            if a is not None and b is not None and abs(a - b) > 1e-3 * max(1.0, abs(b)):
+                raise Failed(f"sample {r['sample']}: entropy at exit {e} is {a} in the cluster, {b} in branchy eval")
 
 
 def link_bytes(path, link, limit):
