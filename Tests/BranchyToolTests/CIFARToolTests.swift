@@ -32,9 +32,15 @@ import Testing
         let predictions = dir.appendingPathComponent("predictions.jsonl").path
         try Eval.parse(["--model", out, "--dataset", data + "/test_batch.bin", "--predictions", predictions]).run()
         let lines = try String(contentsOfFile: predictions, encoding: .utf8).split(separator: "\n")
-        let rows = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Int] }
+        let objects = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let rows = objects.map { $0.compactMapValues { $0 as? Int } }
         #expect(rows.map { $0["sample"] } == (0..<100).map { $0 })
         #expect(rows.allSatisfy { (0..<3).contains($0["exit"]!) && (0..<10).contains($0["class"]!) })
+        // The entropy at every exit a sample reached, each finite and at most ln(10).
+        for (row, object) in zip(rows, objects) {
+            let entropies = try #require(object["entropies"] as? [Double])
+            #expect(entropies.count == row["exit"]! + 1 && entropies.allSatisfy { $0 >= 0 && $0 <= log(10.0) + 1e-5 })
+        }
     }
 
     @Test func aGreyscaleModelRefusesTheSet() throws {
