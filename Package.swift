@@ -40,7 +40,9 @@ let package = Package(
         .target(name: "BranchyTensor", dependencies: ["CBranchyKernels", "CBranchyCompression"]),
         // Layer 1: data sets and model description / weights.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        .target(name: "BranchyData", dependencies: ["CZlib"]),
+        // PNG and JPEG decoding through libpng and libjpeg-turbo, loaded at run time.
+        .target(name: "CBranchyImages", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "BranchyData", dependencies: ["CZlib", "CBranchyImages"]),
         .target(name: "BranchyModel", dependencies: ["BranchyTensor"]),
         // ONNX import: the protobuf schema's generated code (scripts/generate-onnx-proto.sh) read
         // through SwiftProtobuf, folded and split into stages as a model description.

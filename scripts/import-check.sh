@@ -8,7 +8,9 @@
 # external data file, import and agree too; the MobileNet-style model as a device/edge/cloud cluster
 # over float32 links gives the answers of `branchy eval` on all 10,000 test samples; exits added to the
 # classifier-only export (`--add-exit`, heads trained on the frozen network) and calibrated on held-out
-# samples send at least half the test samples out at the first exit. Prints `ok`/`not
+# samples send at least half the test samples out at the first exit; the test set as .npz and .npy arrays
+# gives the same predictions as its IDX files, so do 2,000 of its images as PNG files in class folders,
+# and as JPEG files nearly the same accuracy. Prints `ok`/`not
 # ok` lines and `N passed, M failed`; details in run/import-check/. Environment: BRANCHY_BIN.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
@@ -93,10 +95,93 @@ PY
     figure "$(cat "$work/added-eval.txt")"
 }
 
+check_array_formats() {   # the test set as .npz (deflated, bytes), .npz with named keys (floats, NCHW) and a .npy pair
+    "$ONNX_PYTHON" - "$work/arrays" <<'PY' >&2 || { echo "could not write the arrays"; return 1; }
+import gzip, os, struct, sys
+import numpy as np
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+def idx(path):
+    with gzip.open(path) as f:
+        data = f.read()
+    dims = struct.unpack(">I", data[:4])[0] & 0xFF
+    shape = struct.unpack(">" + "I" * dims, data[4:4 + 4 * dims])
+    return np.frombuffer(data[4 + 4 * dims:], dtype=np.uint8).reshape(shape)
+x, y = idx("data/fashion-mnist/t10k-images-idx3-ubyte.gz"), idx("data/fashion-mnist/t10k-labels-idx1-ubyte.gz")
+np.savez_compressed(f"{out}/test.npz", x=x, y=y)
+np.savez(f"{out}/named.npz", images=(x[:, None].astype(np.float32) / np.float32(255)), labels=y.astype(np.int64))
+np.save(f"{out}/x.npy", x[..., None])   # (N, H, W, 1): channels last
+np.save(f"{out}/y.npy", y)
+PY
+    local f reference="$work/arrays/idx.jsonl"
+    "$bin/branchy" eval --model models/mobilenet-exits --predictions "$reference" > /dev/null 2>&1 || { echo "branchy eval on IDX failed"; return 1; }
+    for f in "$work/arrays/test.npz" "$work/arrays/named.npz:images,labels" "$work/arrays/x.npy,$work/arrays/y.npy"; do
+        "$bin/branchy" eval --model models/mobilenet-exits --dataset "$f" --predictions "$work/arrays/this.jsonl" > "$work/arrays/this.out" 2>&1 \
+            || { echo "branchy eval --dataset $f failed: $(tail -n 1 "$work/arrays/this.out")"; return 1; }
+        cmp -s "$reference" "$work/arrays/this.jsonl" || { echo "--dataset $f gives other predictions than the IDX files"; return 1; }
+    done
+    figure "10000 samples, identical predictions and entropies from IDX, .npz (deflated bytes; named float keys) and a .npy pair (channels last)"
+}
+
+check_image_folder() {   # 2,000 test images as PNG (lossless: the IDX predictions) and as JPEG (lossy: close accuracy)
+    [ -e /usr/lib/x86_64-linux-gnu/libturbojpeg.so.0 ] || ldconfig -p | grep -q libturbojpeg.so.0 || apt_install libturbojpeg0
+    command -v cjpeg >/dev/null 2>&1 || apt_install libjpeg-turbo-progs
+    "$ONNX_PYTHON" - "$work/folders" <<'PY' >&2 || { echo "could not write the image folders"; return 1; }
+import gzip, os, struct, subprocess, sys, zlib
+import numpy as np
+out = sys.argv[1]
+def idx(path):
+    with gzip.open(path) as f:
+        data = f.read()
+    dims = struct.unpack(">I", data[:4])[0] & 0xFF
+    shape = struct.unpack(">" + "I" * dims, data[4:4 + 4 * dims])
+    return np.frombuffer(data[4 + 4 * dims:], dtype=np.uint8).reshape(shape)
+def png(path, img):
+    raw = b"".join(b"\0" + img[r].tobytes() for r in range(img.shape[0]))
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", img.shape[1], img.shape[0], 8, 0, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+x, y = idx("data/fashion-mnist/t10k-images-idx3-ubyte.gz")[:2000], idx("data/fashion-mnist/t10k-labels-idx1-ubyte.gz")[:2000]
+for kind in ("png", "jpeg"):
+    for c in range(10):
+        os.makedirs(f"{out}/{kind}/{c}", exist_ok=True)
+for i, (img, label) in enumerate(zip(x, y)):
+    png(f"{out}/png/{label}/{i:05d}.png", img)
+    pgm = f"P5 28 28 255\n".encode() + img.tobytes()
+    with open(f"{out}/jpeg/{label}/{i:05d}.jpg", "wb") as f:
+        f.write(subprocess.run(["cjpeg", "-quality", "95", "-grayscale"], input=pgm, capture_output=True, check=True).stdout)
+# The folders' sample order: by class, then by file name.
+np.save(f"{out}/order.npy", np.array(sorted(range(len(y)), key=lambda i: (y[i], i)), dtype=np.int64))
+PY
+    "$bin/branchy" eval --model models/mobilenet-exits --limit 2000 --predictions "$work/folders/idx.jsonl" > /dev/null 2>&1 || { echo "branchy eval on IDX failed"; return 1; }
+    local kind
+    for kind in png jpeg; do
+        "$bin/branchy" eval --model models/mobilenet-exits --dataset "$work/folders/$kind" --json --predictions "$work/folders/$kind.jsonl" \
+            > "$work/folders/$kind.json" 2> "$work/folders/$kind.err" || { echo "branchy eval on the $kind folder failed: $(tail -n 1 "$work/folders/$kind.err")"; return 1; }
+    done
+    "$ONNX_PYTHON" - "$work/folders" <<'PY' > "$work/folders/summary.txt" || { tail -n 1 "$work/folders/summary.txt"; return 1; }
+import json, sys
+import numpy as np
+d = sys.argv[1]
+order = np.load(f"{d}/order.npy")
+idx = [json.loads(l) for l in open(f"{d}/idx.jsonl")]
+png = [json.loads(l) for l in open(f"{d}/png.jsonl")]
+same = sum((p["exit"], p["class"]) == (idx[o]["exit"], idx[o]["class"]) for p, o in zip(png, order))
+jpeg, png_report = json.load(open(f"{d}/jpeg.json")), json.load(open(f"{d}/png.json"))
+print(f"PNG: {same} of {len(png)} samples as from the IDX files; JPEG (quality 95): accuracy {100 * jpeg['accuracy']:.2f}% against {100 * png_report['accuracy']:.2f}%")
+sys.exit(same != len(png) or len(png) != 2000 or abs(jpeg["accuracy"] - png_report["accuracy"]) > 0.02)
+PY
+    figure "$(cat "$work/folders/summary.txt")"
+}
+
 run_check "every supported operator form agrees with ONNX Runtime; bad files refused; export round trip" check_operators
 run_check "re-importing the shipped ONNX files gives the committed models" check_reimport
 run_check "branchy eval agrees with ONNX Runtime on every test sample (TorchScript exports)" check_agreement
 run_check "the default exporter's files (external data) import and agree" check_dynamo
 run_check "the imported model as a three-node cluster gives the answers of branchy eval" check_cluster
+run_check "the test set as NumPy arrays gives the predictions of its IDX files" check_array_formats
+run_check "image folders of PNG and JPEG files read through libpng and libjpeg-turbo" check_image_folder
 run_check "exits added to the classifier-only export: at least half the test samples leave at the first" check_add_exit
 summary

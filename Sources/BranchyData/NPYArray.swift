@@ -5,11 +5,16 @@ import Foundation
 public struct NPYArray: Sendable, Equatable {
     public var shape: [Int]
     public var values: [Float]
+    /// The stored data type as NumPy names it (`<f4`, `|u1`, …); written arrays are `<f4`.
+    public var dtype: String = "<f4"
 
-    public init(shape: [Int], values: [Float]) {
+    public init(shape: [Int], values: [Float], dtype: String = "<f4") {
         precondition(shape.reduce(1, *) == values.count, "shape \(shape) needs \(shape.reduce(1, *)) values")
-        self.shape = shape; self.values = values
+        self.shape = shape; self.values = values; self.dtype = dtype
     }
+
+    /// Whether the stored values were integers (bytes or `int32`/`int64`).
+    public var isInteger: Bool { !dtype.hasSuffix("f4") && !dtype.hasSuffix("f8") }
 
     /// Why an array cannot be read.
     public struct Error: Swift.Error, CustomStringConvertible {
@@ -81,7 +86,7 @@ public struct NPYArray: Sendable, Equatable {
                 }
             }
         }
-        return NPYArray(shape: shape, values: values)
+        return NPYArray(shape: shape, values: values, dtype: type)
     }
 
     /// Reads a `.npy` file.

@@ -106,12 +106,15 @@ enum ConstantFolding {
             let x = try input(0)
             guard let shape = try input(1).ints else { throw fail("its shape must be known") }
             var dims = shape.enumerated().map { $0.element == 0 && $0.offset < x.dims.count ? x.dims[$0.offset] : $0.element }
+            guard dims.allSatisfy({ $0 >= -1 && $0 <= x.count }), dims.filter({ $0 == -1 }).count <= 1 else {
+                throw fail("cannot reshape \(x.dims) to \(shape)")
+            }
             if let m = dims.firstIndex(of: -1) {
-                let rest = dims.enumerated().filter { $0.offset != m }.map(\.element).reduce(1, *)
-                guard rest > 0, x.count % rest == 0 else { throw fail("cannot reshape \(x.dims) to \(shape)") }
+                let rest = product(dims.enumerated().filter { $0.offset != m }.map(\.element))
+                guard let rest, rest > 0, x.count % rest == 0 else { throw fail("cannot reshape \(x.dims) to \(shape)") }
                 dims[m] = x.count / rest
             }
-            guard dims.allSatisfy({ $0 >= 0 }), dims.reduce(1, *) == x.count else { throw fail("cannot reshape \(x.dims) to \(shape)") }
+            guard product(dims) == x.count else { throw fail("cannot reshape \(x.dims) to \(shape)") }
             return Constant(dims: dims, values: x.values)
         case "Transpose":
             let x = try input(0)
@@ -136,7 +139,9 @@ enum ConstantFolding {
     /// times 1 or plus 0 stays the batch size); anything else with the batch size is refused.
     private static func arithmetic(_ op: String, _ a: Constant, _ b: Constant, fail: (String) -> ImportError) throws -> Constant {
         let n = Swift.max(a.count, b.count)
-        guard a.count == b.count || a.count == 1 || b.count == 1 else { throw fail("operands of \(a.dims) and \(b.dims) do not broadcast") }
+        guard a.count > 0, b.count > 0, a.count == b.count || a.count == 1 || b.count == 1 else {
+            throw fail("operands of \(a.dims) and \(b.dims) do not broadcast")
+        }
         let dims = a.count >= b.count ? a.dims : b.dims
         if case .ints(let x) = a.values, case .ints(let y) = b.values {
             var out: [Constant.Dim] = []
@@ -149,7 +154,7 @@ enum ConstantFolding {
                     case "Add": out.append(.known(p &+ q))
                     case "Sub": out.append(.known(p &- q))
                     default:
-                        guard q != 0 else { throw fail("division by zero") }
+                        guard q != 0, !(p == Int.min && q == -1) else { throw fail("division by zero or overflow") }
                         out.append(.known(p / q))
                     }
                 case (.batch, .known(let q)) where (op == "Mul" || op == "Div") && q == 1 || (op == "Add" || op == "Sub") && q == 0:
@@ -173,5 +178,16 @@ enum ConstantFolding {
             }
         }
         return Constant(dims: dims, values: .floats(out))
+    }
+
+    /// The product of `values`, or nil when it overflows.
+    private static func product(_ values: [Int]) -> Int? {
+        var p = 1
+        for v in values {
+            let (r, o) = p.multipliedReportingOverflow(by: v)
+            if o { return nil }
+            p = r
+        }
+        return p
     }
 }

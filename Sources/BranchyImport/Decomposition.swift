@@ -8,6 +8,9 @@ final class Decomposition {
         case block(Int, [[Item]])
     }
 
+    /// The deepest nesting of blocks read (a description allows fewer: ``ModelLimits/maxNesting``).
+    static let maxDepth = 64
+
     let ops: [ActivationOp]
     let producer: [String: Int]
     let file: String
@@ -24,7 +27,7 @@ final class Decomposition {
 
     /// The tensors every path from `source` to `tensor` passes through, from `tensor` back to
     /// `source` (both included).
-    func dominators(of tensor: String, from source: String) throws -> [String] {
+    func dominators(of tensor: String, from source: String, depth: Int = 0) throws -> [String] {
         let key = source + "\u{0}" + tensor
         if let hit = dominatorCache[key] { return hit }
         var chain = [tensor]
@@ -37,7 +40,7 @@ final class Decomposition {
             }
             steps += 1
             if steps > ops.count { throw fail(p, "the graph loops") }
-            current = ops[p].inputs.count == 1 ? ops[p].inputs[0] : try fork(of: p, from: source)
+            current = ops[p].inputs.count == 1 ? ops[p].inputs[0] : try fork(of: p, from: source, depth: depth + 1)
             chain.append(current)
         }
         dominatorCache[key] = chain
@@ -46,8 +49,9 @@ final class Decomposition {
 
     /// The tensor where the inputs of merge op `p` part: the nearest one all their paths from
     /// `source` pass through.
-    func fork(of p: Int, from source: String) throws -> String {
-        let chains = try ops[p].inputs.map { try dominators(of: $0, from: source) }
+    func fork(of p: Int, from source: String, depth: Int = 0) throws -> String {
+        guard depth <= Self.maxDepth else { throw fail(p, "blocks are nested more than \(Self.maxDepth) deep") }
+        let chains = try ops[p].inputs.map { try dominators(of: $0, from: source, depth: depth) }
         let others = chains.dropFirst().map(Set.init)
         guard let f = chains[0].first(where: { t in others.allSatisfy { $0.contains(t) } }) else {
             throw fail(p, "its inputs do not part from one tensor")
@@ -58,7 +62,10 @@ final class Decomposition {
     /// The chain from `source` to `target`; each op may be taken once over all chains (an op
     /// taken twice is one whose output is read outside its block: the graph is not
     /// series-parallel there).
-    func chain(from source: String, to target: String) throws -> [Item] {
+    func chain(from source: String, to target: String, depth: Int = 0) throws -> [Item] {
+        guard depth <= Self.maxDepth else {
+            throw ImportError(file: file, location: "tensor '\(target)'", reason: "blocks are nested more than \(Self.maxDepth) deep")
+        }
         var items: [Item] = []
         var current = target
         while current != source {
@@ -74,7 +81,7 @@ final class Decomposition {
                 current = ops[p].inputs[0]
             } else {
                 let f = try fork(of: p, from: source)
-                items.append(.block(p, try ops[p].inputs.map { try chain(from: f, to: $0) }))
+                items.append(.block(p, try ops[p].inputs.map { try chain(from: f, to: $0, depth: depth + 1) }))
                 current = f
             }
         }

@@ -127,7 +127,7 @@ struct Lowering {
         for extra in node.outputs.dropFirst() where !extra.isEmpty && (readers[extra] ?? 0) > 0 {
             throw fail(node, "its output '\(extra)' is used, which is not supported (only the first output)")
         }
-        guard shape.reduce(1, *) <= ModelLimits.maxFeatureElements else {
+        guard let count = checkedCount(shape), count <= ModelLimits.maxFeatureElements else {
             throw fail(node, "its output of \(shape) has more than \(ModelLimits.maxFeatureElements) values per sample")
         }
         producer[out] = ops.count
@@ -195,11 +195,13 @@ struct Lowering {
         try layer(node, .flatten, input: x.name, shape: [x.shape.reduce(1, *)])
     }
 
-    /// The equal value of a 2-D attribute pair (kernel, strides, dilations), or an error.
+    /// The equal value of a 2-D attribute pair (kernel, strides, dilations), from 1 to
+    /// ``ModelLimits/maxSize``, or an error.
     private func square(_ node: GraphIR.Node, _ key: String, _ fallback: Int) throws -> Int {
         guard let v = try ints(node, key) else { return fallback }
         guard v.count == 2 else { throw fail(node, "'\(key)' must have 2 values (2-D), got \(v)") }
         guard v[0] == v[1] else { throw fail(node, "'\(key)' \(v) differs between height and width, which is not supported") }
+        guard v[0] >= 1, v[0] <= ModelLimits.maxSize else { throw fail(node, "'\(key)' \(v[0]) must be from 1 to \(ModelLimits.maxSize)") }
         return v[0]
     }
 
@@ -211,6 +213,7 @@ struct Lowering {
         guard let p = try ints(node, "pads") else { return 0 }
         guard p.count == 4 else { throw fail(node, "'pads' must have 4 values, got \(p)") }
         guard Set(p).count == 1 else { throw fail(node, "asymmetric pads \(p) are not supported (the same on every side only)") }
+        guard p[0] >= 0, p[0] <= ModelLimits.maxSize else { throw fail(node, "pads \(p[0]) must be from 0 to \(ModelLimits.maxSize)") }
         return p[0]
     }
 
@@ -218,13 +221,13 @@ struct Lowering {
         let x = try activation(node)
         guard x.shape.count == 3 else { throw fail(node, "needs a (N, C, H, W) input, got (N, \(x.shape))") }
         let w = try floats(node, 1, "weight")
-        guard w.rank == 4 else { throw fail(node, "its weight must be 4-D (2-D convolution), got \(w.shape)") }
+        guard w.rank == 4, w.count > 0 else { throw fail(node, "its weight must be 4-D (2-D convolution) and not empty, got \(w.shape)") }
         let kernel = try square(node, "kernel_shape", w.shape[2])
         guard w.shape[2] == w.shape[3] else { throw fail(node, "non-square kernel \(w.shape[2])×\(w.shape[3]) is not supported") }
         guard kernel == w.shape[2] else { throw fail(node, "kernel_shape \(kernel) does not match the weight's \(w.shape)") }
         let stride = try square(node, "strides", 1), dilation = try square(node, "dilations", 1), pad = try pad(node)
         let groups = try int(node, "group", 1)
-        guard groups >= 1, x.shape[0] % groups == 0, w.shape[1] * groups == x.shape[0], w.shape[0] % groups == 0 else {
+        guard groups >= 1, groups <= x.shape[0], x.shape[0] % groups == 0, w.shape[1] * groups == x.shape[0], w.shape[0] % groups == 0 else {
             throw fail(node, "weight \(w.shape) with \(groups) groups does not fit \(x.shape[0]) input channels")
         }
         var tensors = [(suffix: "weight", value: w)]
@@ -232,10 +235,13 @@ struct Lowering {
         let g = GroupedConv2DGeometry(inC: x.shape[0], inH: x.shape[1], inW: x.shape[2], outC: w.shape[0], kernel: kernel,
                                       stride: stride, pad: pad, dilation: dilation, groups: groups)
         guard g.outH >= 1, g.outW >= 1 else { throw fail(node, "the kernel does not fit the input \(x.shape)") }
+        guard let outputs = checkedCount([g.outC, g.outH, g.outW]), outputs <= ModelLimits.maxFeatureElements else {
+            throw fail(node, "its output of (\(g.outC), \(g.outH), \(g.outW)) has more than \(ModelLimits.maxFeatureElements) values per sample")
+        }
         let spec = LayerSpec(op: "conv", out: w.shape[0], kernel: kernel, stride: stride == 1 ? nil : stride, pad: pad,
                              bias: tensors.count == 2, groups: groups == 1 ? nil : groups, dilation: dilation == 1 ? nil : dilation)
         try layer(node, spec, tensors, input: x.name, shape: [g.outC, g.outH, g.outW],
-                  macs: g.outputCount * g.groupInC * kernel * kernel)
+                  macs: outputs &* g.groupInC &* kernel &* kernel)
     }
 
     private mutating func batchNorm(_ node: GraphIR.Node) throws {
@@ -333,7 +339,7 @@ struct Lowering {
         if node.inputs.count > 1, !node.inputs[1].isEmpty { axes = try constant(node, 1, "axes").ints }
         let rank = x.shape.count + 1
         let drop = Set((axes ?? (1..<rank).filter { x.shape[$0 - 1] == 1 }).map { $0 < 0 ? $0 + rank : $0 })
-        guard !drop.contains(0), drop.allSatisfy({ $0 < rank && x.shape[$0 - 1] == 1 }) else {
+        guard drop.allSatisfy({ $0 >= 1 && $0 < rank && x.shape[$0 - 1] == 1 }) else {
             throw fail(node, "only axes of size 1 after the batch axis can be squeezed")
         }
         let kept = (1..<rank).filter { !drop.contains($0) }
@@ -401,7 +407,9 @@ struct Lowering {
 
     /// An Add of a constant to the output of a linear layer or convolution that only it reads: its bias.
     private mutating func addBias(_ node: GraphIR.Node, _ x: String) throws {
-        let constantIndex = node.inputs.firstIndex { !$0.isEmpty && shapes[resolve($0)] == nil }!
+        guard let constantIndex = node.inputs.firstIndex(where: { !$0.isEmpty && shapes[resolve($0)] == nil }) else {
+            throw fail(node, "needs two inputs")
+        }
         let c = try floats(node, constantIndex, "addend")
         guard let p = producer[x], readers[x] == 1, case .layer(var spec, var tensors) = ops[p].kind,
               spec.op == "linear" || spec.op == "conv" else {
@@ -417,4 +425,16 @@ struct Lowering {
         ops[p].nodes += 1
         try pass(node, x)
     }
+}
+
+/// The product of `shape`, or nil when a size is negative or the product overflows.
+func checkedCount(_ shape: [Int]) -> Int? {
+    var p = 1
+    for d in shape {
+        guard d >= 0 else { return nil }
+        let (r, o) = p.multipliedReportingOverflow(by: d)
+        if o { return nil }
+        p = r
+    }
+    return p
 }

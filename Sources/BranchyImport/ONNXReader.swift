@@ -151,7 +151,7 @@ enum ONNXReader {
         guard let handle = try? FileHandle(forReadingFrom: url) else { throw fail("cannot open external data file '\(url.path)'") }
         defer { try? handle.close() }
         let size = (try? handle.seekToEnd()).map(Int.init) ?? 0
-        guard offset + length <= size else { throw fail("external data \(offset)..<\(offset + length) lies beyond the end of '\(location)' (\(size) bytes)") }
+        guard offset <= size - length else { throw fail("external data \(offset)..<\(offset + length) lies beyond the end of '\(location)' (\(size) bytes)") }
         try? handle.seek(toOffset: UInt64(offset))
         guard let data = try? handle.read(upToCount: length), data.count == length else { throw fail("cannot read external data from '\(location)'") }
         return data

@@ -30,7 +30,8 @@ import Testing
         let error = #expect(throws: DatasetError.self) { try ImageDataset.load(directory: dir.url, split: .train) }
         #expect(error == .unknownFormat(directory: dir.url.path, nested: nil))
         #expect(error?.description == "\(dir.url.path): no data set found: neither IDX files (train- or t10k-images-idx3-ubyte and "
-                + "-labels-idx1-ubyte, optionally .gz) nor CIFAR-10 binary batches (data_batch_1.bin … data_batch_5.bin, test_batch.bin)")
+                + "-labels-idx1-ubyte, optionally .gz), CIFAR-10 binary batches (data_batch_1.bin … data_batch_5.bin, test_batch.bin) "
+                + "nor an image folder (one subfolder per class of PNG or JPEG files)")
     }
 
     @Test func theDirectoryTheTarballUnpacksIn() throws {
