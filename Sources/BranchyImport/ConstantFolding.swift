@@ -1,3 +1,6 @@
+import BranchyModel
+import BranchyTensor
+
 /// Evaluates, at import, the nodes whose inputs are all known: the shape arithmetic exporters
 /// write around `Reshape` (Shape → Gather → Unsqueeze → Concat), `Constant` nodes, casts and
 /// transposes of weights. Integers may stand for the batch size, which stays symbolic.
@@ -110,20 +113,18 @@ enum ConstantFolding {
                 throw fail("cannot reshape \(x.dims) to \(shape)")
             }
             if let m = dims.firstIndex(of: -1) {
-                let rest = product(dims.enumerated().filter { $0.offset != m }.map(\.element))
+                let rest = ModelLimits.elementCount(dims.enumerated().filter { $0.offset != m }.map(\.element))
                 guard let rest, rest > 0, x.count % rest == 0 else { throw fail("cannot reshape \(x.dims) to \(shape)") }
                 dims[m] = x.count / rest
             }
-            guard product(dims) == x.count else { throw fail("cannot reshape \(x.dims) to \(shape)") }
+            guard ModelLimits.elementCount(dims) == x.count else { throw fail("cannot reshape \(x.dims) to \(shape)") }
             return Constant(dims: dims, values: x.values)
         case "Transpose":
             let x = try input(0)
             guard x.dims.count == 2, let f = x.floats else { throw fail("only 2-D float constants are transposed at import") }
             if case .ints(let p)? = node.attributes["perm"], p != [1, 0] { throw fail("only perm [1, 0] is supported") }
-            let (r, c) = (x.dims[0], x.dims[1])
-            var out = [Float](repeating: 0, count: f.count)
-            for i in 0..<r { for j in 0..<c { out[j * r + i] = f[i * c + j] } }
-            return Constant(dims: [c, r], values: .floats(out))
+            let t = transposed(Tensor(shape: x.dims, data: f))
+            return Constant(dims: t.shape, values: .floats(t.data))
         case "Mul", "Add", "Sub", "Div":
             return try arithmetic(node.opType, try input(0), try input(1), fail: fail)
         case "Sqrt", "Neg":
@@ -178,16 +179,5 @@ enum ConstantFolding {
             }
         }
         return Constant(dims: dims, values: .floats(out))
-    }
-
-    /// The product of `values`, or nil when it overflows.
-    private static func product(_ values: [Int]) -> Int? {
-        var p = 1
-        for v in values {
-            let (r, o) = p.multipliedReportingOverflow(by: v)
-            if o { return nil }
-            p = r
-        }
-        return p
     }
 }

@@ -375,12 +375,6 @@ struct Lowering {
         try layer(node, LayerSpec(op: "linear", out: w.shape[0], bias: false), [("weight", w)], input: x.name, shape: [w.shape[0]], macs: w.count)
     }
 
-    private func transposed(_ t: Tensor) -> Tensor {
-        let (r, c) = (t.shape[0], t.shape[1])
-        var out = [Float](repeating: 0, count: t.count)
-        for i in 0..<r { for j in 0..<c { out[j * r + i] = t.data[i * c + j] } }
-        return Tensor(shape: [c, r], data: out)
-    }
 
     private mutating func merge(_ node: GraphIR.Node) throws {
         let active = node.inputs.filter { !$0.isEmpty && shapes[resolve($0)] != nil }.map(resolve)
@@ -429,12 +423,13 @@ struct Lowering {
 
 /// The product of `shape`, or nil when a size is negative or the product overflows.
 func checkedCount(_ shape: [Int]) -> Int? {
-    var p = 1
-    for d in shape {
-        guard d >= 0 else { return nil }
-        let (r, o) = p.multipliedReportingOverflow(by: d)
-        if o { return nil }
-        p = r
-    }
-    return p
+    shape.contains { $0 < 0 } ? nil : ModelLimits.elementCount(shape)
+}
+
+/// A 2-D tensor (r, c) transposed to (c, r): weights given as (in, out) made (out, in).
+func transposed(_ t: Tensor) -> Tensor {
+    let (r, c) = (t.shape[0], t.shape[1])
+    var out = [Float](repeating: 0, count: t.count)
+    for i in 0..<r { for j in 0..<c { out[j * r + i] = t.data[i * c + j] } }
+    return Tensor(shape: [c, r], data: out)
 }

@@ -33,7 +33,7 @@ public enum ModelLimits {
     public static let maxNesting = 8
 
     /// The number of elements of `shape`, or nil when the product overflows `Int`.
-    static func elementCount(_ shape: [Int]) -> Int? {
+    public static func elementCount(_ shape: [Int]) -> Int? {
         var count = 1
         for dimension in shape {
             let (product, overflow) = count.multipliedReportingOverflow(by: dimension)

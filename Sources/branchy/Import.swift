@@ -59,7 +59,6 @@ struct Import: ParsableCommand {
         guard !FileManager.default.fileExists(atPath: out.path) else {
             throw ValidationError("--output \(output) already exists; give a new directory")
         }
-        let list = { (s: String?) in s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } }
         var result: ONNXImporter.Result
         do {
             result = try ONNXImporter.importModel(url, exits: list(exits), split: list(split), name: name ?? out.lastPathComponent,
@@ -104,6 +103,7 @@ struct Import: ParsableCommand {
         return notes
     }
 
+    /// A comma-separated option as its items.
     private func list(_ s: String?) -> [String]? { s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } }
 
     private func fileDigest(_ url: URL) throws -> String {
