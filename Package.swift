@@ -43,7 +43,7 @@ let package = Package(
         // PNG and JPEG decoding through libpng and libjpeg-turbo, loaded at run time.
         .target(name: "CBranchyImages", linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "BranchyData", dependencies: ["CZlib", "CBranchyImages"]),
-        .target(name: "BranchyModel", dependencies: ["BranchyTensor"]),
+        .target(name: "BranchyModel", dependencies: ["BranchyTensor", "BranchyData"]),
         // ONNX import: the protobuf schema's generated code (scripts/generate-onnx-proto.sh) read
         // through SwiftProtobuf, folded and split into stages as a model description.
         .target(name: "BranchyImport", dependencies: [

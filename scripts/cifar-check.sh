@@ -85,7 +85,7 @@ check_calibrate() {
     grep -q "^chosen for max accuracy drop 1.0 points" "$work/calibrate.out" || { echo "calibrate chose no thresholds"; return 1; }
 }
 check_shape_refused() {
-    local want="$data: images are 3×32×32 but the model expects [1, 28, 28]"
+    local want="$data: images have 3 channels but the model takes 1"
     ! "$bin/branchy" eval --model models/b-lenet3 --dataset "$data" > "$work/refuse-eval.out" 2>&1 || { echo "branchy eval ran b-lenet3 on 3×32×32 images"; return 1; }
     grep -qF "$want" "$work/refuse-eval.out" || { echo "branchy eval said: $(tail -n 1 "$work/refuse-eval.out")"; return 1; }
     # The device checks the shape before it dials anyone: a topology of b-lenet3 whose edge does not run.

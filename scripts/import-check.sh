@@ -10,7 +10,9 @@
 # classifier-only export (`--add-exit`, heads trained on the frozen network) and calibrated on held-out
 # samples send at least half the test samples out at the first exit; the test set as .npz and .npy arrays
 # gives the same predictions as its IDX files, so do 2,000 of its images as PNG files in class folders,
-# and as JPEG files nearly the same accuracy. Prints `ok`/`not
+# and as JPEG files nearly the same accuracy; a model imported with a resize, centre crop, BGR order, mean
+# and standard deviation prepares PNG files of mixed sizes as ONNX Runtime's Resize and numpy do, to 1e-4 in
+# every logit (scripts/preprocess-check.py), and bad inputs are named. Prints `ok`/`not
 # ok` lines and `N passed, M failed`; details in run/import-check/. Environment: BRANCHY_BIN.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
@@ -72,6 +74,11 @@ check_cluster() {   # the imported model over float32 links decides as branchy e
     cluster down "$work/float32.yaml"
     same_as_eval "$work/float32.yaml" "$work/cluster" || return 1
     figure "$(wc -l < "$work/cluster.jsonl") samples"
+}
+
+check_preprocessing() {   # the card's resize, crop, channel order, mean and std against ONNX Runtime doing the same
+    "$ONNX_PYTHON" scripts/preprocess-check.py "$work/preprocess" "$bin" > "$work/preprocess.out" 2>&1 || { tail -n 1 "$work/preprocess.out"; return 1; }
+    figure "$(tail -n 1 "$work/preprocess.out")"
 }
 
 check_add_exit() {   # heads trained on the frozen classifier, thresholds from held-out samples it never saw
@@ -183,5 +190,6 @@ run_check "the default exporter's files (external data) import and agree" check_
 run_check "the imported model as a three-node cluster gives the answers of branchy eval" check_cluster
 run_check "the test set as NumPy arrays gives the predictions of its IDX files" check_array_formats
 run_check "image folders of PNG and JPEG files read through libpng and libjpeg-turbo" check_image_folder
+run_check "recorded preprocessing (resize, crop, BGR, mean, std) gives ONNX Runtime's logits on PNG files of mixed sizes" check_preprocessing
 run_check "exits added to the classifier-only export: at least half the test samples leave at the first" check_add_exit
 summary

@@ -4,7 +4,8 @@ extension ImageDataset {
     /// A data set from NumPy arrays: images `x` of shape (N, C, H, W) (NCHW), (N, H, W, C) with C
     /// 1, 3 or 4 where the second axis is not (NHWC, transposed to NCHW), or (N, H, W)
     /// (greyscale); labels `y` of shape (N) holding whole numbers 0 to 255. Integer images are
-    /// bytes, divided by 255 as IDX and CIFAR-10 pixels are; float images are taken as they are.
+    /// bytes, divided by 255 as IDX and CIFAR-10 pixels are; float images are taken as they are, as
+    /// a model's prepared input (``ImageDataset/isTensor``).
     public static func fromArrays(x: NPYArray, y: NPYArray, file: String) throws -> ImageDataset {
         func fail(_ reason: String) -> NPYArray.Error { NPYArray.Error(file: file, reason: reason) }
         guard y.shape.count == 1 || (y.shape.count == 2 && y.shape[1] == 1) else {
@@ -45,7 +46,9 @@ extension ImageDataset {
                 }
             }
         }
-        return ImageDataset(images: images, labels: labels, channels: c, rows: h, cols: w)
+        var d = ImageDataset(images: images, labels: labels, channels: c, rows: h, cols: w)
+        d.isTensor = !x.isInteger
+        return d
     }
 
     /// A `.npz` file's images and labels: arrays `x` and `y`, or the keys after a colon

@@ -37,6 +37,9 @@ public struct ImageDataset: Sendable {
     public let rows: Int
     /// Image width in pixels.
     public let cols: Int
+    /// Whether the values are a model's input tensors as given (float arrays), not pixels:
+    /// ``Preprocessing`` checks their shape and changes nothing.
+    public var isTensor = false
 
     /// The shape of one image, `[channels, rows, cols]`: what a model's `input` must be.
     public var shape: [Int] { [channels, rows, cols] }
@@ -104,7 +107,9 @@ public struct ImageDataset: Sendable {
     /// The images and labels at `indices`, in that order, as a data set of their own.
     public func subset<Indices: Collection>(_ indices: Indices) -> ImageDataset where Indices.Element == Int {
         let b = batch(indices: indices)
-        return ImageDataset(images: b.images, labels: b.labels, channels: channels, rows: rows, cols: cols)
+        var d = ImageDataset(images: b.images, labels: b.labels, channels: channels, rows: rows, cols: cols)
+        d.isTensor = isTensor
+        return d
     }
 }
 

@@ -42,8 +42,10 @@ public enum ImageFolder {
         public var description: String { "\(file): \(reason)" }
     }
 
-    /// Loads every image of `directory`'s classes.
-    public static func load(_ directory: URL) throws -> ImageDataset {
+    /// Loads every image of `directory`'s classes. With a `geometry` that resizes or crops
+    /// (``Preprocessing/resamples``), each image is resized and cropped as it is decoded, so
+    /// images may differ in size as long as they all end the same size; otherwise all must have one size.
+    public static func load(_ directory: URL, geometry: Preprocessing? = nil) throws -> ImageDataset {
         let classes = try classFolders(directory).filter { !imageFiles(in: $0).isEmpty }
         guard !classes.isEmpty else { throw Error(file: directory.path, reason: "no subfolder holds PNG or JPEG images") }
         guard classes.count <= 256 else { throw Error(file: directory.path, reason: "\(classes.count) classes, more than 256") }
@@ -55,15 +57,26 @@ public enum ImageFolder {
                 files.append((url, UInt8(label), data, kind))
             }
         }
+        let resampling = geometry.map(\.resamples) ?? false
         // The size and colour of every image first, so that nothing is decoded for a set that does not fit.
+        var sizes: [(width: Int, height: Int)] = []
         var size: (width: Int, height: Int, from: String)? = nil
         var allGrey = true
         for f in files {
             let (w, h, grey) = try header(f.data, kind: f.kind, file: f.url.path)
-            if let s = size, s.width != w || s.height != h {
-                throw Error(file: f.url.path, reason: "is \(w)×\(h) but \(s.from) is \(s.width)×\(s.height): every image must have one size (resize them first)")
+            sizes.append((w, h))
+            var (ow, oh) = (w, h)
+            if resampling, let g = geometry {
+                do { (oh, ow) = try g.outputSize(rows: h, cols: w) } catch let e as PreprocessingError {
+                    throw Error(file: f.url.path, reason: "is \(w)×\(h): \(e.reason)")
+                }
             }
-            size = size ?? (w, h, f.url.path)
+            if let s = size, s.width != ow || s.height != oh {
+                throw Error(file: f.url.path, reason: resampling
+                    ? "is \(ow)×\(oh) after resizing and cropping but \(s.from) is \(s.width)×\(s.height): record a crop, or a resize to H×W, so that every image ends one size"
+                    : "is \(w)×\(h) but \(s.from) is \(s.width)×\(s.height): every image must have one size (resize them first, or record a resize at import)")
+            }
+            size = size ?? (ow, oh, f.url.path)
             allGrey = allGrey && grey
         }
         let (width, height) = (size!.width, size!.height)
@@ -73,15 +86,19 @@ public enum ImageFolder {
             throw Error(file: directory.path, reason: "\(files.count) images of \(per) bytes, more than the limit of \(ImageDataset.maxPayloadBytes)")
         }
         var images = [Float](repeating: 0, count: files.count * per)
-        var pixels = [UInt8](repeating: 0, count: per)
-        let plane = width * height
         for (i, f) in files.enumerated() {
+            let (w, h) = sizes[i]
+            var pixels = [UInt8](repeating: 0, count: w * h * channels)
             var message = [CChar](repeating: 0, count: 200)
             let rc = f.data.withUnsafeBytes { raw in
                 bi_decode(f.kind, raw.baseAddress, raw.count, Int32(channels), &pixels, pixels.count, &message, message.count)
             }
             guard rc == 0 else { throw failure(rc, kind: f.kind, file: f.url.path, message: message) }
-            for p in 0..<plane { for c in 0..<channels { images[i * per + c * plane + p] = Float(pixels[p * channels + c]) / 255 } }
+            let plane = w * h
+            var decoded = [Float](repeating: 0, count: pixels.count)
+            for p in 0..<plane { for c in 0..<channels { decoded[c * plane + p] = Float(pixels[p * channels + c]) / 255 } }
+            if resampling, let g = geometry { decoded = try g.resample(decoded[...], channels: channels, rows: h, cols: w).pixels }
+            images.replaceSubrange(i * per ..< (i + 1) * per, with: decoded)
         }
         return ImageDataset(images: images, labels: files.map(\.label), channels: channels, rows: height, cols: width)
     }

@@ -40,6 +40,9 @@ public final class Model: Sendable {
         let specURL = directory.appendingPathComponent(specFileName)
         let weightsURL = directory.appendingPathComponent(weightsFileName)
         let spec = try readSpec(specURL)
+        if let p = spec.preprocessing, let problem = p.problem(channels: spec.input.first ?? 0) {
+            throw ModelError(file: specURL.path, reason: "preprocessing: \(problem)")
+        }
         let network = try Network(spec: spec, file: specURL.path)
         let (tensors, _) = try SafeTensors.read(contentsOf: weightsURL)
         for (name, shape) in network.expectedTensors {

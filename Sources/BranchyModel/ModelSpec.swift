@@ -1,3 +1,5 @@
+import BranchyData
+
 /// The human-readable description of an early-exit network (the `model.json` of a model directory).
 ///
 /// A model is a sequence of *stages*. Each stage is a trunk segment followed by an exit
@@ -16,9 +18,13 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var stages: [StageSpec]
     /// Defaults shipped with trained weights.
     public var defaults: Defaults?
+    /// How pixels become the input (``Preprocessing``); absent: bytes divided by 255, RGB, NCHW.
+    public var preprocessing: Preprocessing?
 
-    public init(name: String, input: [Int], classes: Int, stages: [StageSpec], defaults: Defaults? = nil) {
+    public init(name: String, input: [Int], classes: Int, stages: [StageSpec], defaults: Defaults? = nil,
+                preprocessing: Preprocessing? = nil) {
         self.name = name; self.input = input; self.classes = classes; self.stages = stages; self.defaults = defaults
+        self.preprocessing = preprocessing
     }
 
     /// Run-time defaults stored with a trained model.

@@ -58,10 +58,7 @@ struct DeviceCommand: AsyncParsableCommand {
         // Read before the run, so that a bad file stops the device before it spends any time.
         let calibrationData = try html == nil ? nil : loadCalibration(modelDirectory: ctx.topology.modelDirectory)
         let dataset = try NodeMain.datasetPath(explicit: self.dataset, context: ctx)
-        let data = try ImageDataset.load(path: dataset)
-        guard data.shape == ctx.model.spec.input else {
-            throw ValidationError("\(dataset): images are \(data.shapeDescription) but the model expects \(ctx.model.spec.input)")
-        }
+        let data = try ImageDataset.load(path: dataset, for: ctx.model.spec.input, preprocessing: ctx.model.spec.preprocessing)
         let count = min(data.count, limit ?? data.count)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let metricsAddress = try self.metrics.map { try Endpoint(parsing: $0) } ?? ctx.config.metrics

@@ -66,10 +66,9 @@ struct Bench: AsyncParsableCommand {
         }
         if doModels {
             let dirs = model.isEmpty ? Self.defaultModels : model
-            let data = try ImageDataset.load(path: dataset)
             for dir in dirs {
                 let loaded = try Model.load(directory: URL(fileURLWithPath: dir))
-                try loaded.network.checkInput(of: data)
+                let data = try ImageDataset.load(path: dataset, for: loaded.spec.input, preprocessing: loaded.spec.preprocessing)
                 let compiled = CompiledNetwork(loaded.network)
                 let names = path.isEmpty ? ["full"] + compiled.stages.map(\.name) : path
                 for name in names {

@@ -74,9 +74,9 @@ struct Calibrate: ParsableCommand {
         }
         let held: ImageDataset
         if let heldOut {
-            held = try ImageDataset.load(path: heldOut)
+            held = try ImageDataset.load(path: heldOut, for: m.spec.input, preprocessing: m.spec.preprocessing)
         } else {
-            let all = try ImageDataset.load(directory: URL(fileURLWithPath: data), split: .train)
+            let all = try ImageDataset.load(directory: URL(fileURLWithPath: data), split: .train, for: m.spec.input, preprocessing: m.spec.preprocessing)
             held = split(all, holdOut: validation, seed: seed).1
         }
         guard held.shape == m.spec.input else {

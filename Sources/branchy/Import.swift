@@ -46,6 +46,24 @@ struct Import: ParsableCommand {
     @Option(help: "With --add-exit: samples to report each head's accuracy on (a directory's test split or a file; default: --train's directory's test split, when it has one).")
     var check: String?
 
+    @Option(help: ArgumentHelp("Preprocessing: resize images before cropping, the shorter side to S or to exactly HxW (bilinear).", valueName: "S|HxW"))
+    var resize: String?
+
+    @Option(help: ArgumentHelp("Preprocessing: cut the centre HxW (or SxS) after resizing.", valueName: "HxW"))
+    var crop: String?
+
+    @Option(help: "Preprocessing: what a byte is multiplied by (1/255 maps bytes to [0, 1]; 1 keeps 0 to 255).")
+    var scale: Float = 1 / 255
+
+    @Option(help: "Preprocessing: per-channel mean subtracted after scaling, comma-separated (one value or one per channel).")
+    var mean: String?
+
+    @Option(help: "Preprocessing: per-channel standard deviation divided by after the mean (one value or one per channel).")
+    var std: String?
+
+    @Option(help: "Preprocessing: the colour channels' order the network was trained on (rgb or bgr).")
+    var channelOrder: Preprocessing.ChannelOrder = .rgb
+
     func validate() throws {
         if addExit != nil && train == nil { throw ValidationError("--add-exit needs --train (the samples its heads learn from)") }
         if addExit == nil && (train != nil || trainLimit != nil || check != nil) { throw ValidationError("--train, --train-limit and --check go with --add-exit") }
@@ -66,8 +84,10 @@ struct Import: ParsableCommand {
         } catch let e as ImportError {
             throw CommandError(e.description)
         }
+        let preprocessing = try self.preprocessing(channels: result.spec.input.first ?? 0)
+        result.spec.preprocessing = preprocessing
         var notes: [String] = []
-        if let train { notes = try trainHeads(&result, train: train) }
+        if let train { notes = try trainHeads(&result, train: train, preprocessing: preprocessing) }
         let table = ImportPlanTable(result: result)
         print(table.text)
         let model = try ONNXImporter.write(result, to: out, source: url.lastPathComponent)
@@ -77,18 +97,17 @@ struct Import: ParsableCommand {
     }
 
     /// Trains the added exits' heads and prints their accuracy; returns the card's lines about them.
-    private func trainHeads(_ result: inout ONNXImporter.Result, train: String) throws -> [String] {
+    private func trainHeads(_ result: inout ONNXImporter.Result, train: String, preprocessing p: Preprocessing) throws -> [String] {
         let trainURL = URL(fileURLWithPath: train)
         var isDirectory: ObjCBool = false
         FileManager.default.fileExists(atPath: train, isDirectory: &isDirectory)
-        var data = isDirectory.boolValue ? try ImageDataset.load(directory: trainURL, split: .train) : try ImageDataset.load(path: train)
-        guard data.shape == result.spec.input else {
-            throw CommandError("\(train): images are \(data.shapeDescription) but the model expects \(result.spec.input)")
-        }
+        let input = result.spec.input
+        var data = isDirectory.boolValue ? try ImageDataset.load(directory: trainURL, split: .train, for: input, preprocessing: p)
+            : try ImageDataset.load(path: train, for: input, preprocessing: p)
         if let trainLimit, trainLimit < data.count { data = data.subset(Array(0..<trainLimit)) }
         var checkData: ImageDataset? = nil
-        if let check { checkData = try ImageDataset.load(path: check) } else if isDirectory.boolValue {
-            checkData = try? ImageDataset.load(directory: trainURL, split: .test)
+        if let check { checkData = try ImageDataset.load(path: check, for: input, preprocessing: p) } else if isDirectory.boolValue {
+            checkData = try? ImageDataset.load(directory: trainURL, split: .test, for: input, preprocessing: p)
         }
         let figures = try AddedExitTraining(epochs: headEpochs, seed: 1).train(&result, on: data, check: checkData)
         var notes = ["exits added at " + zip(result.addedExits, list(addExit) ?? []).map { "`\($1)` (\(result.spec.stages[$0.stage].exit.name))" }
@@ -103,6 +122,24 @@ struct Import: ParsableCommand {
         return notes
     }
 
+    /// The preprocessing the options describe, checked against a model taking `channels` channels.
+    private func preprocessing(channels: Int) throws -> Preprocessing {
+        func size(_ s: String, _ option: String, single: Bool) throws -> [Int] {
+            let parts = s.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard (parts.count == 1 || parts.count == 2), parts.allSatisfy({ $0 != nil }) else {
+                throw ValidationError("\(option): '\(s)' is not S or HxW")
+            }
+            let v = parts.map { $0! }
+            return v.count == 1 && !single ? [v[0], v[0]] : v
+        }
+        let p = Preprocessing(resize: try resize.map { try size($0, "--resize", single: true) },
+                              centerCrop: try crop.map { try size($0, "--crop", single: false) },
+                              scale: scale, mean: try mean.map { try parseFloats($0, "--mean") } ?? [],
+                              std: try std.map { try parseFloats($0, "--std") } ?? [], channelOrder: channelOrder, layout: .nchw)
+        if let problem = p.problem(channels: channels) { throw ValidationError("preprocessing: \(problem)") }
+        return p
+    }
+
     /// A comma-separated option as its items.
     private func list(_ s: String?) -> [String]? { s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } }
 
@@ -112,6 +149,8 @@ struct Import: ParsableCommand {
         return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 }
+
+extension Preprocessing.ChannelOrder: ExpressibleByArgument {}
 
 /// A failure to report as is (no usage text).
 struct CommandError: Error, CustomStringConvertible {

@@ -1,3 +1,4 @@
+import BranchyData
 import BranchyImport
 import BranchyModel
 import BranchyTensor
@@ -42,7 +43,8 @@ struct ImportPlanTable {
         s += "Imported by `branchy import` from `\(source)` (SHA-256 `\(sha256)`, opset \(result.opset)"
         s += result.producer.isEmpty ? ").\n\n" : ", written by \(result.producer)).\n\n"
         s += "- input (N, \(spec.input.map(String.init).joined(separator: ", "))), \(spec.classes) classes, \(spec.stages.count) stages\n"
-        s += "- preprocessing: none recorded; the inputs must be prepared as the network was trained\n"
+        s += "- preprocessing (`model.json`'s `preprocessing`, applied to every data set given to the model): "
+            + (spec.preprocessing ?? .standard).summary + "\n"
         s += "- fingerprint `\(model.fingerprintHex)`\n"
         if let d = spec.defaults {
             s += "- thresholds \(d.thresholds.map { String(format: "%g", $0) }.joined(separator: ", ")) are placeholders: "

@@ -7,16 +7,18 @@ struct Infer: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run every exit of a model on an array of inputs and write the logits.",
         discussion: """
-        Reads a .npy array of shape (N, C, H, W) (the model's input shape after N; float32, float64 \
-        or uint8 values taken as they are), runs every stage on every sample with compiled inference \
-        (no early exit, float32 features between stages) and writes OUTPUT-DIR/exit-K.npy, float32 \
-        (N, classes), for each exit K counted from 0.
+        Reads a .npy array of images, (N, C, H, W), (N, H, W, C) or (N, H, W), or any data set \
+        (its labels unused), prepares it as the model's card records (bytes are pixels and are \
+        prepared; float arrays are prepared inputs and must have the model's input shape), runs \
+        every stage on every sample with compiled inference (no early exit, float32 features \
+        between stages) and writes OUTPUT-DIR/exit-K.npy, float32 (N, classes), for each exit K \
+        counted from 0.
         """)
 
     @Option(help: "Model directory.")
     var model: String = ModelOptions.defaultModel
 
-    @Option(help: "The inputs: a .npy array (N, C, H, W).")
+    @Option(help: "The inputs: a .npy array of images, or a data set (.npz, IMAGES.npy,LABELS.npy, a directory, IDX or CIFAR-10 file).")
     var input: String
 
     @Option(help: "Where to write exit-K.npy (created if missing).")
@@ -24,17 +26,23 @@ struct Infer: ParsableCommand {
 
     func run() throws {
         let m = try Model.load(directory: URL(fileURLWithPath: model))
-        let array: NPYArray
-        do { array = try NPYArray.read(URL(fileURLWithPath: input)) } catch let e as NPYArray.Error { throw CommandError(e.description) }
-        guard array.shape.count == m.spec.input.count + 1, Array(array.shape.dropFirst()) == m.spec.input else {
-            throw CommandError("\(input): shape \(array.shape) does not match the model's input (N, \(m.spec.input.map(String.init).joined(separator: ", ")))")
-        }
-        let n = array.shape[0]
+        let data: ImageDataset
+        do {
+            if input.hasSuffix(".npy") && !input.contains(",") {
+                let array = try NPYArray.read(URL(fileURLWithPath: input))
+                let labels = NPYArray(shape: [array.shape.first ?? 0], values: [Float](repeating: 0, count: array.shape.first ?? 0))
+                data = try (m.spec.preprocessing ?? .standard).prepare(try ImageDataset.fromArrays(x: array, y: labels, file: input),
+                                                                       input: m.spec.input, source: input)
+            } else {
+                data = try ImageDataset.load(path: input, for: m.spec.input, preprocessing: m.spec.preprocessing)
+            }
+        } catch let e as NPYArray.Error { throw CommandError(e.description) } catch let e as PreprocessingError { throw CommandError(e.description) }
+        let n = data.count
         let compiled = CompiledNetwork(m.network)
         let workspace = compiled.makeWorkspace()
         let directory = URL(fileURLWithPath: outputDir)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        var current = array.values
+        var current = data.images
         for (k, stage) in compiled.stages.enumerated() {
             var features = [Float](repeating: 0, count: max(1, n * stage.featureCount))
             var logits = [Float](repeating: 0, count: max(1, n * compiled.classes))

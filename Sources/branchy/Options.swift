@@ -89,10 +89,7 @@ struct ModelOptions: ParsableArguments {
         if let threads { Parallel.threads = max(1, threads) }
         let m = try Model.load(directory: URL(fileURLWithPath: try modelPath()))
         let dataset = try datasetPath()
-        let d = try ImageDataset.load(path: dataset)
-        guard d.shape == m.spec.input else {
-            throw ValidationError("\(dataset): images are \(d.shapeDescription) but the model expects \(m.spec.input)")
-        }
+        let d = try ImageDataset.load(path: dataset, for: m.spec.input, preprocessing: m.spec.preprocessing)
         let stages = m.network.stages.count
         if let topology {
             // Each link's codec as the cluster applies it, raw input included.

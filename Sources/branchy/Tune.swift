@@ -22,7 +22,7 @@ struct Tune: ParsableCommand {
         let m = try Model.load(directory: dir)
         let codecName = m.spec.defaults?.codec ?? "int8"
         let codec = try LinkCodecs.parse(codecName, stages: m.network.stages.count)
-        let all = try ImageDataset.load(directory: URL(fileURLWithPath: data), split: .train)
+        let all = try ImageDataset.load(directory: URL(fileURLWithPath: data), split: .train, for: m.spec.input, preprocessing: m.spec.preprocessing)
         let (_, held) = split(all, holdOut: validation, seed: seed)
         let t = try chooseThresholds(network: m.network, validation: held, codec: codec, tolerance: tolerance)
         print("thresholds chosen on \(held.count) held-out samples (tolerance \(tolerance) points): " + t.map { String(format: "%g", $0) }.joined(separator: ","))
@@ -34,7 +34,7 @@ struct Tune: ParsableCommand {
         try enc.encode(spec).write(to: dir.appendingPathComponent(Model.specFileName))
         let updated = try Model.load(directory: dir)
         let test = try self.test ?? (DatasetFormat.detect(directory: URL(fileURLWithPath: data)) == .cifar10 ? data : "data/fashion-mnist")
-        let testSet = try ImageDataset.load(path: test)
+        let testSet = try ImageDataset.load(path: test, for: m.spec.input, preprocessing: m.spec.preprocessing)
         let report = EvalReport(trace: try Evaluator.trace(network: updated.network, data: testSet, links: codec),
                                 policy: ExitPolicy(thresholds: t), codec: codecName)
         print(report.table, terminator: "")

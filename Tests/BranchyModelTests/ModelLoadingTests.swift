@@ -230,6 +230,16 @@ import Testing
                             at: "input[0]", "2147483648 exceeds the limit of 16777216")
     }
 
+    @Test func unusablePreprocessingIsNamed() throws {
+        func withPreprocessing(_ p: String) -> String {
+            tinyJSON(trunk: "[]").replacingOccurrences(of: #""classes": 3,"#, with: #""classes": 3, "preprocessing": \#(p),"#)
+        }
+        try expectJSONError(withPreprocessing(#"{"mean": [0.5, 0.5]}"#), at: nil, "preprocessing: mean has 2 values")
+        try expectJSONError(withPreprocessing(#"{"std": [0]}"#), at: nil, "preprocessing: std must be positive")
+        try expectJSONError(withPreprocessing(#"{"resize": [0]}"#), at: nil, "preprocessing: resize must be")
+        try expectJSONError(withPreprocessing(#"{"channel_order": "grb"}"#), at: "preprocessing.channel_order", "grb")
+    }
+
     @Test func invalidDescriptionNamesTheModelFile() throws {
         // Valid JSON describing an invalid network: the Network error names model.json's path.
         try expectJSONError(tinyJSON(trunk: #"[{"op": "relu"}, {"op": "softmax"}]"#),

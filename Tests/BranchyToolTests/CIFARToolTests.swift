@@ -48,7 +48,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         try SyntheticCIFAR10.write(to: dir, train: 1, test: 3, seed: 1)
         let options = try ModelOptions.parse(["--model", Self.root.appendingPathComponent("models/b-lenet3").path, "--dataset", dir.path])
-        let error = #expect(throws: ValidationError.self) { try options.load() }
-        #expect(error?.message == "\(dir.path): images are 3×32×32 but the model expects [1, 28, 28]")
+        let error = #expect(throws: PreprocessingError.self) { try options.load() }
+        #expect(error?.description == "\(dir.path): images have 3 channels but the model takes 1")
     }
 }
