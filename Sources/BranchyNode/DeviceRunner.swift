@@ -198,26 +198,32 @@ public final class DeviceRunner: Sendable {
                          latencySeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, hops: hops)
         }
         // A device that hosts no stage sends the raw input upstream (the raw-offload baselines).
-        let features: Tensor, nextStage: Int, best: (exit: Int, output: ExitOutput)?
+        let features: Tensor, nextStage: Int, best: (exit: Int, output: ExitOutput)?, passed: [Float]
         if context.stageIndices.isEmpty {
-            (features, nextStage, best) = (input, 0, nil)
+            (features, nextStage, best, passed) = (input, 0, nil, [])
         } else {
             switch runner.run(input) {
             case .exited(let exit, let out):
                 return .done(record(.answered, "", exit: exit, node: context.config.name, out, hops: []))
-            case .forward(let f, let n, let b):
-                (features, nextStage, best) = (f, n, b)
+            case .forward(let f, let n, let b, let p):
+                (features, nextStage, best, passed) = (f, n, b, p)
             }
+        }
+        /// The record of a sample left at this node's best exit.
+        @Sendable func ownBest(_ best: (exit: Int, output: ExitOutput), _ reason: String) -> SampleRecord {
+            var rec = record(.degraded, reason, exit: best.exit, node: context.config.name, best.output, hops: [])
+            rec.passedEntropies = Array(passed.dropLast())
+            return rec
         }
         guard let link else {
             if context.config.onUpstreamFailure == .degrade, let best {
-                return .done(record(.degraded, "no upstream", exit: best.exit, node: context.config.name, best.output, hops: []))
+                return .done(ownBest(best, "no upstream"))
             }
             return .done(record(.failed, "no upstream", exit: -1, node: context.config.name, nil, hops: []))
         }
         @Sendable func forward() -> EventLoopFuture<SampleRecord> {
             let answer = Forwarder(link: link).forward(sampleID: UInt64(sample), features: features, nextStage: nextStage, deadlineMillis: 0,
-                                                       best: best, context: context).map(recordOf)
+                                                       best: best, passed: passed, context: context).map(recordOf)
             if let whenAnswered { answer.whenSuccess(whenAnswered) }
             return answer
         }
@@ -227,11 +233,11 @@ public final class DeviceRunner: Sendable {
                 let out = ExitOutput(predicted: Int(r.predictedClass), confidence: r.confidence, entropy: r.entropy)
                 var rec = record(r.status == .degraded ? .degraded : .answered, r.reason, exit: Int(r.exitIndex), node: r.nodeName, out, hops: r.hops)
                 rec.exitName = r.exitName
-                rec.passed = best.map { ($0.exit, $0.output.entropy) }
+                rec.passedEntropies = r.passedEntropies
                 return rec
             case .degraded(let exit, let output, let failure):
                 // What was spent before the failure is unknown per request; the link totals still count it.
-                return record(.degraded, failure.description, exit: exit, node: context.config.name, output, hops: [])
+                return ownBest((exit, output), failure.description)
             case .failed(let failure):
                 return record(.failed, failure.description, exit: -1, node: context.config.name, nil, hops: [])
             }

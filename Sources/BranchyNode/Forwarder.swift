@@ -12,7 +12,8 @@ import NIOCore
 struct Forwarder: Sendable {
     /// What came of a forwarded sample.
     enum Outcome: Sendable {
-        /// Upstream answered; the result's `hops` start with this node's link.
+        /// Upstream answered; the result's `hops` start with this node's link, its `passedEntropies`
+        /// with this node's exits'.
         case answered(InferResult)
         /// Upstream could not answer and the policy degrades: this node's best exit stands.
         case degraded(exit: Int, output: ExitOutput, because: UpstreamFailure)
@@ -23,10 +24,11 @@ struct Forwarder: Sendable {
     let link: UpstreamPool
 
     /// Sends `features` (one sample, batch dimension first) upward for `nextStage`, encoded with the
-    /// codec of `context`; the outcome completes on the link's loop and never fails.
+    /// codec of `context`; the outcome completes on the link's loop and never fails. `passed` are the
+    /// entropies of the exits this node computed, put in front of the answer's `passedEntropies`.
     /// `deadlineMillis` 0 leaves the link's own deadline in force.
     func forward(sampleID: UInt64, features: Tensor, nextStage: Int, deadlineMillis: UInt32,
-                 best: (exit: Int, output: ExitOutput)?, context: NodeContext) -> EventLoopFuture<Outcome> {
+                 best: (exit: Int, output: ExitOutput)?, passed: [Float] = [], context: NodeContext) -> EventLoopFuture<Outcome> {
         let item = Tensor(shape: Array(features.shape.dropFirst()), data: features.data)
         let request = InferRequest(sampleID: sampleID, deadlineMillis: deadlineMillis, stageIndex: UInt8(nextStage),
                                    features: context.encodeForUpstream(item))
@@ -34,6 +36,7 @@ struct Forwarder: Sendable {
         return link.send(request).map { reply -> Outcome in
             var r = reply.result
             r.hops = [reply.cost] + r.hops
+            if !passed.isEmpty { r.passedEntropies = Array((passed + r.passedEntropies).prefix(InferResult.maxHops)) }
             return .answered(r)
         }.recover { error -> Outcome in
             let failure = (error as? UpstreamFailure) ?? .unavailable("\(error)")

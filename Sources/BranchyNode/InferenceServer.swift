@@ -245,16 +245,19 @@ public final class InferenceServer: Sendable {
     }
 
     /// Sends features upstream for the next stage; the answer (or, when upstream fails, the node's
-    /// own best exit or an error, by its policy) completes on `loop`.
+    /// own best exit or an error, by its policy) completes on `loop`. `passed` are the entropies of
+    /// the exits computed here (the last is `best`'s); the answer carries them in front of upstream's.
     func forward(_ request: InferRequest, arrival: UInt64, features: Tensor, nextStage: Int, best: (exit: Int, output: ExitOutput),
-                 on loop: any EventLoop) -> EventLoopFuture<Frame.Message> {
+                 passed: [Float], on loop: any EventLoop) -> EventLoopFuture<Frame.Message> {
         guard let link else {
-            return loop.makeSucceededFuture(.result(result(exit: best.exit, best.output)))
+            var r = result(exit: best.exit, best.output)
+            r.passedEntropies = Array(passed.dropLast())
+            return loop.makeSucceededFuture(.result(r))
         }
         let context = current
         let deadline = Forwarder.upstreamDeadline(callerMillis: request.deadlineMillis, arrival: arrival)
         return Forwarder(link: link).forward(sampleID: request.sampleID, features: features, nextStage: nextStage, deadlineMillis: deadline,
-                                             best: best, context: context).hop(to: loop).map { outcome -> Frame.Message in
+                                             best: best, passed: passed, context: context).hop(to: loop).map { outcome -> Frame.Message in
             switch outcome {
             case .answered(let r):
                 return .result(r)
@@ -262,6 +265,7 @@ public final class InferenceServer: Sendable {
                 var r = self.result(exit: exit, output)
                 r.status = .degraded
                 r.reason = failure.description
+                r.passedEntropies = Array(passed.dropLast())
                 return .result(r)
             case .failed(let failure):
                 return .error(ErrorFrame(code: failure.errorCode, message: failure.description))

@@ -128,8 +128,8 @@ final class StageBatcher {
             switch outcome {
             case .exited(let exit, let out):
                 item.connection.respond(item.requestID, .result(server.result(exit: exit, out)), arrival: item.arrival)
-            case .forward(let features, let next, let best):
-                server.forward(item.request, arrival: item.arrival, features: features, nextStage: next, best: best, on: loop)
+            case .forward(let features, let next, let best, let passed):
+                server.forward(item.request, arrival: item.arrival, features: features, nextStage: next, best: best, passed: passed, on: loop)
                     .assumeIsolated().whenComplete { result in
                         switch result {
                         case .success(let message): item.connection.respond(item.requestID, message, arrival: item.arrival)

@@ -8,8 +8,9 @@ public struct StageRunner: Sendable {
         /// An exit here was sure enough (or it was the model's last exit).
         case exited(exit: Int, ExitOutput)
         /// Not sure: `features` must go to stage `nextStage` upstream. `best` is the last exit
-        /// computed here, the answer to give if upstream cannot.
-        case forward(features: Tensor, nextStage: Int, best: (exit: Int, output: ExitOutput))
+        /// computed here, the answer to give if upstream cannot; `passed` the entropies of every
+        /// exit computed here, in order (the last is `best`'s).
+        case forward(features: Tensor, nextStage: Int, best: (exit: Int, output: ExitOutput), passed: [Float])
     }
 
     public let network: Network
@@ -35,6 +36,7 @@ public struct StageRunner: Sendable {
         let compiled = workspaces.network
         var x = input.data
         var best: (Int, ExitOutput)? = nil
+        var passed: [Float] = []
         return workspaces.withWorkspace { ws in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: compiled.classes) { logits in
                 for i in stageIndices {
@@ -49,9 +51,10 @@ public struct StageRunner: Sendable {
                     x = features
                     if policy.exits(at: i, of: exits, entropy: out.entropy) { return .exited(exit: i, out) }
                     best = (i, out)
+                    passed.append(out.entropy)
                 }
                 return .forward(features: Tensor(shape: [1] + compiled.stages[stageIndices.last!].featureShape, data: x),
-                                nextStage: stageIndices.last! + 1, best: best!)
+                                nextStage: stageIndices.last! + 1, best: best!, passed: passed)
             }
         }
     }
@@ -78,6 +81,7 @@ public struct StageRunner: Sendable {
         var rows = Array(0..<inputs.count)  // which sample each row of x is
         var outcomes = [Outcome?](repeating: nil, count: inputs.count)
         var best = [(Int, ExitOutput)?](repeating: nil, count: inputs.count)
+        var passed = [[Float]](repeating: [], count: inputs.count)
         var logits = [Float](repeating: 0, count: inputs.count * classes)
         return workspaces.withWorkspace { ws in
             for i in stageIndices {
@@ -95,6 +99,7 @@ public struct StageRunner: Sendable {
                                     outcomes[rows[r]] = .exited(exit: i, out)
                                 } else {
                                     best[rows[r]] = (i, out)
+                                    passed[rows[r]].append(out.entropy)
                                     keep.append(r)
                                 }
                             }
@@ -113,7 +118,7 @@ public struct StageRunner: Sendable {
             let size = shape.reduce(1, *)
             for (r, sample) in rows.enumerated() {
                 let features = Tensor(shape: [1] + shape, data: Array(x[(r * size)..<((r + 1) * size)]))
-                outcomes[sample] = .forward(features: features, nextStage: next, best: best[sample]!)
+                outcomes[sample] = .forward(features: features, nextStage: next, best: best[sample]!, passed: passed[sample])
             }
             return outcomes.map { $0! }
         }

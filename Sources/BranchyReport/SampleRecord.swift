@@ -27,16 +27,17 @@ public struct SampleRecord: Sendable {
     public var hops: [HopCost]
     /// When the answer arrived, in seconds since the run began.
     public var finishedSeconds: Double = 0
-    /// The device's own exit the sample passed (did not leave at) and its entropy, when it was
-    /// forwarded; the protocol does not carry the entropies of upstream exits it passed.
-    public var passed: (exit: Int, entropy: Float)? = nil
+    /// The entropies at the exits the sample passed before the one that answered, in order, ending
+    /// just before `exit`: the device's own and those each upstream node reported (protocol v2).
+    public var passedEntropies: [Float] = []
 
     /// The entropy at each exit from the first to the one that answered, as far as the device
-    /// knows them: its own passed exit's, and the answering exit's; nil for the others.
+    /// knows them: the passed exits' and the answering exit's; nil for exits no one reported
+    /// (a raw-offload device's upstream on protocol v1).
     public var entropies: [Float?] {
         guard exit >= 0 else { return [] }
         var e = [Float?](repeating: nil, count: exit + 1)
-        if let passed, passed.exit < exit { e[passed.exit] = passed.entropy }
+        for (k, h) in passedEntropies.suffix(exit).reversed().enumerated() { e[exit - 1 - k] = h }
         e[exit] = entropy
         return e
     }

@@ -74,6 +74,11 @@ public struct InferResult: Hashable, Sendable {
     public var entropy: Float
     /// Costs of the upstream hops this request crossed, nearest first.
     public var hops: [HopCost]
+    /// The entropies (finite) at the exits the sample passed on its way up before the one that
+    /// answered, in order, ending just before `exitIndex`: each node that forwarded the sample
+    /// puts its own exits' in front of its upstream's. At most ``maxHops``. Version 2 only
+    /// (version 1 peers leave it empty).
+    public var passedEntropies: [Float] = []
 
     /// Creates a result.
     public init(status: ResultStatus = .ok, reason: String = "", exitIndex: UInt8, exitName: String,
@@ -99,7 +104,9 @@ public struct InferResult: Hashable, Sendable {
                 + Varint.size($1.requestTLSBytes) + Varint.size($1.responseTLSBytes)
         }
         let reasonBytes = reason.isEmpty ? 0 : Varint.size(UInt64(wireUTF8(reason).count)) + wireUTF8(reason).count
-        return 1 + reasonBytes + 1 + ref(exitName) + ref(nodeName) + Varint.size(UInt64(predictedClass)) + 2 + 2
+        let passed = min(passedEntropies.count, InferResult.maxHops)
+        let passedBytes = passed == 0 ? 0 : Varint.size(UInt64(passed)) + 2 * passed
+        return 1 + reasonBytes + 1 + ref(exitName) + ref(nodeName) + Varint.size(UInt64(predictedClass)) + 2 + 2 + passedBytes
             + Varint.size(UInt64(min(hops.count, InferResult.maxHops))) + hopBytes
     }
 
@@ -114,6 +121,11 @@ public struct InferResult: Hashable, Sendable {
         try checkLength(nodeName, max: WireLimits.maxNameBytes, message: .result, field: "nodeName")
         try checkFinite(confidence, message: .result, field: "confidence")
         try checkFinite(entropy, message: .result, field: "entropy")
+        if passedEntropies.count > InferResult.maxHops {
+            throw WireError.invalidValue(message: .result, field: "passedEntropies.count", value: "\(passedEntropies.count)",
+                                         expected: "at most \(InferResult.maxHops)")
+        }
+        for (i, e) in passedEntropies.enumerated() { try checkFinite(e, message: .result, field: "passedEntropies[\(i)]") }
         if hops.count > InferResult.maxHops {
             throw WireError.invalidValue(message: .result, field: "hops.count", value: "\(hops.count)",
                                          expected: "at most \(InferResult.maxHops)")
@@ -194,9 +206,10 @@ extension ByteBuffer {
     }
 }
 
-/// Version 2 of `result`: flags `UInt8` (bit 0 degraded, bit 1 a reason follows), [reason: varint
-/// length + UTF-8], exitIndex `UInt8`, exitName and nodeName as name references, predictedClass
-/// varint, confidence and entropy as binary16, hop count varint, then per hop the link as a name
+/// Version 2 of `result`: flags `UInt8` (bit 0 degraded, bit 1 a reason follows, bit 2 passed
+/// entropies follow), [reason: varint length + UTF-8], exitIndex `UInt8`, exitName and nodeName as
+/// name references, predictedClass varint, confidence and entropy as binary16, [passed entropies:
+/// varint count 1…255, then each as binary16], hop count varint, then per hop the link as a name
 /// reference and the four byte counts as varints. A name reference is an index into the
 /// connection's ``NameTable``, or 255 followed by a `UInt8` length and the UTF-8 name.
 extension PayloadReader {
@@ -228,7 +241,9 @@ extension PayloadReader {
 
     mutating func readCompactInferResult(names: NameTable) throws -> InferResult {
         let flags = try integer("flags", as: UInt8.self)
-        guard flags & ~0x03 == 0 else { throw invalid("flags", value: "\(flags)", expected: "only bits 0 (degraded) and 1 (reason)") }
+        guard flags & ~0x07 == 0 else {
+            throw invalid("flags", value: "\(flags)", expected: "only bits 0 (degraded), 1 (reason) and 2 (passed entropies)")
+        }
         var reason = ""
         if flags & 0x02 != 0 {
             let length = Int(try varint("reason.length", max: UInt64(WireLimits.maxTextBytes)))
@@ -244,6 +259,13 @@ extension PayloadReader {
         let predicted = try varint("predictedClass", max: UInt64(UInt16.max))
         let confidence = try half("confidence")
         let entropy = try half("entropy")
+        var passed: [Float] = []
+        if flags & 0x04 != 0 {
+            let n = Int(try varint("passedEntropies.count", max: UInt64(InferResult.maxHops)))
+            // No entropies passed is sent by leaving bit 2 clear: one encoding per result.
+            guard n > 0 else { throw invalid("passedEntropies.count", value: "0", expected: "1...\(InferResult.maxHops) when flag bit 2 is set") }
+            for i in 0..<n { passed.append(try half("passedEntropies[\(i)]")) }
+        }
         let count = Int(try varint("hops.count", max: UInt64(InferResult.maxHops)))
         var hops: [HopCost] = []
         hops.reserveCapacity(min(count, remaining / 5))
@@ -254,8 +276,10 @@ extension PayloadReader {
                                 requestTLSBytes: try varint("hops[\(i)].requestTLSBytes", max: WireLimits.maxHopBytes),
                                 responseTLSBytes: try varint("hops[\(i)].responseTLSBytes", max: WireLimits.maxHopBytes)))
         }
-        return InferResult(status: flags & 1 == 1 ? .degraded : .ok, reason: reason, exitIndex: exitIndex, exitName: exitName,
-                           nodeName: nodeName, predictedClass: UInt16(predicted), confidence: confidence, entropy: entropy, hops: hops)
+        var result = InferResult(status: flags & 1 == 1 ? .degraded : .ok, reason: reason, exitIndex: exitIndex, exitName: exitName,
+                                 nodeName: nodeName, predictedClass: UInt16(predicted), confidence: confidence, entropy: entropy, hops: hops)
+        result.passedEntropies = passed
+        return result
     }
 }
 
@@ -270,7 +294,8 @@ extension ByteBuffer {
     @discardableResult
     mutating func writeCompactInferResult(_ result: InferResult, names: NameTable) -> Int {
         let reason = wireUTF8(result.reason)
-        var written = writeInteger((result.status == .degraded ? 1 : 0) | (reason.isEmpty ? 0 : 2) as UInt8)
+        let passed = result.passedEntropies.prefix(InferResult.maxHops)
+        var written = writeInteger((result.status == .degraded ? 1 : 0) | (reason.isEmpty ? 0 : 2) | (passed.isEmpty ? 0 : 4) as UInt8)
         if !reason.isEmpty { written += writeVarint(UInt64(reason.count)) + writeBytes(reason) }
         written += writeInteger(result.exitIndex)
         written += writeNameReference(result.exitName, names: names)
@@ -278,6 +303,10 @@ extension ByteBuffer {
         written += writeVarint(UInt64(result.predictedClass))
         written += writeInteger(FeatureCodecKind.float16Bits(result.confidence))
         written += writeInteger(FeatureCodecKind.float16Bits(result.entropy))
+        if !passed.isEmpty {
+            written += writeVarint(UInt64(passed.count))
+            for e in passed { written += writeInteger(FeatureCodecKind.float16Bits(e)) }
+        }
         let hops = result.hops.prefix(InferResult.maxHops)
         written += writeVarint(UInt64(hops.count))
         for hop in hops {

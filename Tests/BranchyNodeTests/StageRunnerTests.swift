@@ -33,7 +33,7 @@ import Testing
                 var features = x
                 for s in 0..<stages.count { features = net.trunk(s, features) }
                 let lastHosted = stages.count - 1
-                guard case .forward(let sent, let next, let best) = runner.run(x) else {
+                guard case .forward(let sent, let next, let best, let passed) = runner.run(x) else {
                     Issue.record("\(stages) sample \(i): exited with thresholds 0")
                     continue
                 }
@@ -42,6 +42,10 @@ import Testing
                 #expect(sent.data == features.data)
                 #expect(best.exit == lastHosted)
                 #expect(best.output == net.classify(exit: lastHosted, features: features)[0])
+                // Every hosted exit's entropy, in order.
+                var h = x
+                let want = (0..<stages.count).map { s -> Float in h = net.trunk(s, h); return net.classify(exit: s, features: h)[0].entropy }
+                #expect(passed == want)
             }
         }
     }
@@ -169,9 +173,11 @@ import Testing
                     switch (got, want) {
                     case (.exited(let e1, let o1), .exited(let e2, let o2)):
                         #expect(e1 == e2 && o1 == o2, "\(stages) sample \(start + k) in a batch of \(size)")
-                    case (.forward(let f1, let n1, let b1), .forward(let f2, let n2, let b2)):
+                    case (.forward(let f1, let n1, let b1, let p1), .forward(let f2, let n2, let b2, let p2)):
                         #expect(f1.shape == f2.shape && f1.data == f2.data && n1 == n2, "\(stages) sample \(start + k) in a batch of \(size)")
                         #expect(b1.exit == b2.exit && b1.output == b2.output)
+                        // One entropy per hosted exit, the last the best exit's.
+                        #expect(p1 == p2 && p1.count == indices.count && p1.last == b1.output.entropy)
                     default:
                         Issue.record("\(stages) sample \(start + k) in a batch of \(size): \(got) alone \(want)")
                     }

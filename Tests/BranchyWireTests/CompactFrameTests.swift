@@ -128,10 +128,27 @@ import Testing
                                                expected: "an index below 8 (the helloAck's names) or 255")) {
             try unknown.readFrame(limits: .default, dialect: Self.v2)
         }
-        var flags = payload([4, 0, 3, 0, 3, 0x3C, 0x00, 0x34, 0x00, 0])
-        #expect(throws: WireError.invalidValue(message: .result, field: "flags", value: "4", expected: "only bits 0 (degraded) and 1 (reason)")) {
+        var flags = payload([8, 0, 3, 0, 3, 0x3C, 0x00, 0x34, 0x00, 0])
+        #expect(throws: WireError.invalidValue(message: .result, field: "flags", value: "8",
+                                               expected: "only bits 0 (degraded), 1 (reason) and 2 (passed entropies)")) {
             try flags.readFrame(limits: .default, dialect: Self.v2)
         }
+        // Bit 2: the passed exits' entropies, a count of at least one, then binary16 each.
+        var nonePassed = payload([4, 0, 3, 0, 3, 0x3C, 0x00, 0x34, 0x00, 0, 0])
+        #expect(throws: WireError.invalidValue(message: .result, field: "passedEntropies.count", value: "0",
+                                               expected: "1...255 when flag bit 2 is set")) {
+            try nonePassed.readFrame(limits: .default, dialect: Self.v2)
+        }
+        var passedNaN = payload([4, 2, 3, 0, 3, 0x3C, 0x00, 0x34, 0x00, 2, 0x3C, 0x00, 0x7E, 0x00, 0])
+        #expect(throws: WireError.self) { try passedNaN.readFrame(limits: .default, dialect: Self.v2) }
+        var passed = payload([4, 2, 3, 0, 3, 0x3C, 0x00, 0x34, 0x00, 2, 0x3C, 0x00, 0x38, 0x00, 0])
+        let passedFrame = try #require(try passed.readFrame(limits: .default, dialect: Self.v2))
+        var expected = InferResult(exitIndex: 2, exitName: "device-exit", nodeName: "device", predictedClass: 3, confidence: 1, entropy: 0.25)
+        expected.passedEntropies = [1, 0.5]
+        #expect(passedFrame.message == .result(expected))
+        var written = ByteBuffer()
+        written.writeFrame(Frame(requestID: 1, message: .result(expected)), dialect: Self.v2)
+        #expect(written == payload([4, 2, 3, 0, 3, 0x3C, 0x00, 0x34, 0x00, 2, 0x3C, 0x00, 0x38, 0x00, 0]))
         // One encoding per result: an empty reason clears bit 1; a name of the table goes by its index.
         var emptyReason = payload([3, 0, 0, 3, 0, 3, 0x3C, 0x00, 0x34, 0x00, 0])
         #expect(throws: WireError.self) { try emptyReason.readFrame(limits: .default, dialect: Self.v2) }

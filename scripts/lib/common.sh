@@ -199,7 +199,7 @@ same_as_eval() {
     echo "branchy eval --topology $1 ${*:3}" >&2
     "$BRANCHY_BIN/branchy" eval --topology "$1" --predictions "$2-eval.jsonl" "${@:3}" > "$2-eval.out" 2>&1 \
         || { echo "branchy eval failed: $(tail -n 1 "$2-eval.out")"; return 1; }
-    "${PY[@]}" same-predictions "$2.jsonl" "$2-eval.jsonl" "$2.json"
+    "${PY[@]}" same-predictions "$2.jsonl" "$2-eval.jsonl" "$2.json" complete
 }
 # cluster UP|DOWN TOPOLOGY: scripts/cluster.sh, its output on stderr; a failed start says where the logs are.
 cluster() {

@@ -59,8 +59,10 @@ def all_answered(path, samples, preds=None):
                 f"{path}: the predictions do not hold each of the {samples} samples once")
 
 
-def same_predictions(device_path, eval_path, report_path):
-    """Both JSONL files hold the same (sample, exit, class); exit names map to indices by the report."""
+def same_predictions(device_path, eval_path, report_path, complete=""):
+    """Both JSONL files hold the same (sample, exit, class); exit names map to indices by the report.
+    With COMPLETE ("complete"), the device knows the entropy at every exit each sample reached
+    (protocol version 2 carries the passed exits')."""
     index = {e["name"]: i for i, e in enumerate(load(report_path).get("exits", []))}
 
     def normalise(path):
@@ -79,11 +81,15 @@ def same_predictions(device_path, eval_path, report_path):
         s = differ[0]
         raise Failed(f"{len(differ)} of {len(device)} samples differ; first: sample {s} "
                      f"cluster (exit, class) = {device[s]}, branchy eval = {offline[s]}")
-    # The entropies both know (the device's own exit and the answering one) agree too, within the
-    # rounding of protocol version 2, which carries the answering exit's entropy as binary16.
+    # The entropies both know agree too, within the rounding of protocol version 2, which carries
+    # upstream exits' entropies as binary16.
     theirs = {r["sample"]: r.get("entropies") for r in map(json.loads, open(eval_path)) if r}
     for r in map(json.loads, open(device_path)):
         mine, other = r.get("entropies"), theirs.get(r["sample"])
+        if complete and r["exit"] >= 0:
+            require(mine is not None and len(mine) == r["exit"] + 1 and None not in mine,
+                    f"{device_path}: sample {r['sample']} left at exit {r['exit']} but its entropies are {mine}: "
+                    "one per exit reached expected, none unknown")
         if mine is None or other is None:
             continue
         for e, (a, b) in enumerate(zip(mine, other)):
