@@ -93,6 +93,25 @@ public final class CompiledNetwork: Sendable {
         }
     }
 
+    /// Runs stage `index` on `count` samples held in an array: (features, logits), each
+    /// `count` rows long. The array form of ``run(stage:count:input:features:logits:workspace:)``.
+    public func run(stage index: Int, count: Int, input: [Float], workspace: InferenceWorkspace) -> (features: [Float], logits: [Float]) {
+        let s = stages[index]
+        precondition(input.count >= count * s.inputCount, "stage \(s.name): \(count) samples need \(count * s.inputCount) floats, got \(input.count)")
+        var features = [Float](repeating: 0, count: max(1, count * s.featureCount))
+        var logits = [Float](repeating: 0, count: max(1, count * classes))
+        if count > 0 {
+            input.withUnsafeBufferPointer { x in
+                features.withUnsafeMutableBufferPointer { f in
+                    logits.withUnsafeMutableBufferPointer { l in
+                        run(stage: index, count: count, input: x.baseAddress!, features: f.baseAddress!, logits: l.baseAddress!, workspace: workspace)
+                    }
+                }
+            }
+        }
+        return (Array(features.prefix(count * s.featureCount)), Array(logits.prefix(count * classes)))
+    }
+
     /// Workspace buffer `slot` of `level`: 0 and 1 per sample, 2 and 3 for a group's outputs,
     /// 4 a residual block's shortcut.
     @inline(__always)

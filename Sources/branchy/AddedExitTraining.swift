@@ -73,22 +73,11 @@ struct AddedExitTraining {
         let per = shape.reduce(1, *)
         var out = [Float](repeating: 0, count: data.count * per)
         let batch = 256
-        var logits = [Float](repeating: 0, count: batch * compiled.classes)
         var start = 0
         while start < data.count {
             let n = min(batch, data.count - start)
             var current = data.batch(indices: start..<(start + n)).images
-            for k in 0...stage {
-                var next = [Float](repeating: 0, count: n * compiled.stages[k].featureCount)
-                current.withUnsafeBufferPointer { x in
-                    next.withUnsafeMutableBufferPointer { f in
-                        logits.withUnsafeMutableBufferPointer { l in
-                            compiled.run(stage: k, count: n, input: x.baseAddress!, features: f.baseAddress!, logits: l.baseAddress!, workspace: workspace)
-                        }
-                    }
-                }
-                current = next
-            }
+            for k in 0...stage { current = compiled.run(stage: k, count: n, input: current, workspace: workspace).features }
             out.replaceSubrange((start * per)..<((start + n) * per), with: current)
             start += n
         }

@@ -43,21 +43,11 @@ struct Infer: ParsableCommand {
         let directory = URL(fileURLWithPath: outputDir)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var current = data.images
-        for (k, stage) in compiled.stages.enumerated() {
-            var features = [Float](repeating: 0, count: max(1, n * stage.featureCount))
-            var logits = [Float](repeating: 0, count: max(1, n * compiled.classes))
-            if n > 0 {
-                current.withUnsafeBufferPointer { x in
-                    features.withUnsafeMutableBufferPointer { f in
-                        logits.withUnsafeMutableBufferPointer { l in
-                            compiled.run(stage: k, count: n, input: x.baseAddress!, features: f.baseAddress!, logits: l.baseAddress!, workspace: workspace)
-                        }
-                    }
-                }
-            }
-            let out = NPYArray(shape: [n, compiled.classes], values: Array(logits.prefix(n * compiled.classes)))
+        for k in compiled.stages.indices {
+            let (features, logits) = compiled.run(stage: k, count: n, input: current, workspace: workspace)
+            let out = NPYArray(shape: [n, compiled.classes], values: logits)
             try Data(out.encoded()).write(to: directory.appendingPathComponent("exit-\(k).npy"))
-            current = Array(features.prefix(n * stage.featureCount))
+            current = features
         }
         print("wrote \(compiled.stages.count) exits × \(n) samples to \(outputDir)")
     }
