@@ -13,9 +13,11 @@ the graph with ONNX Runtime (expected-<i>.npy, one per output); then
 infer/exit-<i>.npy with ONNX Runtime's output i. They agree when the shapes are equal and the
 largest absolute difference is within TOLERANCE × max(1, largest |expected| of that exit):
 float32 sums in another order, folded batch norms and other activation roundings stay orders
-of magnitude below it, a wrong weight, padding or window far above. Then the round trip:
-scripts/export-onnx.py model export, and ONNX Runtime on export/full.onnx must give the
-original graph's outputs within the same tolerance.
+of magnitude below it, a wrong weight, padding or window far above. Then the round trip, both
+ways back to ONNX: scripts/export-onnx.py model export, and
+`branchy export-onnx --model model --output export/branchy.onnx`; ONNX Runtime on
+export/full.onnx and on export/branchy.onnx must give the original graph's outputs within the
+same tolerance.
 
 For each bad case: `branchy import` must exit with a non-zero status (not a signal), its
 stderr contain every expected fragment (case-insensitively; for an operator the node's name
@@ -143,7 +145,16 @@ def check_case(branchy, case, directory):
     if len(exported) != len(expected):
         raise Disagree(f"the exported graph has {len(exported)} exits, the original {len(expected)}")
     back = max(difference(y, e, f"round trip, exit {i}") for i, (y, e) in enumerate(zip(exported, expected)))
-    return f"infer {ours:.2g}, round trip {back:.2g}"
+
+    ours_file = os.path.join(export, "branchy.onnx")
+    status, err = run([branchy, "export-onnx", "--model", model, "--output", ours_file])
+    if status != 0:
+        raise Disagree(f"branchy export-onnx of the imported model failed (status {status}): {last_line(err)}")
+    exported = cases.ort_session(ours_file).run(None, {"image": x})
+    if len(exported) != len(expected):
+        raise Disagree(f"branchy export-onnx's graph has {len(exported)} exits, the original {len(expected)}")
+    swift = max(difference(y, e, f"branchy export-onnx, exit {i}") for i, (y, e) in enumerate(zip(exported, expected)))
+    return f"infer {ours:.2g}, round trip {back:.2g}, branchy export-onnx {swift:.2g}"
 
 
 def check_bad(branchy, bad, directory):

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # ONNX import end to end. Every supported operator form against ONNX Runtime, every refusal and the
-# export round trip (scripts/import-check.py); the shipped imported models (models/mobilenet-exits,
+# export round trip through scripts/export-onnx.py and `branchy export-onnx` (scripts/import-check.py);
+# `branchy export-onnx` writes the graphs of scripts/export-onnx.py byte for byte (every shipped model,
+# whole and per stage, batch norms folded and not), and ONNX Runtime on its file of models/mobilenet-exits,
+# models/resnet-exits, models/b-resnet3 (folded batch norms) and models/b-lenet3-bin (sign and binary
+# layers) decides exit and class as `branchy eval` does on every test sample over float32 links
+# (scripts/onnx-agreement.py, the largest logit difference reported); the shipped imported models (models/mobilenet-exits,
 # models/resnet-exits, exported from PyTorch by examples/pytorch/): re-importing each model.onnx gives
 # the committed model.json and weights byte for byte, and `branchy eval` agrees with ONNX Runtime on the
 # same file on every test sample, exits forced or not, over float32 links (scripts/onnx-agreement.py;
@@ -57,6 +62,40 @@ agree() {
 }
 check_agreement() {
     agree models/mobilenet-exits/model.onnx models/mobilenet-exits mobilenet && agree models/resnet-exits/model.onnx models/resnet-exits resnet
+}
+# check_export_same: `branchy export-onnx` (with --stages) writes scripts/export-onnx.py's full.onnx and
+# <stage>.onnx byte for byte, for every shipped model, batch norms folded and not.
+check_export_same() {
+    local d m flag dir f n=0 models=0
+    for d in models/*/; do
+        m="$(basename "$d")"
+        [ -f "models/$m/model.json" ] || continue
+        models=$((models + 1))
+        for flag in "" --unfolded-batchnorm; do
+            dir="$work/export-same/$m${flag:+-unfolded}"
+            mkdir -p "$dir"
+            "$ONNX_PYTHON" scripts/export-onnx.py "models/$m" "$dir/script" $flag > "$dir.script.out" 2>&1 \
+                || { echo "scripts/export-onnx.py models/$m $flag failed: $(tail -n 1 "$dir.script.out")"; return 1; }
+            "$bin/branchy" export-onnx --model "models/$m" --output "$dir/full.onnx" --stages "$dir" $flag > "$dir.out" 2>&1 \
+                || { echo "branchy export-onnx --model models/$m $flag failed: $(tail -n 1 "$dir.out")"; return 1; }
+            for f in "$dir/script"/*.onnx; do
+                cmp -s "$f" "$dir/$(basename "$f")" \
+                    || { echo "models/$m${flag:+ ($flag)}: branchy export-onnx's $(basename "$f") differs from scripts/export-onnx.py's"; return 1; }
+                n=$((n + 1))
+            done
+        done
+    done
+    figure "$n graphs of $models models identical"
+}
+# check_export: ONNX Runtime on `branchy export-onnx`'s file of each model against branchy eval (agree).
+check_export() {
+    local m file
+    for m in mobilenet-exits resnet-exits b-resnet3 b-lenet3-bin; do
+        file="${work#"$REPO_ROOT"/}/$m-export.onnx"
+        "$bin/branchy" export-onnx --model "models/$m" --output "$file" > "$work/$m-export.out" 2>&1 \
+            || { echo "branchy export-onnx --model models/$m failed: $(tail -n 1 "$work/$m-export.out")"; return 1; }
+        agree "$file" "models/$m" "$m-export" || return 1
+    done
 }
 check_dynamo() {
     local m
@@ -186,6 +225,8 @@ PY
 run_check "every supported operator form agrees with ONNX Runtime; bad files refused; export round trip" check_operators
 run_check "re-importing the shipped ONNX files gives the committed models" check_reimport
 run_check "branchy eval agrees with ONNX Runtime on every test sample (TorchScript exports)" check_agreement
+run_check "branchy export-onnx writes the graphs of scripts/export-onnx.py byte for byte" check_export_same
+run_check "ONNX Runtime on branchy export-onnx's file decides as branchy eval on every test sample" check_export
 run_check "the default exporter's files (external data) import and agree" check_dynamo
 run_check "the imported model as a three-node cluster gives the answers of branchy eval" check_cluster
 run_check "the test set as NumPy arrays gives the predictions of its IDX files" check_array_formats

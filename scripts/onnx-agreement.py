@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Checks a model made by `branchy import` against ONNX Runtime on the ONNX file it came from:
-every exit's logits, and the early exits `branchy eval` takes, per sample.
+"""Checks a model made by `branchy import` against ONNX Runtime on the ONNX file it came from
+(or a model against the file `branchy export-onnx` wrote of it): every exit's logits, and the
+early exits `branchy eval` takes, per sample.
 
 usage: onnx-agreement.py MODEL.onnx MODEL_DIR [--data DIR] [--branchy BIN_DIR] [--thresholds T1,T2]
                          [--work DIR] [--limit N]
 
 MODEL.onnx's graph outputs are the exits' logits; MODEL_DIR is what `branchy import MODEL.onnx`
-wrote. An exit of MODEL_DIR/model.json is matched with the output whose name, sanitised as the
-import does it (every character not an ASCII letter, digit or '-' becomes '_', then leading and
-trailing '_' go), is the exit's name.
+wrote, or the model `branchy export-onnx --model MODEL_DIR --output MODEL.onnx` wrote. An exit of
+MODEL_DIR/model.json is matched with the output whose name, sanitised as the import does it (every
+character not an ASCII letter, digit or '-' becomes '_', then leading and trailing '_' go), is the
+exit's name, else `logits_<exit's name>` (the export's outputs).
 
 1. Loads the IDX test set of DIR (data/fashion-mnist by default; pixels / 255, float32, shaped
    (N, C, H, W) as MODEL.onnx's input) and runs MODEL.onnx with ONNX Runtime (one thread,
@@ -136,13 +138,14 @@ def load_inputs(data, sess, limit):
 
 
 def ort_logits(sess, names, images):
-    """ONNX Runtime's logits (N, classes) for each exit in `names`, matched by sanitised output name."""
+    """ONNX Runtime's logits (N, classes) for each exit in `names`, matched by sanitised output name
+    (the exit's name, else `logits_<name>` as `branchy export-onnx` names them)."""
     outputs = {}
     for o in sess.get_outputs():
         outputs.setdefault(sanitised(o.name), []).append(o.name)
     wanted = []
     for name in names:
-        found = outputs.get(name, [])
+        found = outputs.get(name) or outputs.get(f"logits_{name}", [])
         if len(found) != 1:
             die(f"exit {name}: {'no' if not found else len(found)} ONNX outputs sanitise to it "
                 f"(outputs: {', '.join(o.name for o in sess.get_outputs())})")

@@ -207,14 +207,20 @@ struct Lowering {
 
     /// Equal padding on every side, from `pads` and `auto_pad`.
     private func pad(_ node: GraphIR.Node) throws -> Int {
+        let p = try pads(node)
+        guard Set(p).count == 1 else { throw fail(node, "asymmetric pads \(p) are not supported (the same on every side only)") }
+        return p[0]
+    }
+
+    /// The padding [top, left, bottom, right] from `pads` and `auto_pad`, each from 0 to ``ModelLimits/maxSize``.
+    private func pads(_ node: GraphIR.Node) throws -> [Int] {
         if case .string(let a)? = node.attributes["auto_pad"], a != "NOTSET", a != "VALID" {
             throw fail(node, "auto_pad '\(a)' is not supported (give explicit 'pads')")
         }
-        guard let p = try ints(node, "pads") else { return 0 }
+        guard let p = try ints(node, "pads") else { return [0, 0, 0, 0] }
         guard p.count == 4 else { throw fail(node, "'pads' must have 4 values, got \(p)") }
-        guard Set(p).count == 1 else { throw fail(node, "asymmetric pads \(p) are not supported (the same on every side only)") }
-        guard p[0] >= 0, p[0] <= ModelLimits.maxSize else { throw fail(node, "pads \(p[0]) must be from 0 to \(ModelLimits.maxSize)") }
-        return p[0]
+        if let bad = p.first(where: { $0 < 0 || $0 > ModelLimits.maxSize }) { throw fail(node, "pads \(bad) must be from 0 to \(ModelLimits.maxSize)") }
+        return p
     }
 
     private mutating func conv(_ node: GraphIR.Node) throws {
@@ -286,10 +292,13 @@ struct Lowering {
         let x = try activation(node)
         guard x.shape.count == 3 else { throw fail(node, "needs a (N, C, H, W) input, got (N, \(x.shape))") }
         guard try ints(node, "kernel_shape") != nil else { throw fail(node, "needs 'kernel_shape'") }
-        let kernel = try square(node, "kernel_shape", 1), stride = try square(node, "strides", 1), pad = try pad(node)
+        let kernel = try square(node, "kernel_shape", 1), stride = try square(node, "strides", 1), padding = try pads(node)
         if try square(node, "dilations", 1) != 1 { throw fail(node, "dilated pooling is not supported") }
-        let ceil = try int(node, "ceil_mode", 0) == 1
-        if node.opType == "AveragePool", pad > 0, try int(node, "count_include_pad", 0) != 0 {
+        guard let (pad, ceil) = PoolPadding.window(pads: padding, ceilMode: try int(node, "ceil_mode", 0) == 1, kernel: kernel,
+                                                   stride: stride, height: x.shape[1], width: x.shape[2]) else {
+            throw fail(node, "asymmetric pads \(padding) are not supported (the same on every side, or more at the bottom and right only as a ceil-mode window needs)")
+        }
+        if node.opType == "AveragePool", padding.contains(where: { $0 > 0 }), try int(node, "count_include_pad", 0) != 0 {
             throw fail(node, "count_include_pad 1 with padding is not supported (padding is not counted)")
         }
         guard pad * 2 <= kernel else { throw fail(node, "pad \(pad) is more than half the kernel \(kernel)") }

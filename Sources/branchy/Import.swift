@@ -100,7 +100,7 @@ struct Import: ParsableCommand {
     private func trainHeads(_ result: inout ONNXImporter.Result, train: String, preprocessing p: Preprocessing) throws -> [String] {
         let trainURL = URL(fileURLWithPath: train)
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: train, isDirectory: &isDirectory)
+        _ = FileManager.default.fileExists(atPath: train, isDirectory: &isDirectory)
         let input = result.spec.input
         var data = isDirectory.boolValue ? try ImageDataset.load(directory: trainURL, split: .train, for: input, preprocessing: p)
             : try ImageDataset.load(path: train, for: input, preprocessing: p)

@@ -175,6 +175,12 @@ _FORMS = dict(_conv_forms(), **{
     "maxpool-ceil-pads": (lambda n: [n.node("MaxPool", ["x"], kernel_shape=[2, 2], strides=[2, 2], pads=[1] * 4,
                                             ceil_mode=1)], OPSETS),
     "maxpool-default-stride": (lambda n: [n.node("MaxPool", ["x"], kernel_shape=[2, 2])], OPSETS),
+    # Ceil mode as the exports write it: floor mode with the padding at the bottom and right that
+    # lets the last window in (9 × 9 to 5 × 5; average: 9 × 9 to 4 × 4).
+    "maxpool-end-pads": (lambda n: [n.node("MaxPool", ["x"], kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 1, 1])],
+                         OPSETS),
+    "avgpool-end-pads": (lambda n: [n.node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[3, 3], pads=[1, 1, 2, 2],
+                                           count_include_pad=0)], (13, 17, 19, 20)),
     "avgpool": (lambda n: [n.node("AveragePool", ["x"], kernel_shape=[2, 2], strides=[2, 2])], (13, 17, 19, 20)),
     "avgpool-pads": (lambda n: [n.node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4,
                                        count_include_pad=0)], (13, 17, 19, 20)),
@@ -309,6 +315,8 @@ def bad_cases():
                                                                pads=[0, 0, 1, 1]), "pad"),
         _bad_node("conv-nonsquare-kernel", 17, lambda n: n.node("Conv", ["x", n.random(4, 4, 3, 1)], kernel_shape=[3, 1]),
                   "kernel"),
+        _bad_node("maxpool-uneven-pads", 17, lambda n: n.node("MaxPool", ["x"], kernel_shape=[3, 3], pads=[1, 0, 1, 0]),
+                  "asymmetric pads"),
         _bad_node("avgpool-count-include-pad", 17, lambda n: n.node("AveragePool", ["x"], kernel_shape=[3, 3], pads=[1] * 4,
                                                                     count_include_pad=1), "count_include_pad"),
         _bad_opset(12),
