@@ -203,8 +203,10 @@ public final class DeviceRunner: Sendable {
             (features, nextStage, best, passed) = (input, 0, nil, [])
         } else {
             switch runner.run(input) {
-            case .exited(let exit, let out):
-                return .done(record(.answered, "", exit: exit, node: context.config.name, out, hops: []))
+            case .exited(let exit, let out, let passed):
+                var rec = record(.answered, "", exit: exit, node: context.config.name, out, hops: [])
+                rec.passedEntropies = Self.entropies(before: exit, own: passed, at: context.stageIndices, upstream: [])
+                return .done(rec)
             case .forward(let f, let n, let b, let p):
                 (features, nextStage, best, passed) = (f, n, b, p)
             }
@@ -212,7 +214,7 @@ public final class DeviceRunner: Sendable {
         /// The record of a sample left at this node's best exit.
         @Sendable func ownBest(_ best: (exit: Int, output: ExitOutput), _ reason: String) -> SampleRecord {
             var rec = record(.degraded, reason, exit: best.exit, node: context.config.name, best.output, hops: [])
-            rec.passedEntropies = Array(passed.dropLast())
+            rec.passedEntropies = Self.entropies(before: best.exit, own: passed, at: context.stageIndices, upstream: [])
             return rec
         }
         guard let link else {
@@ -233,7 +235,7 @@ public final class DeviceRunner: Sendable {
                 let out = ExitOutput(predicted: Int(r.predictedClass), confidence: r.confidence, entropy: r.entropy)
                 var rec = record(r.status == .degraded ? .degraded : .answered, r.reason, exit: Int(r.exitIndex), node: r.nodeName, out, hops: r.hops)
                 rec.exitName = r.exitName
-                rec.passedEntropies = r.passedEntropies
+                rec.passedEntropies = Self.entropies(before: Int(r.exitIndex), own: passed, at: context.stageIndices, upstream: r.passedEntropies)
                 return rec
             case .degraded(let exit, let output, let failure):
                 // What was spent before the failure is unknown per request; the link totals still count it.
@@ -243,6 +245,16 @@ public final class DeviceRunner: Sendable {
             }
         }
         return .pending(link.loop.inEventLoop ? forward() : link.loop.flatSubmit(forward))
+    }
+
+    /// The entropy at each exit before `exit`, by index (nil where unknown): this node's own
+    /// (`own[k]` at exit `stages[k]`) and an answer's `passedEntropies`, which end just before `exit`.
+    static func entropies(before exit: Int, own: [Float], at stages: [Int], upstream: [Float]) -> [Float?] {
+        guard exit > 0 else { return [] }
+        var e = [Float?](repeating: nil, count: exit)
+        for (k, s) in stages.enumerated() where k < own.count && s < exit { e[s] = own[k] }
+        for (k, h) in upstream.suffix(exit).reversed().enumerated() { e[exit - 1 - k] = h }
+        return e
     }
 
     /// The device link's totals, handshakes included.

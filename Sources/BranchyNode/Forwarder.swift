@@ -36,7 +36,11 @@ struct Forwarder: Sendable {
         return link.send(request).map { reply -> Outcome in
             var r = reply.result
             r.hops = [reply.cost] + r.hops
-            if !passed.isEmpty { r.passedEntropies = Array((passed + r.passedEntropies).prefix(InferResult.maxHops)) }
+            // In front only of a complete list (every exit from `nextStage` on): a version 1 upstream
+            // sends none, and the list must always end just before the answering exit.
+            if !passed.isEmpty, r.passedEntropies.count == Int(r.exitIndex) - nextStage {
+                r.passedEntropies = Array((passed + r.passedEntropies).suffix(InferResult.maxHops))
+            }
             return .answered(r)
         }.recover { error -> Outcome in
             let failure = (error as? UpstreamFailure) ?? .unavailable("\(error)")

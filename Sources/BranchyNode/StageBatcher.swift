@@ -126,8 +126,10 @@ final class StageBatcher {
     private func deliver(_ items: [BatchItem], _ outcomes: [StageRunner.Outcome]) {
         for (item, outcome) in zip(items, outcomes) {
             switch outcome {
-            case .exited(let exit, let out):
-                item.connection.respond(item.requestID, .result(server.result(exit: exit, out)), arrival: item.arrival)
+            case .exited(let exit, let out, let passed):
+                var r = server.result(exit: exit, out)
+                r.passedEntropies = passed
+                item.connection.respond(item.requestID, .result(r), arrival: item.arrival)
             case .forward(let features, let next, let best, let passed):
                 server.forward(item.request, arrival: item.arrival, features: features, nextStage: next, best: best, passed: passed, on: loop)
                     .assumeIsolated().whenComplete { result in

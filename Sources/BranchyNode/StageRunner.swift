@@ -5,8 +5,9 @@ import BranchyTensor
 public struct StageRunner: Sendable {
     /// What running the hosted stages gave.
     public enum Outcome: Sendable {
-        /// An exit here was sure enough (or it was the model's last exit).
-        case exited(exit: Int, ExitOutput)
+        /// An exit here was sure enough (or it was the model's last exit); `passed` are the
+        /// entropies of the exits computed here before it, in order.
+        case exited(exit: Int, ExitOutput, passed: [Float])
         /// Not sure: `features` must go to stage `nextStage` upstream. `best` is the last exit
         /// computed here, the answer to give if upstream cannot; `passed` the entropies of every
         /// exit computed here, in order (the last is `best`'s).
@@ -49,7 +50,7 @@ public struct StageRunner: Sendable {
                     }
                     let out = ExitOutput.summarize(logits.baseAddress!, classes: compiled.classes)
                     x = features
-                    if policy.exits(at: i, of: exits, entropy: out.entropy) { return .exited(exit: i, out) }
+                    if policy.exits(at: i, of: exits, entropy: out.entropy) { return .exited(exit: i, out, passed: passed) }
                     best = (i, out)
                     passed.append(out.entropy)
                 }
@@ -96,7 +97,7 @@ public struct StageRunner: Sendable {
                             for r in 0..<rows.count {
                                 let out = ExitOutput.summarize(lp.baseAddress! + r * classes, classes: classes)
                                 if policy.exits(at: i, of: exits, entropy: out.entropy) {
-                                    outcomes[rows[r]] = .exited(exit: i, out)
+                                    outcomes[rows[r]] = .exited(exit: i, out, passed: passed[rows[r]])
                                 } else {
                                     best[rows[r]] = (i, out)
                                     passed[rows[r]].append(out.entropy)

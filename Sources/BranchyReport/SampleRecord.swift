@@ -27,17 +27,17 @@ public struct SampleRecord: Sendable {
     public var hops: [HopCost]
     /// When the answer arrived, in seconds since the run began.
     public var finishedSeconds: Double = 0
-    /// The entropies at the exits the sample passed before the one that answered, in order, ending
-    /// just before `exit`: the device's own and those each upstream node reported (protocol v2).
-    public var passedEntropies: [Float] = []
+    /// The entropies at the exits the sample passed before the one that answered, by exit index:
+    /// the device's own and those the upstream nodes reported (protocol v2); nil for an exit no
+    /// one reported (behind a version 1 link).
+    public var passedEntropies: [Float?] = []
 
     /// The entropy at each exit from the first to the one that answered, as far as the device
-    /// knows them: the passed exits' and the answering exit's; nil for exits no one reported
-    /// (a raw-offload device's upstream on protocol v1).
+    /// knows them; nil for the others.
     public var entropies: [Float?] {
         guard exit >= 0 else { return [] }
         var e = [Float?](repeating: nil, count: exit + 1)
-        for (k, h) in passedEntropies.suffix(exit).reversed().enumerated() { e[exit - 1 - k] = h }
+        for (i, h) in passedEntropies.prefix(exit).enumerated() { e[i] = h }
         e[exit] = entropy
         return e
     }

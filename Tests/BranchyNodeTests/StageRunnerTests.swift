@@ -56,11 +56,11 @@ import Testing
         let runner = StageRunner(context: try Self.context(["device", "edge"], thresholds: [1e6, 1e6], model: model))
         for i in Self.samples {
             let x = fixture.input(i)
-            guard case .exited(let exit, let out) = runner.run(x) else {
+            guard case .exited(let exit, let out, let passed) = runner.run(x) else {
                 Issue.record("sample \(i) was forwarded")
                 continue
             }
-            #expect(exit == 0)
+            #expect(exit == 0 && passed.isEmpty)
             #expect(out == model.network.classify(exit: 0, features: model.network.trunk(0, x))[0])
         }
     }
@@ -74,13 +74,15 @@ import Testing
         #expect(runner.inputShape == [1, 28, 28])
         for i in Self.samples {
             let x = fixture.input(i)
-            guard case .exited(let exit, let out) = runner.run(x) else {
+            guard case .exited(let exit, let out, let passed) = runner.run(x) else {
                 Issue.record("sample \(i) was forwarded")
                 continue
             }
             #expect(exit == 1)
             // No codec between stages on one node: the second stage sees the first's float features.
             #expect(out == net.classify(exit: 1, features: net.trunk(1, net.trunk(0, x)))[0])
+            // The exit passed on this node: its entropy comes with the answer.
+            #expect(passed == [net.classify(exit: 0, features: net.trunk(0, x))[0].entropy])
         }
     }
 
@@ -92,12 +94,13 @@ import Testing
         #expect(runner.inputShape == [8, 7, 7])
         for i in Self.samples {
             let features = net.trunk(0, fixture.input(i))
-            guard case .exited(let exit, let out) = runner.run(features) else {
+            guard case .exited(let exit, let out, let passed) = runner.run(features) else {
                 Issue.record("sample \(i) was forwarded past the last stage")
                 continue
             }
             #expect(exit == 2)
             #expect(out == net.classify(exit: 2, features: net.trunk(2, net.trunk(1, features)))[0])
+            #expect(passed == [net.classify(exit: 1, features: net.trunk(1, features))[0].entropy])
         }
     }
 
@@ -171,8 +174,8 @@ import Testing
                 for (k, got) in outcomes.enumerated() {
                     let want = alone[start + k]
                     switch (got, want) {
-                    case (.exited(let e1, let o1), .exited(let e2, let o2)):
-                        #expect(e1 == e2 && o1 == o2, "\(stages) sample \(start + k) in a batch of \(size)")
+                    case (.exited(let e1, let o1, let p1), .exited(let e2, let o2, let p2)):
+                        #expect(e1 == e2 && o1 == o2 && p1 == p2, "\(stages) sample \(start + k) in a batch of \(size)")
                     case (.forward(let f1, let n1, let b1, let p1), .forward(let f2, let n2, let b2, let p2)):
                         #expect(f1.shape == f2.shape && f1.data == f2.data && n1 == n2, "\(stages) sample \(start + k) in a batch of \(size)")
                         #expect(b1.exit == b2.exit && b1.output == b2.output)
