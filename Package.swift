@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "BranchyTopology", targets: ["BranchyTopology"]),
         .library(name: "BranchyData", targets: ["BranchyData"]),
         .library(name: "BranchyImport", targets: ["BranchyImport"]),
+        .library(name: "BranchyServing", targets: ["BranchyServing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -50,6 +51,8 @@ let package = Package(
             "BranchyModel", "BranchyTensor",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["Generated/onnx.proto"]),
+        // The Open Inference Protocol's requests and responses (JSON and binary tensor data), decoded and checked.
+        .target(name: "BranchyServing"),
         // Layer 2: training and evaluation.
         // Run reports, their JSON, the terminal table and progress bar, the HTML/SVG report, calibration files.
         .target(name: "BranchyReport", dependencies: ["BranchyWire"]),
@@ -143,6 +146,7 @@ let package = Package(
         .testTarget(name: "BranchyTensorTests", dependencies: ["BranchyTensor"]),
         .testTarget(name: "BranchyDataTests", dependencies: ["BranchyData"]),
         .testTarget(name: "BranchyModelTests", dependencies: ["BranchyModel"]),
+        .testTarget(name: "BranchyServingTests", dependencies: ["BranchyServing"]),
         .testTarget(name: "BranchyImportTests", dependencies: ["BranchyImport", "BranchyModel", "BranchyTensor",
                                                             .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "BranchyTrainingTests", dependencies: ["BranchyTraining"]),

@@ -19,6 +19,7 @@ let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
     ("topology", [.product(name: "BranchyTopology", package: "Branchy")]),
     ("idx", [.product(name: "BranchyData", package: "Branchy")]),
     ("onnx", [.product(name: "BranchyImport", package: "Branchy")]),
+    ("oip-request", [.product(name: "BranchyServing", package: "Branchy")]),
 ]
 
 let package = Package(

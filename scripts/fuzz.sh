@@ -7,7 +7,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
-all_targets=(frame hello infer-request infer-result safetensors model-spec topology idx onnx)
+all_targets=(frame hello infer-request infer-result safetensors model-spec topology idx onnx oip-request)
 
 usage() {
     cat <<EOF
