@@ -1,7 +1,8 @@
 /// A request the front door refuses, with the HTTP status it answers and the message the
 /// protocol's error body (`{"error": "…"}`) carries.
 public struct ServingError: Error, Equatable, CustomStringConvertible, Sendable {
-    /// The HTTP status: 400 malformed, 404 unknown model, 408 too slow, 413 too large, 503 overloaded.
+    /// The HTTP status: 400 malformed, 404 unknown model or path, 405 wrong method, 408 too slow,
+    /// 413 too large, 503 overloaded.
     public var status: Int
     public var message: String
 
