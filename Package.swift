@@ -53,6 +53,13 @@ let package = Package(
         ], exclude: ["Generated/onnx.proto"]),
         // The Open Inference Protocol's requests and responses (JSON and binary tensor data), decoded and checked.
         .target(name: "BranchyServing"),
+        // The Open Inference Protocol over HTTP/1.1 for one backend.
+        .target(name: "BranchyFrontDoor", dependencies: [
+            "BranchyServing",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         // Layer 2: training and evaluation.
         // Run reports, their JSON, the terminal table and progress bar, the HTML/SVG report, calibration files.
         .target(name: "BranchyReport", dependencies: ["BranchyWire"]),
@@ -147,6 +154,8 @@ let package = Package(
         .testTarget(name: "BranchyDataTests", dependencies: ["BranchyData"]),
         .testTarget(name: "BranchyModelTests", dependencies: ["BranchyModel"]),
         .testTarget(name: "BranchyServingTests", dependencies: ["BranchyServing"]),
+        .testTarget(name: "BranchyFrontDoorTests", dependencies: ["BranchyFrontDoor", "BranchyServing",
+                                                                  .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "BranchyImportTests", dependencies: ["BranchyImport", "BranchyModel", "BranchyTensor",
                                                             .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "BranchyTrainingTests", dependencies: ["BranchyTraining"]),
