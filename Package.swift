@@ -104,6 +104,7 @@ let package = Package(
         // Node runtime: the tiers, their forwarding path and upstream links.
         .target(name: "BranchyNode", dependencies: [
             "BranchyWire", "BranchyTopology", "BranchyModel", "BranchyData", "BranchyReport", "BranchyObservability", "BranchyTransport", "BranchyLink", "BranchyBatching",
+            "BranchyServing", "BranchyFrontDoor",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -129,7 +130,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "branchy-device", dependencies: [
-            "BranchyNode", "BranchyNodeOptions", "BranchyReport", "BranchyObservability", "BranchyTransport", "BranchyWire",
+            "BranchyNode", "BranchyNodeOptions", "BranchyReport", "BranchyObservability", "BranchyTransport", "BranchyWire", "BranchyServing", "BranchyTopology",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: the unit tests (`swift test` under ThreadSanitizer, live clusters included), then the
-# suites e2e.sh, e2e-faults.sh, load.sh, operations.sh, perf-check.sh, import-check.sh, k8s-check.sh and
+# suites e2e.sh, e2e-faults.sh, load.sh, operations.sh, perf-check.sh, import-check.sh, serve-check.sh, k8s-check.sh and
 # unprivileged-check.sh on one release build, readme-check.sh (the README's "Use your own model" steps as
 # written, in place on CI's fresh clone), and every fuzz target for 15 s in debug and in release
 # (fuzz.sh --config both --seconds 15). Installs the Debian packages the checks need. Every suite runs
@@ -23,6 +23,7 @@ ensure_built   # once (release), so that the suites share BRANCHY_BIN
 suites=("e2e:end-to-end checks:end-to-end" "e2e-faults:fault checks:fault checks" "load:load check:load check"
         "operations:operations checks:operations" "perf-check:ONNX Runtime agreement and allocations:ONNX Runtime agreement and allocations"
         "import-check:ONNX import against ONNX Runtime:ONNX import"
+        "serve-check:front door (Open Inference Protocol) with Triton's client:front door"
         "readme-check:README, use your own model, from a fresh clone:README's use-your-own-model steps"
         "k8s-check:Kubernetes manifests, offline:Kubernetes manifests" "unprivileged-check:unprivileged run:unprivileged run"
         "fuzz --config both --seconds 15:fuzz targets, 15 s each in debug and in release:fuzz targets")

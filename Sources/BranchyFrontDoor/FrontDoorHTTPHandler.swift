@@ -1,6 +1,11 @@
 import BranchyServing
+import Dispatch
 import NIOCore
 import NIOHTTP1
+
+/// Called once per answered request with its HTTP status and the nanoseconds from its head's
+/// arrival to the answer being written; `infer` says whether it was an infer request.
+public typealias FrontDoorObserver = @Sendable (_ status: Int, _ infer: Bool, _ nanos: UInt64) -> Void
 
 /// Serves the Open Inference Protocol over HTTP/1.1 for one ``InferenceBackend``: health,
 /// server and model metadata, Triton's model configuration, and infer (JSON, or JSON then
@@ -17,20 +22,25 @@ public final class FrontDoorHTTPHandler: ChannelInboundHandler {
 
     let backend: any InferenceBackend
     let limits: InferenceRequest.Limits
+    let observer: FrontDoorObserver?
     private var head: HTTPRequestHead?
+    /// When the current request's head arrived (uptime nanoseconds).
+    private var arrival: UInt64 = 0
     private var body: ByteBuffer?
     /// The request was refused before its end (too large): the rest of it is dropped.
     private var discarding = false
 
-    public init(backend: any InferenceBackend, limits: InferenceRequest.Limits = .init()) {
+    public init(backend: any InferenceBackend, limits: InferenceRequest.Limits = .init(), observer: FrontDoorObserver? = nil) {
         self.backend = backend
         self.limits = limits
+        self.observer = observer
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let h):
             head = h
+            arrival = DispatchTime.now().uptimeNanoseconds
             body = nil
             discarding = false
             if let length = h.headers.first(name: "Content-Length").flatMap({ Int($0) }), length > limits.maxBodyBytes {
@@ -138,6 +148,7 @@ public final class FrontDoorHTTPHandler: ChannelInboundHandler {
                      _ work: @escaping @Sendable () async throws(ServingError) -> ([UInt8], Int?)) {
         let loop = context.eventLoop
         let boxed = NIOLoopBound((self, context), eventLoop: loop)
+        let arrival = self.arrival
         let promise = loop.makePromise(of: Result<([UInt8], Int?), ServingError>.self)
         promise.completeWithTask {
             do throws(ServingError) { return .success(try await work()) } catch { return .failure(error) }
@@ -146,19 +157,23 @@ public final class FrontDoorHTTPHandler: ChannelInboundHandler {
             let (handler, context) = boxed.value
             switch result {
             case .success(let (bytes, jsonLength)):
-                handler.respond(context, head, status: .ok, body: bytes, jsonLength: jsonLength)
+                handler.respond(context, head, status: .ok, body: bytes, jsonLength: jsonLength, arrival: arrival)
             case .failure(let e):
-                handler.respond(context, head, error: e)
+                handler.respond(context, head, error: e, arrival: arrival)
             }
         }
     }
 
-    private func respond(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, error: ServingError, close: Bool = false) {
-        respond(context, head, status: HTTPResponseStatus(statusCode: error.status), body: error.body, close: close)
+    private func respond(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, error: ServingError, close: Bool = false, arrival: UInt64? = nil) {
+        respond(context, head, status: HTTPResponseStatus(statusCode: error.status), body: error.body, close: close, arrival: arrival)
     }
 
     private func respond(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, status: HTTPResponseStatus, body: [UInt8],
-                         jsonLength: Int? = nil, close: Bool = false) {
+                         jsonLength: Int? = nil, close: Bool = false, arrival: UInt64? = nil) {
+        if let observer {
+            let nanos = DispatchTime.now().uptimeNanoseconds &- (arrival ?? self.arrival)
+            observer(Int(status.code), head.uri.hasSuffix("/infer"), nanos)
+        }
         let keepAlive = head.isKeepAlive && !close
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: jsonLength == nil ? "application/json" : "application/octet-stream")

@@ -9,8 +9,10 @@ public final class FrontDoorServer: Sendable {
 
     /// Binds `host`:`port` (0: any free port) and serves `backend` until ``close()``.
     /// `readTimeout`: a connection that sends nothing for this long is answered 408 mid-request, else closed.
+    /// `observer` hears of every answer (for metrics).
     public static func start(host: String, port: Int, backend: any InferenceBackend, group: any EventLoopGroup,
-                             limits: InferenceRequest.Limits = .init(), readTimeout: TimeAmount = .seconds(30)) async throws -> FrontDoorServer {
+                             limits: InferenceRequest.Limits = .init(), readTimeout: TimeAmount = .seconds(30),
+                             observer: FrontDoorObserver? = nil) async throws -> FrontDoorServer {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -20,7 +22,7 @@ public final class FrontDoorServer: Sendable {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandlers([
                         IdleStateHandler(readTimeout: readTimeout),
-                        FrontDoorHTTPHandler(backend: backend, limits: limits),
+                        FrontDoorHTTPHandler(backend: backend, limits: limits, observer: observer),
                     ])
                 }
             }

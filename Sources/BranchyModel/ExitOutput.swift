@@ -9,9 +9,11 @@ public struct ExitOutput: Sendable, Equatable {
     public var confidence: Float
     /// Shannon entropy of the softmax, natural log, not normalised.
     public var entropy: Float
+    /// The softmax of every class, when asked for (``summarize(_:classes:withProbabilities:)``).
+    public var probabilities: [Float]?
 
-    public init(predicted: Int, confidence: Float, entropy: Float) {
-        self.predicted = predicted; self.confidence = confidence; self.entropy = entropy
+    public init(predicted: Int, confidence: Float, entropy: Float, probabilities: [Float]? = nil) {
+        self.predicted = predicted; self.confidence = confidence; self.entropy = entropy; self.probabilities = probabilities
     }
 
     /// Summarises each row of logits (N, C).
@@ -46,6 +48,20 @@ extension Network {
 extension ExitOutput {
     /// Summarises one row of `classes` logits without allocating; the same arithmetic, in the
     /// same order, as ``from(logits:)``, so the two agree bit for bit.
+    /// With `withProbabilities`, the softmax of every class is kept too (the same values the
+    /// summary is computed from).
+    public static func summarize(_ logits: UnsafePointer<Float>, classes c: Int, withProbabilities: Bool) -> ExitOutput {
+        var out = summarize(logits, classes: c)
+        guard withProbabilities else { return out }
+        var m = -Float.infinity
+        for j in 0..<c { m = max(m, logits[j]) }
+        var sum: Float = 0
+        for j in 0..<c { sum += expf(logits[j] - m) }
+        out.probabilities = (0..<c).map { expf(logits[$0] - m) / sum }
+        return out
+    }
+
+    /// Summarises one row of `classes` logits without allocating.
     public static func summarize(_ logits: UnsafePointer<Float>, classes c: Int) -> ExitOutput {
         var m = -Float.infinity
         for j in 0..<c { m = max(m, logits[j]) }

@@ -184,38 +184,66 @@ public final class DeviceRunner: Sendable {
         case pending(EventLoopFuture<SampleRecord>)
     }
 
+    /// What a caller of `classifyNow` may ask of one sample besides the answer.
+    struct Options: Sendable {
+        /// The answer should carry the answering exit's class probabilities.
+        var probabilities = false
+        /// Milliseconds the sample may take upstream (0: the link's own deadline).
+        var deadlineMillis: UInt32 = 0
+        /// Answer from this device's exits only: a sample they are not sure of gets the best of
+        /// them (status `degraded`, reason "device only") instead of going upward.
+        var deviceOnly = false
+    }
+
     /// Computes a sample's stage here and now, on the calling thread, and gives its record: at once
     /// when it leaves at this node's exit, else when upstream answers (or fails).
     /// `whenAnswered` is called on the link's loop with the record of a forwarded sample. Off the loop,
     /// the request and every callback on its answer are set up in one task on the loop, not one hop each.
-    func classifyNow(sample: Int, label: Int, input: Tensor, whenAnswered: (@Sendable (SampleRecord) -> Void)? = nil) -> Classified {
+    func classifyNow(sample: Int, label: Int, input: Tensor, options: Options = Options(),
+                     whenAnswered: (@Sendable (SampleRecord) -> Void)? = nil) -> Classified {
         let start = DispatchTime.now().uptimeNanoseconds
-        let context = self.context
-        @Sendable func record(_ status: SampleRecord.Status, _ reason: String, exit: Int, node: String, _ out: ExitOutput?, hops: [HopCost]) -> SampleRecord {
-            SampleRecord(sample: sample, label: label, status: status, reason: reason, exit: exit,
-                         exitName: exit >= 0 ? context.model.network.stages[exit].exitName : "-", node: node,
-                         predicted: out?.predicted ?? -1, entropy: out?.entropy ?? .nan,
-                         latencySeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, hops: hops)
-        }
         // A device that hosts no stage sends the raw input upstream (the raw-offload baselines).
+        let outcome = context.stageIndices.isEmpty ? nil : runner.run(input, probabilities: options.probabilities)
+        return settle(outcome, sample: sample, label: label, input: input, started: start, computed: DispatchTime.now().uptimeNanoseconds,
+                      options: options, whenAnswered: whenAnswered)
+    }
+
+    /// The record of a sample whose stages gave `outcome` (nil: the device hosts none, `input` goes
+    /// upward as it is), at once or when upstream answers. `started` and `computed` (uptime ns) are
+    /// when the sample arrived and when its stages were done.
+    func settle(_ outcome: StageRunner.Outcome?, sample: Int, label: Int, input: Tensor, started start: UInt64, computed: UInt64,
+                options: Options, whenAnswered: (@Sendable (SampleRecord) -> Void)? = nil) -> Classified {
+        let context = self.context
+        @Sendable func record(_ status: SampleRecord.Status, _ reason: String, exit: Int, node: String, _ out: ExitOutput?, hops: [HopCost],
+                              probabilities: [Float]? = nil) -> SampleRecord {
+            var r = SampleRecord(sample: sample, label: label, status: status, reason: reason, exit: exit,
+                                 exitName: exit >= 0 ? context.model.network.stages[exit].exitName : "-", node: node,
+                                 predicted: out?.predicted ?? -1, entropy: out?.entropy ?? .nan,
+                                 latencySeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, hops: hops)
+            r.probabilities = probabilities ?? out?.probabilities
+            r.computeNanos = computed - start
+            return r
+        }
         let features: Tensor, nextStage: Int, best: (exit: Int, output: ExitOutput)?, passed: [Float]
-        if context.stageIndices.isEmpty {
+        switch outcome {
+        case nil:
             (features, nextStage, best, passed) = (input, 0, nil, [])
-        } else {
-            switch runner.run(input) {
-            case .exited(let exit, let out, let passed):
-                var rec = record(.answered, "", exit: exit, node: context.config.name, out, hops: [])
-                rec.passedEntropies = Self.entropies(before: exit, own: passed, at: context.stageIndices, upstream: [])
-                return .done(rec)
-            case .forward(let f, let n, let b, let p):
-                (features, nextStage, best, passed) = (f, n, b, p)
-            }
+        case .exited(let exit, let out, let passed)?:
+            var rec = record(.answered, "", exit: exit, node: context.config.name, out, hops: [])
+            rec.passedEntropies = Self.entropies(before: exit, own: passed, at: context.stageIndices, upstream: [])
+            return .done(rec)
+        case .forward(let f, let n, let b, let p)?:
+            (features, nextStage, best, passed) = (f, n, b, p)
         }
         /// The record of a sample left at this node's best exit.
         @Sendable func ownBest(_ best: (exit: Int, output: ExitOutput), _ reason: String) -> SampleRecord {
             var rec = record(.degraded, reason, exit: best.exit, node: context.config.name, best.output, hops: [])
             rec.passedEntropies = Self.entropies(before: best.exit, own: passed, at: context.stageIndices, upstream: [])
             return rec
+        }
+        if options.deviceOnly {
+            if let best { return .done(ownBest(best, "device only")) }
+            return .done(record(.failed, "device only, and this device has no exit", exit: -1, node: context.config.name, nil, hops: []))
         }
         guard let link else {
             if context.config.onUpstreamFailure == .degrade, let best {
@@ -224,8 +252,9 @@ public final class DeviceRunner: Sendable {
             return .done(record(.failed, "no upstream", exit: -1, node: context.config.name, nil, hops: []))
         }
         @Sendable func forward() -> EventLoopFuture<SampleRecord> {
-            let answer = Forwarder(link: link).forward(sampleID: UInt64(sample), features: features, nextStage: nextStage, deadlineMillis: 0,
-                                                       best: best, passed: passed, context: context).map(recordOf)
+            let answer = Forwarder(link: link).forward(sampleID: UInt64(sample), features: features, nextStage: nextStage,
+                                                       deadlineMillis: options.deadlineMillis, best: best, passed: passed,
+                                                       wantsProbabilities: options.probabilities, context: context).map(recordOf)
             if let whenAnswered { answer.whenSuccess(whenAnswered) }
             return answer
         }
@@ -233,7 +262,8 @@ public final class DeviceRunner: Sendable {
             switch outcome {
             case .answered(let r):
                 let out = ExitOutput(predicted: Int(r.predictedClass), confidence: r.confidence, entropy: r.entropy)
-                var rec = record(r.status == .degraded ? .degraded : .answered, r.reason, exit: Int(r.exitIndex), node: r.nodeName, out, hops: r.hops)
+                var rec = record(r.status == .degraded ? .degraded : .answered, r.reason, exit: Int(r.exitIndex), node: r.nodeName, out, hops: r.hops,
+                                 probabilities: r.probabilities.isEmpty ? nil : r.probabilities)
                 rec.exitName = r.exitName
                 rec.passedEntropies = Self.entropies(before: Int(r.exitIndex), own: passed, at: context.stageIndices, upstream: r.passedEntropies)
                 return rec

@@ -26,12 +26,15 @@ struct Forwarder: Sendable {
     /// Sends `features` (one sample, batch dimension first) upward for `nextStage`, encoded with the
     /// codec of `context`; the outcome completes on the link's loop and never fails. `passed` are the
     /// entropies of the exits this node computed, put in front of the answer's `passedEntropies`.
-    /// `deadlineMillis` 0 leaves the link's own deadline in force.
+    /// `deadlineMillis` 0 leaves the link's own deadline in force. With `wantsProbabilities`, the
+    /// answer is asked to carry its exit's class probabilities.
     func forward(sampleID: UInt64, features: Tensor, nextStage: Int, deadlineMillis: UInt32,
-                 best: (exit: Int, output: ExitOutput)?, passed: [Float] = [], context: NodeContext) -> EventLoopFuture<Outcome> {
+                 best: (exit: Int, output: ExitOutput)?, passed: [Float] = [], wantsProbabilities: Bool = false,
+                 context: NodeContext) -> EventLoopFuture<Outcome> {
         let item = Tensor(shape: Array(features.shape.dropFirst()), data: features.data)
-        let request = InferRequest(sampleID: sampleID, deadlineMillis: deadlineMillis, stageIndex: UInt8(nextStage),
+        var request = InferRequest(sampleID: sampleID, deadlineMillis: deadlineMillis, stageIndex: UInt8(nextStage),
                                    features: context.encodeForUpstream(item))
+        request.wantsProbabilities = wantsProbabilities
         let policy = context.config.onUpstreamFailure
         return link.send(request).map { reply -> Outcome in
             var r = reply.result

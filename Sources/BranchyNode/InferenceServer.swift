@@ -257,7 +257,7 @@ public final class InferenceServer: Sendable {
         let context = current
         let deadline = Forwarder.upstreamDeadline(callerMillis: request.deadlineMillis, arrival: arrival)
         return Forwarder(link: link).forward(sampleID: request.sampleID, features: features, nextStage: nextStage, deadlineMillis: deadline,
-                                             best: best, passed: passed, context: context).hop(to: loop).map { outcome -> Frame.Message in
+                                             best: best, passed: passed, wantsProbabilities: request.wantsProbabilities, context: context).hop(to: loop).map { outcome -> Frame.Message in
             switch outcome {
             case .answered(let r):
                 return .result(r)
@@ -274,8 +274,10 @@ public final class InferenceServer: Sendable {
     }
 
     func result(exit: Int, _ out: ExitOutput) -> InferResult {
-        InferResult(exitIndex: UInt8(exit), exitName: context.model.network.stages[exit].exitName, nodeName: context.config.name,
-                    predictedClass: UInt16(out.predicted), confidence: out.confidence, entropy: out.entropy, hops: [])
+        var r = InferResult(exitIndex: UInt8(exit), exitName: context.model.network.stages[exit].exitName, nodeName: context.config.name,
+                            predictedClass: UInt16(out.predicted), confidence: out.confidence, entropy: out.entropy, hops: [])
+        r.probabilities = out.probabilities ?? []
+        return r
     }
 }
 

@@ -1,4 +1,5 @@
 import BranchyData
+import BranchyFrontDoor
 import BranchyObservability
 import BranchyTopology
 import BranchyTransport
@@ -7,6 +8,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import BranchyServing
 import ServiceLifecycle
 
 /// The bodies of the node executables, kept here so that the executables stay thin.
@@ -129,6 +131,31 @@ public enum NodeMain {
                                                           acceptBackoff: AcceptBackoff(logger: logger)) { await device.notReadyBecause() }))
         }
         services.append(.init(service: JobService(job), successTerminationBehavior: .gracefullyShutdownGroup))
+        try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+    }
+
+    /// Serves a device's front door at `http` until SIGTERM or SIGINT: applications' requests are
+    /// batched on a compute thread of their own and each sample goes upward when the device is not
+    /// sure, as in a batch run. The link, the metrics endpoint and the front door run in one
+    /// `ServiceGroup`; on shutdown the front door stops taking requests first.
+    public static func serveDevice(_ device: DeviceRunner, http: Endpoint, modelName: String?, policy: DeviceInferenceBackend.Policy,
+                                   limits: InferenceRequest.Limits, readTimeoutSeconds: Double, metricsAt endpoint: Endpoint?,
+                                   group: any EventLoopGroup, computeLoop: any EventLoop, logger: Logger) async throws {
+        let backend = DeviceInferenceBackend(device: device, computeLoop: computeLoop, name: modelName, policy: policy)
+        let metrics = device.metrics
+        let server = try await FrontDoorServer.start(host: http.host, port: http.port, backend: backend, group: group, limits: limits,
+                                                     readTimeout: .milliseconds(Int64(readTimeoutSeconds * 1000))) { status, infer, nanos in
+            metrics?.frontDoor(protocol: "http", infer: infer, code: String(status), nanos: nanos)
+        }
+        logger.notice("serving model '\(backend.metadata.name)' over the Open Inference Protocol at http://\(http)")
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        // Until the link is up, /v2/health/ready answers 503 with the reason.
+        if let link = device.link { services.append(.init(service: UpstreamService(pool: link))) }
+        if let endpoint, let metrics {
+            services.append(.init(service: MetricsService(endpoint: endpoint, metrics: metrics, group: group, logger: logger,
+                                                          acceptBackoff: AcceptBackoff(logger: logger)) { await device.notReadyBecause() }))
+        }
+        services.append(.init(service: FrontDoorService(server: server, logger: logger)))
         try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
     }
 }

@@ -1,3 +1,4 @@
+import BranchyFrontDoor
 import BranchyObservability
 import BranchyTopology
 import BranchyTransport
@@ -73,5 +74,18 @@ public struct JobService: Service {
 
     public func run() async throws {
         try await cancelWhenGracefulShutdown { try await body() }
+    }
+}
+
+/// The front door for applications (the Open Inference Protocol over HTTP), served until graceful
+/// shutdown; bound before the group runs, so that a busy port stops the node with its error.
+public struct FrontDoorService: Service {
+    let server: FrontDoorServer
+    let logger: Logger
+    public init(server: FrontDoorServer, logger: Logger) { self.server = server; self.logger = logger }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await server.close()
     }
 }

@@ -105,7 +105,8 @@ final class StageBatcher {
 
     private static func compute(_ runner: StageRunner, _ requests: [InferRequest]) throws -> ([StageRunner.Outcome], UInt64) {
         let start = now()
-        let outcomes = runner.run(batch: try requests.map { try $0.tensor() })
+        let wanted = requests.map(\.wantsProbabilities)
+        let outcomes = runner.run(batch: try requests.map { try $0.tensor() }, probabilities: wanted.contains(true) ? wanted : [])
         return (outcomes, now() - start)
     }
 

@@ -31,8 +31,9 @@ public struct StageRunner: Sendable {
     /// Shape of one input item of the first hosted stage.
     public var inputShape: [Int] { network.stages[stageIndices[0]].inputShape }
 
-    /// Runs the hosted stages on `input` (1, inputShape…).
-    public func run(_ input: Tensor) -> Outcome {
+    /// Runs the hosted stages on `input` (1, inputShape…). With `probabilities`, the exit outputs
+    /// (the answering one, or `best`) carry every class's probability.
+    public func run(_ input: Tensor, probabilities: Bool = false) -> Outcome {
         let exits = network.stages.count
         let compiled = workspaces.network
         var x = input.data
@@ -48,7 +49,7 @@ public struct StageRunner: Sendable {
                                          logits: logits.baseAddress!, workspace: ws)
                         }
                     }
-                    let out = ExitOutput.summarize(logits.baseAddress!, classes: compiled.classes)
+                    let out = ExitOutput.summarize(logits.baseAddress!, classes: compiled.classes, withProbabilities: probabilities)
                     x = features
                     if policy.exits(at: i, of: exits, entropy: out.entropy) { return .exited(exit: i, out, passed: passed) }
                     best = (i, out)
@@ -64,10 +65,12 @@ public struct StageRunner: Sendable {
     /// gives each sample's outcome, in order. The samples go through every stage together, as one
     /// tensor (n, …); those that leave at an exit drop out of the batch before the next stage.
     /// Each outcome is the one `run(_:)` gives for that sample alone (the kernels compute every
-    /// sample of a batch independently), with forwarded features shaped (1, …).
-    public func run(batch inputs: [Tensor]) -> [Outcome] {
+    /// sample of a batch independently), with forwarded features shaped (1, …). `probabilities[k]`
+    /// (when given) says whether sample k's exit outputs carry every class's probability.
+    public func run(batch inputs: [Tensor], probabilities: [Bool] = []) -> [Outcome] {
+        precondition(probabilities.isEmpty || probabilities.count == inputs.count, "one probabilities flag per sample")
         guard inputs.count > 1 else {
-            return inputs.map { run(Tensor(shape: [1] + inputShape, data: $0.data)) }
+            return inputs.map { run(Tensor(shape: [1] + inputShape, data: $0.data), probabilities: probabilities.first ?? false) }
         }
         let exits = network.stages.count
         let compiled = workspaces.network
@@ -95,7 +98,8 @@ public struct StageRunner: Sendable {
                             compiled.run(stage: i, count: rows.count, input: xp.baseAddress!, features: fp.baseAddress!,
                                          logits: lp.baseAddress!, workspace: ws)
                             for r in 0..<rows.count {
-                                let out = ExitOutput.summarize(lp.baseAddress! + r * classes, classes: classes)
+                                let out = ExitOutput.summarize(lp.baseAddress! + r * classes, classes: classes,
+                                                               withProbabilities: !probabilities.isEmpty && probabilities[rows[r]])
                                 if policy.exits(at: i, of: exits, entropy: out.entropy) {
                                     outcomes[rows[r]] = .exited(exit: i, out, passed: passed[rows[r]])
                                 } else {

@@ -42,6 +42,8 @@ public final class NodeMetrics: Sendable {
     private let upstreamLatency = NIOLockedValueBox<[String: DurationHistogram]>([:])
     private let connectionGauges = NIOLockedValueBox<[String: Gauge]>([:])
     private let hooks = NIOLockedValueBox<[@Sendable () async -> Void]>([])
+    private let frontDoorCounters = NIOLockedValueBox<[String: Counter]>([:])
+    private let frontDoorLatency = NIOLockedValueBox<[String: DurationHistogram]>([:])
 
     /// Makes the node's series: one per exit and status, plus the node's identity as `branchy_node_info`.
     public init(node: String, role: String, model: String, fingerprint: String, exitNames: [String], replica: Int?) {
@@ -93,6 +95,33 @@ public final class NodeMetrics: Sendable {
         let column = status == .answered ? 0 : status == .degraded ? 1 : 2
         requests[row][column].increment()
         latency[row].record(.nanoseconds(Int64(min(nanos, UInt64(Int64.max)))))
+    }
+
+    /// An application's request to the front door answered with HTTP `code` (or the gRPC status's
+    /// name) after `nanos`: `branchy_frontdoor_requests_total{protocol, method, code}` and, for infer,
+    /// `branchy_frontdoor_request_duration_seconds{protocol, code}`.
+    public func frontDoor(protocol proto: String, infer: Bool, code: String, nanos: UInt64) {
+        let method = infer ? "infer" : "other"
+        let key = "\(proto)|\(method)|\(code)"
+        let counter = frontDoorCounters.withLockedValue { counters in
+            if let c = counters[key] { return c }
+            let c = registry.makeCounter(name: "branchy_frontdoor_requests_total", labels: [("protocol", proto), ("method", method), ("code", code)],
+                                         help: "Application requests the front door answered, by protocol, method (infer or other) and status code.")
+            counters[key] = c
+            return c
+        }
+        counter.increment()
+        guard infer else { return }
+        let histogramKey = "\(proto)|\(code)"
+        let histogram = frontDoorLatency.withLockedValue { histograms in
+            if let h = histograms[histogramKey] { return h }
+            let h = registry.makeDurationHistogram(name: "branchy_frontdoor_request_duration_seconds", labels: [("protocol", proto), ("code", code)],
+                                                   buckets: Self.latencyBuckets,
+                                                   help: "Time from an infer request's arrival at the front door to its answer, by protocol and status code.")
+            histograms[histogramKey] = h
+            return h
+        }
+        histogram.record(.nanoseconds(Int64(min(nanos, UInt64(Int64.max)))))
     }
 
     /// A message sent down as the answer to a request that arrived `nanos` ago.

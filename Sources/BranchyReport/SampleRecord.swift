@@ -31,6 +31,10 @@ public struct SampleRecord: Sendable {
     /// the device's own and those the upstream nodes reported (protocol v2); nil for an exit no
     /// one reported (behind a version 1 link).
     public var passedEntropies: [Float?] = []
+    /// The answering exit's probability for every class, when they were asked for (the front door).
+    public var probabilities: [Float]?
+    /// Nanoseconds the device spent computing its own stages for this sample (0 when it ran none).
+    public var computeNanos: UInt64 = 0
 
     /// The entropy at each exit from the first to the one that answered, as far as the device
     /// knows them; nil for the others.

@@ -16,4 +16,6 @@ public struct ServingError: Error, Equatable, CustomStringConvertible, Sendable 
     public static func tooLarge(_ message: String) -> ServingError { ServingError(status: 413, message) }
     /// 404: no such model.
     public static func notFound(_ message: String) -> ServingError { ServingError(status: 404, message) }
+    /// 503: the server cannot answer now (full queue, not ready, upstream down).
+    public static func unavailable(_ message: String) -> ServingError { ServingError(status: 503, message) }
 }

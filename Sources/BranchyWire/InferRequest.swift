@@ -18,6 +18,10 @@ public struct InferRequest: Hashable, Sendable {
     public var stageIndex: UInt8
     /// The input of that stage, in its wire encoding.
     public var features: EncodedTensor
+    /// Whether the answer should carry the answering exit's class probabilities
+    /// (``InferResult/probabilities``). Version 2 only: bit 7 of the stage byte; a version 1
+    /// link drops it, and its answers carry none.
+    public var wantsProbabilities = false
 
     /// Creates a request from already encoded features.
     public init(sampleID: UInt64, deadlineMillis: UInt32 = 0, stageIndex: UInt8, features: EncodedTensor) {
@@ -46,6 +50,9 @@ public struct InferRequest: Hashable, Sendable {
     }
 
     func validate(limits: WireLimits, version: UInt8 = 1) throws {
+        if version >= 2, stageIndex > 0x7F {
+            throw TensorCheck.invalid("stageIndex", "\(stageIndex)", "0...127 on a version 2 connection (bit 7 asks for probabilities)")
+        }
         if version < 2 {
             guard FeatureCodecKind.version1Kinds.contains(features.kind) else {
                 throw TensorCheck.invalid("tensor.codec", "\(features.kind)", "float32, float16 or int8 on a version 1 connection")
@@ -264,9 +271,12 @@ extension PayloadReader {
     mutating func readCompactInferRequest(limits: WireLimits) throws -> InferRequest {
         let sampleID = try varint("sampleID")
         let deadline = try varint("deadlineMillis", max: UInt64(UInt32.max))
-        let stage = try integer("stageIndex", as: UInt8.self)
+        // Bits 0-6: the stage; bit 7: the answer should carry probabilities.
+        let stageByte = try integer("stageIndex", as: UInt8.self)
         let features = try readCompactEncodedTensor(limits: limits)
-        return InferRequest(sampleID: sampleID, deadlineMillis: UInt32(deadline), stageIndex: stage, features: features)
+        var request = InferRequest(sampleID: sampleID, deadlineMillis: UInt32(deadline), stageIndex: stageByte & 0x7F, features: features)
+        request.wantsProbabilities = stageByte & 0x80 != 0
+        return request
     }
 
     /// Reads a version-2 tensor, which runs to the end of the payload. Each field is checked
@@ -341,7 +351,7 @@ extension ByteBuffer {
     mutating func writeCompactInferRequest(_ request: InferRequest) -> Int {
         var written = writeVarint(request.sampleID)
         written += writeVarint(UInt64(request.deadlineMillis))
-        written += writeInteger(request.stageIndex)
+        written += writeInteger(request.stageIndex & 0x7F | (request.wantsProbabilities ? 0x80 : 0))
         return written + writeCompactEncodedTensor(request.features)
     }
 

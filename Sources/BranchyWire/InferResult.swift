@@ -79,6 +79,11 @@ public struct InferResult: Hashable, Sendable {
     /// puts its own exits' in front of its upstream's. At most ``maxHops``. Version 2 only
     /// (version 1 peers leave it empty).
     public var passedEntropies: [Float] = []
+    /// The answering exit's class probabilities (finite, 0 to 1), when the request asked for them
+    /// (``InferRequest/wantsProbabilities``); empty otherwise. Version 2 only.
+    public var probabilities: [Float] = []
+    /// Most classes a result's probabilities may list (a class index is a `UInt16`).
+    public static let maxClasses = Int(UInt16.max) + 1
 
     /// Creates a result.
     public init(status: ResultStatus = .ok, reason: String = "", exitIndex: UInt8, exitName: String,
@@ -106,7 +111,9 @@ public struct InferResult: Hashable, Sendable {
         let reasonBytes = reason.isEmpty ? 0 : Varint.size(UInt64(wireUTF8(reason).count)) + wireUTF8(reason).count
         let passed = min(passedEntropies.count, InferResult.maxHops)
         let passedBytes = passed == 0 ? 0 : Varint.size(UInt64(passed)) + 2 * passed
-        return 1 + reasonBytes + 1 + ref(exitName) + ref(nodeName) + Varint.size(UInt64(predictedClass)) + 2 + 2 + passedBytes
+        let classes = min(probabilities.count, InferResult.maxClasses)
+        let probabilityBytes = classes == 0 ? 0 : Varint.size(UInt64(classes)) + 4 * classes
+        return 1 + reasonBytes + 1 + ref(exitName) + ref(nodeName) + Varint.size(UInt64(predictedClass)) + 2 + 2 + passedBytes + probabilityBytes
             + Varint.size(UInt64(min(hops.count, InferResult.maxHops))) + hopBytes
     }
 
@@ -126,6 +133,13 @@ public struct InferResult: Hashable, Sendable {
                                          expected: "at most \(InferResult.maxHops)")
         }
         for (i, e) in passedEntropies.enumerated() { try checkFinite(e, message: .result, field: "passedEntropies[\(i)]") }
+        if probabilities.count > InferResult.maxClasses {
+            throw WireError.invalidValue(message: .result, field: "probabilities.count", value: "\(probabilities.count)",
+                                         expected: "at most \(InferResult.maxClasses)")
+        }
+        for (i, p) in probabilities.enumerated() where !(p >= 0 && p <= 1) {
+            throw WireError.invalidValue(message: .result, field: "probabilities[\(i)]", value: "\(p)", expected: "a probability from 0 to 1")
+        }
         if hops.count > InferResult.maxHops {
             throw WireError.invalidValue(message: .result, field: "hops.count", value: "\(hops.count)",
                                          expected: "at most \(InferResult.maxHops)")
@@ -207,9 +221,10 @@ extension ByteBuffer {
 }
 
 /// Version 2 of `result`: flags `UInt8` (bit 0 degraded, bit 1 a reason follows, bit 2 passed
-/// entropies follow), [reason: varint length + UTF-8], exitIndex `UInt8`, exitName and nodeName as
-/// name references, predictedClass varint, confidence and entropy as binary16, [passed entropies:
-/// varint count 1…255, then each as binary16], hop count varint, then per hop the link as a name
+/// entropies follow, bit 3 probabilities follow), [reason: varint length + UTF-8], exitIndex `UInt8`,
+/// exitName and nodeName as name references, predictedClass varint, confidence and entropy as
+/// binary16, [passed entropies: varint count 1…255, then each as binary16], [probabilities: varint
+/// count 1…65536, then each as a big-endian float32], hop count varint, then per hop the link as a name
 /// reference and the four byte counts as varints. A name reference is an index into the
 /// connection's ``NameTable``, or 255 followed by a `UInt8` length and the UTF-8 name.
 extension PayloadReader {
@@ -241,8 +256,8 @@ extension PayloadReader {
 
     mutating func readCompactInferResult(names: NameTable) throws -> InferResult {
         let flags = try integer("flags", as: UInt8.self)
-        guard flags & ~0x07 == 0 else {
-            throw invalid("flags", value: "\(flags)", expected: "only bits 0 (degraded), 1 (reason) and 2 (passed entropies)")
+        guard flags & ~0x0F == 0 else {
+            throw invalid("flags", value: "\(flags)", expected: "only bits 0 (degraded), 1 (reason), 2 (passed entropies) and 3 (probabilities)")
         }
         var reason = ""
         if flags & 0x02 != 0 {
@@ -266,6 +281,18 @@ extension PayloadReader {
             guard n > 0 else { throw invalid("passedEntropies.count", value: "0", expected: "1...\(InferResult.maxHops) when flag bit 2 is set") }
             for i in 0..<n { passed.append(try half("passedEntropies[\(i)]")) }
         }
+        var probabilities: [Float] = []
+        if flags & 0x08 != 0 {
+            let n = Int(try varint("probabilities.count", max: UInt64(InferResult.maxClasses)))
+            guard n > 0 else { throw invalid("probabilities.count", value: "0", expected: "1...\(InferResult.maxClasses) when flag bit 3 is set") }
+            guard remaining >= 4 * n else { throw truncated("probabilities", needed: 4 * n) }
+            probabilities.reserveCapacity(n)
+            for i in 0..<n {
+                let p = try float("probabilities[\(i)]")
+                guard p >= 0 && p <= 1 else { throw invalid("probabilities[\(i)]", value: "\(p)", expected: "a probability from 0 to 1") }
+                probabilities.append(p)
+            }
+        }
         let count = Int(try varint("hops.count", max: UInt64(InferResult.maxHops)))
         var hops: [HopCost] = []
         hops.reserveCapacity(min(count, remaining / 5))
@@ -279,6 +306,7 @@ extension PayloadReader {
         var result = InferResult(status: flags & 1 == 1 ? .degraded : .ok, reason: reason, exitIndex: exitIndex, exitName: exitName,
                                  nodeName: nodeName, predictedClass: UInt16(predicted), confidence: confidence, entropy: entropy, hops: hops)
         result.passedEntropies = passed
+        result.probabilities = probabilities
         return result
     }
 }
@@ -295,7 +323,9 @@ extension ByteBuffer {
     mutating func writeCompactInferResult(_ result: InferResult, names: NameTable) -> Int {
         let reason = wireUTF8(result.reason)
         let passed = result.passedEntropies.prefix(InferResult.maxHops)
-        var written = writeInteger((result.status == .degraded ? 1 : 0) | (reason.isEmpty ? 0 : 2) | (passed.isEmpty ? 0 : 4) as UInt8)
+        let probabilities = result.probabilities.prefix(InferResult.maxClasses)
+        var written = writeInteger((result.status == .degraded ? 1 : 0) | (reason.isEmpty ? 0 : 2) | (passed.isEmpty ? 0 : 4)
+                                   | (probabilities.isEmpty ? 0 : 8) as UInt8)
         if !reason.isEmpty { written += writeVarint(UInt64(reason.count)) + writeBytes(reason) }
         written += writeInteger(result.exitIndex)
         written += writeNameReference(result.exitName, names: names)
@@ -306,6 +336,10 @@ extension ByteBuffer {
         if !passed.isEmpty {
             written += writeVarint(UInt64(passed.count))
             for e in passed { written += writeInteger(FeatureCodecKind.float16Bits(e)) }
+        }
+        if !probabilities.isEmpty {
+            written += writeVarint(UInt64(probabilities.count))
+            for p in probabilities { written += writeWireFloat(p) }
         }
         let hops = result.hops.prefix(InferResult.maxHops)
         written += writeVarint(UInt64(hops.count))

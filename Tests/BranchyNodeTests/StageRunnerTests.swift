@@ -86,6 +86,40 @@ import Testing
         }
     }
 
+    @Test func probabilitiesWhenAskedAreTheSoftmaxOfTheAnsweringExitAlone() throws {
+        let fixture = try Fixture.shared()
+        let model = try Self.model()
+        let net = model.network
+        let runner = StageRunner(context: try Self.context(["device", "edge"], thresholds: [0.3, 0.3], model: model, role: .edge))
+        let inputs = Self.samples.map { fixture.input($0) }
+        let batch = runner.run(batch: inputs, probabilities: inputs.indices.map { $0 % 2 == 0 })
+        for (i, x) in inputs.enumerated() {
+            let one = runner.run(x, probabilities: true)
+            let (exit, out): (Int, ExitOutput)
+            switch one {
+            case .exited(let e, let o, _): (exit, out) = (e, o)
+            case .forward(_, _, let best, _): (exit, out) = best
+            }
+            var features = x
+            for s in 0...exit { features = net.trunk(s, features) }
+            let softmax = Softmax.forward(net.exitLogits(exit, features)).data
+            let p = try #require(out.probabilities)
+            #expect(p.count == softmax.count)
+            for (a, b) in zip(p, softmax) { #expect(abs(a - b) <= 1e-6) }
+            #expect(p.indices.max { p[$0] < p[$1] } == out.predicted)
+            #expect(p[out.predicted] == out.confidence)
+            // In a batch, only the samples that asked carry them; the rest of the answer is the same.
+            let asked: ExitOutput
+            switch batch[i] {
+            case .exited(_, let o, _): asked = o
+            case .forward(_, _, let best, _): asked = best.output
+            }
+            #expect((asked.probabilities != nil) == (i % 2 == 0))
+            #expect(asked.predicted == out.predicted && asked.entropy == out.entropy)
+            if case .exited = runner.run(x) { } else if case .exited = one { Issue.record("sample \(i): probabilities changed the decision") }
+        }
+    }
+
     @Test func theModelsLastExitAlwaysAnswers() throws {
         let fixture = try Fixture.shared()
         let model = try Self.model()

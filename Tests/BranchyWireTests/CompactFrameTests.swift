@@ -128,9 +128,9 @@ import Testing
                                                expected: "an index below 8 (the helloAck's names) or 255")) {
             try unknown.readFrame(limits: .default, dialect: Self.v2)
         }
-        var flags = payload([8, 0, 3, 0, 3, 0x3C, 0x00, 0x34, 0x00, 0])
-        #expect(throws: WireError.invalidValue(message: .result, field: "flags", value: "8",
-                                               expected: "only bits 0 (degraded), 1 (reason) and 2 (passed entropies)")) {
+        var flags = payload([16, 0, 3, 0, 3, 0x3C, 0x00, 0x34, 0x00, 0])
+        #expect(throws: WireError.invalidValue(message: .result, field: "flags", value: "16",
+                                               expected: "only bits 0 (degraded), 1 (reason), 2 (passed entropies) and 3 (probabilities)")) {
             try flags.readFrame(limits: .default, dialect: Self.v2)
         }
         // Bit 2: the passed exits' entropies, a count of at least one, then binary16 each.
@@ -163,6 +163,53 @@ import Testing
         let frame = try #require(try good.readFrame(limits: .default, dialect: Self.v2))
         #expect(frame.message == .result(InferResult(exitIndex: 0, exitName: "device-exit", nodeName: "device",
                                                      predictedClass: 3, confidence: 1, entropy: 0.25)))
+    }
+
+    @Test func probabilitiesAreAskedForByBit7OfTheStageAndSentAfterThePassedEntropies() throws {
+        func payload(_ type: MessageType, _ bytes: [UInt8]) -> ByteBuffer {
+            var b = ByteBuffer()
+            b.writeCompactFrameHeader(type: type, requestID: 1, payloadLength: bytes.count)
+            b.writeBytes(bytes)
+            return b
+        }
+        // The request: sampleID 1, no deadline, stage 1 with bit 7 set, a float32 tensor of one element.
+        var request = InferRequest(sampleID: 1, stageIndex: 1, tensor: Tensor(shape: [1], data: [2]), codec: .float32)
+        request.wantsProbabilities = true
+        var written = ByteBuffer()
+        written.writeFrame(Frame(requestID: 1, message: .infer(request)), dialect: Self.v2)
+        #expect(written == payload(.infer, [1, 0, 0x81, 0x00, 1, 1, 0x00, 0x00, 0x00, 0x40]))
+        let read = try #require(try written.readFrame(limits: .default, dialect: Self.v2))
+        #expect(read.message == .infer(request))
+        // Stage 128 cannot be sent on version 2: bit 7 is taken.
+        var deep = request
+        deep.stageIndex = 128
+        #expect(throws: WireError.self) { try Frame(requestID: 1, message: .infer(deep)).validate(dialect: Self.v2) }
+
+        // The result: flag bit 3, then a count and big-endian float32s, after the passed entropies.
+        var result = InferResult(exitIndex: 2, exitName: "device-exit", nodeName: "device", predictedClass: 1, confidence: 0.75, entropy: 0.5)
+        result.passedEntropies = [1]
+        result.probabilities = [0.25, 0.75]
+        let bytes: [UInt8] = [12, 2, 3, 0, 1, 0x3A, 0x00, 0x38, 0x00, 1, 0x3C, 0x00, 2, 0x3E, 0x80, 0, 0, 0x3F, 0x40, 0, 0, 0]
+        var out = ByteBuffer()
+        out.writeFrame(Frame(requestID: 1, message: .result(result)), dialect: Self.v2)
+        #expect(out == payload(.result, bytes))
+        var back = payload(.result, bytes)
+        #expect(try back.readFrame(limits: .default, dialect: Self.v2)?.message == .result(result))
+        // No probabilities is sent by leaving bit 3 clear; each must be a probability; the count must be there.
+        var none = payload(.result, [8, 2, 3, 0, 1, 0x3A, 0x00, 0x38, 0x00, 0, 0])
+        #expect(throws: WireError.invalidValue(message: .result, field: "probabilities.count", value: "0",
+                                               expected: "1...65536 when flag bit 3 is set")) {
+            try none.readFrame(limits: .default, dialect: Self.v2)
+        }
+        var above = payload(.result, [8, 2, 3, 0, 1, 0x3A, 0x00, 0x38, 0x00, 1, 0x3F, 0xC0, 0, 0, 0])
+        #expect(throws: WireError.invalidValue(message: .result, field: "probabilities[0]", value: "1.5", expected: "a probability from 0 to 1")) {
+            try above.readFrame(limits: .default, dialect: Self.v2)
+        }
+        var short = payload(.result, [8, 2, 3, 0, 1, 0x3A, 0x00, 0x38, 0x00, 3, 0x3F, 0x40, 0, 0, 0])
+        #expect(throws: WireError.self) { try short.readFrame(limits: .default, dialect: Self.v2) }
+        var bad = result
+        bad.probabilities = [.nan]
+        #expect(throws: WireError.self) { try Frame(requestID: 1, message: .result(bad)).validate(dialect: Self.v2) }
     }
 
     /// An infer payload of version 2 with the given tensor bytes after stage 1.

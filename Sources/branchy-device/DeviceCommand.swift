@@ -11,11 +11,19 @@ import Logging
 import NIOPosix
 import Synchronization
 
-/// The device tier: classifies a data set, sending only unsure samples upstream.
+/// The device tier: classifies a data set (`run`, the default) or serves applications (`serve`),
+/// sending only unsure samples upstream.
 @main
 struct DeviceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "branchy-device",
-        abstract: "Run a device node of a Branchy cluster over a data set and report what each exit cost.")
+        abstract: "Run a device node of a Branchy cluster: over a data set (run), or serving applications' requests (serve).",
+        subcommands: [RunCommand.self, ServeCommand.self], defaultSubcommand: RunCommand.self)
+}
+
+/// Classifies a data set and reports what each exit cost.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run",
+        abstract: "Classify a data set through the cluster and report what each exit cost (the default).")
 
     @Option(help: "Topology file.") var topology: String
     @Option(help: "Name of this node in the topology.") var node: String

@@ -1,0 +1,102 @@
+import BranchyBatching
+import BranchyReport
+import BranchyTensor
+import Dispatch
+import NIOCore
+import Synchronization
+
+/// The device's dynamic batcher for samples from applications (the front door): the rules of
+/// `BatchQueue` that the edge and cloud batch by, on a compute loop of its own. Samples that
+/// arrive together run through the device's stages as one batch; those not sure go upward one by
+/// one, as in a batch run. At most `capacity` samples are taken at a time (waiting, computing or
+/// upstream): past that, `classify` refuses at once rather than queueing.
+final class DeviceBatcher: Sendable {
+    struct Item {
+        let sample: Int
+        let input: Tensor
+        let options: DeviceRunner.Options
+        /// When the sample arrived (uptime nanoseconds).
+        let arrival: UInt64
+        let promise: EventLoopPromise<SampleRecord>
+    }
+
+    let device: DeviceRunner
+    /// The thread the batches are computed on.
+    let loop: any EventLoop
+    /// Most samples taken at once.
+    let capacity: Int
+    private let queue: NIOLoopBoundBox<BatchQueue<Item>>
+    private let taken = Atomic<Int>(0)
+
+    init(device: DeviceRunner, loop: any EventLoop, capacity: Int, maxBatch: Int, maxDelayMicros: Int) {
+        self.device = device
+        self.loop = loop
+        self.capacity = max(1, capacity)
+        queue = .makeBoxSendingValue(BatchQueue(maxBatch: maxBatch, maxDelayNanos: Int64(maxDelayMicros) * 1000), eventLoop: loop)
+    }
+
+    /// Samples taken and not yet answered.
+    var load: Int { taken.load(ordering: .relaxed) }
+
+    /// Takes `count` samples at once, or none when that would pass `capacity` (false).
+    func reserve(_ count: Int) -> Bool {
+        let now = taken.add(count, ordering: .relaxed).newValue
+        guard now <= capacity else {
+            taken.subtract(count, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    /// Classifies one sample reserved with `reserve`; the record completes when it is answered
+    /// (never fails) and frees its place.
+    func classify(sample: Int, input: Tensor, options: DeviceRunner.Options) -> EventLoopFuture<SampleRecord> {
+        let promise = loop.makePromise(of: SampleRecord.self)
+        let item = Item(sample: sample, input: input, options: options, arrival: Self.now(), promise: promise)
+        loop.execute { self.handle(self.queue.value.arrive(item, now: Int64(item.arrival))) }
+        return promise.futureResult.always { _ in self.taken.subtract(1, ordering: .relaxed) }
+    }
+
+    private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    private func handle(_ first: BatchQueue<Item>.Step) {
+        var step = first
+        while true {
+            switch step {
+            case .none:
+                return
+            case .checkAtEndOfBurst:
+                // Runs after the tasks already queued on the loop: samples submitted together join.
+                loop.execute { self.handle(self.queue.value.burstEnded(now: Int64(Self.now()))) }
+                return
+            case .wake(let due):
+                loop.scheduleTask(deadline: .uptimeNanoseconds(UInt64(due))) {
+                    self.handle(self.queue.value.timerFired(due: due, now: Int64(Self.now())))
+                }
+                return
+            case .run(let batch):
+                run(batch)
+                step = queue.value.batchFinished(now: Int64(Self.now()))
+            }
+        }
+    }
+
+    /// Computes a batch here and settles each sample: answered now, or when upstream answers.
+    private func run(_ batch: [Item]) {
+        let outcomes: [StageRunner.Outcome?]
+        if device.context.stageIndices.isEmpty {
+            outcomes = Array(repeating: nil, count: batch.count)
+        } else {
+            let wanted = batch.map(\.options.probabilities)
+            outcomes = device.runner.run(batch: batch.map(\.input), probabilities: wanted.contains(true) ? wanted : [])
+        }
+        let computed = Self.now()
+        for (item, outcome) in zip(batch, outcomes) {
+            switch device.settle(outcome, sample: item.sample, label: -1, input: item.input, started: item.arrival, computed: computed,
+                                 options: item.options) {
+            case .done(let record): item.promise.succeed(record)
+            case .pending(let answer): answer.cascade(to: item.promise)
+            }
+        }
+    }
+}

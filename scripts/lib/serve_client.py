@@ -1,0 +1,122 @@
+"""Triton's own client against a Branchy front door: every test sample of an IDX data set, compared
+with `branchy eval --predictions` sample by sample.
+
+usage: serve_client.py URL MODEL IMAGES.gz EVAL.jsonl EXIT_NAMES OUT.jsonl [--protocol http|grpc] [--limit N]
+
+EXIT_NAMES: the model's exit names in order, comma-separated (the front door names the exit that
+answered; eval gives its index). Requests carry one sample each; they alternate
+between FP32 tensors (pixels / 255, as the model takes them) and UINT8 pixels (prepared by the
+server from the model card), and between JSON and binary tensor data (HTTP: one at a time; gRPC: 8 in flight). Prints one line of figures
+and exits 1 naming the first disagreement.
+"""
+import gzip
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def main():
+    args = sys.argv[1:]
+    protocol, limit = "http", None
+    if "--protocol" in args:
+        i = args.index("--protocol"); protocol = args[i + 1]; del args[i:i + 2]
+    if "--limit" in args:
+        i = args.index("--limit"); limit = int(args[i + 1]); del args[i:i + 2]
+    url, model, images_path, eval_path, exit_names, out_path = args
+    exits = exit_names.split(",")
+    raw = gzip.open(images_path).read()
+    count = int.from_bytes(raw[4:8], "big")
+    rows, cols = int.from_bytes(raw[8:12], "big"), int.from_bytes(raw[12:16], "big")
+    pixels = np.frombuffer(raw[16:], dtype=np.uint8).reshape(count, 1, rows, cols)
+    expected = [json.loads(line) for line in open(eval_path)]
+    n = min(count, limit or count, len(expected))
+
+    if protocol == "grpc":
+        import tritonclient.grpc as client
+        c = client.InferenceServerClient(url=url)
+    else:
+        import tritonclient.http as client
+        c = client.InferenceServerClient(url=url)
+    if not c.is_server_live() or not c.is_model_ready(model):
+        sys.exit(f"{url}: the server is not live or model '{model}' is not ready")
+    meta = c.get_model_metadata(model)
+    inputs = meta["inputs"] if isinstance(meta, dict) else [{"name": t.name, "shape": list(t.shape)} for t in meta.inputs]
+    if inputs[0]["name"] != "input" or [int(d) for d in inputs[0]["shape"]][1:] != [1, rows, cols]:
+        sys.exit(f"{url}: unexpected input metadata {inputs}")
+
+    def request(i):
+        if i % 2 == 0:
+            inp = client.InferInput("input", [1, 1, rows, cols], "FP32")
+            data = (pixels[i:i + 1].astype(np.float32) / 255)
+        else:
+            inp = client.InferInput("input", [1, 1, rows, cols], "UINT8")
+            data = pixels[i:i + 1]
+        binary = (i // 2) % 2 == 0
+        if protocol == "grpc":
+            inp.set_data_from_numpy(data)
+            outs = [client.InferRequestedOutput("class"), client.InferRequestedOutput("probabilities")]
+        else:
+            inp.set_data_from_numpy(data, binary_data=binary)
+            outs = [client.InferRequestedOutput("class", binary_data=binary), client.InferRequestedOutput("probabilities", binary_data=not binary)]
+        return inp, outs
+
+    started = time.time()
+    results = [None] * n
+    window = 8
+    if protocol == "grpc":
+        import queue
+        done = queue.Queue()
+        def callback(i):
+            return lambda result, error: done.put((i, result, error))
+        sent = 0
+        received = 0
+        while received < n:
+            while sent < n and sent - received < window:
+                inp, outs = request(sent)
+                c.async_infer(model, [inp], callback(sent), outputs=outs)
+                sent += 1
+            i, result, error = done.get()
+            if error is not None:
+                sys.exit(f"sample {i}: {error}")
+            results[i] = result
+            received += 1
+    else:
+        # One request at a time: tritonclient's gevent pool is slower here than a plain loop.
+        for i in range(n):
+            inp, outs = request(i)
+            results[i] = c.infer(model, [inp], outputs=outs)
+    seconds = time.time() - started
+
+    by_exit = {}
+    upward = 0
+    with open(out_path, "w") as out:
+        for i, r in enumerate(results):
+            cls = r.as_numpy("class")
+            prob = r.as_numpy("probabilities")
+            response = r.get_response()
+            params = response["parameters"] if isinstance(response, dict) else {k: v for k, v in response.parameters.items()}
+            params = {k: (v if not hasattr(v, "WhichOneof") else getattr(v, v.WhichOneof("parameter_choice"))) for k, v in params.items()}
+            exit_name = params["exit"]
+            exit_index = exits.index(exit_name) if exit_name in exits else -1
+            want = expected[i]
+            line = {"sample": i, "exit": exit_index, "class": int(cls[0]), "tier": params["tier"], "upward_bytes": int(params["upward_bytes"])}
+            out.write(json.dumps(line) + "\n")
+            if cls.shape != (1,) or prob.shape != (1, len(prob[0])):
+                sys.exit(f"sample {i}: outputs of shapes {cls.shape} and {prob.shape}")
+            if (exit_index, int(cls[0])) != (want["exit"], want["class"]):
+                sys.exit(f"sample {i}: the front door says exit {exit_name} ({exit_index}) class {int(cls[0])}; "
+                         f"branchy eval says exit {want['exit']} class {want['class']}")
+            if int(np.argmax(prob[0])) != int(cls[0]) or abs(float(prob[0].sum()) - 1) > 1e-4:
+                sys.exit(f"sample {i}: probabilities {prob[0].tolist()} do not fit class {int(cls[0])}")
+            if (exit_index == 0) != (line["upward_bytes"] == 0):
+                sys.exit(f"sample {i}: exit {exit_name} with upward_bytes {line['upward_bytes']}")
+            by_exit[exit_name] = by_exit.get(exit_name, 0) + 1
+            upward += line["upward_bytes"]
+    shares = ", ".join(f"{k} {v}" for k, v in sorted(by_exit.items(), key=lambda kv: exits.index(kv[0])))
+    print(f"{n} samples over {protocol} agree with branchy eval ({shares}); {upward} bytes upward; {n / seconds:.0f} samples/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The device's front door with real processes on loopback: the edge and cloud of topology/local.yaml
+# over mutual TLS, and `branchy-device serve` in front of them. (a) Triton's own HTTP client
+# (`tritonclient.http`, in run/triton-venv) classifies every test sample through the front door, one
+# request each, alternating FP32 and UINT8 inputs and JSON and binary tensor data: the exit and class
+# equal `branchy eval`'s on every sample, the probabilities fit the class, and only samples answered
+# upward spent bytes upward. (b) The device's Prometheus metrics count those requests. (c) Hostile
+# requests get their status (400, 404, 405, 413) and error body, a stalled client holds nothing up,
+# and `device_only` answers from the device alone. (d) A second front door with --max-queue 1 refuses
+# at once with 503 what it cannot take, and answers 408 to a client that stalls past --read-timeout.
+# (e) The README's "Serve requests" lines run as written. Details in run/serve-check/.
+set -euo pipefail
+. "$(dirname "$0")/lib/common.sh"
+
+no_args "front door checks: tritonclient against branchy eval, metrics, refusals, 503, the README's lines" "$@"
+cd "$REPO_ROOT"
+ensure_packages openssl:openssl python3:python3 curl:curl
+ensure_built
+bin="$BRANCHY_BIN"
+work=run/serve-check
+log="$work/serve-check.log"
+LOCAL=topology/local.yaml HTTP=127.0.0.1:8000 METRICS=127.0.0.1:8400 SMALL=127.0.0.1:8010
+IMAGES=data/fashion-mnist/t10k-images-idx3-ubyte.gz
+venv="$REPO_ROOT/run/triton-venv"
+rm -rf "$work"
+mkdir -p "$work"
+: > "$log"
+started=()
+cleanup() {
+    [ "${#started[@]}" -eq 0 ] || stop_children "$log" "${started[@]}"
+    started=()
+    cluster down "$LOCAL" 2>> "$log" || true
+}
+trap cleanup EXIT
+
+# front_door ADDRESS NAME [OPTIONS]: `branchy-device serve` of the local device at ADDRESS, until it is ready.
+front_door() {
+    "$bin/branchy-device" serve --topology "$LOCAL" --node device --http "$1" "${@:3}" </dev/null > "$work/$2.log" 2>&1 &
+    started+=("$!")
+    wait_for 30 curl -sf -o /dev/null --max-time 1 "http://$1/v2/health/ready" \
+        || { echo "the front door at $1 was not ready within 30 s: $(tail -n 1 "$work/$2.log")"; return 1; }
+}
+
+check_setup() {
+    ensure_venv "$venv"
+    "$venv/bin/python" -c 'import tritonclient.http, numpy' 2>/dev/null || ensure_venv "$venv" 'tritonclient[http]==2.41.1' numpy
+    scripts/gen-certs.sh "$LOCAL" >> "$log" 2>&1
+    cluster up "$LOCAL" || return 1
+    front_door "$HTTP" device --metrics "$METRICS" || return 1
+    "$bin/branchy" eval --topology "$LOCAL" --predictions "$work/eval.jsonl" > "$work/eval.out" 2>&1 \
+        || { echo "branchy eval failed: $(tail -n 1 "$work/eval.out")"; return 1; }
+    figure "$(grep -m1 'overall accuracy' "$work/eval.out")"
+}
+
+check_tritonclient() {
+    local names out
+    names="$(python3 -c 'import json,sys; print(",".join(s["exit"]["name"] for s in json.load(open(sys.argv[1]))["stages"]))' models/b-resnet3/model.json)"
+    out="$("$venv/bin/python" scripts/lib/serve_client.py "$HTTP" b-resnet3 "$IMAGES" "$work/eval.jsonl" "$names" "$work/http.jsonl" 2>&1)" \
+        || { echo "$out" | tail -n 1; return 1; }
+    figure "$out"
+}
+
+check_metrics() {
+    curl -sf "http://$METRICS/metrics" > "$work/metrics.txt" || { echo "no metrics at http://$METRICS/metrics"; return 1; }
+    python3 - "$work/metrics.txt" "$work/http.jsonl" <<'EOF'
+import json, re, sys
+text = open(sys.argv[1]).read()
+def value(pattern):
+    return sum(float(m.group(1)) for m in re.finditer(pattern + r'[^\n]* ([0-9.e+]+)\n', text))
+answers = [json.loads(l) for l in open(sys.argv[2])]
+ok = value(r'branchy_frontdoor_requests_total\{(?=[^}]*code="200")(?=[^}]*method="infer")(?=[^}]*protocol="http")[^}]*\}')
+samples = value(r'branchy_requests_total\{(?=[^}]*status="answered")[^}]*\}')
+timed = value(r'branchy_frontdoor_request_duration_seconds_count\{(?=[^}]*code="200")[^}]*\}')
+if ok < len(answers) or samples < len(answers) or timed < len(answers):
+    sys.exit(f"metrics count {ok:.0f} infer requests answered 200, {timed:.0f} timed and {samples:.0f} samples answered; the client sent {len(answers)}")
+print(f"{ok:.0f} infer requests answered 200 and {samples:.0f} samples counted in the device's metrics")
+EOF
+}
+
+check_refusals() {
+    local out
+    out="$(python3 scripts/lib/serve_refusals.py "$HTTP" b-resnet3 "$IMAGES" "$work/eval.jsonl" --device-only 500 2>&1)" \
+        || { echo "$out" | head -n 3 | tr '\n' ' '; return 1; }
+    figure "$out"
+}
+
+check_queue_full() {
+    front_door "$SMALL" small --max-queue 1 --read-timeout 1 || return 1
+    python3 - "$SMALL" <<'EOF'
+import http.client, json, socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+def post(n):
+    c = http.client.HTTPConnection(host, int(port), timeout=10)
+    body = {"inputs": [{"name": "input", "datatype": "UINT8", "shape": [n, 1, 28, 28], "data": [0] * (784 * n)}]}
+    start = time.time()
+    c.request("POST", "/v2/models/b-resnet3/infer", json.dumps(body), {"Content-Type": "application/json"})
+    r = c.getresponse()
+    return r.status, r.read(), time.time() - start
+status, body, seconds = post(2)
+if status != 503 or "queue is full" not in json.loads(body)["error"] or seconds > 1:
+    sys.exit(f"2 samples past --max-queue 1: {status} after {seconds:.3f} s: {body[:120]!r}, expected 503 at once")
+status, body, _ = post(1)
+if status != 200:
+    sys.exit(f"1 sample within --max-queue 1: {status}: {body[:120]!r}")
+s = socket.create_connection((host, int(port)), timeout=10)
+s.sendall(b"POST /v2/models/b-resnet3/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"in")
+start = time.time()
+reply = s.recv(4096).decode(errors="replace")
+waited = time.time() - start
+if not reply.startswith("HTTP/1.1 408") or not 0.5 < waited < 5:
+    sys.exit(f"a client stalled past --read-timeout 1: {reply[:60]!r} after {waited:.1f} s, expected 408 after about 1 s")
+print(f"503 at once ({seconds * 1000:.1f} ms) past --max-queue 1; 408 after {waited:.1f} s to a stalled client")
+EOF
+}
+
+# The README's lines start the same cluster and front door: everything above is stopped first.
+check_readme() {
+    local text i line status
+    cleanup
+    text="$(awk '$0 == "## Serve requests" { inside = 1; next } inside == 1 && /^## / { exit }
+        inside == 1 && /^```/ { inside = 2; next } inside == 2 && /^```/ { exit } inside == 2 { print }' README.md)"
+    mapfile -t steps < <(grep -v '^[[:space:]]*\(#\|$\)' <<< "$text" || true)
+    [ "${#steps[@]}" -gt 0 ] || { echo "no code block after \"## Serve requests\" in README.md"; return 1; }
+    for i in "${!steps[@]}"; do
+        line="${steps[$i]}"
+        printf '\n### README step %d: %s\n' "$((i + 1))" "$line" >> "$log"
+        status=0
+        (env -u BRANCHY_BIN PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv" PIP_RETRIES=0 PIP_TIMEOUT=15 timeout 600 bash -c "$line") \
+            > "$work/readme-$((i + 1)).out" 2>&1 < /dev/null || status=$?
+        cat "$work/readme-$((i + 1)).out" >> "$log"
+        [ "$status" -eq 0 ] || { pkill -f 'branchy-device serve' || true; echo "README step $((i + 1)) exited $status: $line"; return 1; }
+    done
+    grep -q '"outputs":\[{"name":"class","datatype":"INT64","shape":\[1\],"data":\[9\]}' "$work"/readme-*.out \
+        || { echo "the README's curl did not answer class 9 for test image 0"; return 1; }
+    grep -q 'on the device' "$work"/readme-*.out && grep -q 'on the edge' "$work"/readme-*.out && grep -q 'on the cloud' "$work"/readme-*.out \
+        || { echo "the README's tritonclient lines did not show answers from the device, the edge and the cloud"; return 1; }
+    ! pgrep -f 'branchy-device serve' > /dev/null || { echo "the README's last line left the front door running"; return 1; }
+    figure "${#steps[@]} lines; $(grep -h '^image' "$work"/readme-*.out | tr '\n' ';' | sed 's/;$//')"
+}
+
+echo "front door checks (logs in $work/)"
+run_check "setup: the local cluster, its front door, branchy eval's predictions" check_setup
+if [ "$failed" -eq 0 ]; then
+    run_check "tritonclient.http: every test sample equals branchy eval" check_tritonclient
+    run_check "metrics count the front door's requests" check_metrics
+    run_check "hostile requests refused, device_only answered locally" check_refusals
+    run_check "503 past --max-queue, 408 past --read-timeout" check_queue_full
+fi
+run_check "README 'Serve requests' lines run as written" check_readme
+summary
