@@ -29,6 +29,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
     ],
     // Release builds keep every check (plain -O, no unchecked mode): input from files and peers is checked
     // with thrown errors, and the preconditions left guard invariants of the code itself.
@@ -59,6 +62,19 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        // Triton's gRPC service (`inference.GRPCInferenceService`): the code protoc makes of its .proto files
+        // (scripts/generate-triton-grpc.sh), committed.
+        .target(name: "BranchyInferenceGRPC", dependencies: [
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], exclude: ["proto"]),
+        // The Open Inference Protocol over gRPC for one backend, on grpc-swift's HTTP/2 transport.
+        .target(name: "BranchyFrontDoorGRPC", dependencies: [
+            "BranchyFrontDoor", "BranchyServing", "BranchyInferenceGRPC",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
         ]),
         // Layer 2: training and evaluation.
         // Run reports, their JSON, the terminal table and progress bar, the HTML/SVG report, calibration files.
@@ -104,7 +120,7 @@ let package = Package(
         // Node runtime: the tiers, their forwarding path and upstream links.
         .target(name: "BranchyNode", dependencies: [
             "BranchyWire", "BranchyTopology", "BranchyModel", "BranchyData", "BranchyReport", "BranchyObservability", "BranchyTransport", "BranchyLink", "BranchyBatching",
-            "BranchyServing", "BranchyFrontDoor",
+            "BranchyServing", "BranchyFrontDoor", "BranchyFrontDoorGRPC",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -157,6 +173,10 @@ let package = Package(
         .testTarget(name: "BranchyServingTests", dependencies: ["BranchyServing"]),
         .testTarget(name: "BranchyFrontDoorTests", dependencies: ["BranchyFrontDoor", "BranchyServing",
                                                                   .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "BranchyFrontDoorGRPCTests", dependencies: [
+            "BranchyFrontDoorGRPC", "BranchyFrontDoor", "BranchyServing", "BranchyInferenceGRPC",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+        ]),
         .testTarget(name: "BranchyImportTests", dependencies: ["BranchyImport", "BranchyModel", "BranchyTensor",
                                                             .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "BranchyTrainingTests", dependencies: ["BranchyTraining"]),

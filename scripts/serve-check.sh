@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The device's front door with real processes on loopback: the edge and cloud of topology/local.yaml
-# over mutual TLS, and `branchy-device serve` in front of them. (a) Triton's own HTTP client
-# (`tritonclient.http`, in run/triton-venv) classifies every test sample through the front door, one
+# over mutual TLS, and `branchy-device serve` in front of them. (a) Triton's own clients
+# (`tritonclient.http` and `.grpc`, in run/triton-venv) classify every test sample through the front door, one
 # request each, alternating FP32 and UINT8 inputs and JSON and binary tensor data: the exit and class
 # equal `branchy eval`'s on every sample, the probabilities fit the class, and only samples answered
 # upward spent bytes upward. (b) The device's Prometheus metrics count those requests. (c) Hostile
@@ -19,7 +19,7 @@ ensure_built
 bin="$BRANCHY_BIN"
 work=run/serve-check
 log="$work/serve-check.log"
-LOCAL=topology/local.yaml HTTP=127.0.0.1:8000 METRICS=127.0.0.1:8400 SMALL=127.0.0.1:8010
+LOCAL=topology/local.yaml HTTP=127.0.0.1:8000 GRPC=127.0.0.1:8001 METRICS=127.0.0.1:8400 SMALL=127.0.0.1:8010 SMALL_GRPC=127.0.0.1:8011
 IMAGES=data/fashion-mnist/t10k-images-idx3-ubyte.gz
 venv="$REPO_ROOT/run/triton-venv"
 rm -rf "$work"
@@ -33,31 +33,40 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# front_door ADDRESS NAME [OPTIONS]: `branchy-device serve` of the local device at ADDRESS, until it is ready.
+# front_door HTTP GRPC NAME [OPTIONS]: `branchy-device serve` of the local device at HTTP and GRPC, until it is ready.
 front_door() {
-    "$bin/branchy-device" serve --topology "$LOCAL" --node device --http "$1" "${@:3}" </dev/null > "$work/$2.log" 2>&1 &
+    "$bin/branchy-device" serve --topology "$LOCAL" --node device --http "$1" --grpc "$2" "${@:4}" </dev/null > "$work/$3.log" 2>&1 &
     started+=("$!")
     wait_for 30 curl -sf -o /dev/null --max-time 1 "http://$1/v2/health/ready" \
-        || { echo "the front door at $1 was not ready within 30 s: $(tail -n 1 "$work/$2.log")"; return 1; }
+        || { echo "the front door at $1 was not ready within 30 s: $(tail -n 1 "$work/$3.log")"; return 1; }
 }
 
 check_setup() {
     ensure_venv "$venv"
-    "$venv/bin/python" -c 'import tritonclient.http, numpy' 2>/dev/null || ensure_venv "$venv" 'tritonclient[http]==2.41.1' numpy
+    "$venv/bin/python" -c 'import tritonclient.http, tritonclient.grpc, numpy' 2>/dev/null || ensure_venv "$venv" 'tritonclient[http,grpc]==2.41.1' numpy
     scripts/gen-certs.sh "$LOCAL" >> "$log" 2>&1
     cluster up "$LOCAL" || return 1
-    front_door "$HTTP" device --metrics "$METRICS" || return 1
+    front_door "$HTTP" "$GRPC" device --metrics "$METRICS" || return 1
+    front_door "$SMALL" "$SMALL_GRPC" small --max-queue 1 --read-timeout 1 || return 1
     "$bin/branchy" eval --topology "$LOCAL" --predictions "$work/eval.jsonl" > "$work/eval.out" 2>&1 \
         || { echo "branchy eval failed: $(tail -n 1 "$work/eval.out")"; return 1; }
     figure "$(grep -m1 'overall accuracy' "$work/eval.out")"
 }
 
+# check_tritonclient http|grpc ADDRESS: every test sample through the front door with tritonclient.
 check_tritonclient() {
     local names out
     names="$(python3 -c 'import json,sys; print(",".join(s["exit"]["name"] for s in json.load(open(sys.argv[1]))["stages"]))' models/b-resnet3/model.json)"
-    out="$("$venv/bin/python" scripts/lib/serve_client.py "$HTTP" b-resnet3 "$IMAGES" "$work/eval.jsonl" "$names" "$work/http.jsonl" 2>&1)" \
+    out="$("$venv/bin/python" scripts/lib/serve_client.py "$2" b-resnet3 "$IMAGES" "$work/eval.jsonl" "$names" "$work/$1.jsonl" --protocol "$1" 2>&1)" \
         || { echo "$out" | tail -n 1; return 1; }
     figure "$out"
+}
+
+check_http() { check_tritonclient http "$HTTP"; }
+check_grpc() { check_tritonclient grpc "$GRPC"; }
+
+check_grpc_refusals() {
+    "$venv/bin/python" scripts/lib/serve_grpc_refusals.py "$GRPC" "$SMALL_GRPC"
 }
 
 check_metrics() {
@@ -69,11 +78,13 @@ def value(pattern):
     return sum(float(m.group(1)) for m in re.finditer(pattern + r'[^\n]* ([0-9.e+]+)\n', text))
 answers = [json.loads(l) for l in open(sys.argv[2])]
 ok = value(r'branchy_frontdoor_requests_total\{(?=[^}]*code="200")(?=[^}]*method="infer")(?=[^}]*protocol="http")[^}]*\}')
+grpc = value(r'branchy_frontdoor_requests_total\{(?=[^}]*code="200")(?=[^}]*method="infer")(?=[^}]*protocol="grpc")[^}]*\}')
 samples = value(r'branchy_requests_total\{(?=[^}]*status="answered")[^}]*\}')
 timed = value(r'branchy_frontdoor_request_duration_seconds_count\{(?=[^}]*code="200")[^}]*\}')
-if ok < len(answers) or samples < len(answers) or timed < len(answers):
-    sys.exit(f"metrics count {ok:.0f} infer requests answered 200, {timed:.0f} timed and {samples:.0f} samples answered; the client sent {len(answers)}")
-print(f"{ok:.0f} infer requests answered 200 and {samples:.0f} samples counted in the device's metrics")
+if ok < len(answers) or grpc < len(answers) or samples < 2 * len(answers) or timed < 2 * len(answers):
+    sys.exit(f"metrics count {ok:.0f} HTTP and {grpc:.0f} gRPC infer requests answered 200, {timed:.0f} timed and {samples:.0f} samples answered; "
+             f"the clients sent {len(answers)} each")
+print(f"{ok:.0f} HTTP and {grpc:.0f} gRPC infer requests answered 200, {samples:.0f} samples counted in the device's metrics")
 EOF
 }
 
@@ -85,7 +96,6 @@ check_refusals() {
 }
 
 check_queue_full() {
-    front_door "$SMALL" small --max-queue 1 --read-timeout 1 || return 1
     python3 - "$SMALL" <<'EOF'
 import http.client, json, socket, sys, time
 host, port = sys.argv[1].rsplit(":", 1)
@@ -141,10 +151,12 @@ check_readme() {
 echo "front door checks (logs in $work/)"
 run_check "setup: the local cluster, its front door, branchy eval's predictions" check_setup
 if [ "$failed" -eq 0 ]; then
-    run_check "tritonclient.http: every test sample equals branchy eval" check_tritonclient
+    run_check "tritonclient.http: every test sample equals branchy eval" check_http
+    run_check "tritonclient.grpc: every test sample equals branchy eval" check_grpc
     run_check "metrics count the front door's requests" check_metrics
     run_check "hostile requests refused, device_only answered locally" check_refusals
     run_check "503 past --max-queue, 408 past --read-timeout" check_queue_full
+    run_check "gRPC refusals have their status codes, ModelConfig answers" check_grpc_refusals
 fi
 run_check "README 'Serve requests' lines run as written" check_readme
 summary

@@ -1,5 +1,6 @@
 import BranchyData
 import BranchyFrontDoor
+import BranchyFrontDoorGRPC
 import BranchyObservability
 import BranchyTopology
 import BranchyTransport
@@ -134,11 +135,11 @@ public enum NodeMain {
         try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
     }
 
-    /// Serves a device's front door at `http` until SIGTERM or SIGINT: applications' requests are
+    /// Serves a device's front door at `http` (and over gRPC at `grpc`) until SIGTERM or SIGINT: applications' requests are
     /// batched on a compute thread of their own and each sample goes upward when the device is not
     /// sure, as in a batch run. The link, the metrics endpoint and the front door run in one
     /// `ServiceGroup`; on shutdown the front door stops taking requests first.
-    public static func serveDevice(_ device: DeviceRunner, http: Endpoint, modelName: String?, policy: DeviceInferenceBackend.Policy,
+    public static func serveDevice(_ device: DeviceRunner, http: Endpoint, grpc: Endpoint?, modelName: String?, policy: DeviceInferenceBackend.Policy,
                                    limits: InferenceRequest.Limits, readTimeoutSeconds: Double, metricsAt endpoint: Endpoint?,
                                    group: any EventLoopGroup, computeLoop: any EventLoop, logger: Logger) async throws {
         let backend = DeviceInferenceBackend(device: device, computeLoop: computeLoop, name: modelName, policy: policy)
@@ -147,7 +148,18 @@ public enum NodeMain {
                                                      readTimeout: .milliseconds(Int64(readTimeoutSeconds * 1000))) { status, infer, nanos in
             metrics?.frontDoor(protocol: "http", infer: infer, code: String(status), nanos: nanos)
         }
-        logger.notice("serving model '\(backend.metadata.name)' over the Open Inference Protocol at http://\(http)")
+        var grpcServer: FrontDoorGRPCServer? = nil
+        if let grpc {
+            do {
+                grpcServer = try await FrontDoorGRPCServer.start(host: grpc.host, port: grpc.port, backend: backend, limits: limits) { status, infer, nanos in
+                    metrics?.frontDoor(protocol: "grpc", infer: infer, code: String(status), nanos: nanos)
+                }
+            } catch {
+                await server.close()
+                throw NodeError("could not serve gRPC at \(grpc): \(error)")
+            }
+        }
+        logger.notice("serving model '\(backend.metadata.name)' over the Open Inference Protocol at http://\(http)\(grpc.map { " and grpc://\($0)" } ?? "")")
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         // Until the link is up, /v2/health/ready answers 503 with the reason.
         if let link = device.link { services.append(.init(service: UpstreamService(pool: link))) }
@@ -155,7 +167,7 @@ public enum NodeMain {
             services.append(.init(service: MetricsService(endpoint: endpoint, metrics: metrics, group: group, logger: logger,
                                                           acceptBackoff: AcceptBackoff(logger: logger)) { await device.notReadyBecause() }))
         }
-        services.append(.init(service: FrontDoorService(server: server, logger: logger)))
+        services.append(.init(service: FrontDoorService(server: server, grpc: grpcServer, logger: logger)))
         try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
     }
 }

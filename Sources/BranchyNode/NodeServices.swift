@@ -1,4 +1,5 @@
 import BranchyFrontDoor
+import BranchyFrontDoorGRPC
 import BranchyObservability
 import BranchyTopology
 import BranchyTransport
@@ -77,15 +78,18 @@ public struct JobService: Service {
     }
 }
 
-/// The front door for applications (the Open Inference Protocol over HTTP), served until graceful
-/// shutdown; bound before the group runs, so that a busy port stops the node with its error.
+/// The front door for applications (the Open Inference Protocol over HTTP, and over gRPC when it
+/// has a gRPC server), served until graceful shutdown; bound before the group runs, so that a busy
+/// port stops the node with its error.
 public struct FrontDoorService: Service {
     let server: FrontDoorServer
+    let grpc: FrontDoorGRPCServer?
     let logger: Logger
-    public init(server: FrontDoorServer, logger: Logger) { self.server = server; self.logger = logger }
+    public init(server: FrontDoorServer, grpc: FrontDoorGRPCServer?, logger: Logger) { self.server = server; self.grpc = grpc; self.logger = logger }
 
     public func run() async throws {
         try? await gracefulShutdown()
         await server.close()
+        await grpc?.close()
     }
 }

@@ -9,17 +9,19 @@ import NIOPosix
 /// Serves the device's slice to applications over the Open Inference Protocol (HTTP/REST).
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve",
-        abstract: "Serve applications' requests over the Open Inference Protocol (KServe v2) over HTTP; samples the device is not sure of go upward.",
+        abstract: "Serve applications' requests over the Open Inference Protocol (KServe v2) over HTTP and gRPC; samples the device is not sure of go upward.",
         discussion: """
             Endpoints: GET /v2/health/live, /v2/health/ready, /v2/models/NAME, /v2/models/NAME/ready, /v2/models/NAME/config; \
             POST /v2/models/NAME/infer (JSON tensors, or Triton's binary tensor data). Input 'input': FP32 as the model takes it, \
             or UINT8 pixels prepared as the model card says. Outputs 'class' and 'probabilities' of the exit that answered. \
-            Request parameters 'deadline_ms' and 'device_only'.
+            Request parameters 'deadline_ms' and 'device_only'. gRPC: Triton's inference.GRPCInferenceService (ServerLive, ServerReady, \
+            ModelReady, ModelMetadata, ModelConfig, ModelInfer, ModelStreamInfer).
             """)
 
     @Option(help: "Topology file.") var topology: String
     @Option(help: "Name of this node in the topology.") var node: String
     @Option(help: "Serve HTTP here (HOST:PORT).") var http = "127.0.0.1:8000"
+    @Option(help: "Serve gRPC here (HOST:PORT), or 'off'.") var grpc = "127.0.0.1:8001"
     @Option(help: "The model's name in the protocol (default: its directory's name).") var modelName: String?
     @Option(help: "Most samples one request may carry.") var maxRequestSamples = 64
     @Option(help: "Most samples taken at once (waiting, computing or upstream); past it, requests are refused with 503.") var maxQueue = 256
@@ -34,6 +36,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         do { _ = try Endpoint(parsing: http) } catch { throw ValidationError("--http: \(error)") }
+        if grpc != "off" { do { _ = try Endpoint(parsing: grpc) } catch { throw ValidationError("--grpc: \(error)") } }
         if let metrics { do { _ = try Endpoint(parsing: metrics) } catch { throw ValidationError("--metrics: \(error)") } }
         if !(1...4096).contains(maxRequestSamples) { throw ValidationError("--max-request-samples must be from 1 to 4096") }
         if !(1...1_000_000).contains(maxQueue) { throw ValidationError("--max-queue must be from 1 to 1000000") }
@@ -46,6 +49,7 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = NodeMain.logger(node: node, level: logLevel, format: logFormat)
         let ctx = try NodeMain.context(topology: topology, node: node, role: .device)
         let http = try Endpoint(parsing: self.http)
+        let grpc = self.grpc == "off" ? nil : try Endpoint(parsing: self.grpc)
         let metricsAddress = try self.metrics.map { try Endpoint(parsing: $0) } ?? ctx.config.metrics
         // One loop for the link and the HTTP connections, one to compute batches on.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -56,7 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
         var limits = InferenceRequest.Limits(maxBodyBytes: maxBodyBytes)
         limits.maxElements = max(limits.maxElements, maxRequestSamples * ctx.model.spec.input.reduce(1, *))
         do {
-            try await NodeMain.serveDevice(device, http: http, modelName: modelName, policy: policy, limits: limits, readTimeoutSeconds: readTimeout,
+            try await NodeMain.serveDevice(device, http: http, grpc: grpc, modelName: modelName, policy: policy, limits: limits, readTimeoutSeconds: readTimeout,
                                            metricsAt: metricsAddress, group: group, computeLoop: compute.next(), logger: logger)
         } catch {
             try? await compute.shutdownGracefully()

@@ -1,0 +1,46 @@
+import BranchyFrontDoor
+import BranchyServing
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+
+/// A gRPC listener (HTTP/2, plaintext) serving ``FrontDoorGRPCService`` for one backend.
+public final class FrontDoorGRPCServer: Sendable {
+    private let server: GRPCServer<HTTP2ServerTransport.Posix>
+    private let serving: Task<Void, any Error>
+    /// The bound port (the one chosen when 0 was asked for).
+    public let port: Int
+
+    /// Binds `host`:`port` and serves until ``close()``. `limits.maxBodyBytes` caps a request message.
+    public static func start(host: String, port: Int, backend: any InferenceBackend, limits: InferenceRequest.Limits = .init(),
+                             observer: FrontDoorObserver? = nil) async throws -> FrontDoorGRPCServer {
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.rpc.maxRequestPayloadSize = limits.maxBodyBytes
+        let server = GRPCServer(transport: .http2NIOPosix(address: .ipv4(host: host, port: port), transportSecurity: .plaintext, config: config),
+                                services: [FrontDoorGRPCService(backend: backend, limits: limits, observer: observer)])
+        let serving = Task { try await server.serve() }
+        guard let address = try await server.listeningAddress else {
+            serving.cancel()
+            throw FrontDoorGRPCError("the gRPC server at \(host):\(port) did not start listening")
+        }
+        let bound = address.ipv4?.port ?? address.ipv6?.port ?? port
+        return FrontDoorGRPCServer(server: server, serving: serving, port: bound)
+    }
+
+    private init(server: GRPCServer<HTTP2ServerTransport.Posix>, serving: Task<Void, any Error>, port: Int) {
+        self.server = server
+        self.serving = serving
+        self.port = port
+    }
+
+    /// Stops taking calls, lets those in progress finish, and returns when the server has stopped.
+    public func close() async {
+        server.beginGracefulShutdown()
+        _ = try? await serving.value
+    }
+}
+
+/// Why the gRPC front door could not start.
+public struct FrontDoorGRPCError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
