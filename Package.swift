@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "BranchyData", targets: ["BranchyData"]),
         .library(name: "BranchyImport", targets: ["BranchyImport"]),
         .library(name: "BranchyServing", targets: ["BranchyServing"]),
+        // For applications: embed a device slice and classify in process (Examples/EmbeddedDevice).
+        .library(name: "Branchy", targets: ["Branchy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -133,6 +135,15 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // The library applications embed: a device slice of a cluster, classifying in process.
+        .target(name: "Branchy", dependencies: [
+            "BranchyNode", "BranchyReport", "BranchyTensor",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Its runnable example: classifies test images through a running cluster, and times classify.
+        .executableTarget(name: "branchy-embedded-example", dependencies: ["Branchy", "BranchyData"], path: "Examples/EmbeddedDevice"),
         // Command-line options the node executables share.
         .target(name: "BranchyNodeOptions", dependencies: [
             "BranchyNode", "BranchyObservability", "BranchyTopology",

@@ -123,6 +123,18 @@ print(f"503 at once ({seconds * 1000:.1f} ms) past --max-queue 1; 408 after {wai
 EOF
 }
 
+# The Swift library's example (Examples/EmbeddedDevice): the device slice in its own process, over the same cluster.
+check_library() {
+    local out
+    out="$("$bin/branchy-embedded-example" "$LOCAL" device data/fashion-mnist 0 16 25 2>> "$log")" \
+        || { echo "branchy-embedded-example failed: $(tail -n 1 "$log")"; return 1; }
+    echo "$out" >> "$log"
+    grep -q '^image 0: class 9 .* from device-exit on the device, 0 bytes upward' <<< "$out" \
+        && grep -q '^image 16: class 2 .* from edge-exit on the edge' <<< "$out" && grep -q '^image 25: class 2 .* from cloud-exit on the cloud' <<< "$out" \
+        || { echo "unexpected answers from the embedded device: $(tr '\n' ';' <<< "$out")"; return 1; }
+    figure "$(grep -c '^image' <<< "$out") images answered by the device, the edge and the cloud as branchy eval says"
+}
+
 # The README's lines start the same cluster and front door: everything above is stopped first.
 check_readme() {
     local text i line status
@@ -157,6 +169,7 @@ if [ "$failed" -eq 0 ]; then
     run_check "hostile requests refused, device_only answered locally" check_refusals
     run_check "503 past --max-queue, 408 past --read-timeout" check_queue_full
     run_check "gRPC refusals have their status codes, ModelConfig answers" check_grpc_refusals
+    run_check "the Swift library embedded in an application (Examples/EmbeddedDevice)" check_library
 fi
 run_check "README 'Serve requests' lines run as written" check_readme
 summary

@@ -216,6 +216,7 @@ public struct Preprocessing: Codable, Sendable, Equatable {
 public struct PreprocessingError: Error, CustomStringConvertible, Sendable {
     public var reason: String
     public var description: String { reason }
+    public init(reason: String) { self.reason = reason }
 }
 
 extension ImageDataset {

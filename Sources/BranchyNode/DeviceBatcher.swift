@@ -10,7 +10,7 @@ import Synchronization
 /// arrive together run through the device's stages as one batch; those not sure go upward one by
 /// one, as in a batch run. At most `capacity` samples are taken at a time (waiting, computing or
 /// upstream): past that, `classify` refuses at once rather than queueing.
-final class DeviceBatcher: Sendable {
+public final class DeviceBatcher: Sendable {
     struct Item {
         let sample: Int
         let input: Tensor
@@ -20,13 +20,19 @@ final class DeviceBatcher: Sendable {
         let promise: EventLoopPromise<SampleRecord>
     }
 
-    let device: DeviceRunner
+    public let device: DeviceRunner
     /// The thread the batches are computed on.
     let loop: any EventLoop
     /// Most samples taken at once.
-    let capacity: Int
+    public let capacity: Int
     private let queue: NIOLoopBoundBox<BatchQueue<Item>>
     private let taken = Atomic<Int>(0)
+
+    /// Batches by the node's `maxBatch` and `maxBatchDelayMicros` unless given, computing on `loop`.
+    public convenience init(device: DeviceRunner, loop: any EventLoop, capacity: Int) {
+        self.init(device: device, loop: loop, capacity: capacity, maxBatch: device.context.config.maxBatch,
+                  maxDelayMicros: device.context.config.maxBatchDelayMicros)
+    }
 
     init(device: DeviceRunner, loop: any EventLoop, capacity: Int, maxBatch: Int, maxDelayMicros: Int) {
         self.device = device
@@ -36,7 +42,19 @@ final class DeviceBatcher: Sendable {
     }
 
     /// Samples taken and not yet answered.
-    var load: Int { taken.load(ordering: .relaxed) }
+    public var load: Int { taken.load(ordering: .relaxed) }
+
+    /// Classifies `inputs` (each `(1, C, H, W)` as the model takes it) together, or nil at once when
+    /// taking them would pass `capacity`. Each record is the sample's answer; a sample that could
+    /// not be answered has status `failed` and its reason.
+    public func classify(_ inputs: [Tensor], options: DeviceRunner.Options, firstSample: Int = 0) async -> [SampleRecord]? {
+        guard reserve(inputs.count) else { return nil }
+        let futures = inputs.enumerated().map { classify(sample: firstSample + $0.offset, input: $0.element, options: options) }
+        var records: [SampleRecord] = []
+        records.reserveCapacity(futures.count)
+        for f in futures { if let r = try? await f.get() { records.append(r) } }
+        return records
+    }
 
     /// Takes `count` samples at once, or none when that would pass `capacity` (false).
     func reserve(_ count: Int) -> Bool {

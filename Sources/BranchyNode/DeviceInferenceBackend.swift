@@ -45,7 +45,6 @@ public final class DeviceInferenceBackend: InferenceBackend {
     let device: DeviceRunner
     let batcher: DeviceBatcher
     let policy: Policy
-    let preprocessing: Preprocessing
     /// Node name to its role, for the `tier` parameter.
     let tiers: [String: String]
     private let nextSample = Atomic<Int>(0)
@@ -58,8 +57,7 @@ public final class DeviceInferenceBackend: InferenceBackend {
         let config = context.config
         batcher = DeviceBatcher(device: device, loop: loop, capacity: policy.maxQueued, maxBatch: config.maxBatch,
                                 maxDelayMicros: config.maxBatchDelayMicros)
-        preprocessing = context.model.spec.preprocessing ?? .standard
-        tiers = Dictionary(context.topology.nodes.map { ($0.name, $0.role.rawValue) }, uniquingKeysWith: { a, _ in a })
+        tiers = device.roles
         let classes = context.model.spec.classes
         metadata = ModelMetadata(
             name: name ?? context.topology.modelDirectory.lastPathComponent,
@@ -87,16 +85,9 @@ public final class DeviceInferenceBackend: InferenceBackend {
             if on && !policy.allowDeviceOnly { throw ServingError(status: 403, "this device does not allow 'device_only' requests") }
             options.deviceOnly = on
         }
-        guard batcher.reserve(samples.count) else {
-            throw .unavailable("the device's queue is full (\(batcher.capacity) samples); try again later")
-        }
         let first = nextSample.add(samples.count, ordering: .relaxed).oldValue
-        let futures = samples.enumerated().map { batcher.classify(sample: first + $0.offset, input: $0.element, options: options) }
-        var records: [SampleRecord] = []
-        records.reserveCapacity(futures.count)
-        for f in futures {
-            // Records never fail: a sample that could not be answered is a record of status failed.
-            if let r = try? await f.get() { records.append(r) }
+        guard let records = await batcher.classify(samples, options: options, firstSample: first) else {
+            throw .unavailable("the device's queue is full (\(batcher.capacity) samples); try again later")
         }
         for r in records { device.metrics?.answered(exit: r.exit, status: r.status, nanos: UInt64(max(0, r.latencySeconds * 1e9))) }
         return try response(to: request, records: records, wanted: wanted)
@@ -128,13 +119,12 @@ public final class DeviceInferenceBackend: InferenceBackend {
             return (0..<n).map { Tensor(shape: [1] + model, data: Array(input.values[($0 * width)..<(($0 + 1) * width)])) }
         case .uint8:
             guard shape.count == 4 else { throw .badRequest("input '\(input.name)' of UINT8 must be images [N, C, H, W], got \(input.shape)") }
-            let pixels = ImageDataset(images: input.values.map { $0 / 255 }, labels: [UInt8](repeating: 0, count: n),
-                                      channels: shape[1], rows: shape[2], cols: shape[3])
-            let prepared: ImageDataset
-            do { prepared = try preprocessing.prepare(pixels, input: model, source: "input '\(input.name)'") } catch {
+            do {
+                return try device.inputs(pixels: input.values, count: n, channels: shape[1], rows: shape[2], cols: shape[3],
+                                         source: "input '\(input.name)'")
+            } catch {
                 throw .badRequest("\(error)")
             }
-            return (0..<n).map { Tensor(shape: [1] + model, data: Array(prepared.image($0))) }
         default:
             throw .badRequest("input '\(input.name)' is \(input.datatype.rawValue); the model takes FP32 (prepared) or UINT8 (pixels)")
         }

@@ -29,6 +29,11 @@ public final class DeviceRunner: Sendable {
     /// The upstream link's loop.
     let loop: any EventLoop
 
+    /// The node's place in the topology, for naming where answers came from: node name to role.
+    public var roles: [String: String] {
+        Dictionary(context.topology.nodes.map { ($0.name, $0.role.rawValue) }, uniquingKeysWith: { a, _ in a })
+    }
+
     public init(context: NodeContext, group: any EventLoopGroup, logger: Logger, metrics: NodeMetrics? = nil) throws {
         if context.upstream != nil { try TLSLayer.selfCheck(context.config.tls, node: context.config.name) }
         self.context = context
@@ -184,15 +189,19 @@ public final class DeviceRunner: Sendable {
         case pending(EventLoopFuture<SampleRecord>)
     }
 
-    /// What a caller of `classifyNow` may ask of one sample besides the answer.
-    struct Options: Sendable {
+    /// What a caller may ask of one sample besides the answer.
+    public struct Options: Sendable {
         /// The answer should carry the answering exit's class probabilities.
-        var probabilities = false
+        public var probabilities = false
         /// Milliseconds the sample may take upstream (0: the link's own deadline).
-        var deadlineMillis: UInt32 = 0
+        public var deadlineMillis: UInt32 = 0
         /// Answer from this device's exits only: a sample they are not sure of gets the best of
         /// them (status `degraded`, reason "device only") instead of going upward.
-        var deviceOnly = false
+        public var deviceOnly = false
+
+        public init(probabilities: Bool = false, deadlineMillis: UInt32 = 0, deviceOnly: Bool = false) {
+            self.probabilities = probabilities; self.deadlineMillis = deadlineMillis; self.deviceOnly = deviceOnly
+        }
     }
 
     /// Computes a sample's stage here and now, on the calling thread, and gives its record: at once
@@ -275,6 +284,20 @@ public final class DeviceRunner: Sendable {
             }
         }
         return .pending(link.loop.inEventLoop ? forward() : link.loop.flatSubmit(forward))
+    }
+
+    /// `count` images of pixels (0 to 255, `[count, channels, rows, cols]` row-major) as the model's
+    /// inputs `(1, C, H, W)`: resized, cropped, scaled and normalised as the model card says.
+    /// Throws a `PreprocessingError` naming `source` when they cannot become the model's input.
+    public func inputs(pixels: [Float], count: Int, channels: Int, rows: Int, cols: Int, source: String) throws -> [Tensor] {
+        let model = context.model.spec.input
+        guard count >= 1, channels >= 1, rows >= 1, cols >= 1, pixels.count == count * channels * rows * cols else {
+            throw PreprocessingError(reason: "\(source): \(pixels.count) pixels for \(count) images of \(channels)×\(rows)×\(cols)")
+        }
+        let images = ImageDataset(images: pixels.map { $0 / 255 }, labels: [UInt8](repeating: 0, count: count),
+                                  channels: channels, rows: rows, cols: cols)
+        let prepared = try (context.model.spec.preprocessing ?? .standard).prepare(images, input: model, source: source)
+        return (0..<count).map { Tensor(shape: [1] + model, data: Array(prepared.image($0))) }
     }
 
     /// The entropy at each exit before `exit`, by index (nil where unknown): this node's own
