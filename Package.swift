@@ -61,6 +61,7 @@ let package = Package(
         // The Open Inference Protocol over HTTP/1.1 for one backend.
         .target(name: "BranchyFrontDoor", dependencies: [
             "BranchyServing",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -157,7 +158,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "branchy-device", dependencies: [
-            "BranchyNode", "BranchyNodeOptions", "BranchyReport", "BranchyObservability", "BranchyTransport", "BranchyWire", "BranchyServing", "BranchyTopology",
+            "BranchyFrontDoor", "BranchyNode", "BranchyNodeOptions", "BranchyReport", "BranchyObservability", "BranchyTransport", "BranchyWire", "BranchyServing", "BranchyTopology",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

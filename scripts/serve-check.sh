@@ -19,7 +19,7 @@ ensure_built
 bin="$BRANCHY_BIN"
 work=run/serve-check
 log="$work/serve-check.log"
-LOCAL=topology/local.yaml HTTP=127.0.0.1:8000 GRPC=127.0.0.1:8001 METRICS=127.0.0.1:8400 SMALL=127.0.0.1:8010 SMALL_GRPC=127.0.0.1:8011
+LOCAL=topology/local.yaml HTTP=127.0.0.1:8000 GRPC=127.0.0.1:8001 METRICS=127.0.0.1:8400 SMALL=127.0.0.1:8010 SMALL_GRPC=127.0.0.1:8011 TLS_HTTP=127.0.0.1:8020 TLS_GRPC=127.0.0.1:8021
 IMAGES=data/fashion-mnist/t10k-images-idx3-ubyte.gz
 venv="$REPO_ROOT/run/triton-venv"
 rm -rf "$work"
@@ -123,6 +123,49 @@ print(f"503 at once ({seconds * 1000:.1f} ms) past --max-queue 1; 408 after {wai
 EOF
 }
 
+# A front door over mutual TLS with the cluster's certificates (names, not addresses: the device's
+# certificate names "device"): a client with a certificate of the CA is answered over HTTPS and gRPC;
+# one without a certificate, or speaking plain HTTP, is not. Serving beyond loopback without TLS is refused.
+check_tls() {
+    local certs=certs/local out code
+    "$bin/branchy-device" serve --topology "$LOCAL" --node device --http "$TLS_HTTP" --grpc "$TLS_GRPC" --tls-cert "$certs/device.pem" \
+        --tls-key "$certs/device-key.pem" --tls-client-ca "$certs/ca.pem" </dev/null > "$work/tls.log" 2>&1 &
+    started+=("$!")
+    wait_for 30 curl -sf -o /dev/null --max-time 1 --resolve "device:${TLS_HTTP#*:}:127.0.0.1" --cacert "$certs/ca.pem" --cert "$certs/edge.pem" \
+        --key "$certs/edge-key.pem" "https://device:${TLS_HTTP#*:}/v2/health/ready" \
+        || { echo "the TLS front door was not ready within 30 s: $(tail -n 1 "$work/tls.log")"; return 1; }
+    code="$(curl -s -o "$work/tls-infer.json" -w '%{http_code}' --resolve "device:${TLS_HTTP#*:}:127.0.0.1" --cacert "$certs/ca.pem" \
+        --cert "$certs/edge.pem" --key "$certs/edge-key.pem" "https://device:${TLS_HTTP#*:}/v2/models/b-resnet3/infer" \
+        -H 'Content-Type: application/json' -d @examples/serve/request.json)" || true
+    [ "$code" = 200 ] && grep -q '"data":\[9\]' "$work/tls-infer.json" || { echo "HTTPS with a client certificate: status $code"; return 1; }
+    ! curl -s -o /dev/null --resolve "device:${TLS_HTTP#*:}:127.0.0.1" --cacert "$certs/ca.pem" "https://device:${TLS_HTTP#*:}/v2/health/live" \
+        || { echo "HTTPS without a client certificate was answered"; return 1; }
+    ! curl -s -o /dev/null "http://$TLS_HTTP/v2/health/live" || { echo "plain HTTP to the TLS front door was answered"; return 1; }
+    out="$("$venv/bin/python" - "$TLS_GRPC" "$certs" 2>&1 <<'PY'
+import sys
+import numpy as np
+import tritonclient.grpc as g
+address, certs = sys.argv[1], sys.argv[2] + "/"
+name = [("grpc.ssl_target_name_override", "device")]
+x = g.InferInput("input", [1, 1, 28, 28], "FP32")
+x.set_data_from_numpy(np.zeros((1, 1, 28, 28), np.float32))
+good = g.InferenceServerClient(address, ssl=True, root_certificates=certs + "ca.pem", private_key=certs + "edge-key.pem",
+                               certificate_chain=certs + "edge.pem", channel_args=name)
+good.infer("b-resnet3", [x])
+try:
+    g.InferenceServerClient(address, ssl=True, root_certificates=certs + "ca.pem", channel_args=name).infer("b-resnet3", [x])
+    sys.exit("gRPC without a client certificate was answered")
+except g.InferenceServerException:
+    pass
+print("gRPC over mutual TLS answered; without a client certificate refused")
+PY
+)" || { echo "$out" | tail -n 1; return 1; }
+    out="$("$bin/branchy-device" serve --topology "$LOCAL" --node device --http 0.0.0.0:8040 --grpc off 2>&1)" \
+        && { echo "serving 0.0.0.0 without TLS was not refused"; return 1; }
+    grep -q 'beyond loopback' <<< "$out" || { echo "serving 0.0.0.0 without TLS: $(head -n 1 <<< "$out")"; return 1; }
+    figure "HTTPS and gRPC with a client certificate answered, without one refused, plain HTTP refused; 0.0.0.0 without TLS refused"
+}
+
 # The Swift library's example (Examples/EmbeddedDevice): the device slice in its own process, over the same cluster.
 check_library() {
     local out
@@ -169,6 +212,7 @@ if [ "$failed" -eq 0 ]; then
     run_check "hostile requests refused, device_only answered locally" check_refusals
     run_check "503 past --max-queue, 408 past --read-timeout" check_queue_full
     run_check "gRPC refusals have their status codes, ModelConfig answers" check_grpc_refusals
+    run_check "mutual TLS on the front door, plaintext refused beyond loopback" check_tls
     run_check "the Swift library embedded in an application (Examples/EmbeddedDevice)" check_library
 fi
 run_check "README 'Serve requests' lines run as written" check_readme

@@ -3,7 +3,7 @@ import BranchyServing
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 
-/// A gRPC listener (HTTP/2, plaintext) serving ``FrontDoorGRPCService`` for one backend.
+/// A gRPC listener (HTTP/2, plaintext or TLS) serving ``FrontDoorGRPCService`` for one backend.
 public final class FrontDoorGRPCServer: Sendable {
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let serving: Task<Void, any Error>
@@ -11,11 +11,26 @@ public final class FrontDoorGRPCServer: Sendable {
     public let port: Int
 
     /// Binds `host`:`port` and serves until ``close()``. `limits.maxBodyBytes` caps a request message.
+    /// With `tls`, calls are over TLS (mutual when it names a client CA).
     public static func start(host: String, port: Int, backend: any InferenceBackend, limits: InferenceRequest.Limits = .init(),
-                             observer: FrontDoorObserver? = nil) async throws -> FrontDoorGRPCServer {
+                             observer: FrontDoorObserver? = nil, tls: FrontDoorTLS? = nil) async throws -> FrontDoorGRPCServer {
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = limits.maxBodyBytes
-        let server = GRPCServer(transport: .http2NIOPosix(address: .ipv4(host: host, port: port), transportSecurity: .plaintext, config: config),
+        var security = HTTP2ServerTransport.Posix.TransportSecurity.plaintext
+        if let tls {
+            _ = try tls.serverContext()  // the files checked, with errors that name them
+            let chain: [TLSConfig.CertificateSource] = [.file(path: tls.certificate, format: .pem)]
+            let key = TLSConfig.PrivateKeySource.file(path: tls.privateKey, format: .pem)
+            if let ca = tls.clientCA {
+                security = .mTLS(certificateChain: chain, privateKey: key) { c in
+                    c.trustRoots = .certificates([.file(path: ca, format: .pem)])
+                    c.clientCertificateVerification = .noHostnameVerification
+                }
+            } else {
+                security = .tls(certificateChain: chain, privateKey: key)
+            }
+        }
+        let server = GRPCServer(transport: .http2NIOPosix(address: .ipv4(host: host, port: port), transportSecurity: security, config: config),
                                 services: [FrontDoorGRPCService(backend: backend, limits: limits, observer: observer)])
         let serving = Task { try await server.serve() }
         guard let address = try await server.listeningAddress else {

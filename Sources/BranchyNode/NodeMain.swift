@@ -140,26 +140,27 @@ public enum NodeMain {
     /// sure, as in a batch run. The link, the metrics endpoint and the front door run in one
     /// `ServiceGroup`; on shutdown the front door stops taking requests first.
     public static func serveDevice(_ device: DeviceRunner, http: Endpoint, grpc: Endpoint?, modelName: String?, policy: DeviceInferenceBackend.Policy,
-                                   limits: InferenceRequest.Limits, readTimeoutSeconds: Double, metricsAt endpoint: Endpoint?,
+                                   limits: InferenceRequest.Limits, readTimeoutSeconds: Double, tls: FrontDoorTLS?, metricsAt endpoint: Endpoint?,
                                    group: any EventLoopGroup, computeLoop: any EventLoop, logger: Logger) async throws {
         let backend = DeviceInferenceBackend(device: device, computeLoop: computeLoop, name: modelName, policy: policy)
         let metrics = device.metrics
         let server = try await FrontDoorServer.start(host: http.host, port: http.port, backend: backend, group: group, limits: limits,
-                                                     readTimeout: .milliseconds(Int64(readTimeoutSeconds * 1000))) { status, infer, nanos in
+                                                     readTimeout: .milliseconds(Int64(readTimeoutSeconds * 1000)), observer: { status, infer, nanos in
             metrics?.frontDoor(protocol: "http", infer: infer, code: String(status), nanos: nanos)
-        }
+        }, tls: try tls?.serverContext())
         var grpcServer: FrontDoorGRPCServer? = nil
         if let grpc {
             do {
-                grpcServer = try await FrontDoorGRPCServer.start(host: grpc.host, port: grpc.port, backend: backend, limits: limits) { status, infer, nanos in
+                grpcServer = try await FrontDoorGRPCServer.start(host: grpc.host, port: grpc.port, backend: backend, limits: limits, observer: { status, infer, nanos in
                     metrics?.frontDoor(protocol: "grpc", infer: infer, code: String(status), nanos: nanos)
-                }
+                }, tls: tls)
             } catch {
                 await server.close()
                 throw NodeError("could not serve gRPC at \(grpc): \(error)")
             }
         }
-        logger.notice("serving model '\(backend.metadata.name)' over the Open Inference Protocol at http://\(http)\(grpc.map { " and grpc://\($0)" } ?? "")")
+        let secure = tls == nil ? "" : tls?.clientCA == nil ? " (TLS)" : " (mutual TLS)"
+        logger.notice("serving model '\(backend.metadata.name)' over the Open Inference Protocol at \(tls == nil ? "http" : "https")://\(http)\(grpc.map { " and grpc://\($0)" } ?? "")\(secure)")
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         // Until the link is up, /v2/health/ready answers 503 with the reason.
         if let link = device.link { services.append(.init(service: UpstreamService(pool: link))) }

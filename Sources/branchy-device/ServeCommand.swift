@@ -1,4 +1,5 @@
 import ArgumentParser
+import BranchyFrontDoor
 import BranchyNode
 import BranchyNodeOptions
 import BranchyObservability
@@ -27,6 +28,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Most samples taken at once (waiting, computing or upstream); past it, requests are refused with 503.") var maxQueue = 256
     @Option(help: "Largest 'deadline_ms' a request may set.") var maxDeadlineMs = 60_000
     @Flag(inversion: .prefixedNo, help: "Whether requests may ask for 'device_only' answers.") var deviceOnly = true
+    @Option(help: "Serve over TLS with this certificate chain (PEM); needed to serve beyond loopback.") var tlsCert: String?
+    @Option(help: "The private key of --tls-cert (PEM).") var tlsKey: String?
+    @Option(help: "Require clients to present a certificate signed by this CA (PEM): mutual TLS.") var tlsClientCa: String?
+    @Flag(help: "Serve beyond loopback without TLS (anyone on the network can read and send requests).") var allowPlaintext = false
     @Option(help: "Most bytes of a request body.") var maxBodyBytes = 16 << 20
     @Option(help: "Seconds a client may stall mid-request before it is answered 408.") var readTimeout = 30.0
     @Option(help: "Log level.") var logLevel = "info"
@@ -43,6 +48,16 @@ struct ServeCommand: AsyncParsableCommand {
         if !(1...3_600_000).contains(maxDeadlineMs) { throw ValidationError("--max-deadline-ms must be from 1 to 3600000") }
         if !(1024...(1 << 30)).contains(maxBodyBytes) { throw ValidationError("--max-body-bytes must be from 1024 to 1073741824") }
         if !(readTimeout > 0 && readTimeout <= 3600) { throw ValidationError("--read-timeout must be from 0 to 3600 seconds") }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        if tlsClientCa != nil, tlsCert == nil { throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key") }
+        if tlsCert == nil, !allowPlaintext {
+            for (flag, address) in [("--http", http), ("--grpc", grpc)] where address != "off" {
+                if let e = try? Endpoint(parsing: address), !FrontDoorTLS.isLoopback(e.host) {
+                    throw ValidationError("\(flag) \(address) is beyond loopback: give --tls-cert and --tls-key (and --tls-client-ca to require "
+                        + "client certificates), or --allow-plaintext")
+                }
+            }
+        }
     }
 
     func run() async throws {
@@ -61,6 +76,7 @@ struct ServeCommand: AsyncParsableCommand {
         limits.maxElements = max(limits.maxElements, maxRequestSamples * ctx.model.spec.input.reduce(1, *))
         do {
             try await NodeMain.serveDevice(device, http: http, grpc: grpc, modelName: modelName, policy: policy, limits: limits, readTimeoutSeconds: readTimeout,
+                                           tls: tlsCert.map { FrontDoorTLS(certificate: $0, privateKey: tlsKey ?? "", clientCA: tlsClientCa) },
                                            metricsAt: metricsAddress, group: group, computeLoop: compute.next(), logger: logger)
         } catch {
             try? await compute.shutdownGracefully()
