@@ -147,7 +147,7 @@ let package = Package(
         .executableTarget(name: "branchy-embedded-example", dependencies: ["Branchy", "BranchyData"], path: "Examples/EmbeddedDevice"),
         // Command-line options the node executables share.
         .target(name: "BranchyNodeOptions", dependencies: [
-            "BranchyNode", "BranchyObservability", "BranchyTopology",
+            "BranchyNode", "BranchyObservability", "BranchyTopology", "BranchyFrontDoor", "BranchyServing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Thin executables.

@@ -19,7 +19,7 @@ ensure_built
 bin="$BRANCHY_BIN"
 work=run/serve-check
 log="$work/serve-check.log"
-LOCAL=topology/local.yaml HTTP=127.0.0.1:8000 GRPC=127.0.0.1:8001 METRICS=127.0.0.1:8400 SMALL=127.0.0.1:8010 SMALL_GRPC=127.0.0.1:8011 TLS_HTTP=127.0.0.1:8020 TLS_GRPC=127.0.0.1:8021
+LOCAL=topology/local.yaml HTTP=127.0.0.1:8000 GRPC=127.0.0.1:8001 METRICS=127.0.0.1:8400 SMALL=127.0.0.1:8010 SMALL_GRPC=127.0.0.1:8011 TLS_HTTP=127.0.0.1:8020 TLS_GRPC=127.0.0.1:8021 CLOUD_HTTP=127.0.0.1:8060 CLOUD_GRPC=127.0.0.1:8061
 IMAGES=data/fashion-mnist/t10k-images-idx3-ubyte.gz
 venv="$REPO_ROOT/run/triton-venv"
 rm -rf "$work"
@@ -166,6 +166,26 @@ PY
     figure "HTTPS and gRPC with a client certificate answered, without one refused, plain HTTP refused; 0.0.0.0 without TLS refused"
 }
 
+# A cloud-only deployment in one command: the cloud of topology/cloud-only.yaml, hosting every stage,
+# serves applications itself (--http, --grpc); its answers equal branchy eval's of that topology. An
+# edge that does not host the first stage refuses to serve them, saying why.
+check_cloud_front_door() {
+    local names out
+    scripts/gen-certs.sh topology/cloud-only.yaml >> "$log" 2>&1
+    "$bin/branchy-cloud" --topology topology/cloud-only.yaml --node cloud --http "$CLOUD_HTTP" --grpc "$CLOUD_GRPC" </dev/null > "$work/cloud-only.log" 2>&1 &
+    started+=("$!")
+    wait_for 30 curl -sf -o /dev/null --max-time 1 "http://$CLOUD_HTTP/v2/health/ready" \
+        || { echo "the cloud's front door was not ready within 30 s: $(tail -n 1 "$work/cloud-only.log")"; return 1; }
+    "$bin/branchy" eval --topology topology/cloud-only.yaml --predictions "$work/cloud-only-eval.jsonl" > "$work/cloud-only-eval.out" 2>&1 \
+        || { echo "branchy eval of cloud-only.yaml failed: $(tail -n 1 "$work/cloud-only-eval.out")"; return 1; }
+    names="$(python3 -c 'import json,sys; print(",".join(s["exit"]["name"] for s in json.load(open(sys.argv[1]))["stages"]))' models/b-resnet3/model.json)"
+    out="$("$venv/bin/python" scripts/lib/serve_client.py "$CLOUD_GRPC" b-resnet3 "$IMAGES" "$work/cloud-only-eval.jsonl" "$names" \
+        "$work/cloud-only.jsonl" --protocol grpc --limit 2000 --served-by cloud 2>&1)" || { echo "cloud-only: $(tail -n 1 <<< "$out")"; return 1; }
+    figure "cloud-only: $out"
+    out="$("$bin/branchy-edge" --topology "$LOCAL" --node edge --http 127.0.0.1:8062 2>&1)" && { echo "an edge not hosting the first stage served applications"; return 1; }
+    grep -q "only a node hosting the first stage" <<< "$out" || { echo "the edge's refusal: $(tail -n 1 <<< "$out")"; return 1; }
+}
+
 # The Swift library's example (Examples/EmbeddedDevice): the device slice in its own process, over the same cluster.
 check_library() {
     local out
@@ -213,6 +233,7 @@ if [ "$failed" -eq 0 ]; then
     run_check "503 past --max-queue, 408 past --read-timeout" check_queue_full
     run_check "gRPC refusals have their status codes, ModelConfig answers" check_grpc_refusals
     run_check "mutual TLS on the front door, plaintext refused beyond loopback" check_tls
+    run_check "a cloud-only deployment serving applications from the cloud" check_cloud_front_door
     run_check "the Swift library embedded in an application (Examples/EmbeddedDevice)" check_library
 fi
 run_check "README 'Serve requests' lines run as written" check_readme

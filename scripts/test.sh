@@ -3,7 +3,7 @@
 # suites e2e.sh, e2e-faults.sh, load.sh, operations.sh, perf-check.sh, import-check.sh, serve-check.sh, k8s-check.sh and
 # unprivileged-check.sh on one release build, readme-check.sh (the README's "Use your own model" steps as
 # written, in place on CI's fresh clone), and every fuzz target for 15 s in debug and in release
-# (fuzz.sh --config both --seconds 15). Installs the Debian packages the checks need. Every suite runs
+# (fuzz.sh --config both --seconds 10). Installs the Debian packages the checks need. Every suite runs
 # even if an earlier one fails; prints a summary and exits non-zero if any failed.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
@@ -26,7 +26,7 @@ suites=("e2e:end-to-end checks:end-to-end" "e2e-faults:fault checks:fault checks
         "serve-check:front door (Open Inference Protocol) with Triton's client:front door"
         "readme-check:README, use your own model, from a fresh clone:README's use-your-own-model steps"
         "k8s-check:Kubernetes manifests, offline:Kubernetes manifests" "unprivileged-check:unprivileged run:unprivileged run"
-        "fuzz --config both --seconds 15:fuzz targets, 15 s each in debug and in release:fuzz targets")
+        "fuzz --config both --seconds 10:fuzz targets, 10 s each in debug and in release:fuzz targets")
 declare -A status=() counts=()
 for s in "${suites[@]}"; do
     IFS=: read -r cmd title _ <<< "$s"

@@ -16,7 +16,7 @@ import Synchronization
 /// sample) and `probabilities` (FP32, samples × classes) of the exit that answered. Request
 /// parameters: `deadline_ms` (1 to the operator's limit) and `device_only` (true: the device's own
 /// exits answer, nothing goes upward; when the operator allows it). Response parameters: `exit`,
-/// `tier`, `node`, `status` (and `reason` when degraded), `upward_bytes`, `device_us`,
+/// `tier`, `node`, `status` (and `reason` when degraded), `upward_bytes`, `local_us`,
 /// `upstream_us`, `latency_us`; with several samples, the names are comma-separated per sample
 /// and the numbers summed (bytes) or the largest (times).
 public final class DeviceInferenceBackend: InferenceBackend {
@@ -169,7 +169,7 @@ public final class DeviceInferenceBackend: InferenceBackend {
             ("node", joined(\.node)),
             ("status", joined(\.status.rawValue)),
             ("upward_bytes", .number(Double(records.reduce(0) { $0 + $1.hops.reduce(0) { $0 + $1.requestFrameBytes } }))),
-            ("device_us", .number((Double(records.map(\.computeNanos).max() ?? 0) / 1000).rounded())),
+            ("local_us", .number((Double(records.map(\.computeNanos).max() ?? 0) / 1000).rounded())),
             ("upstream_us", .number(records.map { $0.hops.isEmpty ? 0 : max(0, $0.latencySeconds * 1e6 - Double($0.computeNanos) / 1000) }.max()?.rounded() ?? 0)),
             ("latency_us", .number(((records.map(\.latencySeconds).max() ?? 0) * 1e6).rounded())),
         ]

@@ -76,15 +76,25 @@ public enum NodeMain {
     ///
     /// One `ServiceGroup` runs the upstream link, the metrics endpoint, the reload on SIGHUP and the
     /// server; on SIGTERM or SIGINT the server drains first, then the others stop.
+    ///
+    /// `frontDoor`, given the model's input shape, says where the node also serves applications (nil:
+    /// it does not); only a node hosting the model's first stage can.
     public static func serve(topology: String, node: String, role: BranchyTopology.NodeRole, logLevel: String, logFormat: LogFormat = .text,
-                             drainSeconds: Double, replica: Int? = nil) async throws {
+                             drainSeconds: Double, replica: Int? = nil,
+                             frontDoor: (([Int]) throws -> FrontDoorConfiguration?)? = nil) async throws {
         let logger = logger(node: replica.map { "\(node)#\($0)" } ?? node, level: logLevel, format: logFormat)
         let ctx = try context(topology: topology, node: node, role: role, replica: replica)
+        let door = try frontDoor?(ctx.model.spec.input)
+        if door != nil, ctx.stageIndices.first != 0 {
+            let first = ctx.model.network.stages[0].name
+            throw NodeError("\(topology): node '\(node)' starts at stage \(ctx.stageIndices[0]) ('\(ctx.config.stages.first ?? "")'); applications send the model's "
+                + "input, which only a node hosting the first stage ('\(first)') takes: serve them from that node (branchy-device serve for a device)")
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
         do {
-            try await serve(ctx, topology: topology, group: group, pool: pool, logger: logger, drainSeconds: drainSeconds)
+            try await serve(ctx, topology: topology, group: group, pool: pool, logger: logger, drainSeconds: drainSeconds, frontDoor: door)
         } catch {
             try? await pool.shutdownGracefully()
             try? await group.shutdownGracefully()
@@ -95,7 +105,7 @@ public enum NodeMain {
     }
 
     private static func serve(_ ctx: NodeContext, topology: String, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool, logger: Logger,
-                              drainSeconds: Double) async throws {
+                              drainSeconds: Double, frontDoor: FrontDoorConfiguration?) async throws {
         let metrics = ctx.config.metrics.map { _ in Self.metrics(for: ctx) }
         let acceptBackoff = AcceptBackoff(logger: logger)
         let server = try InferenceServer(context: ctx, group: group, pool: pool, logger: logger, drainSeconds: drainSeconds, metrics: metrics,
@@ -117,7 +127,22 @@ public enum NodeMain {
             }
         }))
         services.append(.init(service: server))
-        try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+        // Applications' requests: this node's stages, in process, as a device computes its own, with
+        // a link upward of their own; the front door stops first on shutdown (last in the list).
+        let compute = frontDoor == nil ? nil : MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            if let frontDoor, let compute {
+                let runner = try DeviceRunner(context: ctx, group: group, logger: logger)
+                if let link = runner.link { services.insert(.init(service: UpstreamService(pool: link)), at: 0) }
+                services.append(.init(service: try await startFrontDoor(runner, frontDoor, metrics: metrics, group: group, computeLoop: compute.next(),
+                                                                        logger: logger)))
+            }
+            try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+        } catch {
+            try? await compute?.shutdownGracefully()
+            throw error
+        }
+        try? await compute?.shutdownGracefully()
     }
 
     /// Runs a device node: the upstream link, the metrics endpoint (when it has one) and `job` (its
@@ -135,40 +160,55 @@ public enum NodeMain {
         try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
     }
 
-    /// Serves a device's front door at `http` (and over gRPC at `grpc`) until SIGTERM or SIGINT: applications' requests are
-    /// batched on a compute thread of their own and each sample goes upward when the device is not
-    /// sure, as in a batch run. The link, the metrics endpoint and the front door run in one
-    /// `ServiceGroup`; on shutdown the front door stops taking requests first.
-    public static func serveDevice(_ device: DeviceRunner, http: Endpoint, grpc: Endpoint?, modelName: String?, policy: DeviceInferenceBackend.Policy,
-                                   limits: InferenceRequest.Limits, readTimeoutSeconds: Double, tls: FrontDoorTLS?, metricsAt endpoint: Endpoint?,
+    /// Serves a device's front door (HTTP and gRPC, as `frontDoor` says) until SIGTERM or SIGINT:
+    /// applications' requests are batched on a compute thread of their own and each sample goes
+    /// upward when the device is not sure, as in a batch run. The link, the metrics endpoint and the
+    /// front door run in one `ServiceGroup`; on shutdown the front door stops taking requests first.
+    public static func serveDevice(_ device: DeviceRunner, frontDoor: FrontDoorConfiguration, metricsAt endpoint: Endpoint?,
                                    group: any EventLoopGroup, computeLoop: any EventLoop, logger: Logger) async throws {
-        let backend = DeviceInferenceBackend(device: device, computeLoop: computeLoop, name: modelName, policy: policy)
-        let metrics = device.metrics
-        let server = try await FrontDoorServer.start(host: http.host, port: http.port, backend: backend, group: group, limits: limits,
-                                                     readTimeout: .milliseconds(Int64(readTimeoutSeconds * 1000)), observer: { status, infer, nanos in
-            metrics?.frontDoor(protocol: "http", infer: infer, code: String(status), nanos: nanos)
-        }, tls: try tls?.serverContext())
-        var grpcServer: FrontDoorGRPCServer? = nil
-        if let grpc {
-            do {
-                grpcServer = try await FrontDoorGRPCServer.start(host: grpc.host, port: grpc.port, backend: backend, limits: limits, observer: { status, infer, nanos in
-                    metrics?.frontDoor(protocol: "grpc", infer: infer, code: String(status), nanos: nanos)
-                }, tls: tls)
-            } catch {
-                await server.close()
-                throw NodeError("could not serve gRPC at \(grpc): \(error)")
-            }
-        }
-        let secure = tls == nil ? "" : tls?.clientCA == nil ? " (TLS)" : " (mutual TLS)"
-        logger.notice("serving model '\(backend.metadata.name)' over the Open Inference Protocol at \(tls == nil ? "http" : "https")://\(http)\(grpc.map { " and grpc://\($0)" } ?? "")\(secure)")
+        let door = try await startFrontDoor(device, frontDoor, metrics: device.metrics, group: group, computeLoop: computeLoop, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         // Until the link is up, /v2/health/ready answers 503 with the reason.
         if let link = device.link { services.append(.init(service: UpstreamService(pool: link))) }
-        if let endpoint, let metrics {
+        if let endpoint, let metrics = device.metrics {
             services.append(.init(service: MetricsService(endpoint: endpoint, metrics: metrics, group: group, logger: logger,
                                                           acceptBackoff: AcceptBackoff(logger: logger)) { await device.notReadyBecause() }))
         }
-        services.append(.init(service: FrontDoorService(server: server, grpc: grpcServer, logger: logger)))
+        services.append(.init(service: door))
         try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+    }
+
+    /// Binds the front door of `device` (HTTP, then gRPC) and gives the service that closes it on shutdown.
+    static func startFrontDoor(_ device: DeviceRunner, _ config: FrontDoorConfiguration, metrics: NodeMetrics?, group: any EventLoopGroup,
+                               computeLoop: any EventLoop, logger: Logger) async throws -> FrontDoorService {
+        let backend = DeviceInferenceBackend(device: device, computeLoop: computeLoop, name: config.modelName, policy: config.policy)
+        var server: FrontDoorServer? = nil
+        if let http = config.http {
+            do {
+                server = try await FrontDoorServer.start(host: http.host, port: http.port, backend: backend, group: group, limits: config.limits,
+                                                         readTimeout: .milliseconds(Int64(config.readTimeoutSeconds * 1000)), observer: { status, infer, nanos in
+                    metrics?.frontDoor(protocol: "http", infer: infer, code: String(status), nanos: nanos)
+                }, tls: try config.tls?.serverContext())
+            } catch let error as FrontDoorTLSError {
+                throw error
+            } catch {
+                throw NodeError("could not serve HTTP at \(http): \(error)")
+            }
+        }
+        var grpcServer: FrontDoorGRPCServer? = nil
+        if let grpc = config.grpc {
+            do {
+                grpcServer = try await FrontDoorGRPCServer.start(host: grpc.host, port: grpc.port, backend: backend, limits: config.limits, observer: { status, infer, nanos in
+                    metrics?.frontDoor(protocol: "grpc", infer: infer, code: String(status), nanos: nanos)
+                }, tls: config.tls)
+            } catch {
+                await server?.close()
+                throw NodeError("could not serve gRPC at \(grpc): \(error)")
+            }
+        }
+        let secure = config.tls == nil ? "" : config.tls?.clientCA == nil ? " (TLS)" : " (mutual TLS)"
+        let at = [config.http.map { "\(config.tls == nil ? "http" : "https")://\($0)" }, config.grpc.map { "grpc://\($0)" }].compactMap { $0 }
+        logger.notice("serving model '\(backend.metadata.name)' over the Open Inference Protocol at \(at.joined(separator: " and "))\(secure)")
+        return FrontDoorService(server: server, grpc: grpcServer, logger: logger)
     }
 }

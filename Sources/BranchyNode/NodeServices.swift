@@ -82,14 +82,14 @@ public struct JobService: Service {
 /// has a gRPC server), served until graceful shutdown; bound before the group runs, so that a busy
 /// port stops the node with its error.
 public struct FrontDoorService: Service {
-    let server: FrontDoorServer
+    let server: FrontDoorServer?
     let grpc: FrontDoorGRPCServer?
     let logger: Logger
-    public init(server: FrontDoorServer, grpc: FrontDoorGRPCServer?, logger: Logger) { self.server = server; self.grpc = grpc; self.logger = logger }
+    public init(server: FrontDoorServer?, grpc: FrontDoorGRPCServer?, logger: Logger) { self.server = server; self.grpc = grpc; self.logger = logger }
 
     public func run() async throws {
         try? await gracefulShutdown()
-        await server.close()
+        await server?.close()
         await grpc?.close()
     }
 }

@@ -12,13 +12,19 @@ public struct ServerOptions: ParsableArguments {
     @Option(help: "Seconds to let in-flight requests finish on shutdown.") public var drainSeconds = 10.0
     @Option(help: "Which listed replica of the node to run (0, 1, …): it binds that replica's address when the node has no 'listen:'.")
     public var replica: Int?
+    /// Applications' requests, served only with --http or --grpc, by a node hosting the first stage
+    /// (a cloud-only or edge-first deployment).
+    @OptionGroup(title: "Front door (with --http or --grpc; a node hosting the first stage only)") public var frontDoor: FrontDoorOptions
 
     public init() {}
 
     /// Serves the node as `role` until SIGINT or SIGTERM, then drains (`NodeMain.serve`).
     public func serve(role: BranchyTopology.NodeRole) async throws {
+        let options = frontDoor
         try await NodeMain.serve(topology: topology, node: node, role: role, logLevel: logLevel, logFormat: logFormat,
-                                 drainSeconds: drainSeconds, replica: replica)
+                                 drainSeconds: drainSeconds, replica: replica) { input in
+            try options.configuration(defaultHTTP: nil, defaultGRPC: nil, input: input)
+        }
     }
 }
 

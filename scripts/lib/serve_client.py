@@ -1,7 +1,10 @@
 """Triton's own client against a Branchy front door: every test sample of an IDX data set, compared
 with `branchy eval --predictions` sample by sample.
 
-usage: serve_client.py URL MODEL IMAGES.gz EVAL.jsonl EXIT_NAMES OUT.jsonl [--protocol http|grpc] [--limit N]
+usage: serve_client.py URL MODEL IMAGES.gz EVAL.jsonl EXIT_NAMES OUT.jsonl [--protocol http|grpc] [--limit N] [--served-by TIER]
+
+--served-by TIER: the serving node hosts every stage (a cloud-only deployment): every answer must come
+from TIER with no bytes upward. Otherwise exactly the answers from exit 0 spent no bytes upward.
 
 EXIT_NAMES: the model's exit names in order, comma-separated (the front door names the exit that
 answered; eval gives its index). Requests carry one sample each; they alternate
@@ -19,7 +22,9 @@ import numpy as np
 
 def main():
     args = sys.argv[1:]
-    protocol, limit = "http", None
+    protocol, limit, served_by = "http", None, None
+    if "--served-by" in args:
+        i = args.index("--served-by"); served_by = args[i + 1]; del args[i:i + 2]
     if "--protocol" in args:
         i = args.index("--protocol"); protocol = args[i + 1]; del args[i:i + 2]
     if "--limit" in args:
@@ -110,7 +115,10 @@ def main():
                          f"branchy eval says exit {want['exit']} class {want['class']}")
             if int(np.argmax(prob[0])) != int(cls[0]) or abs(float(prob[0].sum()) - 1) > 1e-4:
                 sys.exit(f"sample {i}: probabilities {prob[0].tolist()} do not fit class {int(cls[0])}")
-            if (exit_index == 0) != (line["upward_bytes"] == 0):
+            if served_by is not None:
+                if line["tier"] != served_by or line["upward_bytes"] != 0:
+                    sys.exit(f"sample {i}: answered on the {line['tier']} with {line['upward_bytes']} bytes upward; expected the {served_by} alone")
+            elif (exit_index == 0) != (line["upward_bytes"] == 0):
                 sys.exit(f"sample {i}: exit {exit_name} with upward_bytes {line['upward_bytes']}")
             by_exit[exit_name] = by_exit.get(exit_name, 0) + 1
             upward += line["upward_bytes"]
