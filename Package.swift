@@ -78,6 +78,7 @@ let package = Package(
             "BranchyFrontDoor", "BranchyServing", "BranchyInferenceGRPC",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // Layer 2: training and evaluation.
         // Run reports, their JSON, the terminal table and progress bar, the HTML/SVG report, calibration files.

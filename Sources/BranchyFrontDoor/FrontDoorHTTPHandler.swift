@@ -29,11 +29,17 @@ public final class FrontDoorHTTPHandler: ChannelInboundHandler {
     private var body: ByteBuffer?
     /// The request was refused before its end (too large): the rest of it is dropped.
     private var discarding = false
+    /// Runs backend calls on this connection's loop (made when the handler is added).
+    private var executor: EventLoopTaskExecutor?
 
     public init(backend: any InferenceBackend, limits: InferenceRequest.Limits = .init(), observer: FrontDoorObserver? = nil) {
         self.backend = backend
         self.limits = limits
         self.observer = observer
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        executor = EventLoopTaskExecutor(loop: context.eventLoop)
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -142,16 +148,17 @@ public final class FrontDoorHTTPHandler: ChannelInboundHandler {
         }
     }
 
-    /// Runs `work` off the event loop, then answers with its body (and the JSON part's length when
-    /// binary data follows) or its error, on the loop.
+    /// Runs `work` as a task on the connection's loop (it suspends, freeing the loop, while it waits),
+    /// then answers with its body (and the JSON part's length when binary data follows) or its error.
     private func run(_ context: ChannelHandlerContext, _ head: HTTPRequestHead,
                      _ work: @escaping @Sendable () async throws(ServingError) -> ([UInt8], Int?)) {
         let loop = context.eventLoop
         let boxed = NIOLoopBound((self, context), eventLoop: loop)
         let arrival = self.arrival
         let promise = loop.makePromise(of: Result<([UInt8], Int?), ServingError>.self)
-        promise.completeWithTask {
-            do throws(ServingError) { return .success(try await work()) } catch { return .failure(error) }
+        let executor = self.executor ?? EventLoopTaskExecutor(loop: loop)
+        Task(executorPreference: executor) {
+            do throws(ServingError) { promise.succeed(.success(try await work())) } catch { promise.succeed(.failure(error)) }
         }
         promise.futureResult.whenSuccess { result in
             let (handler, context) = boxed.value

@@ -2,11 +2,13 @@ import BranchyFrontDoor
 import BranchyServing
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+import NIOPosix
 
 /// A gRPC listener (HTTP/2, plaintext or TLS) serving ``FrontDoorGRPCService`` for one backend.
 public final class FrontDoorGRPCServer: Sendable {
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let serving: Task<Void, any Error>
+    private let group: MultiThreadedEventLoopGroup
     /// The bound port (the one chosen when 0 was asked for).
     public let port: Int
 
@@ -30,20 +32,26 @@ public final class FrontDoorGRPCServer: Sendable {
                 security = .tls(certificateChain: chain, privateKey: key)
             }
         }
-        let server = GRPCServer(transport: .http2NIOPosix(address: .ipv4(host: host, port: port), transportSecurity: security, config: config),
+        // One thread reads the calls and runs their handlers (the task executor is inherited by the
+        // server's tasks): a call answered at once takes no thread hop.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let server = GRPCServer(transport: .http2NIOPosix(address: .ipv4(host: host, port: port), transportSecurity: security, config: config,
+                                                          eventLoopGroup: group),
                                 services: [FrontDoorGRPCService(backend: backend, limits: limits, observer: observer)])
-        let serving = Task { try await server.serve() }
+        let serving = Task(executorPreference: EventLoopTaskExecutor(loop: group.next())) { try await server.serve() }
         guard let address = try await server.listeningAddress else {
             serving.cancel()
+            try? await group.shutdownGracefully()
             throw FrontDoorGRPCError("the gRPC server at \(host):\(port) did not start listening")
         }
         let bound = address.ipv4?.port ?? address.ipv6?.port ?? port
-        return FrontDoorGRPCServer(server: server, serving: serving, port: bound)
+        return FrontDoorGRPCServer(server: server, serving: serving, group: group, port: bound)
     }
 
-    private init(server: GRPCServer<HTTP2ServerTransport.Posix>, serving: Task<Void, any Error>, port: Int) {
+    private init(server: GRPCServer<HTTP2ServerTransport.Posix>, serving: Task<Void, any Error>, group: MultiThreadedEventLoopGroup, port: Int) {
         self.server = server
         self.serving = serving
+        self.group = group
         self.port = port
     }
 
@@ -51,6 +59,7 @@ public final class FrontDoorGRPCServer: Sendable {
     public func close() async {
         server.beginGracefulShutdown()
         _ = try? await serving.value
+        try? await group.shutdownGracefully()
     }
 }
 

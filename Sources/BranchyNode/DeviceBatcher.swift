@@ -9,7 +9,9 @@ import Synchronization
 /// `BatchQueue` that the edge and cloud batch by, on a compute loop of its own. Samples that
 /// arrive together run through the device's stages as one batch; those not sure go upward one by
 /// one, as in a batch run. At most `capacity` samples are taken at a time (waiting, computing or
-/// upstream): past that, `classify` refuses at once rather than queueing.
+/// upstream): past that, `classify` refuses at once rather than queueing. A lone sample that finds
+/// nothing waiting or computing is computed at once on the caller's thread, saving the two thread
+/// hops of the queue (the batch it would have formed holds that one sample anyway).
 public final class DeviceBatcher: Sendable {
     struct Item {
         let sample: Int
@@ -27,6 +29,8 @@ public final class DeviceBatcher: Sendable {
     public let capacity: Int
     private let queue: NIOLoopBoundBox<BatchQueue<Item>>
     private let taken = Atomic<Int>(0)
+    /// Samples waiting for or in a computation (queued, in a batch, or computed inline).
+    private let computing = Atomic<Int>(0)
 
     /// Batches by the node's `maxBatch` and `maxBatchDelayMicros` unless given, computing on `loop`.
     public convenience init(device: DeviceRunner, loop: any EventLoop, capacity: Int) {
@@ -49,6 +53,11 @@ public final class DeviceBatcher: Sendable {
     /// not be answered has status `failed` and its reason.
     public func classify(_ inputs: [Tensor], options: DeviceRunner.Options, firstSample: Int = 0) async -> [SampleRecord]? {
         guard reserve(inputs.count) else { return nil }
+        if inputs.count == 1, computing.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged {
+            let record = await classifyInline(sample: firstSample, input: inputs[0], options: options)
+            taken.subtract(1, ordering: .relaxed)
+            return [record]
+        }
         let futures = inputs.enumerated().map { classify(sample: firstSample + $0.offset, input: $0.element, options: options) }
         var records: [SampleRecord] = []
         records.reserveCapacity(futures.count)
@@ -69,10 +78,26 @@ public final class DeviceBatcher: Sendable {
     /// Classifies one sample reserved with `reserve`; the record completes when it is answered
     /// (never fails) and frees its place.
     func classify(sample: Int, input: Tensor, options: DeviceRunner.Options) -> EventLoopFuture<SampleRecord> {
+        computing.add(1, ordering: .relaxed)
         let promise = loop.makePromise(of: SampleRecord.self)
         let item = Item(sample: sample, input: input, options: options, arrival: Self.now(), promise: promise)
         loop.execute { self.handle(self.queue.value.arrive(item, now: Int64(item.arrival))) }
         return promise.futureResult.always { _ in self.taken.subtract(1, ordering: .relaxed) }
+    }
+
+    /// Computes one sample here (the caller holds the only place in `computing`), then waits for
+    /// upstream's answer when the device is not sure of it.
+    private func classifyInline(sample: Int, input: Tensor, options: DeviceRunner.Options) async -> SampleRecord {
+        let arrival = Self.now()
+        let outcome: StageRunner.Outcome? = device.context.stageIndices.isEmpty ? nil : device.runner.run(input, probabilities: options.probabilities)
+        let computed = Self.now()
+        computing.subtract(1, ordering: .relaxed)
+        switch device.settle(outcome, sample: sample, label: -1, input: input, started: arrival, computed: computed, options: options) {
+        case .done(let record): return record
+        case .pending(let answer): return (try? await answer.get()) ?? SampleRecord(
+            sample: sample, label: -1, status: .failed, reason: "the answer was lost", exit: -1, exitName: "-", node: device.context.config.name,
+            predicted: -1, entropy: .nan, latencySeconds: Double(Self.now() - arrival) / 1e9, hops: [])
+        }
     }
 
     private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
@@ -109,6 +134,7 @@ public final class DeviceBatcher: Sendable {
             outcomes = device.runner.run(batch: batch.map(\.input), probabilities: wanted.contains(true) ? wanted : [])
         }
         let computed = Self.now()
+        computing.subtract(batch.count, ordering: .relaxed)
         for (item, outcome) in zip(batch, outcomes) {
             switch device.settle(outcome, sample: item.sample, label: -1, input: item.input, started: item.arrival, computed: computed,
                                  options: item.options) {
