@@ -47,7 +47,7 @@ check_setup() {
     scripts/gen-certs.sh "$LOCAL" >> "$log" 2>&1
     cluster up "$LOCAL" || return 1
     front_door "$HTTP" "$GRPC" device --metrics "$METRICS" || return 1
-    front_door "$SMALL" "$SMALL_GRPC" small --max-queue 1 --read-timeout 1 || return 1
+    front_door "$SMALL" "$SMALL_GRPC" small --max-queue 1 --read-timeout 1 --threshold-range 0.5:1 || return 1
     "$bin/branchy" eval --topology "$LOCAL" --predictions "$work/eval.jsonl" > "$work/eval.out" 2>&1 \
         || { echo "branchy eval failed: $(tail -n 1 "$work/eval.out")"; return 1; }
     figure "$(grep -m1 'overall accuracy' "$work/eval.out")"
@@ -64,6 +64,22 @@ check_tritonclient() {
 
 check_http() { check_tritonclient http "$HTTP"; }
 check_grpc() { check_tritonclient grpc "$GRPC"; }
+
+# Per-request thresholds: the answers equal `branchy eval --thresholds` of the same values (the local
+# topology's links are int8), set by position over HTTP and by exit name over gRPC.
+check_thresholds() {
+    local names out
+    "$bin/branchy" eval --model models/b-resnet3 --dataset data/fashion-mnist --codec int8 --thresholds 0.2,1.5 --limit 3000 \
+        --predictions "$work/eval-thresholds.jsonl" > "$work/eval-thresholds.out" 2>&1 \
+        || { echo "branchy eval --thresholds failed: $(tail -n 1 "$work/eval-thresholds.out")"; return 1; }
+    names="$(python3 -c 'import json,sys; print(",".join(s["exit"]["name"] for s in json.load(open(sys.argv[1]))["stages"]))' models/b-resnet3/model.json)"
+    out="$("$venv/bin/python" scripts/lib/serve_client.py "$HTTP" b-resnet3 "$IMAGES" "$work/eval-thresholds.jsonl" "$names" \
+        "$work/http-thresholds.jsonl" --protocol http --thresholds 0.2,1.5 2>&1)" || { echo "$out" | tail -n 1; return 1; }
+    figure "$out"
+    out="$("$venv/bin/python" scripts/lib/serve_client.py "$GRPC" b-resnet3 "$IMAGES" "$work/eval-thresholds.jsonl" "$names" \
+        "$work/grpc-thresholds.jsonl" --protocol grpc --thresholds "device-exit=0.2, edge-exit=1.5" 2>&1)" || { echo "$out" | tail -n 1; return 1; }
+    figure "$out"
+}
 
 check_grpc_refusals() {
     "$venv/bin/python" scripts/lib/serve_grpc_refusals.py "$GRPC" "$SMALL_GRPC"
@@ -228,6 +244,7 @@ run_check "setup: the local cluster, its front door, branchy eval's predictions"
 if [ "$failed" -eq 0 ]; then
     run_check "tritonclient.http: every test sample equals branchy eval" check_http
     run_check "tritonclient.grpc: every test sample equals branchy eval" check_grpc
+    run_check "per-request thresholds: answers equal branchy eval --thresholds" check_thresholds
     run_check "metrics count the front door's requests" check_metrics
     run_check "hostile requests refused, device_only answered locally" check_refusals
     run_check "503 past --max-queue, 408 past --read-timeout" check_queue_full

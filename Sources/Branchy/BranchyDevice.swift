@@ -83,35 +83,56 @@ public final class BranchyDevice: Sendable {
     /// Classifies one sample given as the model takes it (`inputShape`, row-major, already prepared).
     /// `probabilities`: the answer carries every class's probability. `deviceOnly`: the device's own
     /// exits answer, nothing goes upward. `deadline`: how long the sample may take upstream.
-    public func classify(_ input: [Float], probabilities: Bool = true, deviceOnly: Bool = false, deadline: Duration? = nil) async throws -> Classification {
-        try await classify(batch: [input], probabilities: probabilities, deviceOnly: deviceOnly, deadline: deadline)[0]
+    /// `thresholds`: entropy thresholds by exit name that replace the topology's for this call, here
+    /// and upward (the last exit always answers).
+    public func classify(_ input: [Float], probabilities: Bool = true, deviceOnly: Bool = false, deadline: Duration? = nil,
+                         thresholds: [String: Float] = [:]) async throws -> Classification {
+        try await classify(batch: [input], probabilities: probabilities, deviceOnly: deviceOnly, deadline: deadline, thresholds: thresholds)[0]
     }
 
     /// Classifies samples given as the model takes them, together (one batch when the device is idle).
     public func classify(batch inputs: [[Float]], probabilities: Bool = true, deviceOnly: Bool = false,
-                         deadline: Duration? = nil) async throws -> [Classification] {
+                         deadline: Duration? = nil, thresholds: [String: Float] = [:]) async throws -> [Classification] {
         let width = inputShape.reduce(1, *)
         for (i, x) in inputs.enumerated() where x.count != width {
             throw BranchyError(.badInput, "sample \(i) has \(x.count) values; the model takes \(inputShape.map(String.init).joined(separator: "×")) = \(width)")
         }
-        return try await run(inputs.map { Tensor(shape: [1] + inputShape, data: $0) }, probabilities: probabilities, deviceOnly: deviceOnly, deadline: deadline)
+        return try await run(inputs.map { Tensor(shape: [1] + inputShape, data: $0) }, probabilities: probabilities, deviceOnly: deviceOnly,
+                             deadline: deadline, thresholds: thresholds)
     }
 
     /// Classifies one image of pixels (0 to 255, `[channels, rows, cols]` row-major), prepared as
     /// the model card says (resize, crop, scale, normalisation, channel order).
     public func classify(pixels: [UInt8], channels: Int, rows: Int, cols: Int, probabilities: Bool = true, deviceOnly: Bool = false,
-                         deadline: Duration? = nil) async throws -> Classification {
+                         deadline: Duration? = nil, thresholds: [String: Float] = [:]) async throws -> Classification {
         let inputs: [Tensor]
         do {
             inputs = try runner.inputs(pixels: pixels.map(Float.init), count: 1, channels: channels, rows: rows, cols: cols, source: "pixels")
         } catch {
             throw BranchyError(.badInput, "\(error)")
         }
-        return try await run(inputs, probabilities: probabilities, deviceOnly: deviceOnly, deadline: deadline)[0]
+        return try await run(inputs, probabilities: probabilities, deviceOnly: deviceOnly, deadline: deadline, thresholds: thresholds)[0]
     }
 
-    private func run(_ inputs: [Tensor], probabilities: Bool, deviceOnly: Bool, deadline: Duration?) async throws -> [Classification] {
-        var options = DeviceRunner.Options(probabilities: probabilities, deviceOnly: deviceOnly)
+    /// Exit names to indices, for `thresholds`; every name must be an exit before the last.
+    private func exitIndices(_ thresholds: [String: Float]) throws -> [Int: Float] {
+        let early = runner.context.model.network.stages.dropLast().map(\.exitName)
+        var set: [Int: Float] = [:]
+        for (name, t) in thresholds {
+            guard let i = early.firstIndex(of: name) else {
+                throw BranchyError(.badInput, "thresholds: '\(name)' is not an exit that can be set; the model's are \(early.joined(separator: ", "))")
+            }
+            guard t.isFinite, t >= 0, t <= DeviceInferenceBackend.Policy.anyThreshold.upperBound else {
+                throw BranchyError(.badInput, "thresholds: \(t) for '\(name)' is not an entropy from 0 to 2^20")
+            }
+            set[i] = t
+        }
+        return set
+    }
+
+    private func run(_ inputs: [Tensor], probabilities: Bool, deviceOnly: Bool, deadline: Duration?,
+                     thresholds: [String: Float]) async throws -> [Classification] {
+        var options = DeviceRunner.Options(probabilities: probabilities, deviceOnly: deviceOnly, thresholds: try exitIndices(thresholds), timings: true)
         if let deadline {
             let ms = deadline.components.seconds * 1000 + deadline.components.attoseconds / 1_000_000_000_000_000
             options.deadlineMillis = UInt32(clamping: max(1, ms))
@@ -122,10 +143,15 @@ public final class BranchyDevice: Sendable {
         }
         return try records.map { r in
             guard r.status != .failed else { throw BranchyError(.unanswered, "no exit could answer: \(r.reason)") }
+            let hops = r.hops.map {
+                Classification.Hop(link: $0.link, roundTrip: .microseconds(Int64(clamping: $0.roundTripMicros)),
+                                   upstreamTime: $0.upstreamMicros == 0 ? nil : .microseconds(Int64(clamping: $0.upstreamMicros)),
+                                   requestBytes: Int(clamping: $0.requestFrameBytes), responseBytes: Int(clamping: $0.responseFrameBytes))
+            }
             return Classification(exit: r.exit, exitName: r.exitName, tier: roles[r.node] ?? r.node, node: r.node, predictedClass: r.predicted,
                                   probabilities: r.probabilities, entropy: r.entropy, status: r.status == .degraded ? .degraded : .answered,
                                   reason: r.reason, upwardBytes: Int(r.hops.reduce(0) { $0 + $1.requestFrameBytes }),
-                                  latency: .nanoseconds(Int64(r.latencySeconds * 1e9)), deviceTime: .nanoseconds(Int64(r.computeNanos)))
+                                  latency: .nanoseconds(Int64(r.latencySeconds * 1e9)), deviceTime: .nanoseconds(Int64(r.computeNanos)), hops: hops)
         }
     }
 

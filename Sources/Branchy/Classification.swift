@@ -32,4 +32,21 @@ public struct Classification: Sendable, Equatable {
     public var latency: Duration
     /// Of `latency`, the time on the device: waiting for its batch and computing its stages.
     public var deviceTime: Duration
+    /// The links the sample crossed upward, nearest first, with their times.
+    public var hops: [Hop] = []
+
+    /// One link a sample crossed upward, and what it took.
+    public struct Hop: Sendable, Equatable {
+        /// The link, e.g. `device->edge`.
+        public var link: String
+        /// From handing the request to the link to its answer, as the sending node measured it.
+        public var roundTrip: Duration
+        /// Of `roundTrip`, the time the node at the link's far end held the request (its queue,
+        /// compute and its own upstream wait); nil when that node did not say (a version 1 link).
+        public var upstreamTime: Duration?
+        /// The request frame's bytes on this link (before TLS).
+        public var requestBytes: Int
+        /// The response frame's bytes on this link (before TLS).
+        public var responseBytes: Int
+    }
 }

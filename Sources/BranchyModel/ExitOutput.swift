@@ -36,6 +36,14 @@ public struct ExitPolicy: Sendable, Equatable {
     public func exits(at index: Int, of exitCount: Int, entropy: Float) -> Bool {
         index == exitCount - 1 || entropy < thresholds[index]
     }
+
+    /// This policy with `overrides[i]` as exit `i`'s threshold where given; indices past the
+    /// policy's exits are ignored.
+    public func overriding(_ overrides: [Int: Float]) -> ExitPolicy {
+        var p = self
+        for (i, t) in overrides where i >= 0 && i < p.thresholds.count { p.thresholds[i] = t }
+        return p
+    }
 }
 
 extension Network {

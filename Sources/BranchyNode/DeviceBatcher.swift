@@ -89,7 +89,8 @@ public final class DeviceBatcher: Sendable {
     /// upstream's answer when the device is not sure of it.
     private func classifyInline(sample: Int, input: Tensor, options: DeviceRunner.Options) async -> SampleRecord {
         let arrival = Self.now()
-        let outcome: StageRunner.Outcome? = device.context.stageIndices.isEmpty ? nil : device.runner.run(input, probabilities: options.probabilities)
+        let outcome: StageRunner.Outcome? = device.context.stageIndices.isEmpty ? nil
+            : device.runner.run(input, probabilities: options.probabilities, policy: options.policy(over: device.runner.policy))
         let computed = Self.now()
         computing.subtract(1, ordering: .relaxed)
         switch device.settle(outcome, sample: sample, label: -1, input: input, started: arrival, computed: computed, options: options) {
@@ -131,7 +132,9 @@ public final class DeviceBatcher: Sendable {
             outcomes = Array(repeating: nil, count: batch.count)
         } else {
             let wanted = batch.map(\.options.probabilities)
-            outcomes = device.runner.run(batch: batch.map(\.input), probabilities: wanted.contains(true) ? wanted : [])
+            let policies = batch.map { $0.options.policy(over: device.runner.policy) }
+            outcomes = device.runner.run(batch: batch.map(\.input), probabilities: wanted.contains(true) ? wanted : [],
+                                         policies: policies.contains { $0 != nil } ? policies : [])
         }
         let computed = Self.now()
         computing.subtract(batch.count, ordering: .relaxed)

@@ -4,6 +4,7 @@ import BranchyReport
 import BranchyServing
 import BranchyTensor
 import Dispatch
+import Foundation
 import NIOCore
 import Synchronization
 
@@ -15,10 +16,15 @@ import Synchronization
 /// model's channels) prepared by the model card's preprocessing. Outputs: `class` (INT64, one per
 /// sample) and `probabilities` (FP32, samples × classes) of the exit that answered. Request
 /// parameters: `deadline_ms` (1 to the operator's limit) and `device_only` (true: the device's own
-/// exits answer, nothing goes upward; when the operator allows it). Response parameters: `exit`,
-/// `tier`, `node`, `status` (and `reason` when degraded), `upward_bytes`, `local_us`,
-/// `upstream_us`, `latency_us`; with several samples, the names are comma-separated per sample
-/// and the numbers summed (bytes) or the largest (times).
+/// exits answer, nothing goes upward; when the operator allows it) and `thresholds` (entropy
+/// thresholds replacing the topology's, here and upward, within the operator's range: one number for
+/// every exit but the last, or comma-separated, by position or `exit=value`; an empty entry keeps
+/// the topology's). Response parameters: `exit`, `tier`, `node`, `status` (and `reason` when
+/// degraded), `upward_bytes`, `local_us`, `upstream_us`, `latency_us`, and per hop crossed
+/// `round_trip_us.<link>` (as the sending node measured it), `node_us.<node>` (the time the
+/// upstream node held the request) and `network_us.<link>` (the round trip less that); with
+/// several samples, the names are comma-separated per sample and the numbers summed (bytes) or
+/// the largest (times).
 public final class DeviceInferenceBackend: InferenceBackend {
     /// What the operator allows a request.
     public struct Policy: Sendable {
@@ -30,10 +36,16 @@ public final class DeviceInferenceBackend: InferenceBackend {
         public var maxDeadlineMillis: Int
         /// Whether a request may ask for `device_only`.
         public var allowDeviceOnly: Bool
+        /// The entropy thresholds a request may set with `thresholds`; nil: none.
+        public var thresholdRange: ClosedRange<Float>?
+        /// Any threshold the protocol carries (0 to 2²⁰).
+        public static let anyThreshold: ClosedRange<Float> = 0...1_048_576
 
-        public init(maxSamplesPerRequest: Int = 64, maxQueued: Int = 256, maxDeadlineMillis: Int = 60_000, allowDeviceOnly: Bool = true) {
+        public init(maxSamplesPerRequest: Int = 64, maxQueued: Int = 256, maxDeadlineMillis: Int = 60_000, allowDeviceOnly: Bool = true,
+                    thresholdRange: ClosedRange<Float>? = Policy.anyThreshold) {
             self.maxSamplesPerRequest = maxSamplesPerRequest; self.maxQueued = maxQueued
             self.maxDeadlineMillis = maxDeadlineMillis; self.allowDeviceOnly = allowDeviceOnly
+            self.thresholdRange = thresholdRange
         }
     }
 
@@ -73,6 +85,7 @@ public final class DeviceInferenceBackend: InferenceBackend {
         let samples = try inputs(of: request)
         let wanted = try outputs(of: request)
         var options = DeviceRunner.Options()
+        options.timings = true
         options.probabilities = wanted.contains { $0.name == Self.probabilitiesOutput }
         if let value = request.parameter("deadline_ms") {
             guard case .number(let ms) = value, ms >= 1, ms <= Double(policy.maxDeadlineMillis), ms == ms.rounded() else {
@@ -85,12 +98,64 @@ public final class DeviceInferenceBackend: InferenceBackend {
             if on && !policy.allowDeviceOnly { throw ServingError(status: 403, "this device does not allow 'device_only' requests") }
             options.deviceOnly = on
         }
+        if let value = request.parameter("thresholds") { options.thresholds = try thresholds(value) }
         let first = nextSample.add(samples.count, ordering: .relaxed).oldValue
         guard let records = await batcher.classify(samples, options: options, firstSample: first) else {
             throw .unavailable("the device's queue is full (\(batcher.capacity) samples); try again later")
         }
         for r in records { device.metrics?.answered(exit: r.exit, status: r.status, nanos: UInt64(max(0, r.latencySeconds * 1e9))) }
         return try response(to: request, records: records, wanted: wanted)
+    }
+
+    /// The thresholds a request's `thresholds` parameter sets, by exit index: a number for every exit
+    /// but the last, or a string of comma-separated entries, by position or `exit=value`, where an
+    /// empty entry keeps the topology's threshold. Each must be within the operator's range.
+    func thresholds(_ value: JSONValue) throws(ServingError) -> [Int: Float] {
+        let stages = device.context.model.network.stages
+        let early = stages.dropLast().map(\.exitName)
+        let usage = "a number, or comma-separated thresholds for the exits \(early.joined(separator: ", ")) (by position or as exit=value)"
+        var set: [Int: Float] = [:]
+        switch value {
+        case .number(let t):
+            for i in early.indices { set[i] = Float(t) }
+        case .string(let text):
+            let entries = text.split(separator: ",", omittingEmptySubsequences: false)
+            for (position, raw) in entries.enumerated() {
+                let entry = raw.trimmingCharacters(in: .whitespaces)
+                if entry.isEmpty { continue }
+                let index: Int, number: Substring
+                if let eq = entry.firstIndex(of: "=") {
+                    let name = entry[..<eq].trimmingCharacters(in: .whitespaces)
+                    guard let i = early.firstIndex(of: name) else {
+                        throw .badRequest("parameter 'thresholds': '\(name)' is not an exit that can be set; the model's are \(early.joined(separator: ", ")) "
+                            + "(the last exit, '\(stages.last?.exitName ?? "")', always answers)")
+                    }
+                    (index, number) = (i, Substring(entry[entry.index(after: eq)...].trimmingCharacters(in: .whitespaces)))
+                } else {
+                    guard position < early.count else {
+                        throw .badRequest("parameter 'thresholds' has \(entries.count) entries; the model has \(early.count) exits that can be set: \(usage)")
+                    }
+                    (index, number) = (position, Substring(entry))
+                }
+                guard let t = Float(number), t.isFinite else {
+                    throw .badRequest("parameter 'thresholds': '\(number)' for exit '\(early[index])' is not a number; expected \(usage)")
+                }
+                set[index] = t
+            }
+        default:
+            throw .badRequest("parameter 'thresholds' must be \(usage), got \(value.typeName)")
+        }
+        guard let range = policy.thresholdRange else {
+            throw ServingError(status: 403, "this device does not allow requests to set 'thresholds'")
+        }
+        for (i, t) in set.sorted(by: { $0.key < $1.key }) where !range.contains(t) {
+            throw ServingError(status: 403, "threshold \(t) for exit '\(early[i])' is outside \(range.lowerBound)...\(range.upperBound), the range this device allows")
+        }
+        let context = device.context
+        if context.upstream != nil, context.config.protocolVersion < 2, set.keys.contains(where: { !context.stageIndices.contains($0) }) {
+            throw .badRequest("parameter 'thresholds' sets exits upstream, but this device's link speaks protocol version 1, which cannot carry them")
+        }
+        return set
     }
 
     /// The request's samples as the model's input tensors (1, C, H, W).
@@ -173,7 +238,35 @@ public final class DeviceInferenceBackend: InferenceBackend {
             ("upstream_us", .number(records.map { $0.hops.isEmpty ? 0 : max(0, $0.latencySeconds * 1e6 - Double($0.computeNanos) / 1000) }.max()?.rounded() ?? 0)),
             ("latency_us", .number(((records.map(\.latencySeconds).max() ?? 0) * 1e6).rounded())),
         ]
+        parameters += Self.hopTimes(records)
         if let degraded = records.first(where: { $0.status == .degraded }) { parameters.append(("reason", .string(degraded.reason))) }
         return InferenceResponse(modelName: metadata.name, modelVersion: metadata.versions.first, id: request.id, parameters: parameters, outputs: outputs)
+    }
+
+    /// The time per hop the records' answers carry, nearest hop first: `round_trip_us.<link>`,
+    /// `node_us.<node>` (the link's upstream end) and `network_us.<link>`, the largest over the samples.
+    static func hopTimes(_ records: [SampleRecord]) -> [(key: String, value: JSONValue)] {
+        var order: [String] = []
+        var roundTrip: [String: UInt64] = [:], node: [String: UInt64] = [:], network: [String: UInt64] = [:]
+        for r in records {
+            for hop in r.hops where hop.roundTripMicros > 0 {
+                if roundTrip[hop.link] == nil { order.append(hop.link) }
+                roundTrip[hop.link] = max(roundTrip[hop.link] ?? 0, hop.roundTripMicros)
+                if hop.upstreamMicros > 0 {
+                    node[hop.link] = max(node[hop.link] ?? 0, hop.upstreamMicros)
+                    network[hop.link] = max(network[hop.link] ?? 0, hop.roundTripMicros - min(hop.roundTripMicros, hop.upstreamMicros))
+                }
+            }
+        }
+        var parameters: [(key: String, value: JSONValue)] = []
+        for link in order {
+            parameters.append(("round_trip_us.\(link)", .number(Double(roundTrip[link] ?? 0))))
+            if let n = node[link] {
+                let upstream = link.range(of: "->").map { String(link[$0.upperBound...]) } ?? link
+                parameters.append(("node_us.\(upstream)", .number(Double(n))))
+                parameters.append(("network_us.\(link)", .number(Double(network[link] ?? 0))))
+            }
+        }
+        return parameters
     }
 }

@@ -198,9 +198,27 @@ public final class DeviceRunner: Sendable {
         /// Answer from this device's exits only: a sample they are not sure of gets the best of
         /// them (status `degraded`, reason "device only") instead of going upward.
         public var deviceOnly = false
+        /// Entropy thresholds that replace the topology's for this sample, by exit index, here and
+        /// on every node upward (over version 2 links).
+        public var thresholds: [Int: Float] = [:]
+        /// The answer should say how long each upstream node held the sample and each link's round
+        /// trip (the record's hops carry them).
+        public var timings = false
 
-        public init(probabilities: Bool = false, deadlineMillis: UInt32 = 0, deviceOnly: Bool = false) {
+        public init(probabilities: Bool = false, deadlineMillis: UInt32 = 0, deviceOnly: Bool = false,
+                    thresholds: [Int: Float] = [:], timings: Bool = false) {
             self.probabilities = probabilities; self.deadlineMillis = deadlineMillis; self.deviceOnly = deviceOnly
+            self.thresholds = thresholds; self.timings = timings
+        }
+
+        /// The thresholds this sample leaves by here, when it has its own.
+        func policy(over base: ExitPolicy) -> ExitPolicy? { thresholds.isEmpty ? nil : base.overriding(thresholds) }
+
+        /// What a forwarded sample asks of upstream.
+        var upstreamRequest: Forwarder.Request {
+            Forwarder.Request(deadlineMillis: deadlineMillis, wantsProbabilities: probabilities,
+                              thresholds: Dictionary(uniqueKeysWithValues: thresholds.compactMap { k, v in UInt8(exactly: k).map { ($0, v) } }),
+                              wantsTimings: timings)
         }
     }
 
@@ -212,7 +230,8 @@ public final class DeviceRunner: Sendable {
                      whenAnswered: (@Sendable (SampleRecord) -> Void)? = nil) -> Classified {
         let start = DispatchTime.now().uptimeNanoseconds
         // A device that hosts no stage sends the raw input upstream (the raw-offload baselines).
-        let outcome = context.stageIndices.isEmpty ? nil : runner.run(input, probabilities: options.probabilities)
+        let outcome = context.stageIndices.isEmpty ? nil : runner.run(input, probabilities: options.probabilities,
+                                                                     policy: options.policy(over: runner.policy))
         return settle(outcome, sample: sample, label: label, input: input, started: start, computed: DispatchTime.now().uptimeNanoseconds,
                       options: options, whenAnswered: whenAnswered)
     }
@@ -262,8 +281,8 @@ public final class DeviceRunner: Sendable {
         }
         @Sendable func forward() -> EventLoopFuture<SampleRecord> {
             let answer = Forwarder(link: link).forward(sampleID: UInt64(sample), features: features, nextStage: nextStage,
-                                                       deadlineMillis: options.deadlineMillis, best: best, passed: passed,
-                                                       wantsProbabilities: options.probabilities, context: context).map(recordOf)
+                                                       request: options.upstreamRequest, best: best, passed: passed,
+                                                       context: context).map(recordOf)
             if let whenAnswered { answer.whenSuccess(whenAnswered) }
             return answer
         }

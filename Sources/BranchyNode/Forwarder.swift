@@ -21,24 +21,50 @@ struct Forwarder: Sendable {
         case failed(UpstreamFailure)
     }
 
+    /// What a forwarded request asks of upstream besides the answer.
+    struct Request: Sendable {
+        /// Milliseconds upstream may take (0: the link's own deadline).
+        var deadlineMillis: UInt32 = 0
+        /// The answer should carry its exit's class probabilities.
+        var wantsProbabilities = false
+        /// Thresholds that replace upstream's own, by exit index.
+        var thresholds: [UInt8: Float] = [:]
+        /// The answer should carry each node's time and each link's round trip.
+        var wantsTimings = false
+
+        init(deadlineMillis: UInt32 = 0, wantsProbabilities: Bool = false, thresholds: [UInt8: Float] = [:], wantsTimings: Bool = false) {
+            self.deadlineMillis = deadlineMillis; self.wantsProbabilities = wantsProbabilities
+            self.thresholds = thresholds; self.wantsTimings = wantsTimings
+        }
+    }
+
     let link: UpstreamPool
 
     /// Sends `features` (one sample, batch dimension first) upward for `nextStage`, encoded with the
     /// codec of `context`; the outcome completes on the link's loop and never fails. `passed` are the
     /// entropies of the exits this node computed, put in front of the answer's `passedEntropies`.
-    /// `deadlineMillis` 0 leaves the link's own deadline in force. With `wantsProbabilities`, the
-    /// answer is asked to carry its exit's class probabilities.
-    func forward(sampleID: UInt64, features: Tensor, nextStage: Int, deadlineMillis: UInt32,
-                 best: (exit: Int, output: ExitOutput)?, passed: [Float] = [], wantsProbabilities: Bool = false,
-                 context: NodeContext) -> EventLoopFuture<Outcome> {
+    /// With timings asked for, the hop this node adds says the link's round trip as measured here and
+    /// the time upstream held the request (its answer's `serviceMicros`, which this node then clears
+    /// for its own).
+    func forward(sampleID: UInt64, features: Tensor, nextStage: Int, request asked: Request,
+                 best: (exit: Int, output: ExitOutput)?, passed: [Float] = [], context: NodeContext) -> EventLoopFuture<Outcome> {
         let item = Tensor(shape: Array(features.shape.dropFirst()), data: features.data)
-        var request = InferRequest(sampleID: sampleID, deadlineMillis: deadlineMillis, stageIndex: UInt8(nextStage),
+        var request = InferRequest(sampleID: sampleID, deadlineMillis: asked.deadlineMillis, stageIndex: UInt8(nextStage),
                                    features: context.encodeForUpstream(item))
-        request.wantsProbabilities = wantsProbabilities
+        request.wantsProbabilities = asked.wantsProbabilities
+        request.exitThresholds = asked.thresholds
+        request.wantsTimings = asked.wantsTimings
         let policy = context.config.onUpstreamFailure
+        let sent = DispatchTime.now().uptimeNanoseconds
         return link.send(request).map { reply -> Outcome in
             var r = reply.result
-            r.hops = [reply.cost] + r.hops
+            var hop = reply.cost
+            if asked.wantsTimings {
+                hop.roundTripMicros = InferenceServer.micros(since: sent)
+                hop.upstreamMicros = r.serviceMicros
+            }
+            r.serviceMicros = 0
+            r.hops = [hop] + r.hops
             // In front only of a complete list (every exit from `nextStage` on): a version 1 upstream
             // sends none, and the list must always end just before the answering exit.
             if !passed.isEmpty, r.passedEntropies.count == Int(r.exitIndex) - nextStage {

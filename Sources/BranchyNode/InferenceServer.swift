@@ -249,28 +249,39 @@ public final class InferenceServer: Sendable {
     /// the exits computed here (the last is `best`'s); the answer carries them in front of upstream's.
     func forward(_ request: InferRequest, arrival: UInt64, features: Tensor, nextStage: Int, best: (exit: Int, output: ExitOutput),
                  passed: [Float], on loop: any EventLoop) -> EventLoopFuture<Frame.Message> {
+        let timed = request.wantsTimings
         guard let link else {
             var r = result(exit: best.exit, best.output)
             r.passedEntropies = Array(passed.dropLast())
+            if timed { r.serviceMicros = Self.micros(since: arrival) }
             return loop.makeSucceededFuture(.result(r))
         }
         let context = current
         let deadline = Forwarder.upstreamDeadline(callerMillis: request.deadlineMillis, arrival: arrival)
-        return Forwarder(link: link).forward(sampleID: request.sampleID, features: features, nextStage: nextStage, deadlineMillis: deadline,
-                                             best: best, passed: passed, wantsProbabilities: request.wantsProbabilities, context: context).hop(to: loop).map { outcome -> Frame.Message in
+        var forwarded = Forwarder.Request(wantsProbabilities: request.wantsProbabilities, thresholds: request.exitThresholds, wantsTimings: timed)
+        forwarded.deadlineMillis = deadline
+        return Forwarder(link: link).forward(sampleID: request.sampleID, features: features, nextStage: nextStage, request: forwarded,
+                                             best: best, passed: passed, context: context).hop(to: loop).map { outcome -> Frame.Message in
             switch outcome {
-            case .answered(let r):
+            case .answered(var r):
+                if timed { r.serviceMicros = Self.micros(since: arrival) }
                 return .result(r)
             case .degraded(let exit, let output, let failure):
                 var r = self.result(exit: exit, output)
                 r.status = .degraded
                 r.reason = failure.description
                 r.passedEntropies = Array(passed.dropLast())
+                if timed { r.serviceMicros = Self.micros(since: arrival) }
                 return .result(r)
             case .failed(let failure):
                 return .error(ErrorFrame(code: failure.errorCode, message: failure.description))
             }
         }
+    }
+
+    /// Microseconds since `start` (uptime ns), at least 1: a timing of 0 means "not measured".
+    static func micros(since start: UInt64, now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> UInt64 {
+        max(1, (now &- start) / 1000)
     }
 
     func result(exit: Int, _ out: ExitOutput) -> InferResult {

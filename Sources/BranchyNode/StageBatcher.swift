@@ -106,7 +106,9 @@ final class StageBatcher {
     private static func compute(_ runner: StageRunner, _ requests: [InferRequest]) throws -> ([StageRunner.Outcome], UInt64) {
         let start = now()
         let wanted = requests.map(\.wantsProbabilities)
-        let outcomes = runner.run(batch: try requests.map { try $0.tensor() }, probabilities: wanted.contains(true) ? wanted : [])
+        let policies = requests.map { $0.policy(over: runner.policy) }
+        let outcomes = runner.run(batch: try requests.map { try $0.tensor() }, probabilities: wanted.contains(true) ? wanted : [],
+                                  policies: policies.contains { $0 != nil } ? policies : [])
         return (outcomes, now() - start)
     }
 
@@ -130,6 +132,7 @@ final class StageBatcher {
             case .exited(let exit, let out, let passed):
                 var r = server.result(exit: exit, out)
                 r.passedEntropies = passed
+                if item.request.wantsTimings { r.serviceMicros = InferenceServer.micros(since: item.arrival) }
                 item.connection.respond(item.requestID, .result(r), arrival: item.arrival)
             case .forward(let features, let next, let best, let passed):
                 server.forward(item.request, arrival: item.arrival, features: features, nextStage: next, best: best, passed: passed, on: loop)

@@ -32,8 +32,10 @@ public struct StageRunner: Sendable {
     public var inputShape: [Int] { network.stages[stageIndices[0]].inputShape }
 
     /// Runs the hosted stages on `input` (1, inputShape…). With `probabilities`, the exit outputs
-    /// (the answering one, or `best`) carry every class's probability.
-    public func run(_ input: Tensor, probabilities: Bool = false) -> Outcome {
+    /// (the answering one, or `best`) carry every class's probability. `policy` replaces the node's
+    /// thresholds for this sample (a request's own, ``InferRequest/exitThresholds``).
+    public func run(_ input: Tensor, probabilities: Bool = false, policy: ExitPolicy? = nil) -> Outcome {
+        let policy = policy ?? self.policy
         let exits = network.stages.count
         let compiled = workspaces.network
         var x = input.data
@@ -66,11 +68,14 @@ public struct StageRunner: Sendable {
     /// tensor (n, …); those that leave at an exit drop out of the batch before the next stage.
     /// Each outcome is the one `run(_:)` gives for that sample alone (the kernels compute every
     /// sample of a batch independently), with forwarded features shaped (1, …). `probabilities[k]`
-    /// (when given) says whether sample k's exit outputs carry every class's probability.
-    public func run(batch inputs: [Tensor], probabilities: [Bool] = []) -> [Outcome] {
+    /// (when given) says whether sample k's exit outputs carry every class's probability, and
+    /// `policies[k]` (when given) the thresholds sample k leaves by, if not the node's.
+    public func run(batch inputs: [Tensor], probabilities: [Bool] = [], policies: [ExitPolicy?] = []) -> [Outcome] {
         precondition(probabilities.isEmpty || probabilities.count == inputs.count, "one probabilities flag per sample")
+        precondition(policies.isEmpty || policies.count == inputs.count, "one policy per sample")
         guard inputs.count > 1 else {
-            return inputs.map { run(Tensor(shape: [1] + inputShape, data: $0.data), probabilities: probabilities.first ?? false) }
+            return inputs.map { run(Tensor(shape: [1] + inputShape, data: $0.data), probabilities: probabilities.first ?? false,
+                                    policy: policies.first ?? nil) }
         }
         let exits = network.stages.count
         let compiled = workspaces.network
@@ -100,7 +105,8 @@ public struct StageRunner: Sendable {
                             for r in 0..<rows.count {
                                 let out = ExitOutput.summarize(lp.baseAddress! + r * classes, classes: classes,
                                                                withProbabilities: !probabilities.isEmpty && probabilities[rows[r]])
-                                if policy.exits(at: i, of: exits, entropy: out.entropy) {
+                                let rule = policies.isEmpty ? policy : policies[rows[r]] ?? policy
+                                if rule.exits(at: i, of: exits, entropy: out.entropy) {
                                     outcomes[rows[r]] = .exited(exit: i, out, passed: passed[rows[r]])
                                 } else {
                                     best[rows[r]] = (i, out)

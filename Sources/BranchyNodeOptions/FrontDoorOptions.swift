@@ -15,6 +15,8 @@ public struct FrontDoorOptions: ParsableArguments {
     @Option(help: "Most samples taken at once (waiting, computing or upstream); past it, requests are refused with 503.") public var maxQueue = 256
     @Option(help: "Largest 'deadline_ms' a request may set.") public var maxDeadlineMs = 60_000
     @Flag(inversion: .prefixedNo, help: "Whether requests may ask for 'device_only' answers.") public var deviceOnly = true
+    @Option(help: "The entropy thresholds a request's 'thresholds' parameter may set (LOW:HIGH, 'any', or 'off').")
+    public var thresholdRange = "any"
     @Option(help: "Serve over TLS with this certificate chain (PEM); needed to serve beyond loopback.") public var tlsCert: String?
     @Option(help: "The private key of --tls-cert (PEM).") public var tlsKey: String?
     @Option(help: "Require clients to present a certificate signed by this CA (PEM): mutual TLS.") public var tlsClientCa: String?
@@ -33,8 +35,24 @@ public struct FrontDoorOptions: ParsableArguments {
         if !(1...3_600_000).contains(maxDeadlineMs) { throw ValidationError("--max-deadline-ms must be from 1 to 3600000") }
         if !(1024...(1 << 30)).contains(maxBodyBytes) { throw ValidationError("--max-body-bytes must be from 1024 to 1073741824") }
         if !(readTimeout > 0 && readTimeout <= 3600) { throw ValidationError("--read-timeout must be from 0 to 3600 seconds") }
+        _ = try parsedThresholdRange()
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         if tlsClientCa != nil, tlsCert == nil { throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key") }
+    }
+
+    /// `--threshold-range` as a range (nil: `off`).
+    func parsedThresholdRange() throws -> ClosedRange<Float>? {
+        switch thresholdRange {
+        case "off": return nil
+        case "any": return DeviceInferenceBackend.Policy.anyThreshold
+        default:
+            let parts = thresholdRange.split(separator: ":", omittingEmptySubsequences: false)
+            let any = DeviceInferenceBackend.Policy.anyThreshold
+            guard parts.count == 2, let low = Float(parts[0]), let high = Float(parts[1]), low >= any.lowerBound, high <= any.upperBound, low <= high else {
+                throw ValidationError("--threshold-range '\(thresholdRange)': expected LOW:HIGH (two entropies, 0 <= LOW <= HIGH <= 1048576), 'any' or 'off'")
+            }
+            return low...high
+        }
     }
 
     /// The configuration, with `defaultHTTP` and `defaultGRPC` where `--http` and `--grpc` are not
@@ -59,7 +77,8 @@ public struct FrontDoorOptions: ParsableArguments {
         limits.maxElements = max(limits.maxElements, maxRequestSamples * input.reduce(1, *))
         return FrontDoorConfiguration(
             http: httpEndpoint, grpc: grpcEndpoint, modelName: modelName,
-            policy: .init(maxSamplesPerRequest: maxRequestSamples, maxQueued: maxQueue, maxDeadlineMillis: maxDeadlineMs, allowDeviceOnly: deviceOnly),
+            policy: .init(maxSamplesPerRequest: maxRequestSamples, maxQueued: maxQueue, maxDeadlineMillis: maxDeadlineMs, allowDeviceOnly: deviceOnly,
+                          thresholdRange: try parsedThresholdRange()),
             limits: limits, readTimeoutSeconds: readTimeout,
             tls: tlsCert.map { FrontDoorTLS(certificate: $0, privateKey: tlsKey ?? "", clientCA: tlsClientCa) })
     }

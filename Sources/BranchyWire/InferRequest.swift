@@ -22,6 +22,30 @@ public struct InferRequest: Hashable, Sendable {
     /// (``InferResult/probabilities``). Version 2 only: bit 7 of the stage byte; a version 1
     /// link drops it, and its answers carry none.
     public var wantsProbabilities = false
+    /// Entropy thresholds that replace the receivers' own for this request, by exit index (each
+    /// finite, 0 to 2²⁰): a node that runs exit `i` lets the sample leave there when its entropy is
+    /// below `exitThresholds[i]` (the model's last exit always answers). Each node that forwards the
+    /// request passes them on. At most 255. Version 2 only (the stage byte's options, see
+    /// docs/PROTOCOL.md); a version 1 link drops them, and the nodes beyond it use their own.
+    public var exitThresholds: [UInt8: Float] = [:]
+    /// Whether the answer should say how long each node held the request and each link's round
+    /// trip (``InferResult/serviceMicros``, ``HopCost/roundTripMicros``). Version 2 only.
+    public var wantsTimings = false
+
+    /// Most thresholds a request may carry.
+    public static let maxThresholds = Int(UInt8.max)
+    /// Largest stage index a version 2 request can name: bits 6 and 7 of its stage byte are flags.
+    public static let maxCompactStage: UInt8 = 0x3F
+
+    /// Whether the request carries the version-2 options block (thresholds or a timing request).
+    var hasOptions: Bool { !exitThresholds.isEmpty || wantsTimings }
+
+    /// Size of the version-2 options block: flags, then the thresholds when there are any.
+    var optionsSize: Int {
+        guard hasOptions else { return 0 }
+        let n = min(exitThresholds.count, Self.maxThresholds)
+        return 1 + (n == 0 ? 0 : Varint.size(UInt64(n)) + 5 * n)
+    }
 
     /// Creates a request from already encoded features.
     public init(sampleID: UInt64, deadlineMillis: UInt32 = 0, stageIndex: UInt8, features: EncodedTensor) {
@@ -45,14 +69,18 @@ public struct InferRequest: Hashable, Sendable {
 
     func payloadSize(version: UInt8) -> Int {
         version >= 2
-            ? Varint.size(sampleID) + Varint.size(UInt64(deadlineMillis)) + 1 + features.compactWireSize
+            ? Varint.size(sampleID) + Varint.size(UInt64(deadlineMillis)) + 1 + optionsSize + features.compactWireSize
             : 8 + 4 + 1 + features.wireSize
     }
 
     func validate(limits: WireLimits, version: UInt8 = 1) throws {
-        if version >= 2, stageIndex > 0x7F {
-            throw TensorCheck.invalid("stageIndex", "\(stageIndex)", "0...127 on a version 2 connection (bit 7 asks for probabilities)")
+        if version >= 2, stageIndex > Self.maxCompactStage {
+            throw TensorCheck.invalid("stageIndex", "\(stageIndex)", "0...\(Self.maxCompactStage) on a version 2 connection (bits 6 and 7 are flags)")
         }
+        if exitThresholds.count > Self.maxThresholds {
+            throw TensorCheck.invalid("thresholds.count", "\(exitThresholds.count)", "at most \(Self.maxThresholds)")
+        }
+        for (exit, t) in exitThresholds { try Self.checkThreshold(t, field: "thresholds[exit \(exit)]") }
         if version < 2 {
             guard FeatureCodecKind.version1Kinds.contains(features.kind) else {
                 throw TensorCheck.invalid("tensor.codec", "\(features.kind)", "float32, float16 or int8 on a version 1 connection")
@@ -62,6 +90,13 @@ public struct InferRequest: Hashable, Sendable {
             }
         }
         try features.validate(limits: limits)
+    }
+
+    /// A threshold must be finite, from 0 to 2²⁰.
+    static func checkThreshold(_ t: Float, field: String) throws {
+        guard t.isFinite, t >= 0, t <= WireLimits.maxFeatureMagnitude else {
+            throw TensorCheck.invalid(field, "\(t)", "a finite entropy threshold from 0 to 2^20")
+        }
     }
 }
 
@@ -271,11 +306,39 @@ extension PayloadReader {
     mutating func readCompactInferRequest(limits: WireLimits) throws -> InferRequest {
         let sampleID = try varint("sampleID")
         let deadline = try varint("deadlineMillis", max: UInt64(UInt32.max))
-        // Bits 0-6: the stage; bit 7: the answer should carry probabilities.
+        // Bits 0-5: the stage; bit 6: an options block follows; bit 7: the answer should carry probabilities.
         let stageByte = try integer("stageIndex", as: UInt8.self)
+        var thresholds: [UInt8: Float] = [:]
+        var timings = false
+        if stageByte & 0x40 != 0 {
+            let options = try integer("options", as: UInt8.self)
+            // An empty options block is sent by leaving bit 6 clear: one encoding per request.
+            guard options & ~0x03 == 0, options != 0 else {
+                throw TensorCheck.invalid("options", "\(options)", "bit 0 (thresholds follow), bit 1 (timings wanted) or both, when stage bit 6 is set")
+            }
+            timings = options & 0x02 != 0
+            if options & 0x01 != 0 {
+                let n = Int(try varint("thresholds.count", max: UInt64(InferRequest.maxThresholds)))
+                guard n > 0 else { throw TensorCheck.invalid("thresholds.count", "0", "1...\(InferRequest.maxThresholds) when options bit 0 is set") }
+                var previous = -1
+                for i in 0..<n {
+                    let exit = try integer("thresholds[\(i)].exit", as: UInt8.self)
+                    // Exits in increasing order: one encoding per set of thresholds.
+                    guard Int(exit) > previous else {
+                        throw TensorCheck.invalid("thresholds[\(i)].exit", "\(exit)", "an exit index above \(previous) (increasing order)")
+                    }
+                    previous = Int(exit)
+                    let t = try float("thresholds[\(i)].threshold")
+                    try InferRequest.checkThreshold(t, field: "thresholds[\(i)].threshold")
+                    thresholds[exit] = t
+                }
+            }
+        }
         let features = try readCompactEncodedTensor(limits: limits)
-        var request = InferRequest(sampleID: sampleID, deadlineMillis: UInt32(deadline), stageIndex: stageByte & 0x7F, features: features)
+        var request = InferRequest(sampleID: sampleID, deadlineMillis: UInt32(deadline), stageIndex: stageByte & InferRequest.maxCompactStage, features: features)
         request.wantsProbabilities = stageByte & 0x80 != 0
+        request.exitThresholds = thresholds
+        request.wantsTimings = timings
         return request
     }
 
@@ -351,7 +414,16 @@ extension ByteBuffer {
     mutating func writeCompactInferRequest(_ request: InferRequest) -> Int {
         var written = writeVarint(request.sampleID)
         written += writeVarint(UInt64(request.deadlineMillis))
-        written += writeInteger(request.stageIndex & 0x7F | (request.wantsProbabilities ? 0x80 : 0))
+        written += writeInteger(request.stageIndex & InferRequest.maxCompactStage | (request.hasOptions ? 0x40 : 0)
+                                | (request.wantsProbabilities ? 0x80 : 0))
+        if request.hasOptions {
+            let thresholds = request.exitThresholds.sorted { $0.key < $1.key }.prefix(InferRequest.maxThresholds)
+            written += writeInteger((thresholds.isEmpty ? 0 : 1) | (request.wantsTimings ? 2 : 0) as UInt8)
+            if !thresholds.isEmpty {
+                written += writeVarint(UInt64(thresholds.count))
+                for (exit, t) in thresholds { written += writeInteger(exit) + writeWireFloat(t) }
+            }
+        }
         return written + writeCompactEncodedTensor(request.features)
     }
 

@@ -32,15 +32,28 @@ public struct HopCost: Hashable, Sendable {
     public var requestTLSBytes: UInt64
     /// Bytes the response occupied on the wire including TLS record overhead.
     public var responseTLSBytes: UInt64
+    /// Microseconds from the moment the sending node handed the request to the link to the moment
+    /// the answer came back, as that node measured them; 0 when not measured (the request did not
+    /// ask for timings, ``InferRequest/wantsTimings``). Version 2 only.
+    public var roundTripMicros: UInt64 = 0
+    /// Microseconds the node at the far end of the link held the request (from reading it to
+    /// writing its answer: queue, compute and its own upstream wait), as it reported them; 0 when
+    /// not known. `roundTripMicros − upstreamMicros` is what the link itself cost. Version 2 only.
+    public var upstreamMicros: UInt64 = 0
+
+    /// Most microseconds a timing may state (about 12 days): a larger one is a `badFrame`.
+    public static let maxMicros: UInt64 = 1 << 40
 
     /// Creates a hop cost.
     public init(link: String, requestFrameBytes: UInt64, responseFrameBytes: UInt64,
-                requestTLSBytes: UInt64, responseTLSBytes: UInt64) {
+                requestTLSBytes: UInt64, responseTLSBytes: UInt64, roundTripMicros: UInt64 = 0, upstreamMicros: UInt64 = 0) {
         self.link = link
         self.requestFrameBytes = requestFrameBytes
         self.responseFrameBytes = responseFrameBytes
         self.requestTLSBytes = requestTLSBytes
         self.responseTLSBytes = responseTLSBytes
+        self.roundTripMicros = roundTripMicros
+        self.upstreamMicros = upstreamMicros
     }
 
     var payloadSize: Int { wireStringSize(link) + 4 * 8 }
@@ -84,6 +97,16 @@ public struct InferResult: Hashable, Sendable {
     public var probabilities: [Float] = []
     /// Most classes a result's probabilities may list (a class index is a `UInt16`).
     public static let maxClasses = Int(UInt16.max) + 1
+    /// Microseconds the sending node held the request, from reading it to writing this answer
+    /// (queue, compute and its own upstream wait); 0 when the request did not ask for timings
+    /// (``InferRequest/wantsTimings``). A node that forwards the answer moves it into the hop it
+    /// adds (``HopCost/upstreamMicros``) and states its own. Version 2 only.
+    public var serviceMicros: UInt64 = 0
+
+    /// Whether the version-2 result carries timings (flag bit 4).
+    var hasTimings: Bool {
+        serviceMicros != 0 || hops.prefix(InferResult.maxHops).contains { $0.roundTripMicros != 0 || $0.upstreamMicros != 0 }
+    }
 
     /// Creates a result.
     public init(status: ResultStatus = .ok, reason: String = "", exitIndex: UInt8, exitName: String,
@@ -104,16 +127,19 @@ public struct InferResult: Hashable, Sendable {
     func payloadSize(version: UInt8, names: NameTable) -> Int {
         guard version >= 2 else { return payloadSize }
         func ref(_ n: String) -> Int { names.index(of: n) != nil ? 1 : 2 + min(n.utf8.count, WireLimits.maxNameBytes) }
+        let timed = hasTimings
         let hopBytes = hops.prefix(InferResult.maxHops).reduce(0) {
             $0 + ref($1.link) + Varint.size($1.requestFrameBytes) + Varint.size($1.responseFrameBytes)
                 + Varint.size($1.requestTLSBytes) + Varint.size($1.responseTLSBytes)
+                + (timed ? Varint.size($1.roundTripMicros) + Varint.size($1.upstreamMicros) : 0)
         }
+        let timingBytes = timed ? Varint.size(serviceMicros) : 0
         let reasonBytes = reason.isEmpty ? 0 : Varint.size(UInt64(wireUTF8(reason).count)) + wireUTF8(reason).count
         let passed = min(passedEntropies.count, InferResult.maxHops)
         let passedBytes = passed == 0 ? 0 : Varint.size(UInt64(passed)) + 2 * passed
         let classes = min(probabilities.count, InferResult.maxClasses)
         let probabilityBytes = classes == 0 ? 0 : Varint.size(UInt64(classes)) + 4 * classes
-        return 1 + reasonBytes + 1 + ref(exitName) + ref(nodeName) + Varint.size(UInt64(predictedClass)) + 2 + 2 + passedBytes + probabilityBytes
+        return 1 + reasonBytes + 1 + ref(exitName) + ref(nodeName) + Varint.size(UInt64(predictedClass)) + 2 + 2 + passedBytes + probabilityBytes + timingBytes
             + Varint.size(UInt64(min(hops.count, InferResult.maxHops))) + hopBytes
     }
 
@@ -144,8 +170,14 @@ public struct InferResult: Hashable, Sendable {
             throw WireError.invalidValue(message: .result, field: "hops.count", value: "\(hops.count)",
                                          expected: "at most \(InferResult.maxHops)")
         }
+        if serviceMicros > HopCost.maxMicros {
+            throw WireError.invalidValue(message: .result, field: "serviceMicros", value: "\(serviceMicros)", expected: "at most \(HopCost.maxMicros)")
+        }
         for (i, hop) in hops.enumerated() {
             try checkLength(hop.link, max: WireLimits.maxNameBytes, message: .result, field: "hops[\(i)].link")
+            for (field, v) in [("roundTripMicros", hop.roundTripMicros), ("upstreamMicros", hop.upstreamMicros)] where v > HopCost.maxMicros {
+                throw WireError.invalidValue(message: .result, field: "hops[\(i)].\(field)", value: "\(v)", expected: "at most \(HopCost.maxMicros)")
+            }
             for (field, v) in [("requestFrameBytes", hop.requestFrameBytes), ("responseFrameBytes", hop.responseFrameBytes),
                                ("requestTLSBytes", hop.requestTLSBytes), ("responseTLSBytes", hop.responseTLSBytes)]
             where v > WireLimits.maxHopBytes {
@@ -221,11 +253,11 @@ extension ByteBuffer {
 }
 
 /// Version 2 of `result`: flags `UInt8` (bit 0 degraded, bit 1 a reason follows, bit 2 passed
-/// entropies follow, bit 3 probabilities follow), [reason: varint length + UTF-8], exitIndex `UInt8`,
+/// entropies follow, bit 3 probabilities follow, bit 4 timings follow), [reason: varint length + UTF-8], exitIndex `UInt8`,
 /// exitName and nodeName as name references, predictedClass varint, confidence and entropy as
 /// binary16, [passed entropies: varint count 1…255, then each as binary16], [probabilities: varint
-/// count 1…65536, then each as a big-endian float32], hop count varint, then per hop the link as a name
-/// reference and the four byte counts as varints. A name reference is an index into the
+/// count 1…65536, then each as a big-endian float32], [serviceMicros varint], hop count varint, then per hop
+/// the link as a name reference, the four byte counts as varints [and roundTripMicros, upstreamMicros]. A name reference is an index into the
 /// connection's ``NameTable``, or 255 followed by a `UInt8` length and the UTF-8 name.
 extension PayloadReader {
     mutating func nameReference(_ field: String, names: NameTable) throws -> String {
@@ -256,8 +288,8 @@ extension PayloadReader {
 
     mutating func readCompactInferResult(names: NameTable) throws -> InferResult {
         let flags = try integer("flags", as: UInt8.self)
-        guard flags & ~0x0F == 0 else {
-            throw invalid("flags", value: "\(flags)", expected: "only bits 0 (degraded), 1 (reason), 2 (passed entropies) and 3 (probabilities)")
+        guard flags & ~0x1F == 0 else {
+            throw invalid("flags", value: "\(flags)", expected: "only bits 0 (degraded), 1 (reason), 2 (passed entropies), 3 (probabilities) and 4 (timings)")
         }
         var reason = ""
         if flags & 0x02 != 0 {
@@ -293,20 +325,32 @@ extension PayloadReader {
                 probabilities.append(p)
             }
         }
+        let timed = flags & 0x10 != 0
+        let service = timed ? try varint("serviceMicros", max: HopCost.maxMicros) : 0
         let count = Int(try varint("hops.count", max: UInt64(InferResult.maxHops)))
         var hops: [HopCost] = []
         hops.reserveCapacity(min(count, remaining / 5))
         for i in 0..<count {
-            hops.append(HopCost(link: try nameReference("hops[\(i)].link", names: names),
-                                requestFrameBytes: try varint("hops[\(i)].requestFrameBytes", max: WireLimits.maxHopBytes),
-                                responseFrameBytes: try varint("hops[\(i)].responseFrameBytes", max: WireLimits.maxHopBytes),
-                                requestTLSBytes: try varint("hops[\(i)].requestTLSBytes", max: WireLimits.maxHopBytes),
-                                responseTLSBytes: try varint("hops[\(i)].responseTLSBytes", max: WireLimits.maxHopBytes)))
+            var hop = HopCost(link: try nameReference("hops[\(i)].link", names: names),
+                              requestFrameBytes: try varint("hops[\(i)].requestFrameBytes", max: WireLimits.maxHopBytes),
+                              responseFrameBytes: try varint("hops[\(i)].responseFrameBytes", max: WireLimits.maxHopBytes),
+                              requestTLSBytes: try varint("hops[\(i)].requestTLSBytes", max: WireLimits.maxHopBytes),
+                              responseTLSBytes: try varint("hops[\(i)].responseTLSBytes", max: WireLimits.maxHopBytes))
+            if timed {
+                hop.roundTripMicros = try varint("hops[\(i)].roundTripMicros", max: HopCost.maxMicros)
+                hop.upstreamMicros = try varint("hops[\(i)].upstreamMicros", max: HopCost.maxMicros)
+            }
+            hops.append(hop)
+        }
+        // Timings that are all zero are sent by leaving bit 4 clear: one encoding per result.
+        if timed, service == 0, !hops.contains(where: { $0.roundTripMicros != 0 || $0.upstreamMicros != 0 }) {
+            throw invalid("serviceMicros", value: "0", expected: "a timing above 0 somewhere when flag bit 4 is set")
         }
         var result = InferResult(status: flags & 1 == 1 ? .degraded : .ok, reason: reason, exitIndex: exitIndex, exitName: exitName,
                                  nodeName: nodeName, predictedClass: UInt16(predicted), confidence: confidence, entropy: entropy, hops: hops)
         result.passedEntropies = passed
         result.probabilities = probabilities
+        result.serviceMicros = service
         return result
     }
 }
@@ -324,8 +368,9 @@ extension ByteBuffer {
         let reason = wireUTF8(result.reason)
         let passed = result.passedEntropies.prefix(InferResult.maxHops)
         let probabilities = result.probabilities.prefix(InferResult.maxClasses)
+        let timed = result.hasTimings
         var written = writeInteger((result.status == .degraded ? 1 : 0) | (reason.isEmpty ? 0 : 2) | (passed.isEmpty ? 0 : 4)
-                                   | (probabilities.isEmpty ? 0 : 8) as UInt8)
+                                   | (probabilities.isEmpty ? 0 : 8) | (timed ? 0x10 : 0) as UInt8)
         if !reason.isEmpty { written += writeVarint(UInt64(reason.count)) + writeBytes(reason) }
         written += writeInteger(result.exitIndex)
         written += writeNameReference(result.exitName, names: names)
@@ -341,12 +386,14 @@ extension ByteBuffer {
             written += writeVarint(UInt64(probabilities.count))
             for p in probabilities { written += writeWireFloat(p) }
         }
+        if timed { written += writeVarint(result.serviceMicros) }
         let hops = result.hops.prefix(InferResult.maxHops)
         written += writeVarint(UInt64(hops.count))
         for hop in hops {
             written += writeNameReference(hop.link, names: names)
             written += writeVarint(hop.requestFrameBytes) + writeVarint(hop.responseFrameBytes)
             written += writeVarint(hop.requestTLSBytes) + writeVarint(hop.responseTLSBytes)
+            if timed { written += writeVarint(hop.roundTripMicros) + writeVarint(hop.upstreamMicros) }
         }
         return written
     }

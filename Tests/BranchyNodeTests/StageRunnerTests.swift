@@ -120,6 +120,27 @@ import Testing
         }
     }
 
+    @Test func aSamplesOwnThresholdsReplaceTheNodesInABatchAndAlone() throws {
+        let fixture = try Fixture.shared()
+        let model = try Self.model()
+        // The node forwards everything; samples with their own huge thresholds leave at once.
+        let runner = StageRunner(context: try Self.context(["device", "edge"], thresholds: [0, 0], model: model))
+        let takeAll = runner.policy.overriding([0: 1e6])
+        let inputs = Self.samples.map { fixture.input($0) }
+        let policies: [ExitPolicy?] = Self.samples.map { $0 % 2 == 0 ? takeAll : nil }
+        let outcomes = runner.run(batch: inputs, policies: policies)
+        for (i, outcome) in outcomes.enumerated() {
+            switch (i % 2, outcome) {
+            case (0, .exited(let exit, _, _)): #expect(exit == 0)
+            case (1, .forward(_, let next, _, _)): #expect(next == 2)
+            default: Issue.record("sample \(i): \(outcome)")
+            }
+            guard case .exited = runner.run(inputs[i], policy: takeAll) else { Issue.record("sample \(i) alone did not exit"); continue }
+        }
+        // An override for an exit the policy does not have is ignored.
+        #expect(runner.policy.overriding([7: 1]).thresholds == runner.policy.thresholds)
+    }
+
     @Test func theModelsLastExitAlwaysAnswers() throws {
         let fixture = try Fixture.shared()
         let model = try Self.model()

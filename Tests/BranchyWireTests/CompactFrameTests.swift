@@ -128,9 +128,9 @@ import Testing
                                                expected: "an index below 8 (the helloAck's names) or 255")) {
             try unknown.readFrame(limits: .default, dialect: Self.v2)
         }
-        var flags = payload([16, 0, 3, 0, 3, 0x3C, 0x00, 0x34, 0x00, 0])
-        #expect(throws: WireError.invalidValue(message: .result, field: "flags", value: "16",
-                                               expected: "only bits 0 (degraded), 1 (reason), 2 (passed entropies) and 3 (probabilities)")) {
+        var flags = payload([32, 0, 3, 0, 3, 0x3C, 0x00, 0x34, 0x00, 0])
+        #expect(throws: WireError.invalidValue(message: .result, field: "flags", value: "32",
+                                               expected: "only bits 0 (degraded), 1 (reason), 2 (passed entropies), 3 (probabilities) and 4 (timings)")) {
             try flags.readFrame(limits: .default, dialect: Self.v2)
         }
         // Bit 2: the passed exits' entropies, a count of at least one, then binary16 each.
@@ -210,6 +210,73 @@ import Testing
         var bad = result
         bad.probabilities = [.nan]
         #expect(throws: WireError.self) { try Frame(requestID: 1, message: .result(bad)).validate(dialect: Self.v2) }
+    }
+
+    @Test func thresholdsAndTimingsTravelInTheStageBytesOptions() throws {
+        func payload(_ type: MessageType, _ bytes: [UInt8]) -> ByteBuffer {
+            var b = ByteBuffer()
+            b.writeCompactFrameHeader(type: type, requestID: 1, payloadLength: bytes.count)
+            b.writeBytes(bytes)
+            return b
+        }
+        // Stage 1 with bit 6 (options) and bit 7; options 3: thresholds (exits 1 and 2) and timings; then the tensor.
+        var request = InferRequest(sampleID: 1, stageIndex: 1, tensor: Tensor(shape: [1], data: [2]), codec: .float32)
+        request.wantsProbabilities = true
+        request.exitThresholds = [2: 0.5, 1: 2]
+        request.wantsTimings = true
+        let bytes: [UInt8] = [1, 0, 0xC1, 3, 2, 1, 0x40, 0, 0, 0, 2, 0x3F, 0, 0, 0, 0x00, 1, 1, 0x00, 0x00, 0x00, 0x40]
+        var written = ByteBuffer()
+        let size = written.writeFrame(Frame(requestID: 1, message: .infer(request)), dialect: Self.v2)
+        #expect(written == payload(.infer, bytes))
+        #expect(size == Frame(requestID: 1, message: .infer(request)).encodedSize(in: Self.v2))
+        #expect(try written.readFrame(limits: .default, dialect: Self.v2)?.message == .infer(request))
+        // Timings alone: options 2, no thresholds.
+        var timed = InferRequest(sampleID: 1, stageIndex: 1, tensor: Tensor(shape: [1], data: [2]), codec: .float32)
+        timed.wantsTimings = true
+        var t = ByteBuffer()
+        t.writeFrame(Frame(requestID: 1, message: .infer(timed)), dialect: Self.v2)
+        #expect(t == payload(.infer, [1, 0, 0x41, 2, 0x00, 1, 1, 0x00, 0x00, 0x00, 0x40]))
+        // Refused: an empty options block, unknown option bits, no thresholds after bit 0, exits out of
+        // order, a negative or infinite threshold.
+        for (body, field) in [([1, 0, 0x41, 0, 0x00, 1, 1, 0, 0, 0, 0x40], "options"),
+                              ([1, 0, 0x41, 4, 0x00, 1, 1, 0, 0, 0, 0x40], "options"),
+                              ([1, 0, 0x41, 1, 0, 0x00, 1, 1, 0, 0, 0, 0x40], "thresholds.count"),
+                              ([1, 0, 0x41, 1, 2, 2, 0x40, 0, 0, 0, 1, 0x3F, 0, 0, 0, 0x00, 1, 1, 0, 0, 0, 0x40], "thresholds[1].exit"),
+                              ([1, 0, 0x41, 1, 1, 1, 0xBF, 0x80, 0, 0, 0x00, 1, 1, 0, 0, 0, 0x40], "thresholds[0].threshold"),
+                              ([1, 0, 0x41, 1, 1, 1, 0x7F, 0x80, 0, 0, 0x00, 1, 1, 0, 0, 0, 0x40], "thresholds[0].threshold")] as [([UInt8], String)] {
+            var b = payload(.infer, body)
+            do {
+                _ = try b.readFrame(limits: .default, dialect: Self.v2)
+                Issue.record("accepted a bad \(field)")
+            } catch let WireError.invalidValue(_, f, _, _) {
+                #expect(f == field)
+            }
+        }
+        // Stage 64 cannot be sent on version 2: bit 6 is taken; nor can a NaN threshold.
+        var deep = request
+        deep.stageIndex = 64
+        #expect(throws: WireError.self) { try Frame(requestID: 1, message: .infer(deep)).validate(dialect: Self.v2) }
+        var nan = request
+        nan.exitThresholds = [1: .nan]
+        #expect(throws: WireError.self) { try Frame(requestID: 1, message: .infer(nan)).validate(dialect: Self.v2) }
+
+        // The result: flag bit 4, serviceMicros before the hop count, two times after each hop's bytes.
+        var result = InferResult(exitIndex: 2, exitName: "cloud-exit", nodeName: "cloud", predictedClass: 1, confidence: 0.75, entropy: 0.5,
+                                 hops: [HopCost(link: "edge->cloud", requestFrameBytes: 70, responseFrameBytes: 15, requestTLSBytes: 92,
+                                                responseTLSBytes: 37, roundTripMicros: 300, upstreamMicros: 120)])
+        result.serviceMicros = 900
+        let resultBytes: [UInt8] = [0x10, 2, 5, 2, 1, 0x3A, 0x00, 0x38, 0x00, 0x84, 0x07, 1, 7, 70, 15, 92, 37, 0xAC, 0x02, 120]
+        var out = ByteBuffer()
+        let resultSize = out.writeFrame(Frame(requestID: 1, message: .result(result)), dialect: Self.v2)
+        #expect(out == payload(.result, resultBytes))
+        #expect(resultSize == Frame(requestID: 1, message: .result(result)).encodedSize(in: Self.v2))
+        #expect(try out.readFrame(limits: .default, dialect: Self.v2)?.message == .result(result))
+        // Timings that are all zero are sent by leaving bit 4 clear.
+        var zero = payload(.result, [0x10, 2, 5, 2, 1, 0x3A, 0x00, 0x38, 0x00, 0, 0])
+        #expect(throws: WireError.self) { try zero.readFrame(limits: .default, dialect: Self.v2) }
+        var huge = result
+        huge.serviceMicros = HopCost.maxMicros + 1
+        #expect(throws: WireError.self) { try Frame(requestID: 1, message: .result(huge)).validate(dialect: Self.v2) }
     }
 
     /// An infer payload of version 2 with the given tensor bytes after stage 1.

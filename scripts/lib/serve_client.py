@@ -2,6 +2,14 @@
 with `branchy eval --predictions` sample by sample.
 
 usage: serve_client.py URL MODEL IMAGES.gz EVAL.jsonl EXIT_NAMES OUT.jsonl [--protocol http|grpc] [--limit N] [--served-by TIER]
+                      [--thresholds T]
+
+--thresholds T: every request sets the 'thresholds' parameter to T (EVAL.jsonl must come from
+`branchy eval --thresholds` of the same values).
+
+Every answer's time per hop is checked: each link crossed has its round trip, the node beyond it its
+own time and the link the difference; a node holds a request at least as long as its own upstream
+round trip, and the device's time plus its round trip fit in the latency.
 
 --served-by TIER: the serving node hosts every stage (a cloud-only deployment): every answer must come
 from TIER with no bytes upward. Otherwise exactly the answers from exit 0 spent no bytes upward.
@@ -22,7 +30,9 @@ import numpy as np
 
 def main():
     args = sys.argv[1:]
-    protocol, limit, served_by = "http", None, None
+    protocol, limit, served_by, thresholds = "http", None, None, None
+    if "--thresholds" in args:
+        i = args.index("--thresholds"); thresholds = args[i + 1]; del args[i:i + 2]
     if "--served-by" in args:
         i = args.index("--served-by"); served_by = args[i + 1]; del args[i:i + 2]
     if "--protocol" in args:
@@ -67,6 +77,7 @@ def main():
             outs = [client.InferRequestedOutput("class", binary_data=binary), client.InferRequestedOutput("probabilities", binary_data=not binary)]
         return inp, outs
 
+    parameters = {"thresholds": thresholds} if thresholds is not None else None
     started = time.time()
     results = [None] * n
     window = 8
@@ -80,7 +91,7 @@ def main():
         while received < n:
             while sent < n and sent - received < window:
                 inp, outs = request(sent)
-                c.async_infer(model, [inp], callback(sent), outputs=outs)
+                c.async_infer(model, [inp], callback(sent), outputs=outs, parameters=parameters)
                 sent += 1
             i, result, error = done.get()
             if error is not None:
@@ -91,11 +102,12 @@ def main():
         # One request at a time: tritonclient's gevent pool is slower here than a plain loop.
         for i in range(n):
             inp, outs = request(i)
-            results[i] = c.infer(model, [inp], outputs=outs)
+            results[i] = c.infer(model, [inp], outputs=outs, parameters=parameters)
     seconds = time.time() - started
 
     by_exit = {}
     upward = 0
+    network = []
     with open(out_path, "w") as out:
         for i, r in enumerate(results):
             cls = r.as_numpy("class")
@@ -120,10 +132,48 @@ def main():
                     sys.exit(f"sample {i}: answered on the {line['tier']} with {line['upward_bytes']} bytes upward; expected the {served_by} alone")
             elif (exit_index == 0) != (line["upward_bytes"] == 0):
                 sys.exit(f"sample {i}: exit {exit_name} with upward_bytes {line['upward_bytes']}")
+            check_hop_times(i, params, served_by)
+            if exit_index > 0 and served_by is None:
+                network.append(int(params["network_us.device->edge"]))
             by_exit[exit_name] = by_exit.get(exit_name, 0) + 1
             upward += line["upward_bytes"]
     shares = ", ".join(f"{k} {v}" for k, v in sorted(by_exit.items(), key=lambda kv: exits.index(kv[0])))
-    print(f"{n} samples over {protocol} agree with branchy eval ({shares}); {upward} bytes upward; {n / seconds:.0f} samples/s")
+    hop = f"; device->edge link p50 {sorted(network)[len(network) // 2]} us beyond the edge's own time" if network else ""
+    given = f" with thresholds {thresholds}" if thresholds is not None else ""
+    print(f"{n} samples over {protocol}{given} agree with branchy eval ({shares}); {upward} bytes upward; {n / seconds:.0f} samples/s{hop}")
+
+
+def check_hop_times(i, params, served_by):
+    """The time per hop an answer states must fit together (see the module's docstring)."""
+    links = [k[len("round_trip_us."):] for k in params if k.startswith("round_trip_us.")]
+    # Nearest first: each link starts where the one before it ends (gRPC's parameters are a map).
+    ends = {link.split("->")[1] for link in links}
+    chain = [link for link in links if link.split("->")[0] not in ends]
+    while chain and len(chain) < len(links):
+        after = [link for link in links if link.split("->")[0] == chain[-1].split("->")[1]]
+        if len(after) != 1:
+            break
+        chain.append(after[0])
+    if len(chain) != len(links):
+        sys.exit(f"sample {i}: the links {links} do not form one path")
+    links = chain
+    if served_by is not None or int(params["upward_bytes"]) == 0:
+        if links:
+            sys.exit(f"sample {i}: no link crossed, yet times for {links}")
+        return
+    latency, local = int(params["latency_us"]), int(params["local_us"])
+    previous = None
+    for link in links:
+        upstream = link.split("->")[1]
+        rt, node, net = (int(params[f"round_trip_us.{link}"]), int(params[f"node_us.{upstream}"]), int(params[f"network_us.{link}"]))
+        if not (0 < node <= rt and net == rt - node):
+            sys.exit(f"sample {i}: {link} round trip {rt} us, {upstream} {node} us, network {net} us do not fit together")
+        if previous is not None and rt > previous:
+            sys.exit(f"sample {i}: {link} round trip {rt} us is longer than the time its sender held the request ({previous} us)")
+        previous = node
+    first = int(params[f"round_trip_us.{links[0]}"]) if links else 0
+    if not links or local + first > latency + 2:
+        sys.exit(f"sample {i}: device {local} us + round trip {first} us exceed the latency {latency} us (links {links})")
 
 
 if __name__ == "__main__":

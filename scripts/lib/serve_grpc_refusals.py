@@ -1,7 +1,7 @@
 """Bad requests against a Branchy front door's gRPC service with Triton's own client: each must get
 the gRPC status of the same meaning as the HTTP one, and the server must go on answering.
 
-usage: serve_grpc_refusals.py HOST:PORT SMALL_HOST:PORT   (SMALL: a front door with --max-queue 1)
+usage: serve_grpc_refusals.py HOST:PORT SMALL_HOST:PORT   (SMALL: a front door with --max-queue 1 --threshold-range 0.5:1)
 """
 import sys
 
@@ -30,6 +30,10 @@ cases = [
     ("wrong shape", status("b-resnet3", "FP32", [1, 28, 28, 1]), "StatusCode.INVALID_ARGUMENT"),
     ("device_only not a boolean", status("b-resnet3", "FP32", [1, 1, 28, 28], params={"device_only": "yes"}), "StatusCode.INVALID_ARGUMENT"),
     ("2 samples past --max-queue 1", status("b-resnet3", "UINT8", [2, 1, 28, 28], on=small), "StatusCode.UNAVAILABLE"),
+    ("a threshold below --threshold-range 0.5:1", status("b-resnet3", "FP32", [1, 1, 28, 28], on=small, params={"thresholds": "0.2,0.8"}),
+     "StatusCode.PERMISSION_DENIED"),
+    ("thresholds within --threshold-range 0.5:1", status("b-resnet3", "FP32", [1, 1, 28, 28], on=small, params={"thresholds": "edge-exit=0.9"}), "OK"),
+    ("thresholds not numbers", status("b-resnet3", "FP32", [1, 1, 28, 28], params={"thresholds": "a,b"}), "StatusCode.INVALID_ARGUMENT"),
     ("a good request after all this", status("b-resnet3", "FP32", [1, 1, 28, 28]), "OK"),
 ]
 bad = [f"{name}: {got}, expected {want}" for name, got, want in cases if got != want]

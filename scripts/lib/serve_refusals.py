@@ -67,6 +67,12 @@ def main():
         ("too many samples", "POST", infer, json.dumps({"inputs": [{"name": "input", "datatype": "UINT8", "shape": [65, 1, 28, 28], "data": [0] * (65 * 784)}]}), 400, "65 samples"),
         ("deadline_ms not a number", "POST", infer, json.dumps({"inputs": [image(0)], "parameters": {"deadline_ms": "soon"}}), 400, "deadline_ms"),
         ("device_only not a boolean", "POST", infer, json.dumps({"inputs": [image(0)], "parameters": {"device_only": 1}}), 400, "device_only"),
+        ("thresholds not numbers", "POST", infer, json.dumps({"inputs": [image(0)], "parameters": {"thresholds": "low,high"}}), 400, "'low'"),
+        ("thresholds for too many exits", "POST", infer, json.dumps({"inputs": [image(0)], "parameters": {"thresholds": "1,1,1"}}), 400, "3 entries"),
+        ("a threshold for an unknown exit", "POST", infer, json.dumps({"inputs": [image(0)], "parameters": {"thresholds": "middle=1"}}), 400, "'middle'"),
+        ("a threshold for the last exit", "POST", infer, json.dumps({"inputs": [image(0)], "parameters": {"thresholds": "cloud-exit=1"}}), 400, "always answers"),
+        ("a negative threshold", "POST", infer, json.dumps({"inputs": [image(0)], "parameters": {"thresholds": -1}}), 403, "range this device allows"),
+        ("thresholds of the wrong type", "POST", infer, json.dumps({"inputs": [image(0)], "parameters": {"thresholds": True}}), 400, "thresholds"),
     ]
     for name, method, path, body, want, contains in cases:
         status, data = request(method, path, body.encode())
