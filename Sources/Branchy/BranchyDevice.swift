@@ -127,6 +127,10 @@ public final class BranchyDevice: Sendable {
             }
             set[i] = t
         }
+        let context = runner.context
+        if context.upstream != nil, context.config.protocolVersion < 2, set.keys.contains(where: { !context.stageIndices.contains($0) }) {
+            throw BranchyError(.badInput, "thresholds: this device's link speaks protocol version 1, which cannot carry thresholds for exits upstream")
+        }
         return set
     }
 
@@ -144,7 +148,7 @@ public final class BranchyDevice: Sendable {
         return try records.map { r in
             guard r.status != .failed else { throw BranchyError(.unanswered, "no exit could answer: \(r.reason)") }
             let hops = r.hops.map {
-                Classification.Hop(link: $0.link, roundTrip: .microseconds(Int64(clamping: $0.roundTripMicros)),
+                Classification.Hop(link: $0.link, roundTrip: $0.roundTripMicros == 0 ? nil : .microseconds(Int64(clamping: $0.roundTripMicros)),
                                    upstreamTime: $0.upstreamMicros == 0 ? nil : .microseconds(Int64(clamping: $0.upstreamMicros)),
                                    requestBytes: Int(clamping: $0.requestFrameBytes), responseBytes: Int(clamping: $0.responseFrameBytes))
             }

@@ -39,8 +39,9 @@ public struct Classification: Sendable, Equatable {
     public struct Hop: Sendable, Equatable {
         /// The link, e.g. `device->edge`.
         public var link: String
-        /// From handing the request to the link to its answer, as the sending node measured it.
-        public var roundTrip: Duration
+        /// From handing the request to the link to its answer, as the sending node measured it; nil
+        /// when that node did not say (behind a version 1 link).
+        public var roundTrip: Duration?
         /// Of `roundTrip`, the time the node at the link's far end held the request (its queue,
         /// compute and its own upstream wait); nil when that node did not say (a version 1 link).
         public var upstreamTime: Duration?

@@ -217,7 +217,8 @@ public final class DeviceRunner: Sendable {
         /// What a forwarded sample asks of upstream.
         var upstreamRequest: Forwarder.Request {
             Forwarder.Request(deadlineMillis: deadlineMillis, wantsProbabilities: probabilities,
-                              thresholds: Dictionary(uniqueKeysWithValues: thresholds.compactMap { k, v in UInt8(exactly: k).map { ($0, v) } }),
+                              // -0 goes as +0: the protocol has one encoding per threshold.
+                              thresholds: Dictionary(uniqueKeysWithValues: thresholds.compactMap { k, v in UInt8(exactly: k).map { ($0, v == 0 ? 0 : v) } }),
                               wantsTimings: timings)
         }
     }

@@ -43,7 +43,8 @@ struct Forwarder: Sendable {
     /// Sends `features` (one sample, batch dimension first) upward for `nextStage`, encoded with the
     /// codec of `context`; the outcome completes on the link's loop and never fails. `passed` are the
     /// entropies of the exits this node computed, put in front of the answer's `passedEntropies`.
-    /// With timings asked for, the hop this node adds says the link's round trip as measured here and
+    /// With timings asked for, the hop this node adds says the link's round trip as measured here (from
+    /// handing the request to the pool to its answer: a failed attempt on another replica included) and
     /// the time upstream held the request (its answer's `serviceMicros`, which this node then clears
     /// for its own).
     func forward(sampleID: UInt64, features: Tensor, nextStage: Int, request asked: Request,
@@ -52,7 +53,8 @@ struct Forwarder: Sendable {
         var request = InferRequest(sampleID: sampleID, deadlineMillis: asked.deadlineMillis, stageIndex: UInt8(nextStage),
                                    features: context.encodeForUpstream(item))
         request.wantsProbabilities = asked.wantsProbabilities
-        request.exitThresholds = asked.thresholds
+        // Only the exits from `nextStage` on are still to come.
+        request.exitThresholds = asked.thresholds.filter { Int($0.key) >= nextStage }
         request.wantsTimings = asked.wantsTimings
         let policy = context.config.onUpstreamFailure
         let sent = DispatchTime.now().uptimeNanoseconds

@@ -92,9 +92,9 @@ public struct InferRequest: Hashable, Sendable {
         try features.validate(limits: limits)
     }
 
-    /// A threshold must be finite, from 0 to 2²⁰.
+    /// A threshold must be finite, from +0 to 2²⁰ (-0 is refused: one encoding per threshold).
     static func checkThreshold(_ t: Float, field: String) throws {
-        guard t.isFinite, t >= 0, t <= WireLimits.maxFeatureMagnitude else {
+        guard t.isFinite, t.sign == .plus, t <= WireLimits.maxFeatureMagnitude else {
             throw TensorCheck.invalid(field, "\(t)", "a finite entropy threshold from 0 to 2^20")
         }
     }

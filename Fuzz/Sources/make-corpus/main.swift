@@ -166,7 +166,22 @@ enum MakeCorpus {
                 id += 1
             }
         }
+        // A request with the options block: thresholds, timings, and probabilities asked for.
+        var asking = InferRequest(sampleID: id * 1000, deadlineMillis: 900, stageIndex: 1, features: FeatureCodecKind.int8.encode(sparse))
+        asking.exitThresholds = [1: 0.5, 2: 1.25]
+        asking.wantsTimings = true
+        asking.wantsProbabilities = true
+        let options = Frame(requestID: id, message: .infer(asking))
+        try writer.write("infer-request", "infer-v2-options", compactPayload(options))
+        conversation.writeFrame(options, dialect: v2)
+        id += 1
+        var timed = InferResult(exitIndex: 2, exitName: "cloud-exit", nodeName: "cloud", predictedClass: 7, confidence: 0.5, entropy: 1,
+                                hops: [HopCost(link: "edge->cloud", requestFrameBytes: 150, responseFrameBytes: 20, requestTLSBytes: 172,
+                                               responseTLSBytes: 42, roundTripMicros: 812, upstreamMicros: 640)])
+        timed.serviceMicros = 1_500
+        timed.probabilities = [0.25, 0.25, 0.5]
         let results = [
+            timed,
             InferResult(exitIndex: 1, exitName: "edge-exit", nodeName: "edge", predictedClass: 3, confidence: 0.75, entropy: 0.5),
             InferResult(status: .degraded, reason: "cloud unreachable", exitIndex: 2, exitName: "cloud-exit", nodeName: "cloud-2",
                         predictedClass: 300, confidence: 0.25, entropy: 1.5,
