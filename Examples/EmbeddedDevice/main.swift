@@ -54,8 +54,13 @@ struct EmbeddedDeviceExample {
                 for i in indices {
                     let a = try await device.classify(pixels: pixels(i), channels: images.channels, rows: images.rows, cols: images.cols)
                     let p = a.probabilities.map { String(format: "%.3f", $0[a.predictedClass]) } ?? "-"
+                    func µs(_ d: Duration?) -> String { d.map { $0.formatted(.units(allowed: [.microseconds], width: .narrow)) } ?? "?" }
+                    // Each link crossed: its round trip, and of it the time the node beyond held the sample.
+                    let hops = a.hops.map { h in
+                        "; \(h.link) \(µs(h.roundTrip)) (\(h.link.components(separatedBy: "->").last ?? h.link) \(µs(h.upstreamTime)))"
+                    }.joined()
                     print("image \(i): class \(a.predictedClass) (p=\(p), label \(images.labels[i])) from \(a.exitName) on the \(a.tier), "
-                        + "\(a.upwardBytes) bytes upward, \(a.latency.formatted(.units(allowed: [.microseconds], width: .narrow)))")
+                        + "\(a.upwardBytes) bytes upward, \(µs(a.latency))\(hops)")
                 }
             }
             await device.close()
