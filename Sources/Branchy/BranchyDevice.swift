@@ -127,10 +127,7 @@ public final class BranchyDevice: Sendable {
             }
             set[i] = t
         }
-        let context = runner.context
-        if context.upstream != nil, context.config.protocolVersion < 2, set.keys.contains(where: { !context.stageIndices.contains($0) }) {
-            throw BranchyError(.badInput, "thresholds: this device's link speaks protocol version 1, which cannot carry thresholds for exits upstream")
-        }
+        if let problem = runner.thresholdsCannotTravel(set) { throw BranchyError(.badInput, "thresholds: \(problem)") }
         return set
     }
 

@@ -132,9 +132,8 @@ public final class DeviceBatcher: Sendable {
             outcomes = Array(repeating: nil, count: batch.count)
         } else {
             let wanted = batch.map(\.options.probabilities)
-            let policies = batch.map { $0.options.policy(over: device.runner.policy) }
             outcomes = device.runner.run(batch: batch.map(\.input), probabilities: wanted.contains(true) ? wanted : [],
-                                         policies: policies.contains { $0 != nil } ? policies : [])
+                                         policies: batch.map { $0.options.policy(over: device.runner.policy) })
         }
         let computed = Self.now()
         computing.subtract(batch.count, ordering: .relaxed)

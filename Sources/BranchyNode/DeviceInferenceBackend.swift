@@ -151,10 +151,7 @@ public final class DeviceInferenceBackend: InferenceBackend {
         for (i, t) in set.sorted(by: { $0.key < $1.key }) where !range.contains(t) {
             throw ServingError(status: 403, "threshold \(t) for exit '\(early[i])' is outside \(range.lowerBound)...\(range.upperBound), the range this device allows")
         }
-        let context = device.context
-        if context.upstream != nil, context.config.protocolVersion < 2, set.keys.contains(where: { !context.stageIndices.contains($0) }) {
-            throw .badRequest("parameter 'thresholds' sets exits upstream, but this device's link speaks protocol version 1, which cannot carry them")
-        }
+        if let problem = device.thresholdsCannotTravel(set) { throw .badRequest("parameter 'thresholds': \(problem)") }
         return set
     }
 

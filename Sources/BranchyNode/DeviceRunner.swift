@@ -306,6 +306,13 @@ public final class DeviceRunner: Sendable {
         return .pending(link.loop.inEventLoop ? forward() : link.loop.flatSubmit(forward))
     }
 
+    /// Why `thresholds` (by exit index) cannot reach the exits they set, or nil: a version 1 link
+    /// upward carries no thresholds, so only this device's own exits can be set over one.
+    public func thresholdsCannotTravel(_ thresholds: [Int: Float]) -> String? {
+        guard link != nil, context.config.protocolVersion < 2, thresholds.keys.contains(where: { !context.stageIndices.contains($0) }) else { return nil }
+        return "this device's link speaks protocol version 1, which cannot carry thresholds for exits upstream"
+    }
+
     /// `count` images of pixels (0 to 255, `[count, channels, rows, cols]` row-major) as the model's
     /// inputs `(1, C, H, W)`: resized, cropped, scaled and normalised as the model card says.
     /// Throws a `PreprocessingError` naming `source` when they cannot become the model's input.

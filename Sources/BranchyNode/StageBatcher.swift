@@ -106,9 +106,8 @@ final class StageBatcher {
     private static func compute(_ runner: StageRunner, _ requests: [InferRequest]) throws -> ([StageRunner.Outcome], UInt64) {
         let start = now()
         let wanted = requests.map(\.wantsProbabilities)
-        let policies = requests.map { $0.policy(over: runner.policy) }
         let outcomes = runner.run(batch: try requests.map { try $0.tensor() }, probabilities: wanted.contains(true) ? wanted : [],
-                                  policies: policies.contains { $0 != nil } ? policies : [])
+                                  policies: requests.map { $0.policy(over: runner.policy) })
         return (outcomes, now() - start)
     }
 

@@ -116,12 +116,7 @@ import Testing
     }
 
     @Test func resultsRefuseUnknownIndicesAndFlags() throws {
-        func payload(_ bytes: [UInt8]) -> ByteBuffer {
-            var b = ByteBuffer()
-            b.writeCompactFrameHeader(type: .result, requestID: 1, payloadLength: bytes.count)
-            b.writeBytes(bytes)
-            return b
-        }
+        func payload(_ bytes: [UInt8]) -> ByteBuffer { Self.payload(.result, bytes) }
         // flags 0, exit 0, exit name 40 (no such index), ...
         var unknown = payload([0, 0, 40, 0, 3, 0x3C, 0x00, 0x34, 0x00, 0])
         #expect(throws: WireError.invalidValue(message: .result, field: "exitName", value: "index 40",
@@ -166,18 +161,12 @@ import Testing
     }
 
     @Test func probabilitiesAreAskedForByBit7OfTheStageAndSentAfterThePassedEntropies() throws {
-        func payload(_ type: MessageType, _ bytes: [UInt8]) -> ByteBuffer {
-            var b = ByteBuffer()
-            b.writeCompactFrameHeader(type: type, requestID: 1, payloadLength: bytes.count)
-            b.writeBytes(bytes)
-            return b
-        }
         // The request: sampleID 1, no deadline, stage 1 with bit 7 set, a float32 tensor of one element.
         var request = InferRequest(sampleID: 1, stageIndex: 1, tensor: Tensor(shape: [1], data: [2]), codec: .float32)
         request.wantsProbabilities = true
         var written = ByteBuffer()
         written.writeFrame(Frame(requestID: 1, message: .infer(request)), dialect: Self.v2)
-        #expect(written == payload(.infer, [1, 0, 0x81, 0x00, 1, 1, 0x00, 0x00, 0x00, 0x40]))
+        #expect(written == Self.payload(.infer, [1, 0, 0x81, 0x00, 1, 1, 0x00, 0x00, 0x00, 0x40]))
         let read = try #require(try written.readFrame(limits: .default, dialect: Self.v2))
         #expect(read.message == .infer(request))
         // Stage 128 cannot be sent on version 2: bit 7 is taken.
@@ -192,20 +181,20 @@ import Testing
         let bytes: [UInt8] = [12, 2, 3, 0, 1, 0x3A, 0x00, 0x38, 0x00, 1, 0x3C, 0x00, 2, 0x3E, 0x80, 0, 0, 0x3F, 0x40, 0, 0, 0]
         var out = ByteBuffer()
         out.writeFrame(Frame(requestID: 1, message: .result(result)), dialect: Self.v2)
-        #expect(out == payload(.result, bytes))
-        var back = payload(.result, bytes)
+        #expect(out == Self.payload(.result, bytes))
+        var back = Self.payload(.result, bytes)
         #expect(try back.readFrame(limits: .default, dialect: Self.v2)?.message == .result(result))
         // No probabilities is sent by leaving bit 3 clear; each must be a probability; the count must be there.
-        var none = payload(.result, [8, 2, 3, 0, 1, 0x3A, 0x00, 0x38, 0x00, 0, 0])
+        var none = Self.payload(.result, [8, 2, 3, 0, 1, 0x3A, 0x00, 0x38, 0x00, 0, 0])
         #expect(throws: WireError.invalidValue(message: .result, field: "probabilities.count", value: "0",
                                                expected: "1...65536 when flag bit 3 is set")) {
             try none.readFrame(limits: .default, dialect: Self.v2)
         }
-        var above = payload(.result, [8, 2, 3, 0, 1, 0x3A, 0x00, 0x38, 0x00, 1, 0x3F, 0xC0, 0, 0, 0])
+        var above = Self.payload(.result, [8, 2, 3, 0, 1, 0x3A, 0x00, 0x38, 0x00, 1, 0x3F, 0xC0, 0, 0, 0])
         #expect(throws: WireError.invalidValue(message: .result, field: "probabilities[0]", value: "1.5", expected: "a probability from 0 to 1")) {
             try above.readFrame(limits: .default, dialect: Self.v2)
         }
-        var short = payload(.result, [8, 2, 3, 0, 1, 0x3A, 0x00, 0x38, 0x00, 3, 0x3F, 0x40, 0, 0, 0])
+        var short = Self.payload(.result, [8, 2, 3, 0, 1, 0x3A, 0x00, 0x38, 0x00, 3, 0x3F, 0x40, 0, 0, 0])
         #expect(throws: WireError.self) { try short.readFrame(limits: .default, dialect: Self.v2) }
         var bad = result
         bad.probabilities = [.nan]
@@ -213,12 +202,6 @@ import Testing
     }
 
     @Test func thresholdsAndTimingsTravelInTheStageBytesOptions() throws {
-        func payload(_ type: MessageType, _ bytes: [UInt8]) -> ByteBuffer {
-            var b = ByteBuffer()
-            b.writeCompactFrameHeader(type: type, requestID: 1, payloadLength: bytes.count)
-            b.writeBytes(bytes)
-            return b
-        }
         // Stage 1 with bit 6 (options) and bit 7; options 3: thresholds (exits 1 and 2) and timings; then the tensor.
         var request = InferRequest(sampleID: 1, stageIndex: 1, tensor: Tensor(shape: [1], data: [2]), codec: .float32)
         request.wantsProbabilities = true
@@ -227,7 +210,7 @@ import Testing
         let bytes: [UInt8] = [1, 0, 0xC1, 3, 2, 1, 0x40, 0, 0, 0, 2, 0x3F, 0, 0, 0, 0x00, 1, 1, 0x00, 0x00, 0x00, 0x40]
         var written = ByteBuffer()
         let size = written.writeFrame(Frame(requestID: 1, message: .infer(request)), dialect: Self.v2)
-        #expect(written == payload(.infer, bytes))
+        #expect(written == Self.payload(.infer, bytes))
         #expect(size == Frame(requestID: 1, message: .infer(request)).encodedSize(in: Self.v2))
         #expect(try written.readFrame(limits: .default, dialect: Self.v2)?.message == .infer(request))
         // Timings alone: options 2, no thresholds.
@@ -235,7 +218,7 @@ import Testing
         timed.wantsTimings = true
         var t = ByteBuffer()
         t.writeFrame(Frame(requestID: 1, message: .infer(timed)), dialect: Self.v2)
-        #expect(t == payload(.infer, [1, 0, 0x41, 2, 0x00, 1, 1, 0x00, 0x00, 0x00, 0x40]))
+        #expect(t == Self.payload(.infer, [1, 0, 0x41, 2, 0x00, 1, 1, 0x00, 0x00, 0x00, 0x40]))
         // Refused: an empty options block, unknown option bits, no thresholds after bit 0, exits out of
         // order, a negative or infinite threshold.
         for (body, field) in [([1, 0, 0x41, 0, 0x00, 1, 1, 0, 0, 0, 0x40], "options"),
@@ -244,7 +227,7 @@ import Testing
                               ([1, 0, 0x41, 1, 2, 2, 0x40, 0, 0, 0, 1, 0x3F, 0, 0, 0, 0x00, 1, 1, 0, 0, 0, 0x40], "thresholds[1].exit"),
                               ([1, 0, 0x41, 1, 1, 1, 0xBF, 0x80, 0, 0, 0x00, 1, 1, 0, 0, 0, 0x40], "thresholds[0].threshold"),
                               ([1, 0, 0x41, 1, 1, 1, 0x7F, 0x80, 0, 0, 0x00, 1, 1, 0, 0, 0, 0x40], "thresholds[0].threshold")] as [([UInt8], String)] {
-            var b = payload(.infer, body)
+            var b = Self.payload(.infer, body)
             do {
                 _ = try b.readFrame(limits: .default, dialect: Self.v2)
                 Issue.record("accepted a bad \(field)")
@@ -268,15 +251,23 @@ import Testing
         let resultBytes: [UInt8] = [0x10, 2, 5, 2, 1, 0x3A, 0x00, 0x38, 0x00, 0x84, 0x07, 1, 7, 70, 15, 92, 37, 0xAC, 0x02, 120]
         var out = ByteBuffer()
         let resultSize = out.writeFrame(Frame(requestID: 1, message: .result(result)), dialect: Self.v2)
-        #expect(out == payload(.result, resultBytes))
+        #expect(out == Self.payload(.result, resultBytes))
         #expect(resultSize == Frame(requestID: 1, message: .result(result)).encodedSize(in: Self.v2))
         #expect(try out.readFrame(limits: .default, dialect: Self.v2)?.message == .result(result))
         // Timings that are all zero are sent by leaving bit 4 clear.
-        var zero = payload(.result, [0x10, 2, 5, 2, 1, 0x3A, 0x00, 0x38, 0x00, 0, 0])
+        var zero = Self.payload(.result, [0x10, 2, 5, 2, 1, 0x3A, 0x00, 0x38, 0x00, 0, 0])
         #expect(throws: WireError.self) { try zero.readFrame(limits: .default, dialect: Self.v2) }
         var huge = result
         huge.serviceMicros = HopCost.maxMicros + 1
         #expect(throws: WireError.self) { try Frame(requestID: 1, message: .result(huge)).validate(dialect: Self.v2) }
+    }
+
+    /// A version 2 frame of `type`, request id 1, with `bytes` as its payload.
+    static func payload(_ type: MessageType, _ bytes: [UInt8]) -> ByteBuffer {
+        var b = ByteBuffer()
+        b.writeCompactFrameHeader(type: type, requestID: 1, payloadLength: bytes.count)
+        b.writeBytes(bytes)
+        return b
     }
 
     /// An infer payload of version 2 with the given tensor bytes after stage 1.
