@@ -39,19 +39,24 @@ public final class CompiledNetwork: Sendable {
     let levels: Int
     /// Whether a batch norm directly after a convolution is folded into it.
     public let foldsBatchNorm: Bool
+    /// Whether 3×3 stride-1 convolutions with enough channels run as Winograd F(2×2, 3×3).
+    public let usesWinograd: Bool
 
     /// Compiles `network` for `isa` (default: the active path; a path this CPU cannot run
     /// falls back to the widest it can). With `foldBatchNorm` (the default) a batch norm that
     /// directly follows a convolution is folded into its weights and bias; without, it runs
-    /// as a step of its own (the reference the folded form is tested against).
-    public init(_ network: Network, isa requested: KernelISA = .active, foldBatchNorm: Bool = true) {
+    /// as a step of its own (the reference the folded form is tested against). With `winograd`
+    /// (the default) 3×3 convolutions at stride 1 and pad 1 with at least 16 channels in and out
+    /// run as Winograd F(2×2, 3×3) (``WinogradConv2D``); without, as direct products.
+    public init(_ network: Network, isa requested: KernelISA = .active, foldBatchNorm: Bool = true, winograd: Bool = true) {
         let isa = requested.isSupported ? requested : .best
         self.network = network
         self.isa = isa
         self.classes = network.spec.classes
         self.group = isa.mr
         self.foldsBatchNorm = foldBatchNorm
-        var compiler = StepCompiler(isa: isa, foldBatchNorm: foldBatchNorm)
+        self.usesWinograd = winograd
+        var compiler = StepCompiler(isa: isa, foldBatchNorm: foldBatchNorm, winograd: winograd)
         compiler.maxActivation = network.stages.map { $0.inputShape.reduce(1, *) }.max() ?? 0
         stages = network.stages.map { s in
             Stage(name: s.name, inputCount: s.inputShape.reduce(1, *), featureShape: s.outputShape,

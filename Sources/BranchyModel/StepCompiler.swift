@@ -5,6 +5,8 @@ import BranchyTensor
 struct StepCompiler {
     let isa: KernelISA
     let foldBatchNorm: Bool
+    /// Whether 3×3 convolutions that suit it run as Winograd F(2×2, 3×3).
+    let winograd: Bool
     var maxActivation = 0, maxMap = 0, maxLinearScratch = 0
     /// Floats of the convolutions' input buffers so far; convolutions of one geometry share one.
     var bufferOffset = 0
@@ -16,7 +18,9 @@ struct StepCompiler {
 
     struct ConvBufferKey: Hashable { var geometry: Conv2DGeometry; var batch: Int }
 
-    init(isa: KernelISA, foldBatchNorm: Bool) { self.isa = isa; self.foldBatchNorm = foldBatchNorm }
+    init(isa: KernelISA, foldBatchNorm: Bool, winograd: Bool = true) {
+        self.isa = isa; self.foldBatchNorm = foldBatchNorm; self.winograd = winograd
+    }
 
     /// The steps of `layers`, which stand `level` residual blocks deep.
     mutating func compile(_ layers: [Layer], level: Int) -> [any CompiledStep] {

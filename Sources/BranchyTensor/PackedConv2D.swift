@@ -167,14 +167,7 @@ public struct PackedConv2D: Sendable {
 
     private func unpack(_ src: UnsafePointer<Float>, channelStride: Int, rowStride: Int, pool: Pool2DGeometry?,
                         into y: UnsafeMutablePointer<Float>) {
-        let g = geometry
-        if let p = pool {
-            bk_maxpool(isa.rawValue, Int32(g.outC), Int32(g.outH), Int32(g.outW), src, channelStride, rowStride,
-                       Int32(p.kernel), Int32(p.stride), Int32(p.pad), Int32(p.outH), Int32(p.outW),
-                       y, p.outH * p.outW, p.outW, 0)
-        } else {
-            bk_copy_planes(Int32(g.outC), Int32(g.outH), Int32(g.outW), src, channelStride, rowStride, y, g.outH * g.outW, g.outW, 0)
-        }
+        ConvMap.unpack(src, geometry: geometry, isa: isa, channelStride: channelStride, rowStride: rowStride, pool: pool, into: y)
     }
 }
 

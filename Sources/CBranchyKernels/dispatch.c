@@ -180,3 +180,25 @@ void bk_im2col_padded(int isa, int c, int hp, int wp, int kh, int kw, int oh, in
     BK_DISPATCH(isa, CALL);
 #undef CALL
 }
+
+void bk_winograd_input(int isa, int c, int h, int w, const float *x, float *padded, float *v, ptrdiff_t vs)
+{
+#define CALL(S) bk_winograd_input_##S(c, h, w, x, padded, v, vs)
+    BK_DISPATCH(isa, CALL);
+#undef CALL
+}
+
+void bk_winograd_output(int isa, int o, int th, int tw, const float *m, ptrdiff_t ms, const float *bias,
+                        float *map, ptrdiff_t map_cs, int relu)
+{
+#define CALL(S) bk_winograd_output_##S(o, th, tw, m, ms, bias, map, map_cs, relu)
+    BK_DISPATCH(isa, CALL);
+#undef CALL
+}
+
+void bk_gemm_rows(int isa, int n, int k, int o, const float *x, ptrdiff_t ldx, const float *packed_b, float *y, ptrdiff_t ldy)
+{
+#define CALL(S) bk_gemm_rows_##S(n, k, o, x, ldx, packed_b, y, ldy)
+    BK_DISPATCH(isa, CALL);
+#undef CALL
+}

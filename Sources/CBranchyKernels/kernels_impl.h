@@ -7,7 +7,7 @@
 // and wrapping the include in the ISA's target attribute.
 // The body is in three parts: this file (packing, the micro-tile and the convolution's tiles),
 // kernels_impl_gemm.h (the linear layer and the general matrix product) and kernels_impl_maps.h
-// (max pooling and im2col), included at its end.
+// (max pooling and im2col) and kernels_impl_winograd.h (Winograd transforms), included at its end.
 #include "branchy_kernels.h"
 #include "kernels_internal.h"
 #include <stdlib.h>
@@ -60,10 +60,11 @@ void SUFFIX(bk_pack_b)(int k, int n, const float *b, ptrdiff_t rs, ptrdiff_t cs,
 // One micro-tile: R rows (R <= MR, a compile-time constant after inlining) × NR columns.
 // acc[r] = init; for p in 0..<k: acc[r] += a[p * MR + r] * b_p[0..NR); then store.
 // INDIRECT: b_p = bbase + off[p]; otherwise b_p = bbase + p * NR (a packed panel).
+// ASTRIDE: row r of A is a[r * lda + p] (rows in place); otherwise a[p * MR + r] (a packed panel).
 // init_mode: 0 zero, 1 row bias (scalar per row), 2 column bias (NR floats), 3 load C.
 static inline __attribute__((always_inline)) void SUFFIX(tile)(
-    const int R, const int INDIRECT, const int V2, int k, const float *restrict a, const float *restrict bbase,
-    const int32_t *restrict off, float *c, ptrdiff_t ldc, int cols,
+    const int R, const int INDIRECT, const int V2, const int ASTRIDE, int k, const float *restrict a, ptrdiff_t lda,
+    const float *restrict bbase, const int32_t *restrict off, float *c, ptrdiff_t ldc, int cols,
     int init_mode, const float *init, int relu)
 {
     // V2: two vectors (NR columns); otherwise one (VW columns, and cols must be VW).
@@ -87,10 +88,10 @@ static inline __attribute__((always_inline)) void SUFFIX(tile)(
     for (int p = 0; p < k; p++) {
         const float *bp = INDIRECT ? bbase + off[p] : bbase + (ptrdiff_t)p * NR;
         vf b0 = VLOAD(bp), b1 = V2 ? VLOAD(bp + VW) : VZERO();
-        const float *ap = a + (ptrdiff_t)p * MR;
+        const float *ap = ASTRIDE ? a + p : a + (ptrdiff_t)p * MR;
         _Pragma("clang loop unroll(full)")
         for (int r = 0; r < R; r++) {
-            vf av = VSET1(ap[r]);
+            vf av = VSET1(ASTRIDE ? ap[r * lda] : ap[r]);
             c0[r] = VFMA(av, b0, c0[r]);
             if (V2) c1[r] = VFMA(av, b1, c1[r]);
         }
@@ -115,49 +116,52 @@ static inline __attribute__((always_inline)) void SUFFIX(tile)(
 }
 
 // Dispatches a micro-tile on its row count so that each count gets an unrolled body.
-#define BK_ROWS_CASES(INDIRECT, V2) \
+#define BK_ROWS_CASES(INDIRECT, V2, AS) \
     switch (rows) { \
-    case 1: SUFFIX(tile)(1, INDIRECT, V2, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
-    case 2: SUFFIX(tile)(2, INDIRECT, V2, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
-    case 3: SUFFIX(tile)(3, INDIRECT, V2, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
-    case 4: SUFFIX(tile)(4, INDIRECT, V2, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
-    BK_MORE_ROWS(INDIRECT, V2) \
+    case 1: SUFFIX(tile)(1, INDIRECT, V2, AS, k, a, lda, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
+    case 2: SUFFIX(tile)(2, INDIRECT, V2, AS, k, a, lda, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
+    case 3: SUFFIX(tile)(3, INDIRECT, V2, AS, k, a, lda, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
+    case 4: SUFFIX(tile)(4, INDIRECT, V2, AS, k, a, lda, bbase, off, c, ldc, cols, init_mode, init, relu); break; \
+    BK_MORE_ROWS(INDIRECT, V2, AS) \
     default: break; \
     }
 
 #if MR > 4
-#define BK_ROW_CASE(n, INDIRECT, V2) case n: SUFFIX(tile)(n, INDIRECT, V2, k, a, bbase, off, c, ldc, cols, init_mode, init, relu); break;
+#define BK_ROW_CASE(n, INDIRECT, V2, AS) case n: SUFFIX(tile)(n, INDIRECT, V2, AS, k, a, lda, bbase, off, c, ldc, cols, init_mode, init, relu); break;
 #if MR == 6
-#define BK_MORE_ROWS(I, V) BK_ROW_CASE(5, I, V) BK_ROW_CASE(6, I, V)
+#define BK_MORE_ROWS(I, V, A) BK_ROW_CASE(5, I, V, A) BK_ROW_CASE(6, I, V, A)
 #elif MR == 8
-#define BK_MORE_ROWS(I, V) BK_ROW_CASE(5, I, V) BK_ROW_CASE(6, I, V) BK_ROW_CASE(7, I, V) BK_ROW_CASE(8, I, V)
+#define BK_MORE_ROWS(I, V, A) BK_ROW_CASE(5, I, V, A) BK_ROW_CASE(6, I, V, A) BK_ROW_CASE(7, I, V, A) BK_ROW_CASE(8, I, V, A)
 #elif MR == 12
-#define BK_MORE_ROWS(I, V) BK_ROW_CASE(5, I, V) BK_ROW_CASE(6, I, V) BK_ROW_CASE(7, I, V) BK_ROW_CASE(8, I, V) \
-    BK_ROW_CASE(9, I, V) BK_ROW_CASE(10, I, V) BK_ROW_CASE(11, I, V) BK_ROW_CASE(12, I, V)
+#define BK_MORE_ROWS(I, V, A) BK_ROW_CASE(5, I, V, A) BK_ROW_CASE(6, I, V, A) BK_ROW_CASE(7, I, V, A) BK_ROW_CASE(8, I, V, A) \
+    BK_ROW_CASE(9, I, V, A) BK_ROW_CASE(10, I, V, A) BK_ROW_CASE(11, I, V, A) BK_ROW_CASE(12, I, V, A)
 #else
 #error "unsupported MR"
 #endif
 #else
-#define BK_MORE_ROWS(I, V)
+#define BK_MORE_ROWS(I, V, A)
 #endif
 
 static __attribute__((noinline)) void SUFFIX(tile_indirect)(int rows, int k, const float *a, const float *bbase,
     const int32_t *off, float *c, ptrdiff_t ldc, int cols, int init_mode, const float *init, int relu)
 {
-    BK_ROWS_CASES(1, 1)
+    const ptrdiff_t lda = 0;
+    BK_ROWS_CASES(1, 1, 0)
 }
 
 static __attribute__((noinline)) void SUFFIX(tile_indirect_half)(int rows, int k, const float *a, const float *bbase,
     const int32_t *off, float *c, ptrdiff_t ldc, int cols, int init_mode, const float *init, int relu)
 {
-    BK_ROWS_CASES(1, 0)
+    const ptrdiff_t lda = 0;
+    BK_ROWS_CASES(1, 0, 0)
 }
 
 static __attribute__((noinline)) void SUFFIX(tile_panel)(int rows, int k, const float *a, const float *bbase,
     float *c, ptrdiff_t ldc, int cols, int init_mode, const float *init, int relu)
 {
     const int32_t *off = NULL;
-    BK_ROWS_CASES(0, 1)
+    const ptrdiff_t lda = 0;
+    BK_ROWS_CASES(0, 1, 0)
 }
 
 // A panel whose used columns fit one vector (cols ≤ VW): half the multiply-adds.
@@ -165,7 +169,38 @@ static __attribute__((noinline)) void SUFFIX(tile_panel_half)(int rows, int k, c
     float *c, ptrdiff_t ldc, int cols, int init_mode, const float *init, int relu)
 {
     const int32_t *off = NULL;
-    BK_ROWS_CASES(0, 0)
+    const ptrdiff_t lda = 0;
+    BK_ROWS_CASES(0, 0, 0)
+}
+
+// Rows of A in place (row r at a + r * lda) against a packed panel of B.
+static __attribute__((noinline)) void SUFFIX(tile_rows)(int rows, int k, const float *a, ptrdiff_t lda, const float *bbase,
+    float *c, ptrdiff_t ldc, int cols, int init_mode, const float *init, int relu)
+{
+    const int32_t *off = NULL;
+    BK_ROWS_CASES(0, 1, 1)
+}
+
+static __attribute__((noinline)) void SUFFIX(tile_rows_half)(int rows, int k, const float *a, ptrdiff_t lda, const float *bbase,
+    float *c, ptrdiff_t ldc, int cols, int init_mode, const float *init, int relu)
+{
+    const int32_t *off = NULL;
+    BK_ROWS_CASES(0, 0, 1)
+}
+
+void SUFFIX(bk_gemm_rows)(int n, int k, int o, const float *x, ptrdiff_t ldx, const float *packed_b, float *y, ptrdiff_t ldy)
+{
+    for (int i0 = 0; i0 < n; i0 += MR) {
+        int rows = n - i0 < MR ? n - i0 : MR;
+        for (int j0 = 0; j0 < o; j0 += NR) {
+            int cols = o - j0 < NR ? o - j0 : NR;
+            const float *b = packed_b + (ptrdiff_t)(j0 / NR) * k * NR;
+            if (cols <= VW)
+                SUFFIX(tile_rows_half)(rows, k, x + (ptrdiff_t)i0 * ldx, ldx, b, y + (ptrdiff_t)i0 * ldy + j0, ldy, cols, 0, NULL, 0);
+            else
+                SUFFIX(tile_rows)(rows, k, x + (ptrdiff_t)i0 * ldx, ldx, b, y + (ptrdiff_t)i0 * ldy + j0, ldy, cols, 0, NULL, 0);
+        }
+    }
 }
 
 void SUFFIX(bk_conv_tiles)(int m, int k, const float *packed_w, const float *bias,
@@ -194,6 +229,7 @@ void SUFFIX(bk_conv_tiles)(int m, int k, const float *packed_w, const float *bia
 
 #include "kernels_impl_gemm.h"
 #include "kernels_impl_maps.h"
+#include "kernels_impl_winograd.h"
 
 #undef NR
 #undef BK_ROWS_CASES

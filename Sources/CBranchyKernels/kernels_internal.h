@@ -20,7 +20,12 @@
                               const float *padded, float *col, ptrdiff_t ld); \
     void bk_sgemm_##S(int m, int n, int k, const float *a, ptrdiff_t ars, ptrdiff_t acs, \
                       const float *b, ptrdiff_t brs, ptrdiff_t bcs, float *c, ptrdiff_t ldc, int accumulate, \
-                      float *scratch);
+                      float *scratch); \
+    void bk_gemm_rows_##S(int n, int k, int o, const float *x, ptrdiff_t ldx, const float *packed_b, \
+                          float *y, ptrdiff_t ldy); \
+    void bk_winograd_input_##S(int c, int h, int w, const float *x, float *padded, float *v, ptrdiff_t vs); \
+    void bk_winograd_output_##S(int o, int th, int tw, const float *m, ptrdiff_t ms, const float *bias, \
+                                float *map, ptrdiff_t map_cs, int relu);
 
 BK_DECLARE_ISA(baseline)
 #if defined(__x86_64__)

@@ -8,7 +8,8 @@ import Testing
     /// fused ReLU and pooling in both orders, pooling with padding and ceil mode, linear layers
     /// with and without ReLU, batch normalisation (folded into a convolution, or a per-sample affine
     /// step), average pooling, residual blocks (identity, projection and zero-padded shortcuts,
-    /// nested, with and without a fused ReLU) and local response normalisation.
+    /// nested, with and without a fused ReLU), local response normalisation, and Winograd
+    /// convolutions (odd and even maps, one tile or many, pooled or not, in residual blocks).
     static var specs: [ModelSpec] {
         [ModelFixture.tiny, ModelFixture.tinyBatchNorm, ModelFixture.residualIdentity(), ModelFixture.residualProjection(),
          ModelSpec(name: "mixed", input: [1, 13, 11], classes: 7, stages: [
@@ -21,7 +22,52 @@ import Testing
             ], exit: ExitSpec(name: "exit-b", layers: [.flatten, .linear("fc1", out: 40), .relu, .linear("fc2", out: 7)])),
             StageSpec(name: "c", trunk: [.relu, .maxPool(2, ceil: true), .conv("c4", out: 3, kernel: 2)],
                       exit: ExitSpec(name: "exit-c", layers: [.flatten, .linear("fc", out: 7)])),
-         ])]
+         ]), winogradSpec]
+    }
+
+    /// Convolutions that run as Winograd F(2×2, 3×3): on a 7×9 map (odd, so its map is wider
+    /// than the output), in a residual block on 4×5, pooled after, and on a 2×3 map (one row of tiles);
+    /// 16 to 33 channels, so the transforms' vector and one-at-a-time channel paths both run.
+    static let winogradSpec = ModelSpec(name: "winograd", input: [1, 7, 9], classes: 5, stages: [
+        StageSpec(name: "a", trunk: [
+            .conv("c1", out: 16, kernel: 3, pad: 1), .relu, .conv("c2", out: 20, kernel: 3, pad: 1), .relu,
+            .maxPool(2, ceil: true),
+        ], exit: ExitSpec(name: "exit-a", layers: [.flatten, .linear("fc", out: 5)])),
+        StageSpec(name: "b", trunk: [
+            .residual("b1", [.conv("b1.c1", out: 20, kernel: 3, pad: 1), .relu, .conv("b1.c2", out: 20, kernel: 3, pad: 1)]), .relu,
+            .conv("c3", out: 33, kernel: 3, pad: 1), .maxPool(2, ceil: true),
+        ], exit: ExitSpec(name: "exit-b", layers: [.flatten, .linear("fc", out: 5)])),
+        StageSpec(name: "c", trunk: [.conv("c4", out: 16, kernel: 3, pad: 1), .relu],
+                  exit: ExitSpec(name: "exit-c", layers: [.flatten, .linear("fc", out: 5)])),
+    ])
+
+    /// The fixture does run Winograd convolutions (five of its six), and the network compiled
+    /// without them agrees with the one compiled with them within float rounding.
+    @Test(arguments: KernelISA.supported)
+    func winogradMatchesDirectConvolution(isa: KernelISA) throws {
+        let network = try ModelFixture.randomNetwork(Self.winogradSpec, seed: 71)
+        let fast = CompiledNetwork(network, isa: isa), direct = CompiledNetwork(network, isa: isa, winograd: false)
+        #expect(Self.winogradSteps(fast) == 5 && Self.winogradSteps(direct) == 0)
+        let input = ModelFixture.randomInput(Self.winogradSpec.input, count: 14, seed: 8)
+        let a = Self.compiledOutputs(fast, input, perSample: false), b = Self.compiledOutputs(direct, input, perSample: false)
+        for i in network.stages.indices {
+            let scale = max(1, b.features[i].map(abs).max() ?? 1)
+            #expect(maxDifference(a.features[i], b.features[i]) <= 2e-5 * scale, "stage \(i) on \(isa)")
+        }
+    }
+
+    /// Convolution steps compiled as Winograd, residual blocks included.
+    static func winogradSteps(_ net: CompiledNetwork) -> Int {
+        func count(_ steps: [any CompiledStep]) -> Int {
+            steps.reduce(0) { n, step in
+                switch step {
+                case let c as ConvStep: n + (c.winograd == nil ? 0 : 1)
+                case let r as ResidualStep: n + count(r.body) + count(r.shortcut)
+                default: n
+                }
+            }
+        }
+        return net.stages.reduce(0) { $0 + count($1.trunk) }
     }
 
 

@@ -74,7 +74,8 @@ final class ConvLayer: Layer, Operator {
             if let p = next as? MaxPoolLayer, pool == nil { pool = p.geometry; rest = rest.dropFirst(); continue }
             break
         }
-        var step = ConvStep(geometry: geometry, weight: weight, bias: bias, relu: relu, pool: pool, isa: compiler.isa, group: compiler.isa.mr)
+        var step = ConvStep(geometry: geometry, weight: weight, bias: bias, relu: relu, pool: pool, isa: compiler.isa, group: compiler.isa.mr,
+                            winograd: compiler.winograd)
         step.bufferOffset = compiler.convBuffer(geometry: geometry, batch: step.batch, floats: step.bufferFloats)
         compiler.maxMap = max(compiler.maxMap, step.mapFloats)
         compiler.maxActivation = max(compiler.maxActivation, step.outputCount, geometry.outputCount)

@@ -4,6 +4,8 @@ import CBranchyKernels
 /// A convolution compiled for inference, with the ReLU and max pooling that follow it fused in.
 struct ConvStep: CompiledStep {
     let conv: PackedConv2D
+    /// The Winograd form, used instead of `conv` when the geometry suits it.
+    let winograd: WinogradConv2D?
     let relu: Bool
     let pool: Pool2DGeometry?
     /// Floats of one sample's output (after the pooling, if any).
@@ -16,25 +18,49 @@ struct ConvStep: CompiledStep {
     /// Row length of the batch map and im2col matrix, and the B row offsets for it.
     let batchRow: Int
     let batchOffsets: [Int32]
-    var mapFloats: Int { batch > 1 ? geometry.outC * batchRow : conv.mapFloats }
-    var bufferFloats: Int { batch > 1 ? conv.batchBufferFloats(batch) : conv.bufferFloats }
+    var mapFloats: Int {
+        if let w = winograd { return w.mapFloats(batch) }
+        return batch > 1 ? geometry.outC * batchRow : conv.mapFloats
+    }
+    var bufferFloats: Int {
+        if let w = winograd { return w.bufferFloats(batch) }
+        return batch > 1 ? conv.batchBufferFloats(batch) : conv.bufferFloats
+    }
     var geometry: Conv2DGeometry { conv.geometry }
 
-    init(geometry g: Conv2DGeometry, weight: Tensor, bias: Tensor?, relu: Bool, pool: Pool2DGeometry?, isa: KernelISA, group: Int) {
+    init(geometry g: Conv2DGeometry, weight: Tensor, bias: Tensor?, relu: Bool, pool: Pool2DGeometry?, isa: KernelISA, group: Int,
+         winograd useWinograd: Bool = true) {
         conv = PackedConv2D(geometry: g, weight: weight.data, bias: bias?.data, isa: isa)
+        let winograd = useWinograd && WinogradConv2D.suits(g)
+            ? WinogradConv2D(geometry: g, weight: weight.data, bias: bias?.data, isa: isa) : nil
+        self.winograd = winograd
         self.relu = relu
         self.pool = pool
         outputCount = pool?.outputCount ?? g.outputCount
         // Several samples share one im2col matrix only while it stays small (at most 2^16 floats
-        // per sample); larger layers run a sample at a time.
-        batch = conv.batches && g.patch * g.positions <= 1 << 16 ? group : 1
+        // per sample); larger layers run a sample at a time. Winograd's products take a group
+        // while its transformed tiles stay as small.
+        if let w = winograd {
+            batch = 16 * w.tiles * max(g.inC, g.outC) <= 1 << 16 ? group : 1
+        } else {
+            batch = conv.batches && g.patch * g.positions <= 1 << 16 ? group : 1
+        }
         batchRow = conv.batchMapStride(batch)
-        batchOffsets = batch > 1 ? conv.batchOffsets(ld: batchRow) : []
+        batchOffsets = batch > 1 && winograd == nil ? conv.batchOffsets(ld: batchRow) : []
     }
 
     /// n ≤ batch samples: x (n × C·H·W) → y (n × outputCount), all in one product.
     func runBatch(_ n: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>,
                   map: UnsafeMutablePointer<Float>) {
+        if let w = winograd {
+            if pool == nil && w.mapIsCompact {
+                w.run(n, x, xStride: geometry.inputCount, buffer: workspace + bufferOffset, map: y, relu: relu)
+                return
+            }
+            w.run(n, x, xStride: geometry.inputCount, buffer: workspace + bufferOffset, map: map, relu: relu)
+            for s in 0..<n { w.unpack(map, image: s, pool: pool, into: y + s * outputCount) }
+            return
+        }
         batchOffsets.withUnsafeBufferPointer { o in
             conv.mapBatch(n, x, xStride: geometry.inputCount, buffer: workspace + bufferOffset, map: map, ld: batchRow,
                           offsets: o.baseAddress!, relu: relu)
@@ -46,6 +72,10 @@ struct ConvStep: CompiledStep {
     func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>,
              map: UnsafeMutablePointer<Float>) {
         // ReLU before max pooling gives the same values as after it (max commutes with it).
+        if winograd != nil {
+            runBatch(1, x, y, workspace: workspace, map: map)
+            return
+        }
         conv.map(x, buffer: workspace + bufferOffset, map: map, relu: relu)
         conv.unpack(map, pool: pool, into: y)
     }

@@ -73,6 +73,11 @@ void bk_linear(int isa, int n, int k, int o, const float *x, ptrdiff_t ldx,
                const float *packed_wt, const float *bias, float *y, ptrdiff_t ldy, int relu, float *scratch);
 size_t bk_linear_scratch_size(int isa, int n, int k);
 
+/// y (n × o, row stride ldy) = x (n × k, row stride ldx) · B, with B (k × o) packed by bk_pack_b:
+/// the product of bk_linear without a bias, reading x's rows in place instead of packing them.
+/// Each element is the same chain of multiply-adds as bk_linear's, so the results are its bits.
+void bk_gemm_rows(int isa, int n, int k, int o, const float *x, ptrdiff_t ldx, const float *packed_b, float *y, ptrdiff_t ldy);
+
 /// Copies planes (c × h × w, strides src_cs / src_rs) to dst (strides dst_cs / dst_rs).
 void bk_copy_planes(int c, int h, int w, const float *src, ptrdiff_t src_cs, ptrdiff_t src_rs,
                     float *dst, ptrdiff_t dst_cs, ptrdiff_t dst_rs, int relu);
@@ -90,6 +95,18 @@ void bk_im2col(int c, int h, int w, int kh, int kw, int stride, int pad, int oh,
 /// window row is one contiguous run, so rows are plain copies.
 void bk_im2col_padded(int isa, int c, int hp, int wp, int kh, int kw, int oh, int ow,
                       const float *padded, float *col, ptrdiff_t ld);
+
+/// Winograd F(2×2, 3×3) input transform (stride 1, pad 1) of one image x (c × h × w, compact):
+/// the image is cut into th × tw = ceil(h / 2) × ceil(w / 2) tiles of 2 × 2 outputs, row-major;
+/// tile t's 4 × 4 input patch d (zero outside the image) becomes V = Bᵀ d B, written as
+/// v[ξ * vs + t * c + ch] for the 16 positions ξ = 4i + j. `padded` is scratch for
+/// (2·th + 2) · (2·tw + 2) · c floats. Adds and subtracts only: every path gives the same bits.
+void bk_winograd_input(int isa, int c, int h, int w, const float *x, float *padded, float *v, ptrdiff_t vs);
+/// Winograd F(2×2, 3×3) output transform: for tile t and channel ch < o, the 16 products
+/// m[ξ * ms + t * o + ch] become the 2 × 2 outputs Aᵀ M A + bias[ch] (bias NULL: none), ReLU
+/// when asked, stored in `map`: o planes (channel stride map_cs) of 2·th rows of 2·tw columns.
+void bk_winograd_output(int isa, int o, int th, int tw, const float *m, ptrdiff_t ms, const float *bias,
+                        float *map, ptrdiff_t map_cs, int relu);
 
 /// Sign activation: y = +1 where x >= 0 (so 0 and −0 give +1), else −1 (NaN gives −1).
 void bk_sign(size_t count, const float *x, float *y);
