@@ -106,18 +106,20 @@ public struct WinogradConv2D: Sendable {
         let g = geometry, t = tiles, rows = n * t, l = layout(n)
         let isa = isa.rawValue
         let padded = buffer, v = buffer + l.padded, m = v + l.v
+        // Tile by tile: the 16 positions of a tile's C (or outC) values side by side, so position ξ's
+        // rows are 16·C apart.
         for s in 0..<n {
-            bk_winograd_input(isa, Int32(g.inC), Int32(g.inH), Int32(g.inW), x + s * xStride, padded, v + s * t * g.inC, rows * g.inC)
+            bk_winograd_input(isa, Int32(g.inC), Int32(g.inH), Int32(g.inW), x + s * xStride, padded, v + s * t * 16 * g.inC)
         }
         packedWeight.withUnsafeBufferPointer { w in
             for xi in 0..<16 {
-                bk_gemm_rows(isa, Int32(rows), Int32(g.inC), Int32(g.outC), v + xi * rows * g.inC, g.inC,
-                             w.baseAddress! + xi * panelFloats, m + xi * rows * g.outC, g.outC)
+                bk_gemm_rows(isa, Int32(rows), Int32(g.inC), Int32(g.outC), v + xi * g.inC, 16 * g.inC,
+                             w.baseAddress! + xi * panelFloats, m + xi * g.outC, 16 * g.outC)
             }
         }
         bias.withUnsafeBufferPointerOrNil { b in
             for s in 0..<n {
-                bk_winograd_output(isa, Int32(g.outC), Int32(tilesH), Int32(tilesW), m + s * t * g.outC, rows * g.outC, b,
+                bk_winograd_output(isa, Int32(g.outC), Int32(tilesH), Int32(tilesW), m + s * t * 16 * g.outC, b,
                                    map + s * g.outC * mapStride, mapStride, relu ? 1 : 0)
             }
         }

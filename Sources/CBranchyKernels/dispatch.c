@@ -181,17 +181,17 @@ void bk_im2col_padded(int isa, int c, int hp, int wp, int kh, int kw, int oh, in
 #undef CALL
 }
 
-void bk_winograd_input(int isa, int c, int h, int w, const float *x, float *padded, float *v, ptrdiff_t vs)
+void bk_winograd_input(int isa, int c, int h, int w, const float *x, float *padded, float *v)
 {
-#define CALL(S) bk_winograd_input_##S(c, h, w, x, padded, v, vs)
+#define CALL(S) bk_winograd_input_##S(c, h, w, x, padded, v)
     BK_DISPATCH(isa, CALL);
 #undef CALL
 }
 
-void bk_winograd_output(int isa, int o, int th, int tw, const float *m, ptrdiff_t ms, const float *bias,
+void bk_winograd_output(int isa, int o, int th, int tw, const float *m, const float *bias,
                         float *map, ptrdiff_t map_cs, int relu)
 {
-#define CALL(S) bk_winograd_output_##S(o, th, tw, m, ms, bias, map, map_cs, relu)
+#define CALL(S) bk_winograd_output_##S(o, th, tw, m, bias, map, map_cs, relu)
     BK_DISPATCH(isa, CALL);
 #undef CALL
 }

@@ -23,8 +23,8 @@
                       float *scratch); \
     void bk_gemm_rows_##S(int n, int k, int o, const float *x, ptrdiff_t ldx, const float *packed_b, \
                           float *y, ptrdiff_t ldy); \
-    void bk_winograd_input_##S(int c, int h, int w, const float *x, float *padded, float *v, ptrdiff_t vs); \
-    void bk_winograd_output_##S(int o, int th, int tw, const float *m, ptrdiff_t ms, const float *bias, \
+    void bk_winograd_input_##S(int c, int h, int w, const float *x, float *padded, float *v); \
+    void bk_winograd_output_##S(int o, int th, int tw, const float *m, const float *bias, \
                                 float *map, ptrdiff_t map_cs, int relu);
 
 BK_DECLARE_ISA(baseline)

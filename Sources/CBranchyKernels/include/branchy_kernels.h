@@ -99,13 +99,13 @@ void bk_im2col_padded(int isa, int c, int hp, int wp, int kh, int kw, int oh, in
 /// Winograd F(2×2, 3×3) input transform (stride 1, pad 1) of one image x (c × h × w, compact):
 /// the image is cut into th × tw = ceil(h / 2) × ceil(w / 2) tiles of 2 × 2 outputs, row-major;
 /// tile t's 4 × 4 input patch d (zero outside the image) becomes V = Bᵀ d B, written as
-/// v[ξ * vs + t * c + ch] for the 16 positions ξ = 4i + j. `padded` is scratch for
+/// v[(t * 16 + ξ) * c + ch] for the 16 positions ξ = 4i + j. `padded` is scratch for
 /// (2·th + 2) · (2·tw + 2) · c floats. Adds and subtracts only: every path gives the same bits.
-void bk_winograd_input(int isa, int c, int h, int w, const float *x, float *padded, float *v, ptrdiff_t vs);
+void bk_winograd_input(int isa, int c, int h, int w, const float *x, float *padded, float *v);
 /// Winograd F(2×2, 3×3) output transform: for tile t and channel ch < o, the 16 products
-/// m[ξ * ms + t * o + ch] become the 2 × 2 outputs Aᵀ M A + bias[ch] (bias NULL: none), ReLU
+/// m[(t * 16 + ξ) * o + ch] become the 2 × 2 outputs Aᵀ M A + bias[ch] (bias NULL: none), ReLU
 /// when asked, stored in `map`: o planes (channel stride map_cs) of 2·th rows of 2·tw columns.
-void bk_winograd_output(int isa, int o, int th, int tw, const float *m, ptrdiff_t ms, const float *bias,
+void bk_winograd_output(int isa, int o, int th, int tw, const float *m, const float *bias,
                         float *map, ptrdiff_t map_cs, int relu);
 
 /// Sign activation: y = +1 where x >= 0 (so 0 and −0 give +1), else −1 (NaN gives −1).
