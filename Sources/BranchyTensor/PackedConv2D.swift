@@ -65,7 +65,8 @@ public struct PackedConv2D: Sendable {
         offsets = offs
         if direct {
             let lastOffset = k == 0 ? 0 : Int(offs[k - 1])
-            bufferFloats = max(g.inC * ph * pw, lastOffset + mapStride) + nr
+            // (At least k·NR floats: the scratch panel of ``mapPointwise(_:buffer:into:relu:)``.)
+            bufferFloats = max(g.inC * ph * pw, lastOffset + mapStride, k * nr) + nr
             colOffset = 0
         } else if g.stride == 1 {
             // im2col from a zero-bordered copy: the matrix follows the copy.
@@ -90,6 +91,26 @@ public struct PackedConv2D: Sendable {
     public func map(_ x: UnsafePointer<Float>, buffer: UnsafeMutablePointer<Float>, map: UnsafeMutablePointer<Float>, relu: Bool) {
         unfold(x, buffer: buffer, into: buffer + colOffset, ld: mapStride)
         offsets.withUnsafeBufferPointer { multiply(buffer + colOffset, $0.baseAddress!, columns: columns, into: map, ld: mapStride, relu: relu) }
+    }
+
+    /// A 1×1 convolution at stride 1 without padding, in the in-place layout: its input is the
+    /// product's B as it lies, so ``mapPointwise(_:buffer:into:relu:)`` needs no copy on either side.
+    public var pointwise: Bool { direct && geometry.kH == 1 && geometry.kW == 1 && geometry.pad == 0 }
+
+    /// One image x (C, H, W) → y (outC, H, W) compact = conv + bias, ReLU when asked, read and
+    /// written in place (``pointwise`` convolutions only). The same bits as ``map(_:buffer:map:relu:)``
+    /// then ``unpack(_:pool:into:)``. `buffer` (bufferFloats) is scratch.
+    public func mapPointwise(_ x: UnsafePointer<Float>, buffer: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>, relu: Bool) {
+        precondition(pointwise, "only a 1×1 convolution at stride 1 without padding reads its input in place")
+        let g = geometry
+        packedWeight.withUnsafeBufferPointer { w in
+            bias.withUnsafeBufferPointerOrNil { b in
+                offsets.withUnsafeBufferPointer { o in
+                    bk_conv_rows(isa.rawValue, Int32(g.outC), Int32(g.patch), w.baseAddress!, b, x, o.baseAddress!,
+                                 Int32(g.positions), y, g.positions, relu ? 1 : 0, buffer)
+                }
+            }
+        }
     }
 
     /// Puts one image where the product reads it: the interior of the zero-bordered copy (its

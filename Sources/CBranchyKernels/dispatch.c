@@ -202,3 +202,12 @@ void bk_gemm_rows(int isa, int n, int k, int o, const float *x, ptrdiff_t ldx, c
     BK_DISPATCH(isa, CALL);
 #undef CALL
 }
+
+void bk_conv_rows(int isa, int m, int k, const float *packed_w, const float *bias,
+                  const float *bbase, const int32_t *off, int columns,
+                  float *y, ptrdiff_t ldy, int relu, float *scratch)
+{
+#define CALL(S) bk_conv_rows_##S(m, k, packed_w, bias, bbase, off, columns, y, ldy, relu, scratch)
+    BK_DISPATCH(isa, CALL);
+#undef CALL
+}

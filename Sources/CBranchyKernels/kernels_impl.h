@@ -227,6 +227,36 @@ void SUFFIX(bk_conv_tiles)(int m, int k, const float *packed_w, const float *bia
     }
 }
 
+// As bk_conv_tiles, but storing exactly `columns` columns of each row (row stride ldy) and never
+// reading B past column `columns` of a row: the last partial tile's columns are first copied
+// into `scratch` (k × NR floats) as a zero-padded panel.
+void SUFFIX(bk_conv_rows)(int m, int k, const float *packed_w, const float *bias,
+                          const float *bbase, const int32_t *off, int columns,
+                          float *y, ptrdiff_t ldy, int relu, float *scratch)
+{
+    static const float zeros[MR] = {0};
+    const int full = columns / NR, rest = columns - full * NR;
+    if (rest > 0) {
+        for (int p = 0; p < k; p++) {
+            float *d = scratch + (ptrdiff_t)p * NR;
+            memcpy(d, bbase + off[p] + (ptrdiff_t)full * NR, (size_t)rest * sizeof(float));
+            memset(d + rest, 0, (size_t)(NR - rest) * sizeof(float));
+        }
+    }
+    for (int i0 = 0; i0 < m; i0 += MR) {
+        int rows = m - i0 < MR ? m - i0 : MR;
+        const float *a = packed_w + (ptrdiff_t)(i0 / MR) * k * MR;
+        const float *init = bias ? bias + i0 : zeros;
+        float *yr = y + (ptrdiff_t)i0 * ldy;
+        for (int t = 0; t < full; t++)
+            SUFFIX(tile_indirect)(rows, k, a, bbase + (ptrdiff_t)t * NR, off, yr + (ptrdiff_t)t * NR, ldy, NR, 1, init, relu);
+        if (rest > VW)
+            SUFFIX(tile_panel)(rows, k, a, scratch, yr + (ptrdiff_t)full * NR, ldy, rest, 1, init, relu);
+        else if (rest > 0)
+            SUFFIX(tile_panel_half)(rows, k, a, scratch, yr + (ptrdiff_t)full * NR, ldy, rest, 1, init, relu);
+    }
+}
+
 #include "kernels_impl_gemm.h"
 #include "kernels_impl_maps.h"
 #include "kernels_impl_winograd.h"

@@ -9,6 +9,8 @@
     void bk_pack_b_##S(int k, int n, const float *b, ptrdiff_t rs, ptrdiff_t cs, float *dst); \
     void bk_conv_tiles_##S(int m, int k, const float *packed_w, const float *bias, const float *bbase, \
                            const int32_t *off, int columns, float *map, ptrdiff_t map_stride, int relu); \
+    void bk_conv_rows_##S(int m, int k, const float *packed_w, const float *bias, const float *bbase, \
+                          const int32_t *off, int columns, float *y, ptrdiff_t ldy, int relu, float *scratch); \
     size_t bk_linear_scratch_size_##S(int n, int k); \
     void bk_linear_##S(int n, int k, int o, const float *x, ptrdiff_t ldx, const float *packed_wt, \
                        const float *bias, float *y, ptrdiff_t ldy, int relu, float *scratch); \

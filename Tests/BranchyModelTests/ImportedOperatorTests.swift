@@ -107,6 +107,27 @@ import Testing
         }
     }
 
+    /// `bk_clip` (the compiled clip, in place or not) gives ClipLayer.value's bits on every path:
+    /// NaN, ±0, ±∞ and values on both bounds, in whole vectors and in the tail.
+    @Test func clipKernelIsItsScalarTwin() throws {
+        let specials: [Float] = [.nan, -0.0, 0, .infinity, -.infinity, 6, -1, 0.5, 7, -.greatestFiniteMagnitude, 1e-45]
+        let x = (0..<37).map { specials[$0 % specials.count] * ($0 % 3 == 2 ? -1 : 1) }
+        for (low, high) in [(Float(0), Float(6)), (-1, 1), (-.infinity, 0), (0, .infinity)] {
+            let layer = ClipLayer(inputShape: [37])
+            layer.low = low; layer.high = high
+            let want = x.map { layer.value($0).bitPattern }
+            for isa in KernelISA.supported {
+                let kernel = layer.kernel(isa: isa)
+                var y = [Float](repeating: 1, count: 37)
+                x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { kernel(37, xp.baseAddress!, $0.baseAddress!) } }
+                #expect(y.map(\.bitPattern) == want, "clip(\(low), \(high)) on \(isa)")
+                var inPlace = x
+                inPlace.withUnsafeMutableBufferPointer { kernel(37, UnsafePointer($0.baseAddress!), $0.baseAddress!) }
+                #expect(inPlace.map(\.bitPattern) == want, "clip(\(low), \(high)) in place on \(isa)")
+            }
+        }
+    }
+
     /// The activations at their edges, as ONNX defines them.
     @Test func activationValues() throws {
         let spec = ModelSpec(name: "act", input: [1, 1, 6], classes: 6, stages: [

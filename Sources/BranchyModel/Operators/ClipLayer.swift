@@ -1,4 +1,5 @@
 import BranchyTensor
+import CBranchyKernels
 
 /// Clipping (`clip`): `min` and `max` (no bound when absent), y = min(max(x, min), max), the
 /// form ONNX's `Clip` takes (ReLU6: min 0, max 6). `min` and `max` belong to `clip` alone.
@@ -28,10 +29,10 @@ final class ClipLayer: ScalarActivationLayer, Operator {
 
     override func value(_ x: Float) -> Float { x.isNaN ? x : Swift.min(Swift.max(x, low), high) }
 
-    /// The compiled form: one loop over the sample (no call per value).
+    /// The compiled form: `bk_clip` over the sample (vectorized, the bits of ``value(_:)``).
     override func kernel(isa: KernelISA) -> ElementwiseStep.Kernel {
-        let low = self.low, high = self.high
-        return { count, x, y in for i in 0..<count { let v = x[i]; y[i] = v.isNaN ? v : Swift.min(Swift.max(v, low), high) } }
+        let low = self.low, high = self.high, isa = isa.rawValue
+        return { count, x, y in bk_clip(isa, count, x, y, low, high) }
     }
     override func derivative(_ x: Float) -> Float { x >= low && x <= high ? 1 : 0 }
 }

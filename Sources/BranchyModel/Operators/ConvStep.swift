@@ -76,6 +76,10 @@ struct ConvStep: CompiledStep {
             runBatch(1, x, y, workspace: workspace, map: map)
             return
         }
+        if pool == nil && conv.pointwise {
+            conv.mapPointwise(x, buffer: workspace + bufferOffset, into: y, relu: relu)
+            return
+        }
         conv.map(x, buffer: workspace + bufferOffset, map: map, relu: relu)
         conv.unpack(map, pool: pool, into: y)
     }

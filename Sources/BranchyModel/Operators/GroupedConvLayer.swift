@@ -1,4 +1,5 @@
 import BranchyTensor
+import CBranchyKernels
 
 /// A `conv` layer with `groups` or `dilation` other than 1 (a depthwise convolution, say):
 /// computed directly by ``GroupedConv2D``, with a `relu` that follows fused in compiled
@@ -103,7 +104,7 @@ struct GroupedConvStep: CompiledStep {
         if relu {
             for i in 0..<outputCount where !(y[i] > 0) { y[i] = 0 }
         } else if let (low, high) = bounds {
-            for i in 0..<outputCount { let v = y[i]; y[i] = v.isNaN ? v : Swift.min(Swift.max(v, low), high) }
+            bk_clip(isa.rawValue, outputCount, y, y, low, high)
         }
     }
 }

@@ -63,6 +63,12 @@ size_t bk_sgemm_scratch_size(int isa, int m, int n, int k);
 void bk_conv_tiles(int isa, int m, int k, const float *packed_w, const float *bias,
                    const float *bbase, const int32_t *off, int columns,
                    float *map, ptrdiff_t map_stride, int relu);
+/// As bk_conv_tiles (the same bits), but storing exactly `columns` columns of each of the m rows
+/// of y (row stride ldy) and reading B's rows only up to column `columns`: a compact output
+/// straight from an input read in place. `scratch` holds k · NR floats.
+void bk_conv_rows(int isa, int m, int k, const float *packed_w, const float *bias,
+                  const float *bbase, const int32_t *off, int columns,
+                  float *y, ptrdiff_t ldy, int relu, float *scratch);
 /// Columns bk_conv_tiles computes for `columns` wanted: whole tiles of NR, or of NR / 2 at the end.
 int bk_conv_columns(int isa, int columns);
 
@@ -128,6 +134,10 @@ void bk_xnor_linear(int isa, int n, int k, int o, const float *x, ptrdiff_t ldx,
 /// HardSwish: y = x · (relu6(x + 3) / 6), relu6(t) = min(max(t, 0), 6), elementwise on the
 /// path of `isa` (all paths give the same bits; see kernels_hardswish.c for −0, ±∞ and NaN).
 void bk_hardswish(int isa, size_t count, const float *x, float *y);
+
+/// Clipping: y = x where x is NaN, else min(max(x, lo), hi) with Swift's max and min (a −0 at a
+/// lower bound of +0 gives +0); x and y may be the same. All paths give the same bits.
+void bk_clip(int isa, size_t count, const float *x, float *y, float lo, float hi);
 
 /// The shape of a depthwise 3×3 convolution: input (channels, height, width), output
 /// (channels, out_height, out_width); padded_channels is channels rounded up to a multiple of 16.
