@@ -1,5 +1,5 @@
 // Depthwise 3×3 convolution (one input and one output channel per group: MobileNet's blocks),
-// one image at a time. At stride 1 vectorised along each plane (BK_DEPTHWISE_PLANES below);
+// one image at a time. At stride 1 or 2 vectorised along each plane (BK_DEPTHWISE_PLANES below);
 // otherwise vectorised across channels: The image is copied into a zero-bordered
 // HWC buffer with the channels padded to whole vectors, every output position then sums the
 // bias and its nine taps in order (ky, then kx) on whole vectors of channels, and the result is
@@ -51,15 +51,17 @@
         } \
     }
 
-// Stride 1, planes as they lie (CHW): each channel is copied into a zero-bordered plane, and
-// the outputs are computed in the plane's width (output (oy, ox) at oy · wp + ox, so every
-// tap of a vector of outputs is one contiguous load), then compacted. The same operations per
+// Stride 1 or 2, planes as they lie (CHW): each channel is copied into a zero-bordered plane,
+// and the outputs of stride 1 are computed in the plane's width (output (oy, ox) at oy · wp + ox,
+// so every tap of a vector of outputs is one contiguous load), then compacted (at stride 2,
+// every other row and column: four times the sums needed, still cheaper on small maps than the
+// transposes). The same operations per
 // output as above (bias, then each tap's product added in order), so the same bits, without
 // the transposes into and out of channels-last.
 static size_t bk_depthwise_wide(const bk_depthwise_geometry *g, int lanes, size_t *plane_floats)
 {
     const size_t wp = (size_t)g->width + 2 * g->pad, hp = (size_t)g->height + 2 * g->pad;
-    const size_t wide = (size_t)(g->out_height - 1) * wp + g->out_width;
+    const size_t wide = (size_t)(g->out_height - 1) * g->stride * wp + (size_t)(g->out_width - 1) * g->stride + 1;
     const size_t vectors = (wide + lanes - 1) / lanes;
     const size_t reach = vectors * lanes + 2 * (size_t)g->dilation * (wp + 1);
     *plane_floats = (hp * wp > reach ? hp * wp : reach);
@@ -95,7 +97,13 @@ static size_t bk_depthwise_wide(const bk_depthwise_geometry *g, int lanes, size_
                 memcpy(out + q * L, &acc, sizeof acc); \
             } \
             float *yc = y + (size_t)ch * oh * ow; \
-            for (int oy = 0; oy < oh; oy++) memcpy(yc + (size_t)oy * ow, out + (size_t)oy * wp, sizeof(float) * (size_t)ow); \
+            if (g->stride == 1) { \
+                for (int oy = 0; oy < oh; oy++) memcpy(yc + (size_t)oy * ow, out + (size_t)oy * wp, sizeof(float) * (size_t)ow); \
+            } else { \
+                const int st = g->stride; \
+                for (int oy = 0; oy < oh; oy++) \
+                    for (int ox = 0; ox < ow; ox++) yc[(size_t)oy * ow + ox] = out[(size_t)oy * st * wp + (size_t)ox * st]; \
+            } \
         } \
     }
 
@@ -119,7 +127,7 @@ size_t bk_depthwise3x3_scratch(const bk_depthwise_geometry *g)
 
 void bk_depthwise3x3(int isa, const bk_depthwise_geometry *g, const float *x, const float *w, const float *bias, float *scratch, float *y)
 {
-    if (g->stride == 1) {
+    if (g->stride <= 2) {
         switch (isa) {
 #if defined(__x86_64__)
         case BK_ISA_AVX512: bk_depthwise3x3_planes_avx512(g, x, w, bias, scratch, y); return;

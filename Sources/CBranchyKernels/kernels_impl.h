@@ -239,8 +239,16 @@ void SUFFIX(bk_conv_rows)(int m, int k, const float *packed_w, const float *bias
     if (rest > 0) {
         for (int p = 0; p < k; p++) {
             float *d = scratch + (ptrdiff_t)p * NR;
-            memcpy(d, bbase + off[p] + (ptrdiff_t)full * NR, (size_t)rest * sizeof(float));
+            const float *src = bbase + off[p] + (ptrdiff_t)full * NR;
+#ifdef VLOADZ
+            // Masked loads: nothing past the row's last column is read.
+            const int n0 = rest < VW ? rest : VW;
+            VSTORE(d, VLOADZ(src, n0));
+            VSTORE(d + VW, VLOADZ(src + VW, rest - n0));
+#else
+            memcpy(d, src, (size_t)rest * sizeof(float));
             memset(d + rest, 0, (size_t)(NR - rest) * sizeof(float));
+#endif
         }
     }
     for (int i0 = 0; i0 < m; i0 += MR) {
