@@ -17,6 +17,8 @@ public final class CompiledNetwork: Sendable {
         public let inputCount: Int
         public let featureShape: [Int]
         public var featureCount: Int { featureShape.reduce(1, *) }
+        /// Whether the stage was compiled (every stage unless the network was compiled for some only).
+        public let isCompiled: Bool
         let trunk: [any CompiledStep]
         let exit: [any CompiledStep]
     }
@@ -39,28 +41,30 @@ public final class CompiledNetwork: Sendable {
     let levels: Int
     /// Whether a batch norm directly after a convolution is folded into it.
     public let foldsBatchNorm: Bool
-    /// Whether 3×3 stride-1 convolutions with enough channels run as Winograd F(2×2, 3×3).
-    public let usesWinograd: Bool
 
     /// Compiles `network` for `isa` (default: the active path; a path this CPU cannot run
     /// falls back to the widest it can). With `foldBatchNorm` (the default) a batch norm that
     /// directly follows a convolution is folded into its weights and bias; without, it runs
     /// as a step of its own (the reference the folded form is tested against). With `winograd`
     /// (the default) 3×3 convolutions at stride 1 and pad 1 with at least 16 channels in and out
-    /// run as Winograd F(2×2, 3×3) (``WinogradConv2D``); without, as direct products.
-    public init(_ network: Network, isa requested: KernelISA = .active, foldBatchNorm: Bool = true, winograd: Bool = true) {
+    /// run as Winograd F(2×2, 3×3) (``WinogradConv2D``); without, as direct products. With `stages`
+    /// (indices), only those stages are compiled, and the workspaces sized for them: a node packs
+    /// the weights of the stages it hosts, not the whole network's.
+    public init(_ network: Network, isa requested: KernelISA = .active, foldBatchNorm: Bool = true, winograd: Bool = true,
+                stages hosted: Set<Int>? = nil) {
         let isa = requested.isSupported ? requested : .best
         self.network = network
         self.isa = isa
         self.classes = network.spec.classes
         self.group = isa.mr
         self.foldsBatchNorm = foldBatchNorm
-        self.usesWinograd = winograd
         var compiler = StepCompiler(isa: isa, foldBatchNorm: foldBatchNorm, winograd: winograd)
-        compiler.maxActivation = network.stages.map { $0.inputShape.reduce(1, *) }.max() ?? 0
-        stages = network.stages.map { s in
-            Stage(name: s.name, inputCount: s.inputShape.reduce(1, *), featureShape: s.outputShape,
-                  trunk: compiler.compile(s.trunk, level: 0), exit: compiler.compile(s.exit, level: 0))
+        let compiles = { (i: Int) in hosted?.contains(i) ?? true }
+        compiler.maxActivation = network.stages.indices.filter(compiles).map { network.stages[$0].inputShape.reduce(1, *) }.max() ?? 0
+        stages = network.stages.enumerated().map { i, s in
+            let on = compiles(i)
+            return Stage(name: s.name, inputCount: s.inputShape.reduce(1, *), featureShape: s.outputShape, isCompiled: on,
+                         trunk: on ? compiler.compile(s.trunk, level: 0) : [], exit: on ? compiler.compile(s.exit, level: 0) : [])
         }
         maxActivation = compiler.maxActivation
         maxMap = compiler.maxMap
@@ -89,6 +93,7 @@ public final class CompiledNetwork: Sendable {
         // Its regions (zero borders included) are laid out for this network only.
         guard workspace.owner == ObjectIdentifier(self) else { fatalError("a workspace made by another compiled network") }
         let s = stages[index]
+        guard s.isCompiled else { fatalError("stage \(s.name) was not compiled in this network") }
         var done = 0
         while done < count {
             let n = min(group, count - done)

@@ -87,10 +87,14 @@ public final class DeviceRunner: Sendable {
     /// The run is one task group of `lanes` child tasks; lane `k` computes samples `k`, `k + lanes`, …
     /// and keeps at most its share of `concurrency` of them in flight: a sample that must go upward
     /// is handed to the link and the lane goes on with the next, until the window is full and it
-    /// waits for an answer (back-pressure). With a `rate` (samples per second), sample `i` starts no
-    /// earlier than `i / rate` seconds after the first, as frames from a camera would arrive.
+    /// waits for an answer (back-pressure). A lane computes the samples already due together, as one
+    /// batch of at most the node's `maxBatch` and the free part of its window. With a `rate` (samples per second), sample `i` starts no
+    /// earlier than `i / rate` seconds after the first, as frames from a camera would arrive. With
+    /// `timings`, every forwarded sample asks each node upward for how long it held it, and each
+    /// link's round trip (the records' hops carry them).
     public func run(data: ImageDataset, count: Int, concurrency: Int, rate: Double? = nil, lanes: Int = DeviceRunner.defaultLanes,
-                    niceness: Int = DeviceRunner.defaultLaneNiceness, progress: @escaping @Sendable (Int) -> Void) async -> [SampleRecord] {
+                    niceness: Int = DeviceRunner.defaultLaneNiceness, timings: Bool = false,
+                    progress: @escaping @Sendable (Int) -> Void) async -> [SampleRecord] {
         guard count > 0 else { return [] }
         let lanes = max(1, min(lanes, count))
         let window = max(1, concurrency)
@@ -122,7 +126,7 @@ public final class DeviceRunner: Sendable {
                 let share = window / lanes + (lane < window % lanes ? 1 : 0)
                 group.addTask(executorPreference: executors[lane]) {
                     await self.runLane(lane: lane, of: lanes, count: count, window: max(1, share), pace: pace, gate: gate, data: data,
-                                       answers: answered)
+                                       options: Options(timings: timings), answers: answered)
                 }
             }
         }
@@ -135,7 +139,7 @@ public final class DeviceRunner: Sendable {
     /// One lane of `run`: its samples in order, at most `window` in flight. Its records go to `answers`
     /// in chunks: every 64 records, before it waits for a sample's time, and at its end.
     private func runLane(lane: Int, of lanes: Int, count: Int, window: Int, pace: SamplePace, gate: ProgressGate, data: ImageDataset,
-                         answers: AsyncStream<[SampleRecord]>.Continuation) async {
+                         options: Options, answers: AsyncStream<[SampleRecord]>.Continuation) async {
         let shape = [1] + context.model.spec.input
         // The records of this lane's samples in flight, as their answers arrive on the link's loop.
         let (arrived, arrive) = AsyncStream.makeStream(of: SampleRecord.self)
@@ -147,7 +151,9 @@ public final class DeviceRunner: Sendable {
             answers.yield(chunk)
             chunk.removeAll(keepingCapacity: true)
         }
-        for i in stride(from: lane, to: count, by: lanes) {
+        let maxBatch = max(1, context.config.maxBatch)
+        var i = lane
+        while i < count {
             if pace.rate != nil { handOver() }
             await pace.wait(for: i)
             if Task.isCancelled { break }
@@ -156,12 +162,24 @@ public final class DeviceRunner: Sendable {
                 inFlight -= 1
             }
             await gate.pass()
-            let input = Tensor(shape: shape, data: Array(data.image(i)))
-            switch classifyNow(sample: i, label: Int(data.labels[i]), input: input, whenAnswered: { arrive.yield(self.finished($0, at: pace)) }) {
-            case .done(let record):
-                chunk.append(finished(record, at: pace))
-            case .pending:
-                inFlight += 1
+            // The samples already due, up to the free part of the window and `maxBatch`, run as one
+            // batch (the compiled network's grouped kernels); each is then answered or sent upward
+            // on its own, exactly as when it runs alone.
+            var batch = [i]
+            var next = i + lanes
+            while next < count, batch.count < min(window - inFlight, maxBatch), pace.isDue(next) {
+                batch.append(next)
+                next += lanes
+            }
+            i = next
+            let samples = batch.map { (sample: $0, label: Int(data.labels[$0]), input: Tensor(shape: shape, data: Array(data.image($0)))) }
+            for classified in classifyNow(batch: samples, options: options, whenAnswered: { arrive.yield(self.finished($0, at: pace)) }) {
+                switch classified {
+                case .done(let record):
+                    chunk.append(finished(record, at: pace))
+                case .pending:
+                    inFlight += 1
+                }
             }
             if chunk.count >= 64 { handOver() }
         }
@@ -235,6 +253,26 @@ public final class DeviceRunner: Sendable {
                                                                      policy: options.policy(over: runner.policy))
         return settle(outcome, sample: sample, label: label, input: input, started: start, computed: DispatchTime.now().uptimeNanoseconds,
                       options: options, whenAnswered: whenAnswered)
+    }
+
+    /// Computes several samples' stages as one batch, here and now, on the calling thread, and gives
+    /// each sample's record as `classifyNow(sample:label:input:)` would for it alone (the kernels
+    /// compute each sample of a batch independently, so the answers are the same bits).
+    /// `options` must set no thresholds of its own (the batch runs by the node's).
+    func classifyNow(batch samples: [(sample: Int, label: Int, input: Tensor)], options: Options = Options(),
+                     whenAnswered: (@Sendable (SampleRecord) -> Void)? = nil) -> [Classified] {
+        guard samples.count > 1 else {
+            return samples.map { classifyNow(sample: $0.sample, label: $0.label, input: $0.input, options: options, whenAnswered: whenAnswered) }
+        }
+        precondition(options.thresholds.isEmpty, "a batch runs by the node's thresholds")
+        let start = DispatchTime.now().uptimeNanoseconds
+        let outcomes: [StageRunner.Outcome?] = context.stageIndices.isEmpty
+            ? Array(repeating: nil, count: samples.count) : runner.run(batch: samples.map(\.input))
+        let computed = DispatchTime.now().uptimeNanoseconds
+        return zip(samples, outcomes).map { s, outcome in
+            settle(outcome, sample: s.sample, label: s.label, input: s.input, started: start, computed: computed,
+                   options: options, whenAnswered: whenAnswered)
+        }
     }
 
     /// The record of a sample whose stages gave `outcome` (nil: the device hosts none, `input` goes

@@ -16,6 +16,12 @@ struct SamplePace: Sendable {
         try? await Task.sleep(nanoseconds: due - now)
     }
 
+    /// Whether sample `i` is due now (always, without a rate).
+    func isDue(_ i: Int) -> Bool {
+        guard let rate else { return true }
+        return origin + UInt64(Double(i) / rate * 1e9) <= DispatchTime.now().uptimeNanoseconds
+    }
+
     /// Seconds since the run began.
     func secondsSinceStart() -> Double {
         Double(DispatchTime.now().uptimeNanoseconds &- origin) / 1e9

@@ -84,6 +84,12 @@ public struct RunReport: Codable, Sendable {
     public var throughputTimeline: [Int] = []
     /// A measured baseline run (e.g. topology/cloud-only.yaml) to compare with, when given.
     public var baseline: Baseline?
+    /// Each link's round trip, the far node's hold and the link's own cost, when the run asked
+    /// for timings (nil otherwise).
+    public var hopTimings: [HopTiming]?
+    /// Milliseconds the device computed its stages per sample (from when it took the sample to
+    /// when its own exits had decided), over every sample.
+    public var deviceComputeMs: Latency?
 
     /// The figures of another run of the same samples, read from its report.
     public struct Baseline: Codable, Sendable {
@@ -175,10 +181,8 @@ public struct RunReport: Codable, Sendable {
         func wire(_ r: SampleRecord) -> UInt64 { r.hops.reduce(0) { $0.adding(saturating: $1.requestTLSBytes).adding(saturating: $1.responseTLSBytes) } }
         func frames(_ r: SampleRecord) -> UInt64 { r.hops.reduce(0) { $0.adding(saturating: $1.requestFrameBytes).adding(saturating: $1.responseFrameBytes) } }
         func latency(_ rs: [SampleRecord]) -> Latency {
-            let ms = rs.map { $0.latencySeconds * 1000 }.sorted()
-            guard !ms.isEmpty else { return Latency(p50: 0, p99: 0, mean: 0) }
-            func q(_ p: Double) -> Double { ms[min(ms.count - 1, Int((p * Double(ms.count)).rounded(.up)) - 1)] }
-            return Latency(p50: q(0.5), p99: q(0.99), mean: ms.reduce(0, +) / Double(ms.count))
+            let q = HopTiming.Quantiles(rs.map { $0.latencySeconds * 1000 })
+            return Latency(p50: q.p50, p99: q.p99, mean: q.mean)
         }
         exits = exitNames.enumerated().map { i, name in
             let rs = records.filter { $0.exit == i }
@@ -204,6 +208,12 @@ public struct RunReport: Codable, Sendable {
         latencyMs = latency(records)
         durationSeconds = duration
         samplesPerSecond = duration > 0 ? Double(n) / duration : 0
+        let timings = HopTiming.of(records)
+        hopTimings = timings.isEmpty ? nil : timings
+        if n > 0 {
+            let q = HopTiming.Quantiles(records.map { Double($0.computeNanos) / 1e6 })
+            deviceComputeMs = Latency(p50: q.p50, p99: q.p99, mean: q.mean)
+        }
         if let last = records.map(\.finishedSeconds).max(), last > 0 {
             var timeline = [Int](repeating: 0, count: Int(last) + 1)
             for r in records { timeline[min(timeline.count - 1, max(0, Int(r.finishedSeconds)))] += 1 }
@@ -257,6 +267,13 @@ public struct RunReport: Codable, Sendable {
                 + "\(f(rawOffloadBytesPerSample)) bytes per sample, \(f(savingsFactor, 2))x more\n"
         }
         out += "latency p50 \(f(latencyMs.p50, 3)) ms, p99 \(f(latencyMs.p99, 3)) ms; \(f(samplesPerSecond, 0)) samples/s over \(f(durationSeconds, 2)) s\n"
+        if let c = deviceComputeMs {
+            out += "device compute per sample p50 \(f(c.p50, 3)) ms, p99 \(f(c.p99, 3)) ms\n"
+        }
+        for h in hopTimings ?? [] {
+            out += "\(h.link) timings over \(h.requests) requests: round trip p50 \(f(h.roundTripMs.p50, 3)) ms (p99 \(f(h.roundTripMs.p99, 3))), "
+                + "held upstream p50 \(f(h.heldMs.p50, 3)) ms, the link itself p50 \(f(h.linkMs.p50, 3)) ms (p99 \(f(h.linkMs.p99, 3)))\n"
+        }
         if throughputTimeline.count > 1 {
             out += "answers per second, second by second: " + throughputTimeline.map(String.init).joined(separator: " ") + "\n"
         }

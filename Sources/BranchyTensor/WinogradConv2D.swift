@@ -17,7 +17,7 @@ public struct WinogradConv2D: Sendable {
     public let isa: KernelISA
     /// Tiles of 2 × 2 outputs down and across one image.
     public let tilesH: Int, tilesW: Int
-    /// The 16 transformed weight matrices (C × outC each), packed for `bk_linear`.
+    /// The 16 transformed weight matrices (C × outC each), packed for `bk_gemm_rows`.
     let packedWeight: [Float]
     let panelFloats: Int
     let bias: [Float]?

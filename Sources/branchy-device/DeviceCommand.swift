@@ -33,6 +33,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Samples computed at once, each lane keeping its share of the window in flight (default: 1).") var threads: Int?
     @Option(help: "How many nice steps below the rest of the process the lanes compute, 0 to 19.") var sampleNiceness = DeviceRunner.defaultLaneNiceness
     @Option(help: "Start at most this many samples per second, as a camera's frame rate would (default: as fast as the window allows).") var rate: Double?
+    @Flag(help: "Ask every node upward for how long it held each forwarded sample: the report then splits each link's round trip into the far node's hold and the link's own cost.") var timings = false
     @Option(help: "Write the JSON report here.") var report: String?
     @Option(help: "The JSON report of a baseline run of the same samples (e.g. topology/cloud-only.yaml), to compare bytes and latency with.") var baseline: String?
     @Option(help: "Write each sample's exit (from 0), class, status and the entropies it reached (null where this device cannot know them) as JSON lines here.") var predictions: String?
@@ -92,7 +93,7 @@ struct RunCommand: AsyncParsableCommand {
         let bar = ProgressReporter(total: count, label: node)
         let started = Date()
         let records = await device.run(data: data, count: count, concurrency: concurrency ?? DeviceRunner.defaultConcurrency(for: ctx.config), rate: rate,
-                                       lanes: threads ?? DeviceRunner.defaultLanes, niceness: sampleNiceness) { bar.update($0) }
+                                       lanes: threads ?? DeviceRunner.defaultLanes, niceness: sampleNiceness, timings: timings) { bar.update($0) }
         let duration = Date().timeIntervalSince(started)
         bar.finish(records.count)
         // The device link's own figures for the run, before the statistics request below adds its bytes.

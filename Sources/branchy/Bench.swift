@@ -183,6 +183,13 @@ struct Bench: AsyncParsableCommand {
                            e.defaultConcurrency.p50Ms, e.defaultConcurrency.p99Ms))
         }
         for (node, line) in c.batches.sorted(by: { $0.key < $1.key }) { print("\(node): \(line)") }
+        guard !c.hopsConcurrency1.isEmpty else { return }
+        print(String(format: "concurrency 1, with timings (device compute p50 %.3f ms):", c.deviceComputeMsConcurrency1))
+        print("link            requests  round trip p50  held upstream p50  link itself p50  link itself p99")
+        for h in c.hopsConcurrency1 {
+            print(h.link.padding(toLength: 14, withPad: " ", startingAt: 0)
+                  + String(format: " %9d %15.3f %18.3f %16.3f %16.3f", h.requests, h.roundTripMs.p50, h.heldMs.p50, h.linkMs.p50, h.linkMs.p99))
+        }
     }
 
     private func printGemm(_ rows: [BenchResult.Gemm]) {

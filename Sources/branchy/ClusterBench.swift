@@ -30,12 +30,18 @@ struct ClusterBenchResult: Codable, Sendable {
     var exits: [String: Exit]
     /// Per server node: the batch-size line it logged at shutdown (both runs together).
     var batches: [String: String]
+    /// The run with one request in flight asks for timings: each link's round trip, the far node's
+    /// hold and the link's own cost.
+    var hopsConcurrency1: [HopTiming] = []
+    /// The device's compute per sample in that run, p50 in milliseconds.
+    var deviceComputeMsConcurrency1: Double = 0
 }
 
 /// Starts the server nodes of a topology as separate processes (the `branchy-edge` and
 /// `branchy-cloud` executables in `binDirectory`, mutual TLS on loopback with the certificates of
 /// `scripts/gen-certs.sh`), runs its first device over `samples` samples twice, with one request
-/// in flight and with its default window, stops the servers, and reads the device's reports.
+/// in flight (asking for timings) and with its default window, stops the servers, and reads the
+/// device's reports.
 struct ClusterBench {
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -65,7 +71,7 @@ struct ClusterBench {
                 started.append((node, process, log))
                 try await waitUntilListening(node: node.name, process: process, log: log, seconds: 30)
             }
-            let c1 = try await runDevice(binDirectory, topologyURL, device.name, samples: samples, concurrency: 1,
+            let c1 = try await runDevice(binDirectory, topologyURL, device.name, samples: samples, concurrency: 1, timings: true,
                                          report: work.appendingPathComponent("c1.json"))
             let dflt = try await runDevice(binDirectory, topologyURL, device.name, samples: samples, concurrency: nil,
                                            report: work.appendingPathComponent("default.json"))
@@ -86,7 +92,8 @@ struct ClusterBench {
                     defaultConcurrency: .init(samples: d?.count ?? 0, p50Ms: d?.latencyMs.p50 ?? .nan, p99Ms: d?.latencyMs.p99 ?? .nan))
             }
             return ClusterBenchResult(topology: topology, samples: samples, samplesPerSecond: dflt.samplesPerSecond,
-                                      samplesPerSecondConcurrency1: c1.samplesPerSecond, exits: exits, batches: batches)
+                                      samplesPerSecondConcurrency1: c1.samplesPerSecond, exits: exits, batches: batches,
+                                      hopsConcurrency1: c1.hopTimings ?? [], deviceComputeMsConcurrency1: c1.deviceComputeMs?.p50 ?? 0)
         } catch {
             await stop(started.reversed().map(\.process))
             throw error
@@ -95,10 +102,11 @@ struct ClusterBench {
 
     // MARK: - Reports
 
-    private static func runDevice(_ bin: URL, _ topology: URL, _ node: String, samples: Int, concurrency: Int?,
+    private static func runDevice(_ bin: URL, _ topology: URL, _ node: String, samples: Int, concurrency: Int?, timings: Bool = false,
                                   report: URL) async throws -> RunReport {
         var args = ["--topology", topology.path, "--node", node, "--limit", "\(samples)", "--report", report.path]
         if let concurrency { args += ["--concurrency", "\(concurrency)"] }
+        if timings { args.append("--timings") }
         let log = report.deletingPathExtension().appendingPathExtension("log")
         let process = try launch(bin.appendingPathComponent("branchy-device"), args, stderr: log, stdout: true)
         let status = await wait(process)

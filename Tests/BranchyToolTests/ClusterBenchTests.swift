@@ -49,5 +49,13 @@ import BranchyReport
             #expect(exit.concurrency1.samples > 0 && exit.concurrency1.p50Ms > 0 && exit.concurrency1.p99Ms >= exit.concurrency1.p50Ms, "\(name)")
         }
         #expect(result.batches["edge"]?.hasPrefix("batches by size") == true)
+        // The run with one request in flight asked for timings: both links report them, and no
+        // link costs more than its whole round trip.
+        #expect(result.hopsConcurrency1.map(\.link) == ["device->edge", "edge->cloud"])
+        for h in result.hopsConcurrency1 {
+            #expect(h.requests > 0 && h.roundTripMs.p50 > 0 && h.heldMs.p50 > 0 && h.linkMs.p50 > 0, "\(h)")
+            #expect(h.linkMs.p50 <= h.roundTripMs.p99, "\(h)")
+        }
+        #expect(result.deviceComputeMsConcurrency1 > 0)
     }
 }

@@ -12,10 +12,11 @@
 #       every connection stops being read and is closed
 #   (2) infer frames whose zstd tensor states [1, 2048, 2048] (~530 bytes, 16 MiB inflated), 100
 #       per connection, during a device run: each connection refused with badTensor; device p50
-#       and mean latency at most twice the baseline's
+#       and mean latency at most twice the baseline's (the mean may instead stay within
+#       REPLAY_MEAN_SLACK_MS of it)
 #   (3) the metrics port held until the edge runs out of descriptors (accepts fail with EMFILE)
 #       during a device run, then again alone after a quiet spell (a second episode): one
-#       "accept on" warning per episode, device p50 and mean at most twice the baseline's; and
+#       "accept on" warning per episode, device p50 and mean at most twice the baseline's (as in 2); and
 #       the accepts back off: edge CPU under 10% while exhausted, failed accepts per episode
 #       (from its /readyz) within one per 250 ms pause
 #   (4) a version 1 frame header dribbled one byte at a time, a statsRequest reusing an id in
@@ -24,6 +25,7 @@
 # printed as `# replay: ...` lines after the checks.
 REPLAY_SAMPLES=300
 REPLAY_RATE=100
+REPLAY_MEAN_SLACK_MS=2
 REPLAY_FD_LIMIT=256
 REPLAY_MAX_RSS_MB=200
 REPLAY_EDGE_STAGE=1          # b-lenet3: stage 0 on the device, 1 on the edge, 2 on the cloud
@@ -102,8 +104,10 @@ replay_within_twice() {
     [ -n "$replay_base_p50" ] || { echo "$1: no baseline to compare with"; return 1; }
     awk -v a="$rp_p50" -v b="$replay_base_p50" 'BEGIN { exit !(a <= 2 * b) }' \
         || { echo "$1: device p50 $rp_p50 ms, more than twice the baseline's $replay_base_p50 ms"; return 1; }
-    awk -v a="$rp_mean" -v b="$replay_base_mean" 'BEGIN { exit !(a <= 2 * b) }' \
-        || { echo "$1: device mean $rp_mean ms, more than twice the baseline's $replay_base_mean ms"; return 1; }
+    # The mean may also stay within REPLAY_MEAN_SLACK_MS of the baseline's: on two cores a
+    # sub-millisecond baseline mean doubles with a few scheduling stalls, which the p50 ignores.
+    awk -v a="$rp_mean" -v b="$replay_base_mean" -v s="$REPLAY_MEAN_SLACK_MS" 'BEGIN { exit !(a <= 2 * b || a <= b + s) }' \
+        || { echo "$1: device mean $rp_mean ms, more than twice the baseline's $replay_base_mean ms and more than $REPLAY_MEAN_SLACK_MS ms above it"; return 1; }
 }
 
 replay_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
