@@ -30,6 +30,15 @@ void SUFFIX(bk_maxpool)(int c, int h, int w, const float *src, ptrdiff_t src_cs,
         // The common 2 × 2 window at stride 2, VW outputs at a time. Loads are masked to the
         // row (lanes past it read as -inf), so windows clipped by ceil mode need no other path;
         // a last window row past the input reuses the row above it.
+        //
+        // Where no window is clipped (w = 2 · ow), a row's last chunk may load whole vectors
+        // instead, while they stay inside the planes: the lanes past the row only make outputs
+        // past the row. Those are stored too where output rows follow one another (the rows after
+        // are written later and overwrite them), as long as the store stays inside the planes.
+        const float *src_end = src + (ptrdiff_t)(c - 1) * src_cs + (ptrdiff_t)(h - 1) * src_rs + w;
+        const float *dst_end = dst + (ptrdiff_t)(c - 1) * dst_cs + (ptrdiff_t)(oh - 1) * dst_rs + ow;
+        const int whole_rows = w == 2 * ow;
+        const int dense_out = dst_rs == ow && dst_cs == (ptrdiff_t)oh * ow;
         for (int ch = 0; ch < c; ch++) {
             const float *plane = src + ch * src_cs;
             for (int oy = 0; oy < oh; oy++) {
@@ -40,7 +49,7 @@ void SUFFIX(bk_maxpool)(int c, int h, int w, const float *src, ptrdiff_t src_cs,
                     int in = w - 2 * ox < 2 * VW ? w - 2 * ox : 2 * VW;
                     int out = ow - ox < VW ? ow - ox : VW;
                     vf lo, hi;
-                    if (in == 2 * VW) {
+                    if (in == 2 * VW || (whole_rows && r1 + 2 * ox + 2 * VW <= src_end)) {
                         lo = VMAX(VLOAD(r0 + 2 * ox), VLOAD(r1 + 2 * ox));
                         hi = VMAX(VLOAD(r0 + 2 * ox + VW), VLOAD(r1 + 2 * ox + VW));
                     } else {
@@ -50,7 +59,7 @@ void SUFFIX(bk_maxpool)(int c, int h, int w, const float *src, ptrdiff_t src_cs,
                     }
                     vf m = VPAIRMAX(lo, hi);
                     if (relu) m = VRELU(m);
-                    if (out == VW) VSTORE(d + ox, m); else VSTOREN(d + ox, m, out);
+                    if (out == VW || (dense_out && d + ox + VW <= dst_end)) VSTORE(d + ox, m); else VSTOREN(d + ox, m, out);
                 }
             }
         }

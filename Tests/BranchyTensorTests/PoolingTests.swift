@@ -1,3 +1,5 @@
+import CBranchyKernels
+import Glibc
 import BranchyTensor
 import Testing
 
@@ -48,5 +50,47 @@ import Testing
         let ones = Tensor(shape: [1, 1, 5, 5], repeating: 1)
         let y = AvgPool2D.forward(Pool2DGeometry(channels: 1, inH: 5, inW: 5, kernel: 2, stride: 2, ceilMode: true), x: ones)
         #expect(y.data.allSatisfy { $0 == 1 })
+    }
+}
+
+/// The 2 × 2 stride-2 max pooling kernel against its reference twin, on every kernel path, with
+/// the source planes ending at a page the process may not read and sentinels after the output:
+/// whole-vector loads and stores past a row stay inside the planes.
+@Suite struct MaxPoolKernelTests {
+    /// Channels, rows, columns, ceil mode, floats between source planes (a batch map's gap).
+    static let cases: [(c: Int, h: Int, w: Int, ceil: Bool, gap: Int)] = [
+        (3, 14, 14, false, 0), (32, 14, 14, false, 0), (5, 8, 8, false, 0), (4, 2, 2, false, 0), (2, 4, 4, false, 3),
+        (3, 9, 7, true, 0), (2, 32, 32, false, 0), (3, 6, 30, false, 1), (7, 7, 7, true, 2), (1, 2, 18, false, 0),
+    ]
+
+    @Test(arguments: KernelISA.supported)
+    func matchesTheReferenceWithinThePlanes(isa: KernelISA) throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        for t in Self.cases {
+            for relu in [false, true] {
+                let g = Pool2DGeometry(channels: t.c, inH: t.h, inW: t.w, kernel: 2, stride: 2, ceilMode: t.ceil)
+                let x = randomTensor([1, t.c, t.h, t.w], seed: UInt64(t.c * 100 + t.w))
+                let planeStride = t.h * t.w + t.gap
+                let floats = (t.c - 1) * planeStride + t.h * t.w
+                // The source ends where a page nobody may read begins.
+                let bytes = (floats * 4 + page - 1) / page * page
+                let base = try #require(mmap(nil, bytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+                #expect(base != MAP_FAILED)
+                defer { munmap(base, bytes + page) }
+                #expect(mprotect(base + bytes, page, PROT_NONE) == 0)
+                let src = (base + bytes - floats * 4).assumingMemoryBound(to: Float.self)
+                for ch in 0..<t.c { for i in 0..<(t.h * t.w) { src[ch * planeStride + i] = x.data[ch * t.h * t.w + i] } }
+                let outCount = g.outputCount
+                var y = [Float](repeating: 12345, count: outCount + 64)
+                y.withUnsafeMutableBufferPointer { d in
+                    bk_maxpool(isa.rawValue, Int32(t.c), Int32(t.h), Int32(t.w), src, planeStride, t.w, 2, 2, 0,
+                               Int32(g.outH), Int32(g.outW), d.baseAddress!, g.outH * g.outW, g.outW, relu ? 1 : 0)
+                }
+                var want = MaxPool2DReference.forward(g, x: x).data
+                if relu { want = want.map { max($0, 0) } }
+                #expect(Array(y.prefix(outCount)) == want, "\(isa) \(t) relu \(relu)")
+                #expect(y.suffix(64).allSatisfy { $0 == 12345 }, "\(isa) \(t): written past the output")
+            }
+        }
     }
 }
