@@ -88,8 +88,9 @@ public final class DeviceRunner: Sendable {
     /// and keeps at most its share of `concurrency` of them in flight: a sample that must go upward
     /// is handed to the link and the lane goes on with the next, until the window is full and it
     /// waits for an answer (back-pressure). A lane computes the samples already due together, as one
-    /// batch of at most the node's `maxBatch` and the free part of its window. With a `rate` (samples per second), sample `i` starts no
-    /// earlier than `i / rate` seconds after the first, as frames from a camera would arrive. With
+    /// batch of at most the node's `maxBatch` and the free part of its window. With a `rate` (samples
+    /// per second), sample `i` starts no earlier than `i / rate` seconds after the first, as frames
+    /// from a camera would arrive. With
     /// `timings`, every forwarded sample asks each node upward for how long it held it, and each
     /// link's round trip (the records' hops carry them).
     public func run(data: ImageDataset, count: Int, concurrency: Int, rate: Double? = nil, lanes: Int = DeviceRunner.defaultLanes,

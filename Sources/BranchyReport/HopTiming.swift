@@ -6,31 +6,16 @@ import BranchyWire
 /// and the difference, request by request: what the link itself cost (TLS, the kernel's sockets,
 /// the wake-ups of both ends).
 public struct HopTiming: Codable, Sendable, Equatable {
-    /// Median, 99th percentile and mean, in milliseconds.
-    public struct Quantiles: Codable, Sendable, Equatable {
-        public var p50: Double
-        public var p99: Double
-        public var mean: Double
-
-        /// The quantiles of `values` (empty: all zero); p-quantile = the ⌈p·n⌉-th smallest.
-        public init(_ values: [Double]) {
-            let v = values.sorted()
-            guard !v.isEmpty else { p50 = 0; p99 = 0; mean = 0; return }
-            func q(_ p: Double) -> Double { v[min(v.count - 1, max(0, Int((p * Double(v.count)).rounded(.up)) - 1))] }
-            p50 = q(0.5); p99 = q(0.99); mean = v.reduce(0, +) / Double(v.count)
-        }
-    }
-
     /// The link, e.g. `"device->edge"`.
     public var link: String
     /// Requests on the link whose answer carried timings.
     public var requests: Int
     /// From handing the request to the link to its answer, as the sending node measured it.
-    public var roundTripMs: Quantiles
+    public var roundTripMs: RunReport.Latency
     /// How long the node at the far end held the request, as it reported.
-    public var heldMs: Quantiles
+    public var heldMs: RunReport.Latency
     /// Round trip minus hold, request by request.
-    public var linkMs: Quantiles
+    public var linkMs: RunReport.Latency
 
     /// Every link's timings over `records`, in the order the links first appear; links whose hops
     /// carried no timing are left out.
@@ -46,9 +31,9 @@ public struct HopTiming: Codable, Sendable, Equatable {
         return order.map { link in
             let hs = hops[link]!
             return HopTiming(link: link, requests: hs.count,
-                             roundTripMs: Quantiles(hs.map { Double($0.roundTripMicros) / 1000 }),
-                             heldMs: Quantiles(hs.map { Double($0.upstreamMicros) / 1000 }),
-                             linkMs: Quantiles(hs.map { Double($0.roundTripMicros) / 1000 - Double($0.upstreamMicros) / 1000 }))
+                             roundTripMs: RunReport.Latency(hs.map { Double($0.roundTripMicros) / 1000 }),
+                             heldMs: RunReport.Latency(hs.map { Double($0.upstreamMicros) / 1000 }),
+                             linkMs: RunReport.Latency(hs.map { Double($0.roundTripMicros) / 1000 - Double($0.upstreamMicros) / 1000 }))
         }
     }
 }

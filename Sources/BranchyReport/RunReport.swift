@@ -19,7 +19,8 @@ public struct RunReport: Codable, Sendable {
         public var meanRequestFrameBytes: Double
     }
 
-    public struct Latency: Codable, Sendable {
+    /// Median, 99th percentile and mean, in milliseconds.
+    public struct Latency: Codable, Sendable, Equatable {
         public var p50: Double
         public var p99: Double
         public var mean: Double
@@ -180,10 +181,7 @@ public struct RunReport: Codable, Sendable {
         }
         func wire(_ r: SampleRecord) -> UInt64 { r.hops.reduce(0) { $0.adding(saturating: $1.requestTLSBytes).adding(saturating: $1.responseTLSBytes) } }
         func frames(_ r: SampleRecord) -> UInt64 { r.hops.reduce(0) { $0.adding(saturating: $1.requestFrameBytes).adding(saturating: $1.responseFrameBytes) } }
-        func latency(_ rs: [SampleRecord]) -> Latency {
-            let q = HopTiming.Quantiles(rs.map { $0.latencySeconds * 1000 })
-            return Latency(p50: q.p50, p99: q.p99, mean: q.mean)
-        }
+        func latency(_ rs: [SampleRecord]) -> Latency { Latency(rs.map { $0.latencySeconds * 1000 }) }
         exits = exitNames.enumerated().map { i, name in
             let rs = records.filter { $0.exit == i }
             let total = rs.reduce(UInt64(0)) { $0.adding(saturating: wire($1)) }
@@ -210,10 +208,7 @@ public struct RunReport: Codable, Sendable {
         samplesPerSecond = duration > 0 ? Double(n) / duration : 0
         let timings = HopTiming.of(records)
         hopTimings = timings.isEmpty ? nil : timings
-        if n > 0 {
-            let q = HopTiming.Quantiles(records.map { Double($0.computeNanos) / 1e6 })
-            deviceComputeMs = Latency(p50: q.p50, p99: q.p99, mean: q.mean)
-        }
+        if n > 0 { deviceComputeMs = Latency(records.map { Double($0.computeNanos) / 1e6 }) }
         if let last = records.map(\.finishedSeconds).max(), last > 0 {
             var timeline = [Int](repeating: 0, count: Int(last) + 1)
             for r in records { timeline[min(timeline.count - 1, max(0, Int(r.finishedSeconds)))] += 1 }
@@ -278,6 +273,16 @@ public struct RunReport: Codable, Sendable {
             out += "answers per second, second by second: " + throughputTimeline.map(String.init).joined(separator: " ") + "\n"
         }
         return out
+    }
+}
+
+extension RunReport.Latency {
+    /// The figures of `values` (empty: all zero); the p-quantile is the ⌈p·n⌉-th smallest.
+    public init(_ values: [Double]) {
+        let v = values.sorted()
+        guard !v.isEmpty else { self.init(p50: 0, p99: 0, mean: 0); return }
+        func q(_ p: Double) -> Double { v[min(v.count - 1, max(0, Int((p * Double(v.count)).rounded(.up)) - 1))] }
+        self.init(p50: q(0.5), p99: q(0.99), mean: v.reduce(0, +) / Double(v.count))
     }
 }
 

@@ -54,8 +54,8 @@ import Testing
     }
 
     @Test func quantilesOfNothingAreZero() {
-        let q = HopTiming.Quantiles([])
+        let q = RunReport.Latency([])
         #expect(q.p50 == 0 && q.p99 == 0 && q.mean == 0)
-        #expect(HopTiming.Quantiles([3, 1, 2]).p50 == 2)
+        #expect(RunReport.Latency([3, 1, 2]).p50 == 2)
     }
 }
