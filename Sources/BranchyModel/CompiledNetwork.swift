@@ -41,6 +41,9 @@ public final class CompiledNetwork: Sendable {
     let levels: Int
     /// Whether a batch norm directly after a convolution is folded into it.
     public let foldsBatchNorm: Bool
+    /// Convolutions that run in int8 (those an int8 calibration covers), and their kernel path.
+    public let quantizedConvolutions: Int
+    public let qisa: QuantizedISA
 
     /// Compiles `network` for `isa` (default: the active path; a path this CPU cannot run
     /// falls back to the widest it can). With `foldBatchNorm` (the default) a batch norm that
@@ -49,16 +52,22 @@ public final class CompiledNetwork: Sendable {
     /// (the default) 3×3 convolutions at stride 1 and pad 1 with at least 16 channels in and out
     /// run as Winograd F(2×2, 3×3) (``WinogradConv2D``); without, as direct products. With `stages`
     /// (indices), only those stages are compiled, and the workspaces sized for them: a node packs
-    /// the weights of the stages it hosts, not the whole network's.
+    /// the weights of the stages it hosts, not the whole network's. With `int8`, every convolution
+    /// the calibration covers runs in int8 (``QuantizedConv2D``) on `qisa`. With `observer`, every
+    /// float convolution records the range of its input there (what `branchy quantize` measures).
     public init(_ network: Network, isa requested: KernelISA = .active, foldBatchNorm: Bool = true, winograd: Bool = true,
-                stages hosted: Set<Int>? = nil) {
+                stages hosted: Set<Int>? = nil, int8: Int8Calibration? = nil, qisa requestedQ: QuantizedISA = .active,
+                observer: ActivationObserver? = nil) {
         let isa = requested.isSupported ? requested : .best
         self.network = network
         self.isa = isa
         self.classes = network.spec.classes
         self.group = isa.mr
         self.foldsBatchNorm = foldBatchNorm
-        var compiler = StepCompiler(isa: isa, foldBatchNorm: foldBatchNorm, winograd: winograd)
+        let qisa = requestedQ.isSupported ? requestedQ : .best
+        self.qisa = qisa
+        var compiler = StepCompiler(isa: isa, foldBatchNorm: foldBatchNorm, winograd: winograd, int8: int8?.quantizations, qisa: qisa,
+                                    observer: observer)
         let compiles = { (i: Int) in hosted?.contains(i) ?? true }
         compiler.maxActivation = network.stages.indices.filter(compiles).map { network.stages[$0].inputShape.reduce(1, *) }.max() ?? 0
         stages = network.stages.enumerated().map { i, s in
@@ -71,6 +80,7 @@ public final class CompiledNetwork: Sendable {
         maxLinearScratch = compiler.maxLinearScratch
         convBuffers = compiler.bufferOffset
         levels = compiler.levels
+        quantizedConvolutions = compiler.quantizedConvolutions
     }
 
     /// A workspace for one thread of this network (any stage).

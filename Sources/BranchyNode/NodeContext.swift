@@ -53,6 +53,8 @@ public final class NodeContext: Sendable {
 
     /// Which listed replica of the node this process is, if it was started as one.
     public let replica: Int?
+    /// With `precision: int8`: the model's int8 calibration, checked against the hosted stages.
+    public let int8: Int8Calibration?
 
     public init(topology: Topology, config: NodeConfig, model: Model, replica: Int? = nil) throws {
         self.replica = replica
@@ -77,6 +79,13 @@ public final class NodeContext: Sendable {
                             + "(Debian: apt-get install \(codec.compression == .zstd ? "libzstd1" : "liblz4-1"))")
         }
         self.codec = codec
+        if config.precision == .int8 {
+            do { int8 = try Int8Calibration.load(for: model, stages: Set(stageIndices)) } catch let e as Int8CalibrationError {
+                throw NodeError("node '\(config.name)': 'precision: int8' needs \(e)")
+            }
+        } else {
+            int8 = nil
+        }
         fingerprint = ModelFingerprint(bytes: model.fingerprint)!
         upstream = config.upstream.flatMap { topology.node(named: $0) }
         children = topology.children(of: config.name)

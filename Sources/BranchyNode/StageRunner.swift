@@ -25,7 +25,7 @@ public struct StageRunner: Sendable {
         network = context.model.network
         stageIndices = context.stageIndices
         policy = context.policy
-        workspaces = WorkspacePool(network: CompiledNetwork(context.model.network, stages: Set(context.stageIndices)))
+        workspaces = WorkspacePool(network: CompiledNetwork(context.model.network, stages: Set(context.stageIndices), int8: context.int8))
     }
 
     /// Shape of one input item of the first hosted stage.

@@ -27,6 +27,14 @@ public enum FailurePolicy: String, Sendable, Hashable, CaseIterable {
     case fail
 }
 
+/// The arithmetic a node's convolutions run in (`precision:`).
+public enum Precision: String, Sendable, Hashable, CaseIterable {
+    /// Float32 throughout (the default).
+    case float32
+    /// Convolutions in int8 with the model's `int8.json` (made by `branchy quantize`); the rest float32.
+    case int8
+}
+
 /// The three files a node needs for mutual TLS, as absolute file URLs.
 public struct TLSFiles: Sendable, Hashable {
     /// The CA certificate that signs every node's certificate (PEM).
@@ -111,6 +119,8 @@ public struct NodeConfig: Sendable, Hashable {
     public var maxBatchDelayMicros: Int
     /// Protocol version this node proposes to its upstream (`protocol:`, default 2).
     public var protocolVersion: Int
+    /// The arithmetic of the node's convolutions (`precision:`, default float32).
+    public var precision: Precision
 
     /// Creates a node description without validating it; `Topology.load` validates.
     public init(
@@ -131,9 +141,11 @@ public struct NodeConfig: Sendable, Hashable {
         limits: ServerLimits = ServerLimits(),
         maxBatch: Int = NodeConfig.defaultMaxBatch,
         maxBatchDelayMicros: Int = NodeConfig.defaultMaxBatchDelayMicros,
-        protocolVersion: Int = NodeConfig.protocolVersions.upperBound
+        protocolVersion: Int = NodeConfig.protocolVersions.upperBound,
+        precision: Precision = .float32
     ) {
         self.protocolVersion = protocolVersion
+        self.precision = precision
         self.name = name
         self.role = role
         self.stages = stages

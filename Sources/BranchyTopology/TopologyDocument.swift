@@ -22,7 +22,7 @@ struct TopologyDocument {
     static let topKeys = ["model", "dataset", "certs", "nodes"]
     static let nodeKeys = ["name", "role", "stages", "thresholds", "listen", "address", "metrics", "replicas", "upstream", "codec",
                            "onUpstreamFailure", "deadlineMs", "maxInFlight", "tls", "limits",
-                           "maxBatch", "maxBatchDelayMicros", "protocol"]
+                           "maxBatch", "maxBatchDelayMicros", "protocol", "precision"]
     /// Keys of the dynamic batcher, for nodes that serve children (edges and clouds).
     static let batchKeys = ["maxBatch", "maxBatchDelayMicros"]
     /// Keys that describe the link to the upstream node.
@@ -115,12 +115,21 @@ struct TopologyDocument {
             ?? NodeConfig.defaultMaxBatchDelayMicros
         let tls = try parseTLS(reader, nodeName: name, base: tlsBase)
         let limits = try parseLimits(reader)
+        let precisionName = try reader.string("precision") ?? Precision.float32.rawValue
+        guard let precision = Precision(rawValue: precisionName) else {
+            throw context.error(reader.keyPath("precision"), "unknown precision '\(precisionName)' (expected float32 or int8)",
+                                line: reader.line(of: "precision"))
+        }
+        if precision == .int8 && stages.isEmpty {
+            throw context.error(reader.keyPath("precision"), "'precision: int8' needs stages to run in int8, and this node hosts none",
+                                line: reader.line(of: "precision"))
+        }
 
         let config = NodeConfig(
             name: name, role: role, stages: stages, thresholds: thresholds, listen: listen,
             address: address, metrics: metrics, replicas: replicas, upstream: try reader.string("upstream"), codec: codec, onUpstreamFailure: policy,
             deadlineMillis: deadline, maxInFlight: maxInFlight, tls: tls, limits: limits,
-            maxBatch: maxBatch, maxBatchDelayMicros: maxBatchDelay, protocolVersion: protocolVersion)
+            maxBatch: maxBatch, maxBatchDelayMicros: maxBatchDelay, protocolVersion: protocolVersion, precision: precision)
         var keyLines: [String: Int?] = [:]
         for key in nodeKeys where reader.value(key) != nil { keyLines[key] = reader.line(of: key) }
         return ParsedNode(config: config, path: path, line: reader.line, keyLines: keyLines)

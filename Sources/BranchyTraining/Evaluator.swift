@@ -27,24 +27,28 @@ public enum Evaluator {
     /// go through `codec` per sample, as they do on the wire between tiers. Throws when the
     /// images are not the network's input.
     public static func trace(network: Network, data: ImageDataset, limit: Int? = nil, codec: FeatureCodecKind = .float32,
-                             batchSize: Int = 256, progress: Bool = false) throws -> ExitTrace {
+                             batchSize: Int = 256, progress: Bool = false, int8: Int8Calibration? = nil,
+                             observer: ActivationObserver? = nil) throws -> ExitTrace {
         try trace(network: network, data: data, limit: limit, links: LinkCodecs(between: codec, stages: network.stages.count),
-                  batchSize: batchSize, progress: progress)
+                  batchSize: batchSize, progress: progress, int8: int8, observer: observer)
     }
 
     /// Computes every exit on `count` samples of `data`, with the codec of each link the cluster's
     /// samples cross: `links.codecs[i]` is applied to the input of stage `i` (index 0 to the raw
-    /// input, for a device that hosts no stage), nil where the stages run in one process.
+    /// input, for a device that hosts no stage), nil where the stages run in one process. With `int8`,
+    /// the convolutions it covers run in int8; with `observer`, the float convolutions record
+    /// the range of their inputs there.
     public static func trace(network: Network, data: ImageDataset, limit: Int? = nil, links: LinkCodecs,
                              batchSize: Int = 256, progress: Bool = false,
-                             measure: ((_ stage: Int, _ item: Tensor) -> Int)? = nil) throws -> ExitTrace {
+                             measure: ((_ stage: Int, _ item: Tensor) -> Int)? = nil,
+                             int8: Int8Calibration? = nil, observer: ActivationObserver? = nil) throws -> ExitTrace {
         try network.checkInput(of: data)
         let n = min(data.count, limit ?? data.count)
         let exits = network.stages.count
         var outputs = [[ExitOutput]](repeating: [], count: exits)
         var inputBytes = [[Int]](repeating: [], count: measure == nil ? 0 : exits)
         var bar = ProgressBar(total: n, label: "eval")
-        let compiled = CompiledNetwork(network)
+        let compiled = CompiledNetwork(network, int8: int8, observer: observer)
         let workspaces = (0..<max(1, Parallel.threads)).map { _ in compiled.makeWorkspace() }
         let classes = compiled.classes
         var logits = [Float](repeating: 0, count: batchSize * classes)

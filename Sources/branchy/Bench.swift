@@ -40,6 +40,15 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "GEMM inner dimension.") var k = 1024
     @Option(help: "Kernel path: baseline, avx2 or avx512 (default: the widest this CPU supports).") var isa: String?
     @Option(help: "Data set (IDX or CIFAR-10 binary) whose first images feed the models.") var dataset = "data/fashion-mnist"
+    @Option(help: "Arithmetic of the models' convolutions, comma-separated: float32, int8 (int8 reads the model's int8.json, made by `branchy quantize`).")
+    var precision = "float32"
+
+    /// The precisions asked for.
+    func precisions() throws -> [String] {
+        let list = precision.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        for p in list where p != "float32" && p != "int8" { throw ValidationError("--precision: unknown '\(p)' (expected float32 or int8)") }
+        return list
+    }
 
     func validate() throws {
         if let isa {
@@ -50,6 +59,7 @@ struct Bench: AsyncParsableCommand {
         guard m > 0, n > 0, k > 0 else { throw ValidationError("--m, --n and --k must be positive") }
         _ = try parseInts(batch, "--batch")
         _ = try parseInts(threads, "--threads")
+        _ = try precisions()
     }
 
     func run() async throws {
@@ -69,15 +79,21 @@ struct Bench: AsyncParsableCommand {
             for dir in dirs {
                 let loaded = try Model.load(directory: URL(fileURLWithPath: dir))
                 let data = try ImageDataset.load(path: dataset, for: loaded.spec.input, preprocessing: loaded.spec.preprocessing)
-                let compiled = CompiledNetwork(loaded.network)
-                let names = path.isEmpty ? ["full"] + compiled.stages.map(\.name) : path
-                for name in names {
-                    guard name == "full" || compiled.stages.contains(where: { $0.name == name }) else {
-                        throw ValidationError("--path: \(dir) has no stage '\(name)' (stages: \(compiled.stages.map(\.name).joined(separator: ", ")))")
+                for p in try precisions() {
+                    let int8 = p == "int8" ? try Int8Calibration.load(for: loaded) : nil
+                    let compiled = CompiledNetwork(loaded.network, int8: int8)
+                    let names = path.isEmpty ? ["full"] + compiled.stages.map(\.name) : path
+                    for name in names {
+                        guard name == "full" || compiled.stages.contains(where: { $0.name == name }) else {
+                            throw ValidationError("--path: \(dir) has no stage '\(name)' (stages: \(compiled.stages.map(\.name).joined(separator: ", ")))")
+                        }
+                        for b in batches { for t in threadCounts {
+                            var figure = benchModel(compiled, name: loaded.spec.name, path: name, data: data, batch: b, threads: t)
+                            figure.precision = p
+                            if int8 != nil { figure.isa += "+" + compiled.qisa.description }
+                            result.models.append(figure)
+                        } }
                     }
-                    for b in batches { for t in threadCounts {
-                        result.models.append(benchModel(compiled, name: loaded.spec.name, path: name, data: data, batch: b, threads: t))
-                    } }
                 }
             }
             if !json { printModels(result.models) }
@@ -198,10 +214,11 @@ struct Bench: AsyncParsableCommand {
     }
 
     private func printModels(_ rows: [BenchResult.ModelFigure]) {
-        print("model        path       batch  threads   µs/sample   samples/s   allocations/sample")
+        print("model        path       precision batch  threads   µs/sample   samples/s   allocations/sample")
         for r in rows {
             let allocs = r.allocationsPerSample.map { String(format: "%.3f", $0) } ?? "-"
             print(r.model.padding(toLength: 12, withPad: " ", startingAt: 0) + " " + r.path.padding(toLength: 10, withPad: " ", startingAt: 0)
+                  + " " + r.precision.padding(toLength: 9, withPad: " ", startingAt: 0)
                   + String(format: " %5d %8d %11.2f %11.0f   ", r.batch, r.threads, r.usPerSample, r.samplesPerSecond) + allocs)
         }
     }
@@ -232,6 +249,8 @@ struct BenchResult: Codable {
         var model: String, path: String
         var batch: Int, threads: Int
         var isa: String
+        /// float32, or int8 (the convolutions; see `branchy quantize`).
+        var precision = "float32"
         var usPerSample: Double, samplesPerSecond: Double
         /// Heap allocations per sample in the timed rounds (nil where they cannot be counted).
         var allocationsPerSample: Double?

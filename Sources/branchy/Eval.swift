@@ -29,7 +29,8 @@ struct Eval: ParsableCommand {
         guard t.count == exits - 1 else {
             throw ValidationError("--thresholds: the model has \(exits) exits, so give \(exits - 1) thresholds, got \(t.count)")
         }
-        let trace = try Evaluator.trace(network: model.network, data: data, limit: options.limit, links: codec, progress: !json)
+        let int8 = try options.int8Calibration(model: model)
+        let trace = try Evaluator.trace(network: model.network, data: data, limit: options.limit, links: codec, progress: !json, int8: int8)
         let report = EvalReport(trace: trace, policy: ExitPolicy(thresholds: t), codec: codec.description)
         if let predictions {
             var lines = ""
@@ -47,7 +48,8 @@ struct Eval: ParsableCommand {
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try enc.encode(report), as: UTF8.self))
         } else {
-            print("model \(model.spec.name) (\(model.fingerprintHex.prefix(16))) on \(try options.datasetPath())\(options.topology.map { ", as topology \($0) runs it" } ?? "")")
+            print("model \(model.spec.name) (\(model.fingerprintHex.prefix(16))) on \(try options.datasetPath())\(options.topology.map { ", as topology \($0) runs it" } ?? "")"
+                  + (int8.map { ", \($0.activations.count) convolutions in int8" } ?? ""))
             print(report.table, terminator: "")
         }
     }

@@ -35,10 +35,38 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Worker threads for the kernels.")
     var threads: Int?
 
+    @Option(help: "Arithmetic of the convolutions: float32 or int8 (the model's int8.json, from `branchy quantize`); default: float32, or with --topology each node's `precision:`.")
+    var precision: String?
+
     func validate() throws {
         if codec != nil && topology != nil { throw ValidationError("give --codec or --topology, not both") }
         if device != nil && topology == nil { throw ValidationError("--device needs --topology") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if let precision, precision != "float32" && precision != "int8" {
+            throw ValidationError("--precision: unknown '\(precision)' (expected float32 or int8)")
+        }
+        if precision != nil && topology != nil { throw ValidationError("give --precision or --topology (whose nodes set `precision:`), not both") }
+    }
+
+    /// The int8 calibration the run uses: every convolution's with `--precision int8`; with
+    /// `--topology`, those of the stages that nodes with `precision: int8` host on the device's
+    /// path to the root; else none.
+    func int8Calibration(model m: Model) throws -> Int8Calibration? {
+        if precision == "int8" { return try Int8Calibration.load(for: m) }
+        guard let path = topology, let t = try loadedTopology() else { return nil }
+        guard let start = device.map({ t.node(named: $0) }) ?? t.nodes.first(where: { $0.role == .device }) else {
+            throw ValidationError("\(path): no device '\(device ?? "")' to follow to the root")
+        }
+        let stageNames = m.network.stages.map(\.name)
+        var stages: Set<Int> = []
+        var node: NodeConfig? = start
+        var visited: Set<String> = []
+        while let n = node, visited.insert(n.name).inserted {
+            if n.precision == .int8 { stages.formUnion(n.stages.compactMap { stageNames.firstIndex(of: $0) }) }
+            node = n.upstream.flatMap { t.node(named: $0) }
+        }
+        guard !stages.isEmpty else { return nil }
+        return try Int8Calibration.load(for: m, stages: stages).restricted(to: m.network, stages: stages)
     }
 
     /// The topology given with `--topology`, loaded without its certificates; nil without it.

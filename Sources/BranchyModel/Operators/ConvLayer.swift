@@ -74,12 +74,25 @@ final class ConvLayer: Layer, Operator {
             if let p = next as? MaxPoolLayer, pool == nil { pool = p.geometry; rest = rest.dropFirst(); continue }
             break
         }
+        let fused = following.count - rest.count
+        compiler.maxActivation = max(compiler.maxActivation, pool?.outputCount ?? geometry.outputCount, geometry.outputCount)
+        if let input = compiler.int8?[quantizationKey] {
+            let conv = QuantizedConv2D(geometry: geometry, weight: weight.data, bias: bias?.data, input: input, qisa: compiler.qisa)
+            let group = compiler.isa.mr
+            var step = Int8ConvStep(conv: conv, relu: relu, pool: pool, isa: compiler.isa, outputCount: pool?.outputCount ?? geometry.outputCount)
+            step.bufferOffset = compiler.convBuffer(geometry: geometry, batch: group, floats: conv.bufferFloats(group), int8: true)
+            compiler.maxMap = max(compiler.maxMap, conv.mapFloats(group))
+            compiler.quantizedConvolutions += 1
+            return (step, fused)
+        }
         var step = ConvStep(geometry: geometry, weight: weight, bias: bias, relu: relu, pool: pool, isa: compiler.isa, group: compiler.isa.mr,
                             winograd: compiler.winograd)
         step.bufferOffset = compiler.convBuffer(geometry: geometry, batch: step.batch, floats: step.bufferFloats)
         compiler.maxMap = max(compiler.maxMap, step.mapFloats)
-        compiler.maxActivation = max(compiler.maxActivation, step.outputCount, geometry.outputCount)
-        return (step, following.count - rest.count)
+        if let observer = compiler.observer {
+            return (ObservedStep(inner: step, key: quantizationKey, inputCount: geometry.inputCount, observer: observer), fused)
+        }
+        return (step, fused)
     }
 }
 

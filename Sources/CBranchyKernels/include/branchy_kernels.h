@@ -151,6 +151,42 @@ size_t bk_depthwise3x3_scratch(const bk_depthwise_geometry *g);
 /// padded_channels values. All paths give the same bits (see kernels_depthwise.c).
 void bk_depthwise3x3(int isa, const bk_depthwise_geometry *g, const float *x, const float *w, const float *bias, float *scratch, float *y);
 
+/// Int8 kernel paths (unsigned activations × signed weights, exact 32-bit sums).
+enum {
+    BK_QISA_BASELINE = 0, ///< scalar
+    BK_QISA_AVX2 = 1,     ///< AVX2: 16-bit multiply-add pairs
+    BK_QISA_VNNI = 2,     ///< AVX-512 VNNI: vpdpbusd
+    BK_QISA_COUNT = 3
+};
+/// Output channels per packed weight panel of the int8 convolution.
+#define BK_QMR 8
+/// 1 when this CPU can run the int8 path `qisa`.
+int bk_qisa_supported(int qisa);
+/// The widest supported int8 path.
+int bk_qisa_best(void);
+/// "baseline", "avx2" or "avx512-vnni".
+const char *bk_qisa_name(int qisa);
+/// Bytes bk_qpack_weights writes for m output channels and k4 groups of four reduction bytes.
+size_t bk_qpack_weights_size(int m, int k4);
+/// Packs int8 weights w (m, c, kh, kw) into panels of BK_QMR rows: for group g = tap · ceil(c / 4) +
+/// channel group, each row's four channel bytes (zero past c and past m).
+void bk_qpack_weights(int m, int c, int kh, int kw, const int8_t *w, int8_t *dst);
+/// Quantizes one image x (c × h × w floats, compact) to bytes q = clamp(rne(clamp(x · inv_scale, −1024, 1024))
+/// + zero_point, 0, 255) (NaN counts as −1024) in the layout [ceil(c / 4)][h + 2·pad][w + 2·pad][4], the
+/// border and the padding channels holding zero_point (which stands for 0). Every path gives the same bytes.
+void bk_quantize_image(int qisa, int c, int h, int w, int pad, const float *x, float inv_scale, int zero_point, uint8_t *dst);
+/// The im2col matrix of a quantized image as 32-bit words (four channels each): word (g, oy·ow + ox),
+/// g = (ki·kw + kj)·c4 + channel group, at b[g·ldb + oy·ow + ox]; columns past oh·ow untouched.
+void bk_im2col_words(int c4, int hp, int wp, int kh, int kw, int stride, int oh, int ow,
+                     const uint32_t *image, uint32_t *b, ptrdiff_t ldb);
+/// Row stride of B bk_qconv needs for `columns` columns: reads reach that far (a multiple of 32).
+int bk_qconv_ldb(int columns);
+/// y[o · ldy + q] = relu?(fmaf((float)(Σ_g Σ_j byte_j(b[g·ldb + q]) · w[o, g, j] − correction[o]),
+/// scale[o], bias[o])) for o < m, q < columns, weights packed by bk_qpack_weights (k4 groups).
+/// Only those outputs are written. Every path gives the same bits.
+void bk_qconv(int qisa, int m, int k4, const int8_t *packed_w, const uint32_t *b, ptrdiff_t ldb, int columns,
+              const int32_t *correction, const float *scale, const float *bias, float *y, ptrdiff_t ldy, int relu);
+
 #ifdef __cplusplus
 }
 #endif
