@@ -113,8 +113,11 @@ public struct QuantizedConv2D: Sendable {
 
     /// 32-bit words of one quantized image (four channels a word).
     var imageWords: Int { channelGroups * paddedH * paddedW }
+    /// Samples whose B (im2col words) fits in 48 KiB, the first-level cache it is read from once per
+    /// panel of output channels: a batch runs in chunks of this many.
+    var chunk: Int { max(1, 49_152 / max(1, groups * geometry.positions * 4)) }
     /// Row stride (words) of B for n samples.
-    func ldb(_ n: Int) -> Int { Int(bk_qconv_ldb(Int32(n * geometry.positions))) }
+    func ldb(_ n: Int) -> Int { Int(bk_qconv_ldb(Int32(min(n, chunk) * geometry.positions))) }
     /// Floats of scratch (the quantized image and B) for n samples at once.
     public func bufferFloats(_ n: Int) -> Int { (imageWords + 15) / 16 * 16 + groups * ldb(n) }
     /// Floats of the output map for n samples: outC rows of n · positions.
@@ -127,23 +130,28 @@ public struct QuantizedConv2D: Sendable {
         let g = geometry
         let image = UnsafeMutableRawPointer(buffer)
         let b = UnsafeMutableRawPointer(buffer + (imageWords + 15) / 16 * 16).assumingMemoryBound(to: UInt32.self)
-        let ldb = ldb(n)
+        let ldb = ldb(n), chunk = chunk
         let inv = 1 / input.scale
-        for s in 0..<n {
-            bk_quantize_image(qisa.rawValue, Int32(g.inC), Int32(g.inH), Int32(g.inW), Int32(g.pad), x + s * xStride, inv, Int32(input.zeroPoint),
-                              image.assumingMemoryBound(to: UInt8.self))
-            bk_im2col_words(Int32(channelGroups), Int32(paddedH), Int32(paddedW), Int32(g.kH), Int32(g.kW), Int32(g.stride),
-                            Int32(g.outH), Int32(g.outW), image.assumingMemoryBound(to: UInt32.self), b + s * g.positions, ldb)
-        }
-        packed.withUnsafeBufferPointer { w in
-            correction.withUnsafeBufferPointer { c in
-                scale.withUnsafeBufferPointer { sc in
-                    bias.withUnsafeBufferPointer { bi in
-                        bk_qconv(qisa.rawValue, Int32(g.outC), Int32(groups), w.baseAddress!, b, ldb, Int32(n * g.positions),
-                                 c.baseAddress!, sc.baseAddress!, bi.baseAddress!, map, n * g.positions, relu ? 1 : 0)
+        var first = 0
+        while first < n {
+            let count = min(chunk, n - first)
+            for s in 0..<count {
+                bk_quantize_image(qisa.rawValue, Int32(g.inC), Int32(g.inH), Int32(g.inW), Int32(g.pad), x + (first + s) * xStride, inv,
+                                  Int32(input.zeroPoint), image.assumingMemoryBound(to: UInt8.self))
+                bk_im2col_words(Int32(channelGroups), Int32(paddedH), Int32(paddedW), Int32(g.kH), Int32(g.kW), Int32(g.stride),
+                                Int32(g.outH), Int32(g.outW), image.assumingMemoryBound(to: UInt32.self), b + s * g.positions, ldb)
+            }
+            packed.withUnsafeBufferPointer { w in
+                correction.withUnsafeBufferPointer { c in
+                    scale.withUnsafeBufferPointer { sc in
+                        bias.withUnsafeBufferPointer { bi in
+                            bk_qconv(qisa.rawValue, Int32(g.outC), Int32(groups), w.baseAddress!, b, ldb, Int32(count * g.positions),
+                                     c.baseAddress!, sc.baseAddress!, bi.baseAddress!, map + first * g.positions, n * g.positions, relu ? 1 : 0)
+                        }
                     }
                 }
             }
+            first += count
         }
     }
 

@@ -194,28 +194,32 @@ void bk_quantize_image(int qisa, int c, int h, int w, int pad, const float *x, f
         }
 }
 
+// n words from s to d (n ≥ 4): 16-byte copies, the last one overlapping the one before.
+static inline void bk_copy_words(uint32_t *d, const uint32_t *s, int n)
+{
+    int i = 0;
+    for (; i + 4 < n; i += 4) memcpy(d + i, s + i, 16);
+    memcpy(d + n - 4, s + n - 4, 16);
+}
+
 void bk_im2col_words(int c4, int hp, int wp, int kh, int kw, int stride, int oh, int ow,
                      const uint32_t *image, uint32_t *b, ptrdiff_t ldb)
 {
-    for (int ki = 0; ki < kh; ki++)
-        for (int kj = 0; kj < kw; kj++)
-            for (int cg = 0; cg < c4; cg++) {
-                const int g = (ki * kw + kj) * c4 + cg;
-                const uint32_t *plane = image + (size_t)cg * hp * wp;
-                uint32_t *row = b + (ptrdiff_t)g * ldb;
-                for (int oy = 0; oy < oh; oy++) {
-                    const uint32_t *s = plane + (size_t)(oy * stride + ki) * wp + kj;
-                    uint32_t *d = row + (size_t)oy * ow;
-                    if (stride == 1) {
-                        // Rows are short (4 to 28 words): fixed 16-byte copies inline, then the rest.
-                        int ox = 0;
-                        for (; ox + 4 <= ow; ox += 4) memcpy(d + ox, s + ox, 16);
-                        for (; ox < ow; ox++) d[ox] = s[ox];
-                    } else {
+    const size_t plane = (size_t)hp * wp;
+    for (int cg = 0; cg < c4; cg++) {
+        const uint32_t *p = image + cg * plane;
+        for (int ki = 0; ki < kh; ki++)
+            for (int kj = 0; kj < kw; kj++) {
+                uint32_t *d = b + (ptrdiff_t)((ki * kw + kj) * c4 + cg) * ldb;
+                const uint32_t *s = p + (size_t)ki * wp + kj;
+                if (stride == 1 && ow >= 4) {
+                    for (int oy = 0; oy < oh; oy++, d += ow, s += wp) bk_copy_words(d, s, ow);
+                } else {
+                    for (int oy = 0; oy < oh; oy++, d += ow, s += (size_t)stride * wp)
                         for (int ox = 0; ox < ow; ox++) d[ox] = s[(size_t)ox * stride];
-                    }
                 }
             }
+    }
 }
 
 // The reference: one output at a time.

@@ -140,6 +140,16 @@ struct DocumentErrorTests {
                         reason: "codec 'int4+zstd' needs protocol version 2, but the node sets 'protocol: 1' (version 1 carries float32, float16, int8 only)")
     }
 
+    @Test func unknownPrecision() throws {
+        try expectError(replacing("upstream: cloud", with: "upstream: cloud\n    precision: int4"), keyPath: "nodes[1].precision",
+                        reason: "unknown precision 'int4' (expected float32 or int8)")
+    }
+
+    @Test func int8NeedsHostedStages() throws {
+        try expectError(replacing("role: device", with: "role: device\n    precision: int8").replacingOccurrences(of: "stages: [device]", with: "stages: []"),
+                        keyPath: "nodes[0].precision", reason: "'precision: int8' needs stages to run in int8, and this node hosts none")
+    }
+
     @Test func unknownFailurePolicy() throws {
         try expectError(replacing("upstream: cloud", with: "upstream: cloud\n    onUpstreamFailure: retry"),
                         keyPath: "nodes[1].onUpstreamFailure", reason: "unknown policy 'retry' (expected degrade or fail)")

@@ -2,13 +2,17 @@
 up the Python environment and exports the graphs to ONNX_ROOT/<model folder>/<path>.onnx).
   ort_bench.py compare --model DIR... --onnx-root DIR --dataset DIR [--branchy EXE] [--paths LIST]
                        [--batches LIST] [--threads LIST] [--repeats N] [--seconds S] [--gemm-threads T] [--json FILE]
+                       [--precisions float32,int8] [--training-set DIR]
   ort_bench.py numpy-gemm --m M --n N --k K --seconds S   (one numpy timing, as JSON)
 For every model, path (`full` or a stage), batch and thread count, Branchy and ORT run in turn N times
 each, the fastest µs/sample of each kept. ORT: intra_op_num_threads = threads, one inter-op thread,
 sequential execution, every graph optimisation, an I/O binding (no Python-side copies); each figure is,
 like `branchy bench`'s, the best of three rounds of --seconds / 3. Inputs are the first `batch` test
 images scaled as Branchy does (byte / 255); a later stage's input is what the previous stage graphs make
-of them through that link's codec. Then GEMM 1024³: `branchy bench --gemm` against numpy's matmul (its
+of them through that link's codec. int8 (for a model with an int8.json, made by `branchy quantize`): Branchy
+runs `--precision int8`; ORT runs its own static quantization of the same graph (onnxruntime.quantization:
+QDQ, per-channel int8 weights, uint8 activations, MinMax ranges from the first CALIBRATION_SAMPLES images of
+the training set, --training-set). Then GEMM 1024³: `branchy bench --gemm` against numpy's matmul (its
 BLAS at the same thread count). `branchy bench` failing as a usage error before any success (a build
 without it) leaves Branchy's column "not available".
 """
@@ -16,7 +20,7 @@ import argparse, json, os, platform, subprocess, sys, time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-GEMM_SIZE, ROUNDS, CALIBRATE_SECONDS = 1024, 3, 0.05
+GEMM_SIZE, ROUNDS, CALIBRATE_SECONDS, CALIBRATION_SAMPLES = 1024, 3, 0.05, 1000
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -135,19 +139,42 @@ def stage_inputs(model, onnx_dir, images):
     return inputs
 
 
+def load_training_images(directory, count):
+    """The first `count` training images, scaled as Branchy does (byte / 255)."""
+    import branchy_numpy as bn
+    pixels = bn._read_idx(bn._idx_file(directory, "train-images-idx3-ubyte"), 0x00000803)[:count]
+    return (pixels.astype(np.float32) / np.float32(255)).reshape(pixels.shape[0], 1, pixels.shape[1], pixels.shape[2])
+
+
+def quantize_qdq(float_path, int8_path, calibration):
+    """ORT's static quantization of one graph: QDQ, per-channel int8 weights, uint8 activations, MinMax."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    import onnx
+    name = onnx.load(float_path).graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{name: calibration[i:i + 100]} for i in range(0, len(calibration), 100)])
+
+        def get_next(self):
+            return next(self.batches, None)
+    quantize_static(float_path, int8_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+
+
 def table(rows, note):
-    head = ["model", "path", "batch", "threads", "Branchy µs/sample", "ORT µs/sample", "Branchy/ORT", "throughput Branchy/ORT"]
+    head = ["model", "path", "precision", "batch", "threads", "Branchy µs/sample", "ORT µs/sample", "Branchy/ORT", "throughput Branchy/ORT"]
     lines = []
     for r in rows:
         b, o = r["branchyUsPerSample"], r["ortUsPerSample"]
-        lines.append([r["model"], r["path"], str(r["batch"]), str(r["threads"]),
+        lines.append([r["model"], r["path"], r.get("precision", "float32"), str(r["batch"]), str(r["threads"]),
                       f"{b:.2f}" if b is not None else ("failed" if r.get("branchyError") else "not available"), f"{o:.2f}",
                       f"{b / o:.2f}x" if b is not None else "-", f"{o / b:.2f}x" if b is not None and r["batch"] > 1 else "-"])
     widths = [max([len(h)] + [len(l[i]) for l in lines]) for i, h in enumerate(head)]
     out = [note] if note else []
     if any(r.get("branchyError") for r in rows):
         out.append("failed: branchy bench exited with an error for that configuration (see results JSON)")
-    return "\n".join(out + ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) for cells in [head] + lines])
+    return "\n".join(out + ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) for cells in [head] + lines])
 
 
 def interleaved(repeats, branchy_call, other_call, error):
@@ -163,6 +190,25 @@ def interleaved(repeats, branchy_call, other_call, error):
     return mine, other, error
 
 
+def run_row(args, branchy, model, model_dir, path, precision, batch, t, graph, x):
+    """One configuration: Branchy and ORT in turn, the best of each kept."""
+    mine, ort_times, error = interleaved(
+        args.repeats, lambda: branchy.run("models", "usPerSample", ["--model", model_dir, "--path", path, "--batch", batch, "--threads", t,
+                                                                   "--precision", precision, "--seconds", f"{args.seconds:g}"]),
+        ort_case(graph, t, x, args.seconds), branchy.unavailable)
+    row = {"model": model.name, "path": path, "precision": precision, "batch": batch, "threads": t, "ortUsPerSample": min(ort_times),
+           "ortUsPerSampleRuns": ort_times, "branchyUsPerSample": min(mine) if mine and error is None else None,
+           "branchyUsPerSampleRuns": mine}
+    if row["branchyUsPerSample"] is not None:
+        row["branchyOverOrt"] = row["branchyUsPerSample"] / row["ortUsPerSample"]
+    if error and not branchy.unavailable:
+        row["branchyError"] = error
+        log(f"branchy bench failed for {model.name} {path} {precision} batch {batch} threads {t}: {error}")
+    log(f"{model.name} {path} {precision} batch {batch} threads {t}: ORT {row['ortUsPerSample']:.2f} µs/sample"
+        + (f", Branchy {row['branchyUsPerSample']:.2f}" if row["branchyUsPerSample"] is not None else ""))
+    return row
+
+
 def compare(args):
     import onnxruntime as ort
     import branchy_onnx as bx
@@ -171,31 +217,35 @@ def compare(args):
         log(f"branchy bench not available: {branchy.unavailable}")
     threads, batches = [int(t) for t in args.threads.split(",") if t], [int(b) for b in args.batches.split(",") if b]
     images = bx.load_test_set(args.dataset)[0][:max(batches)]
-    load_before, rows = os.getloadavg(), []
+    precisions = [p for p in args.precisions.split(",") if p]
+    load_before, rows, notes = os.getloadavg(), [], []
     for model_dir in args.model:
         model = bx.Model(model_dir)
         onnx_dir = os.path.join(args.onnx_root, os.path.basename(os.path.normpath(model_dir)))
         inputs = stage_inputs(model, onnx_dir, images)
-        for path in args.paths.split(",") if args.paths else ["full"] + model.stage_names():
+        paths = args.paths.split(",") if args.paths else ["full"] + model.stage_names()
+        for path in paths:
             if path not in inputs:
                 raise SystemExit(f"ort_bench: model {model.name} has no path {path} (full, {', '.join(model.stage_names())})")
-            for batch in batches:
-                for t in threads:
-                    mine, ort_times, error = interleaved(
-                        args.repeats, lambda: branchy.run("models", "usPerSample", ["--model", model_dir, "--path", path, "--batch", batch,
-                                                                                   "--threads", t, "--seconds", f"{args.seconds:g}"]),
-                        ort_case(os.path.join(onnx_dir, f"{path}.onnx"), t, inputs[path][:batch], args.seconds), branchy.unavailable)
-                    row = {"model": model.name, "path": path, "batch": batch, "threads": t, "ortUsPerSample": min(ort_times),
-                           "ortUsPerSampleRuns": ort_times, "branchyUsPerSample": min(mine) if mine and error is None else None,
-                           "branchyUsPerSampleRuns": mine}
-                    if row["branchyUsPerSample"] is not None:
-                        row["branchyOverOrt"] = row["branchyUsPerSample"] / row["ortUsPerSample"]
-                    if error and not branchy.unavailable:
-                        row["branchyError"] = error
-                        log(f"branchy bench failed for {model.name} {path} batch {batch} threads {t}: {error}")
-                    rows.append(row)
-                    log(f"{model.name} {path} batch {batch} threads {t}: ORT {row['ortUsPerSample']:.2f} µs/sample"
-                        + (f", Branchy {row['branchyUsPerSample']:.2f}" if row["branchyUsPerSample"] is not None else ""))
+        for precision in precisions:
+            if precision == "int8":
+                if not os.path.exists(os.path.join(model_dir, "int8.json")):
+                    notes.append(f"{model.name}: no int8.json (run branchy quantize), so no int8 rows")
+                    continue
+                if not args.training_set:
+                    notes.append(f"{model.name}: no training set to calibrate ONNX Runtime's int8 model on, so no int8 rows")
+                    continue
+                calibration = stage_inputs(model, onnx_dir, load_training_images(args.training_set, CALIBRATION_SAMPLES))
+                for path in paths:
+                    log(f"{model.name} {path}: ONNX Runtime static quantization (QDQ, per channel)")
+                    quantize_qdq(os.path.join(onnx_dir, f"{path}.onnx"), os.path.join(onnx_dir, f"{path}.int8.onnx"), calibration[path])
+            for path in paths:
+                for batch in batches:
+                    for t in threads:
+                        graph = os.path.join(onnx_dir, f"{path}.int8.onnx" if precision == "int8" else f"{path}.onnx")
+                        rows.append(run_row(args, branchy, model, model_dir, path, precision, batch, t, graph, inputs[path][:batch]))
+    for note in notes:
+        log(note)
     t, size = args.gemm_threads, GEMM_SIZE
     mine, numpy_runs, error = interleaved(
         args.repeats, lambda: branchy.run("gemm", "gflops", ["--gemm", "--m", size, "--n", size, "--k", size, "--threads", t, "--seconds", f"{args.seconds:g}"]),
@@ -214,7 +264,8 @@ def compare(args):
     print("\n".join([(f"Branchy kernels {branchy.isa}; " if branchy.isa else "") + f"ONNX Runtime {ort.__version__}, numpy {np.__version__} "
                      f"({gemm['blas']}); best of {args.repeats} interleaved run(s) of {args.seconds:g} s each; "
                      f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after", "",
-                     table(rows, f"branchy bench not available: {branchy.unavailable}" if branchy.unavailable else None), "", g]))
+                     table(rows, f"branchy bench not available: {branchy.unavailable}" if branchy.unavailable else None)]
+                    + notes + ["", g]))
     if args.json:
         cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor() or "unknown")
         with open(args.json, "w") as f:
@@ -240,6 +291,8 @@ def main():
     c.add_argument("--seconds", type=float, default=0.3, help="work per repeat")
     c.add_argument("--gemm-threads", type=int, default=2)
     c.add_argument("--json", help="write the results as JSON to this file")
+    c.add_argument("--precisions", default="float32", help="comma-separated: float32, int8")
+    c.add_argument("--training-set", help="IDX training set folder (int8: ONNX Runtime's calibration images)")
     g = sub.add_parser("numpy-gemm")
     for k in ("--m", "--n", "--k"):
         g.add_argument(k, type=int, default=GEMM_SIZE)

@@ -15,14 +15,18 @@ struct Int8ConvStep: CompiledStep {
     var perSample: Bool { false }
 
     func runGroup(_ n: Int, _ x: UnsafePointer<Float>, _ inCount: Int, _ y: UnsafeMutablePointer<Float>, _ run: GroupRun) {
-        // One sample without pooling: the map is already the compact output.
-        if n == 1 && pool == nil {
-            conv.run(1, x, xStride: inCount, buffer: run.workspace.buffer(0) + bufferOffset, map: y, relu: relu)
-            return
+        // A sample at a time: its im2col words stay in the first-level cache across the panels of
+        // output channels, and without pooling the map is the compact output itself (no copy).
+        let buffer = run.workspace.buffer(0) + bufferOffset, map = run.workspace.buffer(1)
+        for s in 0..<n {
+            let out = y + s * outputCount
+            if pool == nil {
+                conv.run(1, x + s * inCount, xStride: inCount, buffer: buffer, map: out, relu: relu)
+            } else {
+                conv.run(1, x + s * inCount, xStride: inCount, buffer: buffer, map: map, relu: relu)
+                conv.unpack(map, samples: 1, image: 0, pool: pool, isa: isa, into: out)
+            }
         }
-        let map = run.workspace.buffer(1)
-        conv.run(n, x, xStride: inCount, buffer: run.workspace.buffer(0) + bufferOffset, map: map, relu: relu)
-        for s in 0..<n { conv.unpack(map, samples: n, image: s, pool: pool, isa: isa, into: y + s * outputCount) }
     }
 }
 
