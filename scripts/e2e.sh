@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end checks with real processes over TLS on loopback: the local cluster (topology/local.yaml:
 # calibration frontier, 10,000 samples with a complete report whose HTML renders, the answers of
-# `branchy eval`, also over protocol version 1, request bytes below a raw image, TLS refusals, SIGTERM),
+# `branchy eval`, also over protocol version 1 and with every node at `precision: int8`, request bytes below
+# a raw image, TLS refusals, SIGTERM),
 # the binarised model (b-lenet3-bin.yaml, 20x below the measured raw offload of cloud-only.yaml), four
 # devices at once (fanin.yaml), and the suites cifar-check.sh, netem.sh --short and netns-cluster.sh
 # (--cloud-replicas 2, with and without --replicas-by-name; these need root). Prints `ok - NAME` or
@@ -140,6 +141,13 @@ check_local_down() {
     echo "$out" >&2
     ! grep -m 1 '^killed' <<< "$out"
 }
+check_int8() {   # every node with `precision: int8`: the answers of branchy eval, which runs the same stages in int8
+    topology_with "$LOCAL" "$work/local-int8.yaml" device.precision=int8 edge.precision=int8 cloud.precision=int8 \
+        && [ "$(topology_query "$work/local-int8.yaml" '[n["precision"] for n in t["nodes"]]' | sort -u)" = int8 ] \
+        || { echo "could not write the int8 topology"; return 1; }
+    through "$work/local-int8.yaml" "$work/local-int8" 2000 --limit 2000 && same_as_eval "$work/local-int8.yaml" "$work/local-int8" --limit 2000 \
+        && grep -q "convolutions in int8" "$work/local-int8-eval.out" || { echo "branchy eval did not run int8: $(head -n 1 "$work/local-int8-eval.out")"; return 1; }
+}
 check_fanin() {   # four devices at once through two edges into one cloud
     cluster down "$FANIN"; cluster up "$FANIN" || return 1
     local d problems="" devices
@@ -214,6 +222,7 @@ run_check "edge refuses a certificate for another name (intruder)" check_tls_int
 run_check "edge refuses the cloud's certificate" check_tls_other_node_cert
 run_check "edge refuses plain TCP" check_plaintext_refused
 run_check "local cluster stops on SIGTERM" check_local_down
+run_check "every node at precision: int8, 2,000 samples: same answers as branchy eval in int8" check_int8
 run_check "fan-in: four devices at once" check_fanin
 run_check "CIFAR-10 path on a synthetic set: train, eval, calibrate, shape check, cluster (cifar-check.sh)" check_cifar
 run_check "emulated links: Branchy and cloud-only, every sample answered (netem.sh --short)" check_netem

@@ -49,7 +49,7 @@ struct Eval: ParsableCommand {
             print(String(decoding: try enc.encode(report), as: UTF8.self))
         } else {
             print("model \(model.spec.name) (\(model.fingerprintHex.prefix(16))) on \(try options.datasetPath())\(options.topology.map { ", as topology \($0) runs it" } ?? "")"
-                  + (int8.map { ", \($0.activations.count) convolutions in int8" } ?? ""))
+                  + (int8.map { ", convolutions in int8 (\($0.activations.count) calibrated; those with fewer than 4 input channels stay float32)" } ?? ""))
             print(report.table, terminator: "")
         }
     }

@@ -85,6 +85,7 @@ struct TopologyShow: ParsableCommand {
             "maxBatch": node.maxBatch,
             "maxBatchDelayMicros": node.maxBatchDelayMicros,
             "protocolVersion": node.protocolVersion,
+            "precision": node.precision.rawValue,
             "tls": ["ca": node.tls.ca.path, "cert": node.tls.cert.path, "key": node.tls.key.path],
             "limits": [
                 "handshakeTimeoutMillis": node.limits.handshakeTimeoutMillis,
