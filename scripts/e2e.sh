@@ -145,8 +145,9 @@ check_int8() {   # every node with `precision: int8`: the answers of branchy eva
     topology_with "$LOCAL" "$work/local-int8.yaml" device.precision=int8 edge.precision=int8 cloud.precision=int8 \
         && [ "$(topology_query "$work/local-int8.yaml" '[n["precision"] for n in t["nodes"]]' | sort -u)" = int8 ] \
         || { echo "could not write the int8 topology"; return 1; }
-    through "$work/local-int8.yaml" "$work/local-int8" 2000 --limit 2000 && same_as_eval "$work/local-int8.yaml" "$work/local-int8" --limit 2000 \
-        && grep -q "convolutions in int8" "$work/local-int8-eval.out" || { echo "branchy eval did not run int8: $(head -n 1 "$work/local-int8-eval.out")"; return 1; }
+    through "$work/local-int8.yaml" "$work/local-int8" 2000 --limit 2000 || return 1
+    same_as_eval "$work/local-int8.yaml" "$work/local-int8" --limit 2000 || return 1
+    grep -q "convolutions in int8" "$work/local-int8-eval.out" || { echo "branchy eval did not run int8: $(head -n 1 "$work/local-int8-eval.out")"; return 1; }
 }
 check_fanin() {   # four devices at once through two edges into one cloud
     cluster down "$FANIN"; cluster up "$FANIN" || return 1

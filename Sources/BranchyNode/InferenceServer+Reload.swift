@@ -5,7 +5,7 @@ import NIOConcurrencyHelpers
 
 extension InferenceServer {
     /// Re-reads the topology at `path` (on SIGHUP) and applies what may change while serving:
-    /// thresholds, the upstream codec, failure policy, deadline and window, the upstream's
+    /// thresholds, the upstream codec, failure policy, deadline and window, `precision:`, the upstream's
     /// replicas, and the handshake and idle timeouts of new connections. Requests in flight finish
     /// with what they started with; the next ones use the new values. A topology that does not
     /// load, or that changes what needs a restart (name, role, stages, model, addresses, TLS
@@ -63,6 +63,7 @@ extension InferenceServer {
         var out: [String] = []
         if old.policy != new.policy { out.append("thresholds \(old.policy.thresholds) -> \(new.policy.thresholds)") }
         if a.codec != b.codec { out.append("codec \(a.codec) -> \(b.codec)") }
+        if a.precision != b.precision { out.append("precision \(a.precision.rawValue) -> \(b.precision.rawValue)") }
         if a.onUpstreamFailure != b.onUpstreamFailure { out.append("onUpstreamFailure \(a.onUpstreamFailure.rawValue) -> \(b.onUpstreamFailure.rawValue)") }
         if a.deadlineMillis != b.deadlineMillis { out.append("deadlineMs \(a.deadlineMillis) -> \(b.deadlineMillis)") }
         if a.maxInFlight != b.maxInFlight { out.append("maxInFlight \(a.maxInFlight) -> \(b.maxInFlight)") }

@@ -44,12 +44,17 @@ public struct ActivationQuantization: Codable, Sendable, Hashable {
 
     /// The quantization covering [lo, hi] (widened to include 0, so that 0 is exact and the zero
     /// border of a convolution is the zero point).
+    /// A span below ``minimumSpan`` (or not finite) gets the scale 1: its reciprocal, which the
+    /// quantization multiplies by, must stay finite.
     public init(min lo: Float, max hi: Float) {
         let lo = Swift.min(lo.isFinite ? lo : 0, 0), hi = Swift.max(hi.isFinite ? hi : 0, 0)
         let span = hi - lo
-        scale = span > 0 ? span / 255 : 1
-        zeroPoint = Swift.min(255, Swift.max(0, Int((-lo / scale).rounded())))
+        scale = span >= Self.minimumSpan && span.isFinite ? span / 255 : 1
+        zeroPoint = Int(Swift.min(255, Swift.max(0, (-lo / scale).rounded())))
     }
+
+    /// The narrowest range quantized over its own span (narrower ones use the scale 1).
+    public static let minimumSpan: Float = 1e-30
 }
 
 /// A convolution run in int8: the input quantized to unsigned bytes with one scale, the

@@ -18,6 +18,14 @@
 #include <immintrin.h>
 #endif
 
+// Word r of a packed weight group (four int8 weights), read without aliasing an int8_t array as int32_t.
+static inline int32_t bk_weight_word(const int8_t *group, int r)
+{
+    int32_t w;
+    memcpy(&w, group + (size_t)r * 4, sizeof w);
+    return w;
+}
+
 int bk_qisa_supported(int qisa)
 {
     switch (qisa) {
@@ -229,13 +237,14 @@ static void bk_qconv_baseline(int m, int k4, const int8_t *pw, const uint32_t *b
     for (int o = 0; o < m; o++) {
         const int8_t *wp = pw + (size_t)(o / BK_QMR) * k4 * BK_QMR * 4 + (size_t)(o % BK_QMR) * 4;
         for (int q = 0; q < columns; q++) {
-            int32_t acc = 0;
+            // Unsigned arithmetic wraps as the vector paths' 32-bit lanes do (reached only past ~66,000 groups).
+            uint32_t acc = 0;
             for (int g = 0; g < k4; g++) {
                 uint32_t word = b[(ptrdiff_t)g * ldb + q];
                 const int8_t *wg = wp + (size_t)g * BK_QMR * 4;
-                for (int j = 0; j < 4; j++) acc += (int32_t)((word >> (8 * j)) & 0xff) * (int32_t)wg[j];
+                for (int j = 0; j < 4; j++) acc += (uint32_t)((int32_t)((word >> (8 * j)) & 0xff) * (int32_t)wg[j]);
             }
-            float v = fmaf((float)(acc - correction[o]), scale[o], bias[o]);
+            float v = fmaf((float)(int32_t)(acc - (uint32_t)correction[o]), scale[o], bias[o]);
             y[(ptrdiff_t)o * ldy + q] = relu && !(v > 0) ? 0 : v;
         }
     }
@@ -258,9 +267,9 @@ static void bk_qconv_avx2(int m, int k4, const int8_t *pw, const uint32_t *b, pt
             for (int g = 0; g < k4; g++) {
                 const __m256i bv = _mm256_loadu_si256((const __m256i *)(b + (ptrdiff_t)g * ldb + q));
                 const __m256i beven = _mm256_and_si256(bv, low), bodd = _mm256_srli_epi16(bv, 8);
-                const int32_t *wg = (const int32_t *)(panel + (size_t)g * BK_QMR * 4);
+                const int8_t *wg = panel + (size_t)g * BK_QMR * 4;
                 for (int r = 0; r < BK_QMR; r++) {
-                    const __m256i w = _mm256_set1_epi32(wg[r]);
+                    const __m256i w = _mm256_set1_epi32(bk_weight_word(wg, r));
                     const __m256i weven = _mm256_srai_epi16(_mm256_slli_epi16(w, 8), 8), wodd = _mm256_srai_epi16(w, 8);
                     acc[r] = _mm256_add_epi32(acc[r], _mm256_add_epi32(_mm256_madd_epi16(beven, weven), _mm256_madd_epi16(bodd, wodd)));
                 }
@@ -295,9 +304,9 @@ static inline void bk_qtile_vnni(int rows, int o0, int k4, const int8_t *panel, 
     if (nv == 2) {
         for (int g = 0; g < k4; g++, bq += ldb) {
             const __m512i b0 = _mm512_loadu_si512(bq), b1 = _mm512_loadu_si512(bq + 16);
-            const int32_t *wg = (const int32_t *)(panel + (size_t)g * BK_QMR * 4);
+            const int8_t *wg = panel + (size_t)g * BK_QMR * 4;
             for (int r = 0; r < BK_QMR; r++) {
-                const __m512i w = _mm512_set1_epi32(wg[r]);
+                const __m512i w = _mm512_set1_epi32(bk_weight_word(wg, r));
                 a0[r] = _mm512_dpbusd_epi32(a0[r], b0, w);
                 a1[r] = _mm512_dpbusd_epi32(a1[r], b1, w);
             }
@@ -305,8 +314,8 @@ static inline void bk_qtile_vnni(int rows, int o0, int k4, const int8_t *panel, 
     } else {
         for (int g = 0; g < k4; g++, bq += ldb) {
             const __m512i b0 = _mm512_loadu_si512(bq);
-            const int32_t *wg = (const int32_t *)(panel + (size_t)g * BK_QMR * 4);
-            for (int r = 0; r < BK_QMR; r++) a0[r] = _mm512_dpbusd_epi32(a0[r], b0, _mm512_set1_epi32(wg[r]));
+            const int8_t *wg = panel + (size_t)g * BK_QMR * 4;
+            for (int r = 0; r < BK_QMR; r++) a0[r] = _mm512_dpbusd_epi32(a0[r], b0, _mm512_set1_epi32(bk_weight_word(wg, r)));
         }
     }
     const __mmask16 tail = (__mmask16)((1u << n) - 1u);

@@ -3,6 +3,7 @@ import BranchyData
 import BranchyModel
 import BranchyReport
 import BranchyTensor
+import BranchyTopology
 import BranchyTraining
 import Foundation
 
@@ -30,6 +31,8 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Topology whose device path gives each link's codec (default: device, edge and cloud with --codec).") var topology: String?
     @Option(help: "With --topology: the device whose path is calibrated (default: the first).") var device: String?
     @Option(help: "Without --topology: the codec of each link, e.g. sign,int4+zstd (default: the model's).") var codec: String?
+    @Option(help: "Without --topology: the arithmetic of the convolutions, float32 or int8 (the model's int8.json); with --topology, each node's `precision:`.")
+    var precision: String?
     @Option(help: "Accuracy floor: at most this many points below the final exit alone.") var maxAccuracyDrop: Double?
     @Option(help: "Byte budget: at most this many bytes per sample on the wire, all links.") var byteBudget: Double?
     @Option(help: "Minimise bytes (default), or mean-latency or p99-latency under --link-model.") var minimise: Objective = .bytes
@@ -42,6 +45,8 @@ struct Calibrate: ParsableCommand {
         if let d = maxAccuracyDrop, !(d >= 0) { throw ValidationError("--max-accuracy-drop must be 0 or more points") }
         if let b = byteBudget, !(b > 0) { throw ValidationError("--byte-budget must be a positive number of bytes") }
         if codec != nil && topology != nil { throw ValidationError("give --codec or --topology, not both") }
+        if precision != nil && topology != nil { throw ValidationError("give --precision or --topology (whose nodes set `precision:`), not both") }
+        if let precision, precision != "float32" && precision != "int8" { throw ValidationError("--precision: unknown '\(precision)' (expected float32 or int8)") }
         if minimise != .bytes && linkModel == nil { throw ValidationError("--minimise \(minimise.rawValue) needs --link-model (e.g. 5ms:1mbit,40ms:10mbit)") }
         if let linkModel { _ = try LinkModel.parse(linkModel) }
     }
@@ -83,8 +88,12 @@ struct Calibrate: ParsableCommand {
             throw ValidationError("\(heldOut ?? data): images are \(held.shapeDescription) but the model expects \(m.spec.input)")
         }
         printError("calibrating on \(held.count) held-out \(heldOut == nil ? "training " : "")samples, links \(cost.codecs.map { $0?.name ?? "-" }.joined(separator: ","))")
+        // The exits as the nodes compute them: in int8 where they run int8.
+        let int8 = try int8Calibration(model: m, precision: precision,
+                                       topology: try topology.map { try Topology.load(contentsOf: URL(fileURLWithPath: $0), checkFiles: false) },
+                                       topologyPath: topology, device: device)
         let trace = try Evaluator.trace(network: network, data: held, links: cost.linkCodecs, progress: true,
-                                        measure: { cost.requestBytes(stage: $0, item: $1) })
+                                        measure: { cost.requestBytes(stage: $0, item: $1) }, int8: int8)
         let links = try linkModel.map { try LinkModel.parse($0) }
         let frontier = Frontier(trace: trace, cost: cost, grid: Calibrate.grid, links: links)
         // The floor is relative to the float model: every link float32, the final exit alone.

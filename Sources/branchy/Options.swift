@@ -52,22 +52,31 @@ struct ModelOptions: ParsableArguments {
     /// `--topology`, those of the stages that nodes with `precision: int8` host on the device's
     /// path to the root; else none.
     func int8Calibration(model m: Model) throws -> Int8Calibration? {
-        if precision == "int8" { return try Int8Calibration.load(for: m) }
-        guard let path = topology, let t = try loadedTopology() else { return nil }
-        guard let start = device.map({ t.node(named: $0) }) ?? t.nodes.first(where: { $0.role == .device }) else {
-            throw ValidationError("\(path): no device '\(device ?? "")' to follow to the root")
-        }
-        let stageNames = m.network.stages.map(\.name)
-        var stages: Set<Int> = []
-        var node: NodeConfig? = start
-        var visited: Set<String> = []
-        while let n = node, visited.insert(n.name).inserted {
-            if n.precision == .int8 { stages.formUnion(n.stages.compactMap { stageNames.firstIndex(of: $0) }) }
-            node = n.upstream.flatMap { t.node(named: $0) }
-        }
-        guard !stages.isEmpty else { return nil }
-        return try Int8Calibration.load(for: m, stages: stages).restricted(to: m.network, stages: stages)
+        try branchy.int8Calibration(model: m, precision: precision, topology: try loadedTopology(), topologyPath: topology, device: device)
     }
+}
+
+/// The int8 calibration a run uses: every convolution's with `precision` int8; with a topology, those
+/// of the stages that nodes with `precision: int8` host on the device's path to the root; else none.
+func int8Calibration(model m: Model, precision: String?, topology t: Topology?, topologyPath path: String?, device: String?) throws -> Int8Calibration? {
+    if precision == "int8" { return try Int8Calibration.load(for: m) }
+    guard let t, let path else { return nil }
+    guard let start = device.map({ t.node(named: $0) }) ?? t.nodes.first(where: { $0.role == .device }) else {
+        throw ValidationError("\(path): no device '\(device ?? "")' to follow to the root")
+    }
+    let stageNames = m.network.stages.map(\.name)
+    var stages: Set<Int> = []
+    var node: NodeConfig? = start
+    var visited: Set<String> = []
+    while let n = node, visited.insert(n.name).inserted {
+        if n.precision == .int8 { stages.formUnion(n.stages.compactMap { stageNames.firstIndex(of: $0) }) }
+        node = n.upstream.flatMap { t.node(named: $0) }
+    }
+    guard !stages.isEmpty else { return nil }
+    return try Int8Calibration.load(for: m, stages: stages).restricted(to: m.network, stages: stages)
+}
+
+extension ModelOptions {
 
     /// The topology given with `--topology`, loaded without its certificates; nil without it.
     func loadedTopology() throws -> Topology? {

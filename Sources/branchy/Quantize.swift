@@ -49,7 +49,9 @@ struct Quantize: ParsableCommand {
         var heldOutSamples: Int
         var testSamples: Int
         var qisa: String
+        /// Convolutions calibrated, and those that run in int8 (fewer than 4 input channels stay float32).
         var convolutions: Int
+        var int8Convolutions: Int
         var exits: [ExitComparison]
         var file: String?
     }
@@ -87,14 +89,16 @@ struct Quantize: ParsableCommand {
             file = url.path
         }
         let summary = Summary(model: m.spec.name, heldOutSamples: held.count, testSamples: testSet.count, qisa: QuantizedISA.active.description,
-                              convolutions: calibration.activations.count, exits: exits, file: file)
+                              convolutions: calibration.activations.count,
+                              int8Convolutions: CompiledNetwork(network, int8: calibration).quantizedConvolutions, exits: exits, file: file)
         if json {
             let e = JSONEncoder()
             e.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try e.encode(summary), as: UTF8.self))
             return
         }
-        print("model \(m.spec.name): \(summary.convolutions) convolutions in int8 (\(summary.qisa)), ranges from \(held.count) held-out samples")
+        print("model \(m.spec.name): \(summary.int8Convolutions) of \(summary.convolutions) convolutions in int8 (\(summary.qisa); those with "
+              + "fewer than 4 input channels stay float32), ranges from \(held.count) held-out samples")
         print("exit alone on \(testSet.count) test samples   float32    int8   drop (points)")
         for e in exits {
             print(e.exit.padding(toLength: 36, withPad: " ", startingAt: 0)

@@ -24,7 +24,8 @@ struct Sweep: ParsableCommand {
 
     func run() throws {
         let (model, data, codec) = try options.load()
-        let trace = try Evaluator.trace(network: model.network, data: data, limit: options.limit, links: codec, progress: true)
+        let trace = try Evaluator.trace(network: model.network, data: data, limit: options.limit, links: codec, progress: true,
+                                        int8: try options.int8Calibration(model: model))
         let points = BranchyTraining.Sweep.run(trace: trace, grid: grid == "paper" ? BranchyTraining.Sweep.paperGrid : BranchyTraining.Sweep.fineGrid)
         let finalOnly = EvalReport(trace: trace, policy: ExitPolicy(thresholds: [Float](repeating: 0, count: trace.exitNames.count - 1)), codec: "").finalOnlyAccuracy
         let shown = all ? points : BranchyTraining.Sweep.frontier(points)

@@ -107,6 +107,9 @@ import Testing
         var reversed = good
         reversed.activations["edge.trunk.conv1"] = .init(min: 2, max: 1)
         #expect(problem(reversed).contains("activations.edge.trunk.conv1"))
+        var wide = good
+        wide.activations["cloud.trunk.conv1"] = .init(min: -3e38, max: 3e38)
+        #expect(problem(wide).contains("of finite width"))
         var format = good
         format.format = "other"
         #expect(problem(format).contains("format is 'other'"))

@@ -105,5 +105,10 @@ import Testing
         #expect(image.zeroPoint == 64 && image.scale == 4 / 255)
         let flat = ActivationQuantization(min: 0, max: 0)
         #expect(flat.scale == 1 && flat.zeroPoint == 0)
+        // Spans whose scale or its reciprocal would not be finite get the scale 1.
+        let tiny = ActivationQuantization(min: 0, max: 1e-40)
+        #expect(tiny.scale == 1 && tiny.zeroPoint == 0)
+        let huge = ActivationQuantization(min: -3e38, max: 3e38)
+        #expect(huge.scale == 1 && (0...255).contains(huge.zeroPoint))
     }
 }

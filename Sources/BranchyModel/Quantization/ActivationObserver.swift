@@ -9,11 +9,12 @@ public final class ActivationObserver: @unchecked Sendable {
 
     public init() {}
 
-    /// Widens `key`'s range to cover `count` floats at x (NaN ignored).
+    /// Widens `key`'s range to cover `count` floats at x (NaN and ±∞ ignored: a range must be finite).
     func observe(_ key: String, _ x: UnsafePointer<Float>, count: Int) {
         var lo = Float.infinity, hi = -Float.infinity
         for i in 0..<count {
             let v = x[i]
+            guard v.isFinite else { continue }
             if v < lo { lo = v }
             if v > hi { hi = v }
         }

@@ -71,8 +71,8 @@ public struct Int8Calibration: Codable, Sendable, Equatable {
         }
         guard c.format == "branchy-int8" else { throw Int8CalibrationError(file: url.path, reason: "format is '\(c.format)', expected 'branchy-int8'") }
         guard c.version == 1 else { throw Int8CalibrationError(file: url.path, reason: "version \(c.version) is not supported (1 is)") }
-        for (key, r) in c.activations.sorted(by: { $0.key < $1.key }) where !(r.min.isFinite && r.max.isFinite && r.min <= r.max) {
-            throw Int8CalibrationError(file: url.path, reason: "activations.\(key): range [\(r.min), \(r.max)] is not a finite, ordered range")
+        for (key, r) in c.activations.sorted(by: { $0.key < $1.key }) where !(r.min.isFinite && r.max.isFinite && r.min <= r.max && (r.max - r.min).isFinite) {
+            throw Int8CalibrationError(file: url.path, reason: "activations.\(key): range [\(r.min), \(r.max)] is not a finite, ordered range of finite width")
         }
         return c
     }
